@@ -1,0 +1,43 @@
+"""tinynet: a from-scratch neural-network library on NumPy, with hand-written backprop.
+
+Every layer has a readable ``forward`` and ``backward``; convolutions and pooling run on
+numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
+"""
+
+from . import datasets, errors, init, kernels, layers, losses, models, optim
+from .errors import (
+    DatasetError,
+    ModelFileError,
+    NotTrainedForwardError,
+    ShapeError,
+    TinynetError,
+    TrainingDivergedError,
+)
+from .gradcheck import GradcheckResult, gradcheck
+from .history import History
+from .model import Sequential
+from .serialization import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential",
+    "History",
+    "load_model",
+    "gradcheck",
+    "GradcheckResult",
+    "layers",
+    "losses",
+    "optim",
+    "models",
+    "datasets",
+    "init",
+    "kernels",
+    "errors",
+    "TinynetError",
+    "ShapeError",
+    "NotTrainedForwardError",
+    "TrainingDivergedError",
+    "ModelFileError",
+    "DatasetError",
+]

@@ -1,0 +1,40 @@
+"""Exceptions raised by tinynet.
+
+Every error tinynet raises on purpose derives from :class:`TinynetError`, and also from
+the built-in type a NumPy user would expect (``ValueError``, ``TypeError``, ...), so
+``except ValueError`` keeps working. Messages say what was received, what was expected
+and how to fix it.
+"""
+
+__all__ = [
+    "TinynetError",
+    "ShapeError",
+    "NotTrainedForwardError",
+    "TrainingDivergedError",
+    "ModelFileError",
+    "DatasetError",
+]
+
+
+class TinynetError(Exception):
+    """Base class of every error tinynet raises on purpose."""
+
+
+class ShapeError(TinynetError, ValueError):
+    """An array has the wrong rank or shape for the layer or call it was given to."""
+
+
+class NotTrainedForwardError(TinynetError, RuntimeError):
+    """``backward`` was called without a preceding ``forward(x, training=True)``."""
+
+
+class TrainingDivergedError(TinynetError, FloatingPointError):
+    """The loss or a gradient became NaN or infinite during ``fit``."""
+
+
+class ModelFileError(TinynetError, ValueError):
+    """A model or checkpoint file is missing, truncated, corrupted or inconsistent."""
+
+
+class DatasetError(TinynetError, OSError):
+    """A data set file could not be found, downloaded, verified or parsed."""

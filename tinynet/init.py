@@ -1,0 +1,43 @@
+"""Weight initialisers and the one way tinynet turns a seed into a random generator.
+
+He (Kaiming) normal keeps the variance of activations constant through ReLU layers:
+``W ~ N(0, 2 / fan_in)``. Glorot (Xavier) uniform does the same for symmetric
+activations such as tanh: ``W ~ U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["as_generator", "he_normal", "glorot_uniform", "INITIALIZERS"]
+
+
+def as_generator(rng):
+    """A ``numpy.random.Generator`` from a Generator, an int seed, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"Expected a numpy.random.Generator, an int seed or None; received {rng!r}.")
+
+
+def he_normal(shape, fan_in, fan_out, rng, dtype=np.float32):
+    """Samples of ``N(0, 2 / fan_in)``: He et al. (2015), for layers followed by ReLU."""
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+def glorot_uniform(shape, fan_in, fan_out, rng, dtype=np.float32):
+    """Samples of ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``: Glorot & Bengio (2010)."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+#: Initialisers by the name the layers accept in their ``init`` argument.
+INITIALIZERS = {"he_normal": he_normal, "glorot_uniform": glorot_uniform}
+
+
+def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
+    """Draw weights with the initialiser named ``init``, or a ValueError listing the names."""
+    if init not in INITIALIZERS:
+        raise ValueError(f"{owner} received init={init!r}; expected one of {sorted(INITIALIZERS)}.")
+    return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)

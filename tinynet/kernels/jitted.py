@@ -1,0 +1,142 @@
+"""numba-compiled kernels: the same functions as :mod:`tinynet.kernels.reference`, as loops.
+
+Each function here is the fast twin of the reference function with the same name minus
+``_reference``, takes the same arguments and returns the same arrays (the tests check it
+on every shape they draw). Why loops: the reference versions build ``kh*kw`` strided
+slices and temporaries; a loop writes every output element once, in memory order, and
+``prange`` splits the batch across threads (each image is independent, so there are no
+write races, even in the scatter-adds of the backward kernels).
+
+All functions are compiled lazily on first call and cached on disk (``cache=True``), so a
+later process starts without compiling. Integer arguments must be Python ints (int64)
+and arrays C-contiguous: that keeps one compiled signature per dtype.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "maxpool_forward",
+    "maxpool_backward",
+    "avgpool_forward",
+    "avgpool_backward",
+]
+
+
+@njit(parallel=True, cache=True)
+def im2col(x, kh, kw, sh, sw, ph, pw):
+    n, c, h, w = x.shape
+    out_h = (h + 2 * ph - kh) // sh + 1
+    out_w = (w + 2 * pw - kw) // sw + 1
+    cols = np.empty((n, c * kh * kw, out_h * out_w), dtype=x.dtype)
+    for b in prange(n):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (ch * kh + i) * kw + j
+                    for y in range(out_h):
+                        src_y = y * sh - ph + i
+                        inside_y = 0 <= src_y < h
+                        for xo in range(out_w):
+                            src_x = xo * sw - pw + j
+                            if inside_y and 0 <= src_x < w:
+                                cols[b, row, y * out_w + xo] = x[b, ch, src_y, src_x]
+                            else:
+                                cols[b, row, y * out_w + xo] = 0
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
+    n, c, h, w = x_shape
+    out_h = (h + 2 * ph - kh) // sh + 1
+    out_w = (w + 2 * pw - kw) // sw + 1
+    dx = np.zeros((n, c, h, w), dtype=cols.dtype)
+    for b in prange(n):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (ch * kh + i) * kw + j
+                    for y in range(out_h):
+                        src_y = y * sh - ph + i
+                        if src_y < 0 or src_y >= h:
+                            continue
+                        for xo in range(out_w):
+                            src_x = xo * sw - pw + j
+                            if 0 <= src_x < w:
+                                dx[b, ch, src_y, src_x] += cols[b, row, y * out_w + xo]
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def maxpool_forward(x, kh, kw, sh, sw):
+    n, c, h, w = x.shape
+    out_h = (h - kh) // sh + 1
+    out_w = (w - kw) // sw + 1
+    out = np.empty((n, c, out_h, out_w), dtype=x.dtype)
+    argmax = np.empty((n, c, out_h, out_w), dtype=np.int64)
+    for b in prange(n):
+        for ch in range(c):
+            for y in range(out_h):
+                for xo in range(out_w):
+                    top, left = y * sh, xo * sw
+                    best = x[b, ch, top, left]
+                    best_at = top * w + left
+                    for i in range(kh):
+                        for j in range(kw):
+                            value = x[b, ch, top + i, left + j]
+                            if value > best:  # strict: the first maximum wins ties
+                                best = value
+                                best_at = (top + i) * w + left + j
+                    out[b, ch, y, xo] = best
+                    argmax[b, ch, y, xo] = best_at
+    return out, argmax
+
+
+@njit(parallel=True, cache=True)
+def maxpool_backward(grad_out, argmax, x_shape):
+    n, c, h, w = x_shape
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    dx = np.zeros((n, c, h * w), dtype=grad_out.dtype)
+    for b in prange(n):
+        for ch in range(c):
+            for y in range(out_h):
+                for xo in range(out_w):
+                    dx[b, ch, argmax[b, ch, y, xo]] += grad_out[b, ch, y, xo]
+    return dx.reshape((n, c, h, w))
+
+
+@njit(parallel=True, cache=True)
+def avgpool_forward(x, kh, kw, sh, sw):
+    n, c, h, w = x.shape
+    out_h = (h - kh) // sh + 1
+    out_w = (w - kw) // sw + 1
+    out = np.empty((n, c, out_h, out_w), dtype=x.dtype)
+    for b in prange(n):
+        for ch in range(c):
+            for y in range(out_h):
+                for xo in range(out_w):
+                    total = x[b, ch, y * sh, xo * sw] * 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            total += x[b, ch, y * sh + i, xo * sw + j]
+                    out[b, ch, y, xo] = total / (kh * kw)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
+    n, c, h, w = x_shape
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    dx = np.zeros((n, c, h, w), dtype=grad_out.dtype)
+    for b in prange(n):
+        for ch in range(c):
+            for y in range(out_h):
+                for xo in range(out_w):
+                    share = grad_out[b, ch, y, xo] / (kh * kw)
+                    for i in range(kh):
+                        for j in range(kw):
+                            dx[b, ch, y * sh + i, xo * sw + j] += share
+    return dx

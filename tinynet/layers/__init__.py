@@ -1,0 +1,25 @@
+"""Layers: each a hand-written ``forward`` and ``backward`` (see :mod:`.base` for the contract)."""
+
+from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Layer
+from .conv import Conv2D
+from .dense import Dense
+from .dropout import Dropout
+from .pooling import AvgPool2D, MaxPool2D
+from .reshape import Flatten
+from .softmax import Softmax
+
+__all__ = [
+    "Layer",
+    "Dense",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Flatten",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "Dropout",
+]

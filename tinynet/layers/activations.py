@@ -1,0 +1,125 @@
+r"""Element-wise activations. Backward multiplies ``dY`` by the derivative at each input:
+``dX = dY * f'(X)``.
+
+=============  ==============================  =============================
+layer          ``f(x)``                        ``f'(x)``, written via ``y``
+=============  ==============================  =============================
+ReLU           ``max(x, 0)``                   ``1 if x > 0 else 0``
+LeakyReLU      ``x if x > 0 else alpha*x``     ``1 if x > 0 else alpha``
+Sigmoid        ``1 / (1 + exp(-x))``           ``y * (1 - y)``
+Tanh           ``tanh(x)``                     ``1 - y**2``
+=============  ==============================  =============================
+"""
+
+import numbers
+
+import numpy as np
+
+from .._checks import float_array
+from .base import Layer
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+
+
+class ReLU(Layer):
+    """Rectified linear unit, ``y = max(x, 0)``.
+
+    Shape: any; output has the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ReLU().forward(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
+
+    def forward(self, x, training=False):
+        x = float_array(x, "ReLU")
+        positive = x > 0
+        self._save(training, positive)
+        return np.where(positive, x, x.dtype.type(0))
+
+    def backward(self, grad_out):
+        (positive,) = self._saved_values()
+        return np.where(positive, grad_out, grad_out.dtype.type(0))
+
+
+class LeakyReLU(Layer):
+    """Leaky ReLU, ``y = x`` for ``x > 0`` and ``alpha * x`` otherwise.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        Slope for negative inputs; must be finite and non-negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LeakyReLU(0.1).forward(np.array([-1.0, 2.0]))
+    array([-0.1,  2. ])
+    """
+
+    def __init__(self, alpha=0.01):
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (0 <= alpha < np.inf):
+            raise ValueError(f"LeakyReLU expects alpha to be a finite number >= 0; received alpha={alpha!r}.")
+        self.alpha = float(alpha)
+
+    def forward(self, x, training=False):
+        x = float_array(x, "LeakyReLU")
+        slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.alpha))
+        self._save(training, slope)
+        return x * slope
+
+    def backward(self, grad_out):
+        (slope,) = self._saved_values()
+        return grad_out * slope
+
+    def get_config(self):
+        return {"alpha": self.alpha}
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid, ``y = 1 / (1 + exp(-x))``, stable for large ``|x|``.
+
+    ``exp`` is only ever taken of ``-|x|``, so it cannot overflow:
+    ``y = 1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``, with ``e = exp(-|x|)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+
+    def forward(self, x, training=False):
+        x = float_array(x, "Sigmoid")
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        self._save(training, y)
+        return y
+
+    def backward(self, grad_out):
+        (y,) = self._saved_values()
+        return grad_out * y * (1 - y)
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent, ``y = tanh(x)``; ``dX = dY * (1 - y**2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Tanh().forward(np.array([0.0]))
+    array([0.])
+    """
+
+    def forward(self, x, training=False):
+        x = float_array(x, "Tanh")
+        y = np.tanh(x)
+        self._save(training, y)
+        return y
+
+    def backward(self, grad_out):
+        (y,) = self._saved_values()
+        return grad_out * (1 - y * y)

@@ -1,0 +1,84 @@
+"""The layer contract every tinynet layer follows.
+
+A layer maps ``x -> y`` in ``forward`` and, after a training forward, maps the gradient
+of a scalar loss with respect to ``y`` to the gradient with respect to ``x`` in
+``backward``, writing the gradients of its own parameters into ``grads``::
+
+    y = layer.forward(x, training=True)
+    grad_x = layer.backward(grad_y)      # fills layer.grads (same keys as layer.params)
+
+``backward`` overwrites ``grads``, never updates ``params`` and never modifies its
+argument; updating the parameters is the optimizer's job.
+"""
+
+import numpy as np
+
+from ..errors import NotTrainedForwardError
+
+__all__ = ["Layer"]
+
+
+class Layer:
+    """Base class: holds ``params``, ``grads`` and what ``forward`` saved for ``backward``.
+
+    Attributes
+    ----------
+    params : dict[str, np.ndarray]
+        Trainable arrays; the layer computes with these very arrays, so writing into them
+        in place changes what it does.
+    grads : dict[str, np.ndarray]
+        Gradients of the loss with respect to ``params``, same keys and shapes, written by
+        ``backward``.
+    """
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self._saved = None
+
+    # -- the contract -------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Compute the layer's output; with ``training=True`` also keep what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        """Gradient with respect to the input of the last training forward; fills ``grads``."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------------
+    def _save(self, training, *values):
+        """Keep ``values`` for backward after a training forward; forget them otherwise."""
+        self._saved = values if training else None
+
+    def _saved_values(self):
+        """What the last training forward saved, or a clear error if there was none."""
+        if self._saved is None:
+            raise NotTrainedForwardError(
+                f"{type(self).__name__}.backward() needs the values saved by a training forward; "
+                f"call forward(x, training=True) first."
+            )
+        return self._saved
+
+    @property
+    def dtype(self):
+        """dtype of the parameters (the layer computes in it), or None for a layer without any."""
+        for array in self.params.values():
+            return array.dtype
+        return None
+
+    def astype(self, dtype):
+        """Convert every parameter to ``dtype`` in place and return the layer."""
+        dtype = np.dtype(dtype)
+        for key, array in self.params.items():
+            self.params[key] = array.astype(dtype)
+        self.grads = {}
+        self._saved = None
+        return self
+
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON-serialisable)."""
+        return {}
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"

@@ -1,0 +1,90 @@
+r"""Fully connected layer: :math:`Y = X W + b`.
+
+Forward, for a batch ``X`` of shape ``(N, D)`` and weights ``W`` of shape ``(D, M)``::
+
+    Y = X @ W + b                      # (N, D) @ (D, M) + (M,) -> (N, M)
+
+Backward, given ``dY = dL/dY`` of shape ``(N, M)``: every ``Y[n, m]`` depends on
+``W[d, m]`` through ``X[n, d]`` and on ``X[n, d]`` through ``W[d, m]``, so::
+
+    dW = X.T @ dY                      # (D, N) @ (N, M) -> (D, M)
+    db = dY.sum(axis=0)                # (M,)
+    dX = dY @ W.T                      # (N, M) @ (M, D) -> (N, D)
+"""
+
+import numpy as np
+
+from .._checks import expect_rank, float_array, positive_int
+from ..errors import ShapeError
+from ..init import initial_weights
+from .base import Layer
+
+__all__ = ["Dense"]
+
+
+class Dense(Layer):
+    """Affine map ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes ``D`` and ``M`` of each input and output row.
+    init : {"he_normal", "glorot_uniform"}, default "he_normal"
+        Initial distribution of ``W`` (``b`` starts at zero).
+    rng : numpy.random.Generator or int, optional
+        Source of the initial weights; the same seed gives the same weights.
+    dtype : default float32
+        dtype of the parameters, in which the layer computes.
+
+    Shape
+    -----
+    - Input: ``(N, in_features)``
+    - Output: ``(N, out_features)``
+
+    Attributes
+    ----------
+    params["W"] : ``(in_features, out_features)``, He normal ``N(0, 2/in_features)`` by default.
+    params["b"] : ``(out_features,)``, zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Dense(3, 2, rng=0)
+    >>> layer.forward(np.ones((4, 3), dtype=np.float32)).shape
+    (4, 2)
+    """
+
+    def __init__(self, in_features, out_features, *, init="he_normal", rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features = positive_int(in_features, "in_features", "Dense")
+        self.out_features = positive_int(out_features, "out_features", "Dense")
+        self.init = init
+        shape = (self.in_features, self.out_features)
+        self.params = {
+            "W": initial_weights(init, shape, self.in_features, self.out_features, rng, dtype, "Dense"),
+            "b": np.zeros(self.out_features, dtype=dtype),
+        }
+
+    def forward(self, x, training=False):
+        x = float_array(x, "Dense")
+        expect_rank(x, 2, "Dense", "(N, in_features)")
+        if x.shape[1] != self.in_features:
+            raise ShapeError(
+                f"Dense({self.in_features}, {self.out_features}) expects {self.in_features} features "
+                f"per row; got input of shape {tuple(x.shape)}. Flatten images first with Flatten()."
+            )
+        x = x.astype(self.dtype, copy=False)
+        self._save(training, x)
+        return x @ self.params["W"] + self.params["b"]  # (N,D) @ (D,M) + (M,) -> (N,M)
+
+    def backward(self, grad_out):
+        (x,) = self._saved_values()
+        grad_out = grad_out.astype(self.dtype, copy=False)
+        self.grads = {
+            "W": x.T @ grad_out,  # (D,N) @ (N,M) -> (D,M)
+            "b": grad_out.sum(axis=0),  # (N,M) -> (M,)
+        }
+        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}

@@ -1,0 +1,117 @@
+r"""Max and average pooling over ``kh x kw`` windows with stride ``(sh, sw)``, no padding.
+
+Max pooling keeps the largest value of each window::
+
+    Y[n, c, y, x] = max_{i,j} X[n, c, y*sh + i, x*sw + j]
+
+Its derivative is 1 for the input that was the maximum and 0 for the others, so backward
+routes each ``dY`` entry to that one input (ties: the first maximum in row-major order;
+overlapping windows that share a maximum add their gradients)::
+
+    dX[n, c, argmax(y, x)] += dY[n, c, y, x]
+
+Average pooling takes the window mean, so every input of a window gets an equal share::
+
+    Y[n, c, y, x] = mean_{i,j} X[n, c, y*sh + i, x*sw + j]
+    dX[n, c, y*sh + i, x*sw + j] += dY[n, c, y, x] / (kh*kw)
+
+Output size: ``out = (size - pool) // stride + 1``.
+"""
+
+from .._checks import expect_rank, float_array, int_pair
+from ..errors import ShapeError
+from ..kernels import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
+from .base import Layer
+
+__all__ = ["MaxPool2D", "AvgPool2D"]
+
+
+class _Pool2D(Layer):
+    """Shared argument handling of the two pooling layers."""
+
+    def __init__(self, pool_size=2, stride=None):
+        super().__init__()
+        name = type(self).__name__
+        self.pool_size = int_pair(pool_size, "pool_size", name)
+        self.stride = self.pool_size if stride is None else int_pair(stride, "stride", name)
+
+    def _checked_input(self, x):
+        name = type(self).__name__
+        x = float_array(x, name)
+        expect_rank(x, 4, name, "(N, C, H, W)")
+        if x.shape[2] < self.pool_size[0] or x.shape[3] < self.pool_size[1]:
+            raise ShapeError(
+                f"{name} pool_size={self.pool_size} is larger than the input's {tuple(x.shape[2:])} "
+                f"images; use a smaller pool_size or fewer pooling layers."
+            )
+        return x
+
+    def get_config(self):
+        return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
+
+
+class MaxPool2D(_Pool2D):
+    """Maximum over each pooling window, per channel.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    stride : int or (int, int), optional
+        Defaults to ``pool_size`` (non-overlapping windows).
+
+    Shape
+    -----
+    - Input: ``(N, C, H, W)``
+    - Output: ``(N, C, (H - ph) // sh + 1, (W - pw) // sw + 1)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> MaxPool2D(2).forward(x)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+
+    def forward(self, x, training=False):
+        x = self._checked_input(x)
+        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride)
+        self._save(training, argmax, x.shape)
+        return out
+
+    def backward(self, grad_out):
+        argmax, x_shape = self._saved_values()
+        return maxpool_backward(grad_out, argmax, x_shape)
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each pooling window, per channel.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    stride : int or (int, int), optional
+        Defaults to ``pool_size``.
+
+    Shape
+    -----
+    - Input: ``(N, C, H, W)``
+    - Output: ``(N, C, (H - ph) // sh + 1, (W - pw) // sw + 1)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> AvgPool2D(2).forward(x)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+
+    def forward(self, x, training=False):
+        x = self._checked_input(x)
+        self._save(training, x.shape)
+        return avgpool_forward(x, *self.pool_size, *self.stride)
+
+    def backward(self, grad_out):
+        (x_shape,) = self._saved_values()
+        return avgpool_backward(grad_out, x_shape, *self.pool_size, *self.stride)

@@ -1,0 +1,73 @@
+r"""Softmax along one axis, with the exact Jacobian-vector product as its backward.
+
+Forward, along the chosen axis (shifted by the maximum so ``exp`` never overflows; the
+shift cancels in the ratio)::
+
+    y_i = exp(x_i - max(x)) / sum_k exp(x_k - max(x))
+
+The Jacobian is not diagonal: every output depends on every input,
+``dy_i/dx_j = y_i * (delta_ij - y_j)``. Multiplying ``dY`` by it gives::
+
+    dx_j = sum_i dY_i * y_i * (delta_ij - y_j) = y_j * (dY_j - sum_i dY_i * y_i)
+
+which costs one dot product per row instead of a full ``K x K`` matrix.
+
+For classification, prefer logits plus :class:`tinynet.losses.SoftmaxCrossEntropy`: the
+fused gradient ``(p - onehot) / N`` is cheaper and more accurate.
+"""
+
+import numbers
+
+import numpy as np
+
+from .._checks import float_array
+from ..errors import ShapeError
+from .base import Layer
+
+__all__ = ["Softmax", "softmax"]
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably, in the dtype of ``x``."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class Softmax(Layer):
+    """Softmax as a standalone layer: rows (along ``axis``) become probabilities.
+
+    Parameters
+    ----------
+    axis : int, default -1
+
+    Shape: any; output has the input's shape and dtype, and sums to 1 along ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Softmax().forward(np.array([[0.0, np.log(3.0)]]))
+    array([[0.25, 0.75]])
+    """
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"Softmax expects axis to be an int; received axis={axis!r}.")
+        self.axis = int(axis)
+
+    def forward(self, x, training=False):
+        x = float_array(x, "Softmax")
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ShapeError(f"Softmax(axis={self.axis}) cannot apply to input of shape {tuple(x.shape)}.")
+        y = softmax(x, self.axis)
+        self._save(training, y)
+        return y
+
+    def backward(self, grad_out):
+        (y,) = self._saved_values()
+        weighted_sum = (grad_out * y).sum(axis=self.axis, keepdims=True)  # sum_i dY_i y_i, per row
+        return y * (grad_out - weighted_sum)
+
+    def get_config(self):
+        return {"axis": self.axis}

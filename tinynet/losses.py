@@ -1,0 +1,123 @@
+r"""Losses: ``forward`` returns the mean loss over the batch, ``backward`` its gradient.
+
+Softmax cross-entropy, fused. With logits ``z`` ``(N, K)``, labels ``t`` and
+``p = softmax(z)``::
+
+    L = -(1/N) sum_n log p[n, t_n] = (1/N) sum_n (logsumexp(z_n) - z[n, t_n])
+    dL/dz = (p - onehot(t)) / N
+
+``logsumexp(z) = m + log sum exp(z - m)`` with ``m = max(z)`` keeps every ``exp`` at most 1,
+so logits of +-1e4 give a finite loss and gradient.
+
+Mean squared error over all ``N*K`` elements::
+
+    L = (1/(N*K)) sum (y - t)^2        dL/dy = 2 (y - t) / (N*K)
+"""
+
+import numpy as np
+
+from ._checks import expect_rank, float_array
+from .errors import NotTrainedForwardError, ShapeError
+
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "check_labels"]
+
+
+def check_labels(labels, n_samples, n_classes, owner):
+    """Labels as an int64 ``(N,)`` array in ``0 .. n_classes-1``, or a clear error."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(
+            f"{owner} expects integer class labels; received dtype {labels.dtype}. "
+            f"Convert them with labels.astype(np.int64)."
+        )
+    if labels.shape != (n_samples,):
+        raise ShapeError(f"{owner} expects labels of shape ({n_samples},), one per sample; got {tuple(labels.shape)}.")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"{owner} expects labels in 0..{n_classes - 1} (the model has {n_classes} outputs); "
+            f"received values from {labels.min()} to {labels.max()}."
+        )
+    return labels.astype(np.int64, copy=False)
+
+
+class Loss:
+    """A loss: ``forward(outputs, targets) -> float`` then ``backward() -> d(loss)/d(outputs)``."""
+
+    def _saved_values(self):
+        if getattr(self, "_saved", None) is None:
+            raise NotTrainedForwardError(f"{type(self).__name__}.backward() needs a forward() first.")
+        return self._saved
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax followed by cross-entropy, in one stable step, taking logits.
+
+    Shape
+    -----
+    - logits: ``(N, K)`` floats; labels: ``(N,)`` ints in ``0 .. K-1``.
+    - ``forward`` returns a float (mean over the batch); ``backward`` returns ``(N, K)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = SoftmaxCrossEntropy()
+    >>> round(loss.forward(np.zeros((2, 4)), np.array([0, 3])), 4)   # log(4)
+    1.3863
+    >>> loss.backward()[0]
+    array([-0.375,  0.125,  0.125,  0.125])
+    """
+
+    def forward(self, logits, labels):
+        logits = float_array(logits, "SoftmaxCrossEntropy", "logits")
+        expect_rank(logits, 2, "SoftmaxCrossEntropy", "(N, classes)")
+        n, k = logits.shape
+        labels = check_labels(labels, n, k, "SoftmaxCrossEntropy")
+        shifted = logits - logits.max(axis=1, keepdims=True)  # every exp(.) <= 1
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)
+        log_probs_true = shifted[np.arange(n), labels] - np.log(sum_exp[:, 0])
+        self._saved = (exp / sum_exp, labels)
+        return float(-log_probs_true.mean())
+
+    def backward(self):
+        probs, labels = self._saved_values()
+        grad = probs.copy()
+        grad[np.arange(len(labels)), labels] -= 1  # p - onehot(t)
+        grad /= len(labels)
+        return grad
+
+
+class MeanSquaredError(Loss):
+    """Mean of squared differences over every element.
+
+    ``targets`` has the outputs' shape; integer labels ``(N,)`` with outputs ``(N, K)`` are
+    one-hot encoded first, so the loss also fits a classifier.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = MeanSquaredError()
+    >>> loss.forward(np.array([[1.0, 3.0]]), np.array([[0.0, 1.0]]))
+    2.5
+    >>> loss.backward()
+    array([[1., 2.]])
+    """
+
+    def forward(self, outputs, targets):
+        outputs = float_array(outputs, "MeanSquaredError", "outputs")
+        targets = np.asarray(targets)
+        if np.issubdtype(targets.dtype, np.integer) and outputs.ndim == 2 and targets.ndim == 1:
+            labels = check_labels(targets, outputs.shape[0], outputs.shape[1], "MeanSquaredError")
+            targets = np.eye(outputs.shape[1], dtype=outputs.dtype)[labels]
+        if targets.shape != outputs.shape:
+            raise ShapeError(
+                f"MeanSquaredError expects targets of the outputs' shape {tuple(outputs.shape)}; "
+                f"got {tuple(targets.shape)}."
+            )
+        diff = outputs - targets.astype(outputs.dtype, copy=False)
+        self._saved = (diff,)
+        return float(np.mean(diff * diff))
+
+    def backward(self):
+        (diff,) = self._saved_values()
+        return diff * diff.dtype.type(2 / diff.size)

@@ -1,0 +1,195 @@
+"""``Sequential``: layers applied in order, trained end to end by backprop.
+
+``forward`` applies the layers first to last; ``backward`` hands the loss gradient to the
+last layer and each layer's input gradient to the layer before it (the chain rule)::
+
+    y = f_L(...f_2(f_1(x)))        dL/dx = J_1^T (J_2^T (... J_L^T dL/dy))
+"""
+
+import numpy as np
+
+from . import training
+from .errors import ShapeError
+from .layers import Layer
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    """A stack of layers, trained with :meth:`fit`.
+
+    Parameters
+    ----------
+    layers : iterable of Layer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tinynet.layers import Dense, Flatten, ReLU
+    >>> model = Sequential([Flatten(), Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1)])
+    >>> model.predict(np.zeros((5, 2, 2), dtype=np.float32)).shape
+    (5, 3)
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        for position, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential expects tinynet layers; item {position} is {layer!r} "
+                    f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)."
+                )
+        self.layers = layers
+        self.loss = None  # set by fit; evaluate reports this loss
+
+    # -- a container of layers ---------------------------------------------------------
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __repr__(self):
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n    {inner},\n])"
+
+    @property
+    def dtype(self):
+        """dtype of the model's parameters (float32 unless converted with :meth:`astype`)."""
+        for layer in self.layers:
+            if layer.dtype is not None:
+                return layer.dtype
+        return np.dtype(np.float32)
+
+    @property
+    def params(self):
+        """Every trainable array, as ``{"<layer index>.<name>": array}``."""
+        return {f"{i}.{key}": array for i, layer in enumerate(self.layers) for key, array in layer.params.items()}
+
+    def count_params(self):
+        """Total number of trainable scalars."""
+        return sum(array.size for array in self.params.values())
+
+    # -- backprop ------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Apply every layer in order. Returns the last layer's output."""
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, grad):
+        """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    # -- training and inference ------------------------------------------------------------
+    def fit(self, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
+            validation_data=None, shuffle=True, seed=None, verbose=1):
+        """Train on ``(x, y)`` with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        x : array ``(N, ...)``
+            Float inputs, or uint8 images (scaled to [0, 1] batch by batch).
+        y : int array ``(N,)``
+            Class indices ``0 .. classes-1``.
+        epochs : int, default 1
+        batch_size : int, default 128
+        optimizer : Optimizer, default ``Adam()``
+        loss : Loss, default ``SoftmaxCrossEntropy()`` (the model outputs logits)
+        validation_data : ``(x_val, y_val)``, optional
+            Evaluated after each epoch into ``val_loss`` and ``val_accuracy``.
+        shuffle : bool, default True
+            Visit the samples in a new random order each epoch.
+        seed : int, optional
+            Seeds the shuffling and every Dropout layer's masks: the same seed (and the same
+            initial weights) gives the same weights after training.
+        verbose : {0, 1, 2}, default 1
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, ``accuracy`` (and ``val_*``) to per-epoch values.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If the loss or a gradient becomes NaN or inf; the weights are left as they were
+            before that batch.
+        """
+        return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
+                            validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose)
+
+    def evaluate(self, x, y, batch_size=1000):
+        """Mean loss and accuracy on ``(x, y)``: ``{"loss": float, "accuracy": float}``."""
+        return training.evaluate(self, x, y, batch_size=batch_size)
+
+    def predict(self, x, batch_size=1000):
+        """Class probabilities ``(N, classes)``: the softmax of the outputs (or the outputs
+        themselves when the last layer is already a Softmax)."""
+        return training.predict(self, x, batch_size=batch_size)
+
+    # -- description and conversion ----------------------------------------------------------
+    def output_shapes(self, input_shape):
+        """Each layer's output shape for one sample of ``input_shape``, found by a forward pass.
+
+        Raises a ShapeError naming the two layers that do not fit together.
+        """
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:  # accept Keras-style (None, C, H, W)
+            shape = shape[1:]
+        x = np.zeros((1, *shape), dtype=self.dtype)
+        shapes = []
+        for position, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except (ValueError, TypeError) as error:
+                before = f"layer {position - 1} ({type(self.layers[position - 1]).__name__})" if position else "the input"
+                raise ShapeError(
+                    f"Layer {position} ({type(layer).__name__}) cannot take the output of {before}, "
+                    f"of shape {('N', *x.shape[1:])}: {error}"
+                ) from error
+            shapes.append(x.shape[1:])
+        return shapes
+
+    def summary(self, input_shape):
+        """A table of layers, output shapes and parameter counts for one sample of ``input_shape``.
+
+        ``input_shape`` excludes the batch axis, e.g. ``(1, 28, 28)`` for MNIST.
+
+        Examples
+        --------
+        >>> from tinynet.layers import Dense, Flatten
+        >>> print(Sequential([Flatten(), Dense(784, 10, rng=0)]).summary((1, 28, 28)))
+        Layer           Output shape         Params
+        -------------------------------------------
+        0 Flatten       (N, 784)                  0
+        1 Dense         (N, 10)               7,850
+        -------------------------------------------
+        Total params: 7,850
+        """
+        shapes = self.output_shapes(input_shape)
+        rows = [("Layer", "Output shape", "Params")]
+        for position, (layer, shape) in enumerate(zip(self.layers, shapes)):
+            count = sum(array.size for array in layer.params.values())
+            rows.append((f"{position} {type(layer).__name__}", str(("N", *shape)).replace("'", ""), f"{count:,}"))
+        lines = [f"{name:<15} {shape:<20} {count:>10}" for name, shape, count in rows]
+        rule = "-" * max(len(line) for line in lines)
+        return "\n".join([lines[0], rule, *lines[1:], rule, f"Total params: {self.count_params():,}"])
+
+    def astype(self, dtype):
+        """Convert every layer's parameters to ``dtype`` (e.g. ``np.float64``) in place; returns the model."""
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def save(self, path):
+        """Write the architecture and weights to an ``.npz`` file, atomically (see :func:`tinynet.load_model`)."""
+        from .serialization import save_model
+
+        save_model(self, path)

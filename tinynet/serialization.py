@@ -1,0 +1,127 @@
+"""Model files: one ``.npz`` holding the weights and a JSON description of the layers.
+
+Layout of the archive (``numpy.savez``)::
+
+    __architecture__   0-d unicode array: JSON {"format", "version", "layers": [...]}
+    <i>.<name>         the parameter <name> of layer i, e.g. "1.W"
+
+Loading never unpickles (``allow_pickle=False``), builds layers only from the classes
+listed in :data:`LAYER_CLASSES`, and checks every array's name, shape and dtype against
+the rebuilt layers before using it. A model file is data, never code.
+"""
+
+import json
+import zipfile
+
+import numpy as np
+
+from . import layers as layer_module
+from ._io import atomic_write
+from .errors import ModelFileError
+
+__all__ = ["save_model", "load_model", "LAYER_CLASSES"]
+
+FORMAT = "tinynet.model"
+VERSION = 1
+
+#: The layer types a model file may name.
+LAYER_CLASSES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
+
+_FLOAT_DTYPES = {"float32", "float64"}
+
+
+def save_model(model, path):
+    """Write ``model`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    description = []
+    arrays = {}
+    for position, layer in enumerate(model.layers):
+        name = type(layer).__name__
+        if LAYER_CLASSES.get(name) is not type(layer):
+            raise TypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
+        description.append({"class": name, "config": layer.get_config()})
+        for key, array in layer.params.items():
+            arrays[f"{position}.{key}"] = array
+    architecture = {"format": FORMAT, "version": VERSION, "layers": description}
+    arrays["__architecture__"] = np.array(json.dumps(architecture))
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+
+
+def _read_archive(path):
+    """Every array in the file, read without unpickling; any failure becomes a ModelFileError."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{path} is a single .npy array, not a tinynet model file (.npz).")
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"No model file at {path}; check the path (models are saved with model.save(path)).")
+    except ModelFileError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
+        raise ModelFileError(f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}")
+
+
+def _architecture(arrays, path):
+    if "__architecture__" not in arrays:
+        raise ModelFileError(f"{path} has no __architecture__ entry; it was not written by tinynet's model.save().")
+    text = arrays.pop("__architecture__")
+    try:
+        architecture = json.loads(str(text[()]))
+    except (ValueError, TypeError, IndexError) as error:
+        raise ModelFileError(f"{path}: the architecture entry is not valid JSON ({error}).")
+    if not isinstance(architecture, dict) or architecture.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a tinynet model file (format {architecture.get('format')!r}).")
+    if architecture.get("version") != VERSION:
+        raise ModelFileError(
+            f"{path} is model format version {architecture.get('version')!r}; this tinynet reads version {VERSION}."
+        )
+    if not isinstance(architecture.get("layers"), list):
+        raise ModelFileError(f"{path}: the architecture has no list of layers.")
+    return architecture["layers"]
+
+
+def _build_layer(entry, position, path):
+    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+        raise ModelFileError(f"{path}: layer {position} is not described as {{'class': ..., 'config': {{...}}}}.")
+    name = entry.get("class")
+    if name not in LAYER_CLASSES:
+        raise ModelFileError(
+            f"{path}: layer {position} has unknown type {name!r}; known types are {sorted(LAYER_CLASSES)}."
+        )
+    try:
+        return LAYER_CLASSES[name](**entry.get("config", {}))
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: layer {position} ({name}) has an invalid configuration: {error}")
+
+
+def load_model(path):
+    """Read a model written by :meth:`tinynet.Sequential.save`.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, truncated, corrupted, names unknown layer types, or holds
+        arrays whose names, shapes or dtypes do not match its architecture.
+    """
+    from .model import Sequential
+
+    arrays = _read_archive(path)
+    entries = _architecture(arrays, path)
+    built = [_build_layer(entry, position, path) for position, entry in enumerate(entries)]
+    expected = {f"{i}.{key}": (layer, key) for i, layer in enumerate(built) for key in layer.params}
+    missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"{path}: arrays do not match the architecture (missing {missing}, unexpected {unexpected}).")
+    dtypes = {str(array.dtype) for array in arrays.values()}
+    if not dtypes <= _FLOAT_DTYPES or len(dtypes) > 1:
+        raise ModelFileError(f"{path}: parameters must all be float32 or all float64; found {sorted(dtypes)}.")
+    for name, (layer, key) in expected.items():
+        array = arrays[name]
+        if array.shape != layer.params[key].shape:
+            raise ModelFileError(
+                f"{path}: array {name} has shape {array.shape}; its layer "
+                f"{type(layer).__name__} needs {layer.params[key].shape}."
+            )
+        layer.params[key] = np.ascontiguousarray(array)
+    return Sequential(built)
