@@ -49,7 +49,7 @@ class GradcheckResult:
 
 
 def _numeric_gradient(objective, values, eps):
-    """Central differences of ``objective()`` with respect to every element of ``values`` (changed in place, restored)."""
+    """Central differences of ``objective()`` in every element of ``values`` (changed in place, then restored)."""
     grad = np.zeros_like(values)
     flat, flat_grad = values.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):

@@ -149,7 +149,8 @@ class Sequential:
             try:
                 x = layer.forward(x)
             except (ValueError, TypeError) as error:
-                before = f"layer {position - 1} ({type(self.layers[position - 1]).__name__})" if position else "the input"
+                previous = self.layers[position - 1] if position else None
+                before = f"layer {position - 1} ({type(previous).__name__})" if position else "the input"
                 raise ShapeError(
                     f"Layer {position} ({type(layer).__name__}) cannot take the output of {before}, "
                     f"of shape {('N', *x.shape[1:])}: {error}"
@@ -166,16 +167,16 @@ class Sequential:
         --------
         >>> from tinynet.layers import Dense, Flatten
         >>> print(Sequential([Flatten(), Dense(784, 10, rng=0)]).summary((1, 28, 28)))
-        Layer           Output shape         Params
-        -------------------------------------------
-        0 Flatten       (N, 784)                  0
-        1 Dense         (N, 10)               7,850
-        -------------------------------------------
+        Layer           Output shape             Params
+        -----------------------------------------------
+        0 Flatten       (N, 784)                      0
+        1 Dense         (N, 10)                   7,850
+        -----------------------------------------------
         Total params: 7,850
         """
         shapes = self.output_shapes(input_shape)
         rows = [("Layer", "Output shape", "Params")]
-        for position, (layer, shape) in enumerate(zip(self.layers, shapes)):
+        for position, (layer, shape) in enumerate(zip(self.layers, shapes, strict=True)):
             count = sum(array.size for array in layer.params.values())
             rows.append((f"{position} {type(layer).__name__}", str(("N", *shape)).replace("'", ""), f"{count:,}"))
         lines = [f"{name:<15} {shape:<20} {count:>10}" for name, shape, count in rows]

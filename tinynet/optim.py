@@ -60,7 +60,7 @@ class Optimizer:
                 f"{len(pairs)}; use a new optimizer for a different model."
             )
         self.steps += 1
-        for (layer, key), state in zip(pairs, self.state):
+        for (layer, key), state in zip(pairs, self.state, strict=True):
             if key not in layer.grads:
                 raise ValueError(
                     f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step()."
@@ -125,8 +125,8 @@ class Adam(Optimizer):
     >>> from tinynet.layers import Dense
     >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
     >>> layer.grads = {"W": np.full((1, 1), 0.5, np.float32), "b": np.zeros(1, np.float32)}
-    >>> Adam(lr=0.1).step([layer]); layer.params["W"]    # first step moves by lr
-    array([[0.9]], dtype=float32)
+    >>> Adam(lr=0.1).step([layer]); round(float(layer.params["W"][0, 0]), 6)   # first step moves by lr
+    0.9
     """
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):

@@ -55,11 +55,15 @@ def _read_archive(path):
                 raise ModelFileError(f"{path} is a single .npy array, not a tinynet model file (.npz).")
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
-        raise ModelFileError(f"No model file at {path}; check the path (models are saved with model.save(path)).")
+        raise ModelFileError(
+            f"No model file at {path}; check the path (models are saved with model.save(path))."
+        ) from None
     except ModelFileError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
-        raise ModelFileError(f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}")
+        raise ModelFileError(
+            f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"
+        ) from error
 
 
 def _architecture(arrays, path):
@@ -69,7 +73,7 @@ def _architecture(arrays, path):
     try:
         architecture = json.loads(str(text[()]))
     except (ValueError, TypeError, IndexError) as error:
-        raise ModelFileError(f"{path}: the architecture entry is not valid JSON ({error}).")
+        raise ModelFileError(f"{path}: the architecture entry is not valid JSON ({error}).") from error
     if not isinstance(architecture, dict) or architecture.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tinynet model file (format {architecture.get('format')!r}).")
     if architecture.get("version") != VERSION:
@@ -92,7 +96,9 @@ def _build_layer(entry, position, path):
     try:
         return LAYER_CLASSES[name](**entry.get("config", {}))
     except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{path}: layer {position} ({name}) has an invalid configuration: {error}")
+        raise ModelFileError(
+            f"{path}: layer {position} ({name}) has an invalid configuration: {error}"
+        ) from error
 
 
 def load_model(path):
@@ -112,7 +118,9 @@ def load_model(path):
     expected = {f"{i}.{key}": (layer, key) for i, layer in enumerate(built) for key in layer.params}
     missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or unexpected:
-        raise ModelFileError(f"{path}: arrays do not match the architecture (missing {missing}, unexpected {unexpected}).")
+        raise ModelFileError(
+            f"{path}: arrays do not match the architecture (missing {missing}, unexpected {unexpected})."
+        )
     dtypes = {str(array.dtype) for array in arrays.values()}
     if not dtypes <= _FLOAT_DTYPES or len(dtypes) > 1:
         raise ModelFileError(f"{path}: parameters must all be float32 or all float64; found {sorted(dtypes)}.")

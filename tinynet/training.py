@@ -74,14 +74,38 @@ def _seed_stochastic_layers(model, rng):
             layer.rng = np.random.default_rng(rng.integers(2**63))
 
 
-def _check_finite(value, model, epoch, batch):
-    gradients_finite = all(np.isfinite(g).all() for layer in model.layers for g in layer.grads.values())
-    if not (math.isfinite(value) and gradients_finite):
-        what = "loss" if not math.isfinite(value) else "a gradient"
-        raise TrainingDivergedError(
+class _DivergenceGuard:
+    """Stops training at the first non-finite loss, gradient or weight, keeping the last finite weights.
+
+    Before each optimizer step it copies the weights into buffers allocated once; if the
+    step produces NaN or inf (finite gradients can still overflow), the copy is put back.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.backup = {key: array.copy() for key, array in model.params.items()}
+
+    def _diverged(self, what, epoch, batch):
+        return TrainingDivergedError(
             f"Training diverged: {what} became NaN or inf at epoch {epoch}, batch {batch}. "
             f"The weights are those before that batch. Try a lower learning rate."
         )
+
+    def check_gradients(self, value, epoch, batch):
+        if not math.isfinite(value):
+            raise self._diverged("the loss", epoch, batch)
+        if not all(np.isfinite(g).all() for layer in self.model.layers for g in layer.grads.values()):
+            raise self._diverged("a gradient", epoch, batch)
+
+    def step(self, optimizer, epoch, batch):
+        params = self.model.params
+        for key, array in params.items():
+            np.copyto(self.backup[key], array)
+        optimizer.step(self.model.layers)
+        if not all(np.isfinite(array).all() for array in params.values()):
+            for key, array in params.items():
+                np.copyto(array, self.backup[key])
+            raise self._diverged("a weight", epoch, batch)
 
 
 def _progress(verbose, total, epoch, epochs):
@@ -111,6 +135,7 @@ def fit(
     if seed is not None:
         _seed_stochastic_layers(model, rng)
 
+    guard = _DivergenceGuard(model)
     history = History()
     n_batches = math.ceil(n / batch_size)
     for epoch in range(1, epochs + 1):
@@ -120,11 +145,13 @@ def fit(
         loss_sum, correct, seen = 0.0, 0, 0
         for batch, index in enumerate(batches(n, batch_size, order), start=1):
             x_batch, y_batch = as_batch(x[index], dtype), y[index]
-            logits = model.forward(x_batch, training=True)
-            value = loss.forward(logits, y_batch)
-            model.backward(loss.backward())
-            _check_finite(value, model, epoch, batch)
-            optimizer.step(model.layers)
+            # Overflow is caught by the guard and reported as one clear error, not as warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = model.forward(x_batch, training=True)
+                value = loss.forward(logits, y_batch)
+                model.backward(loss.backward())
+                guard.check_gradients(value, epoch, batch)
+                guard.step(optimizer, epoch, batch)
 
             loss_sum += value * len(y_batch)
             correct += int((logits.argmax(axis=1) == y_batch).sum())

@@ -37,11 +37,11 @@ class ReLU(Layer):
         x = float_array(x, "ReLU")
         positive = x > 0
         self._save(training, positive)
-        return np.where(positive, x, x.dtype.type(0))
+        return np.maximum(x, x.dtype.type(0))
 
     def backward(self, grad_out):
         (positive,) = self._saved_values()
-        return np.where(positive, grad_out, grad_out.dtype.type(0))
+        return grad_out * positive
 
 
 class LeakyReLU(Layer):

@@ -66,7 +66,8 @@ class Conv2D(Layer):
     """
 
     def __init__(
-        self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, init="he_normal", rng=None, dtype=np.float32
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, *,
+        init="he_normal", rng=None, dtype=np.float32,
     ):
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels", "Conv2D")

@@ -1,0 +1,78 @@
+"""Hypothesis strategies shared by the tests: window geometries, layers and their inputs."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from tinynet.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+small = st.integers(1, 3)
+
+
+@st.composite
+def conv_geometry(draw, max_channels=3):
+    """``(x_shape, (kh, kw, sh, sw, ph, pw))`` for a valid convolution with at least one output."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(small), draw(small)
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 8))
+    w = draw(st.integers(max(1, kw - 2 * pw), 8))
+    n, c = draw(small), draw(st.integers(1, max_channels))
+    return (n, c, h, w), (kh, kw, sh, sw, ph, pw)
+
+
+@st.composite
+def pool_geometry(draw):
+    """``(x_shape, (kh, kw, sh, sw))`` for a valid pooling window (overlapping or not)."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(small), draw(small)
+    h, w = draw(st.integers(kh, 7)), draw(st.integers(kw, 7))
+    return (draw(small), draw(small), h, w), (kh, kw, sh, sw)
+
+
+def away_from_kinks(x, margin=0.05):
+    """Move values off 0 by ``margin`` so finite differences never straddle ReLU's kink."""
+    return np.where(x >= 0, x + margin, x - margin)
+
+
+@st.composite
+def layer_and_input_shape(draw, kind):
+    """A freshly built layer of the named kind and an input shape it accepts."""
+    seed = draw(st.integers(0, 2**16))
+    if kind == "Dense":
+        d, m = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+        return Dense(d, m, rng=seed), (draw(small), d)
+    if kind == "Conv2D":
+        x_shape, (kh, kw, sh, sw, ph, pw) = draw(conv_geometry())
+        layer = Conv2D(x_shape[1], draw(st.integers(1, 3)), (kh, kw), (sh, sw), (ph, pw), rng=seed)
+        return layer, x_shape
+    if kind in ("MaxPool2D", "AvgPool2D"):
+        x_shape, (kh, kw, sh, sw) = draw(pool_geometry())
+        cls = MaxPool2D if kind == "MaxPool2D" else AvgPool2D
+        return cls((kh, kw), (sh, sw)), x_shape
+    if kind == "Dropout":
+        return Dropout(draw(st.sampled_from([0.0, 0.3, 0.5])), rng=seed), (draw(small), draw(st.integers(1, 6)))
+    if kind == "Softmax":
+        shape = (draw(small), draw(st.integers(1, 5)), draw(st.integers(1, 4)))
+        return Softmax(axis=draw(st.integers(-3, 2))), shape
+    if kind == "Flatten":
+        return Flatten(), (draw(small), draw(small), draw(small), draw(small))
+    simple = {"ReLU": ReLU(), "LeakyReLU": LeakyReLU(0.1), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
+    return simple[kind], (draw(small), draw(st.integers(1, 5)), draw(small))
+
+
+LAYER_KINDS = [
+    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
+    "Sigmoid", "Tanh", "Softmax", "Dropout",
+]

@@ -1,0 +1,114 @@
+"""The numba kernels equal their readable reference twins on every drawn shape."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import conv_geometry, pool_geometry
+from tinynet import kernels
+from tinynet.kernels import reference
+
+jitted = pytest.importorskip("tinynet.kernels.jitted", reason="numba is not installed: no jitted kernels to compare")
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**16)
+
+
+def _random(shape, dtype, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@given(conv_geometry(), DTYPES, seeds)
+def test_im2col_matches_reference(geometry, dtype, seed):
+    """im2col (numba) returns exactly the reference columns, in the input's dtype."""
+    x_shape, window = geometry
+    x = _random(x_shape, dtype, seed)
+    fast = jitted.im2col(x, *window)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, reference.im2col_reference(x, *window))
+
+
+@given(conv_geometry(), DTYPES, seeds)
+def test_col2im_matches_reference(geometry, dtype, seed):
+    """col2im (numba) sums overlapping windows in the same order as the reference."""
+    x_shape, window = geometry
+    cols_shape = reference.im2col_reference(np.zeros(x_shape, dtype), *window).shape
+    cols = _random(cols_shape, dtype, seed)
+    fast = jitted.col2im(cols, x_shape, *window)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, reference.col2im_reference(cols, x_shape, *window))
+
+
+@given(conv_geometry(), seeds)
+def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
+    """<im2col(x), c> == <x, col2im(c)> for both kernel sets."""
+    x_shape, window = geometry
+    x = _random(x_shape, np.float64, seed)
+    for im2col, col2im in [(jitted.im2col, jitted.col2im),
+                           (reference.im2col_reference, reference.col2im_reference)]:
+        cols = im2col(x, *window)
+        c = _random(cols.shape, np.float64, seed + 1)
+        np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, col2im(c, x_shape, *window)), rtol=1e-10)
+
+
+@given(pool_geometry(), DTYPES, seeds)
+def test_maxpool_matches_reference(geometry, dtype, seed):
+    """Max-pool forward values, arg-max positions and backward scatter agree exactly."""
+    x_shape, window = geometry
+    x = _random(x_shape, dtype, seed)
+    out, argmax = jitted.maxpool_forward(x, *window)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    grad = _random(out.shape, dtype, seed + 1)
+    np.testing.assert_array_equal(
+        jitted.maxpool_backward(grad, argmax, x_shape), reference.maxpool_backward_reference(grad, argmax, x_shape)
+    )
+
+
+def test_maxpool_ties_go_to_the_first_maximum():
+    """A window of equal values routes its whole gradient to its first (top-left) input."""
+    x = np.ones((1, 1, 2, 2), np.float32)
+    for forward, backward in [(jitted.maxpool_forward, jitted.maxpool_backward),
+                              (reference.maxpool_forward_reference, reference.maxpool_backward_reference)]:
+        _, argmax = forward(x, 2, 2, 2, 2)
+        dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape)
+        np.testing.assert_array_equal(dx[0, 0], [[3.0, 0.0], [0.0, 0.0]])
+
+
+@given(pool_geometry(), DTYPES, seeds)
+def test_avgpool_matches_reference(geometry, dtype, seed):
+    """Average-pool forward and backward agree up to float rounding of the window sums."""
+    x_shape, window = geometry
+    x = _random(x_shape, dtype, seed)
+    atol = 1e-6 if dtype == np.float32 else 1e-14
+    out = jitted.avgpool_forward(x, *window)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, reference.avgpool_forward_reference(x, *window), rtol=1e-5, atol=atol)
+    grad = _random(out.shape, dtype, seed + 1)
+    np.testing.assert_allclose(
+        jitted.avgpool_backward(grad, x_shape, *window),
+        reference.avgpool_backward_reference(grad, x_shape, *window), rtol=1e-5, atol=atol,
+    )
+
+
+def test_chooser_uses_numba_when_available():
+    """With numba importable and JIT on, the layers get the jitted kernels."""
+    assert kernels.BACKEND == "numba"
+
+
+def test_kernel_thread_count_is_settable_and_restored():
+    """set_num_threads changes tinynet's kernel threads and leaves numba's own setting alone."""
+    import numba
+
+    before, previous = numba.get_num_threads(), kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(2)
+        assert kernels.get_num_threads() == 2
+        kernels.im2col(np.zeros((2, 1, 4, 4), np.float32), 3, 3, 1, 1, 0, 0)
+        assert numba.get_num_threads() == before
+    finally:
+        kernels.set_num_threads(previous)
+    with pytest.raises(ValueError, match="positive int"):
+        kernels.set_num_threads(0)
