@@ -4,7 +4,7 @@ Every layer has a readable ``forward`` and ``backward``; convolutions and poolin
 numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
 """
 
-from . import datasets, errors, init, kernels, layers, losses, models, optim
+from . import augment, datasets, errors, init, kernels, layers, losses, models, optim
 from .errors import (
     DatasetError,
     ModelFileError,
@@ -31,6 +31,7 @@ __all__ = [
     "optim",
     "models",
     "datasets",
+    "augment",
     "init",
     "kernels",
     "errors",

@@ -1,10 +1,274 @@
-"""MNIST and Fashion-MNIST loaders (IDX format)."""
+"""MNIST and Fashion-MNIST: find, download, verify and parse the canonical IDX files.
 
-__all__ = ["load_mnist", "load_fashion_mnist"]
+Where files are looked for, in order: ``data_dir``, then ``$TINYNET_DATA``, then the user
+cache (``$XDG_CACHE_HOME/tinynet`` or ``~/.cache/tinynet``), each holding a subfolder
+``mnist/`` (or ``fashion-mnist/``) with the files under their canonical names, gzipped or
+plain. Fashion-MNIST is also found in Debian's ``dataset-fashion-mnist`` package folder.
+
+Missing files are downloaded (``download=True``) from a list of public mirrors, the next
+mirror tried when one fails, checked against the canonical checksums while they stream,
+and written atomically, so an interrupted or corrupted download never leaves a file behind.
+
+The IDX format (big-endian): ``0x00 0x00``, a type byte (``0x08`` = uint8), the number
+of dimensions, one uint32 per dimension, then the values in C order.
+"""
+
+import gzip
+import hashlib
+import os
+import struct
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write
+from .errors import DatasetError
+
+__all__ = ["load_mnist", "load_fashion_mnist", "read_idx", "MNIST", "FASHION_MNIST"]
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One canonical file: its name, IDX magic number, shape, and checksums of the gzip file."""
+
+    name: str
+    magic: int
+    shape: tuple
+    md5: str
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A four-file IDX data set: where it lives, where to fetch it, what the files must be."""
+
+    title: str
+    folder: str
+    mirrors: tuple
+    train_images: IdxFile
+    train_labels: IdxFile
+    test_images: IdxFile
+    test_labels: IdxFile
+    system_folders: tuple = ()
+
+    @property
+    def files(self):
+        return (self.train_images, self.train_labels, self.test_images, self.test_labels)
+
+
+IMAGES, LABELS = 2051, 2049
+
+MNIST = DataSet(
+    title="MNIST",
+    folder="mnist",
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    train_images=IdxFile("train-images-idx3-ubyte.gz", IMAGES, (60000, 28, 28), "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+    train_labels=IdxFile("train-labels-idx1-ubyte.gz", LABELS, (60000,), "d53e105ee54ea40749a09fcbcd1e9432",
+                         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+    test_images=IdxFile("t10k-images-idx3-ubyte.gz", IMAGES, (10000, 28, 28), "9fb629c4189551a2d022fa330f9573f3",
+                        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+    test_labels=IdxFile("t10k-labels-idx1-ubyte.gz", LABELS, (10000,), "ec29112dd5afa0611ce80d1b7f02629c",
+                        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+)
+
+FASHION_MNIST = DataSet(
+    title="Fashion-MNIST",
+    folder="fashion-mnist",
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    train_images=IdxFile("train-images-idx3-ubyte.gz", IMAGES, (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    train_labels=IdxFile("train-labels-idx1-ubyte.gz", LABELS, (60000,), "25c81989df183df01b3e8a0aad5dffbe"),
+    test_images=IdxFile("t10k-images-idx3-ubyte.gz", IMAGES, (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79"),
+    test_labels=IdxFile("t10k-labels-idx1-ubyte.gz", LABELS, (10000,), "bb300cfdad3c16e7a12a480ee83cd310"),
+    system_folders=("/usr/share/datasets/fashion-mnist",),
+)
+
+
+# -- parsing ------------------------------------------------------------------------------
+def _open(path):
+    """A binary reader of ``path``, decompressing it when it starts with the gzip signature."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_idx(path, magic=None, shape=None):
+    """Parse an IDX file of uint8 values (gzip or plain) into an array.
+
+    Parameters
+    ----------
+    path : path-like
+    magic : int, optional
+        Expected magic number (2051 for images, 2049 for labels).
+    shape : tuple, optional
+        Expected shape. Checked against the header before any data is read, so a header
+        that declares a huge size is refused without allocating it.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file: wrong magic, wrong dimensions, truncated data, trailing bytes,
+        or a corrupted gzip stream.
+    """
+    path = Path(path)
+    try:
+        with _open(path) as stream:
+            header = stream.read(4)
+            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] != 0x08:
+                raise DatasetError(f"{path} is not an IDX file of uint8 values (header {header.hex() or 'empty'}).")
+            found_magic, ndim = struct.unpack(">I", header)[0], header[3]
+            if magic is not None and found_magic != magic:
+                raise DatasetError(f"{path} has IDX magic number {found_magic}; expected {magic}. Wrong file?")
+            dims_bytes = stream.read(4 * ndim)
+            if len(dims_bytes) < 4 * ndim:
+                raise DatasetError(f"{path} is truncated inside its header.")
+            dims = struct.unpack(f">{ndim}I", dims_bytes)
+            if shape is not None and tuple(dims) != tuple(shape):
+                raise DatasetError(f"{path} declares shape {dims}; expected {tuple(shape)}.")
+            count = int(np.prod(dims, dtype=np.int64))
+            data = stream.read(count)
+            if len(data) < count:
+                raise DatasetError(f"{path} is truncated: {len(data)} of {count} values present. Delete it and "
+                                   f"download it again.")
+            if stream.read(1):
+                raise DatasetError(f"{path} has bytes after the {count} values its header declares.")
+    except (OSError, EOFError, zlib.error) as error:
+        if isinstance(error, DatasetError):
+            raise
+        raise DatasetError(f"{path} could not be read (corrupted or truncated gzip?): {error}") from error
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+# -- finding and fetching -----------------------------------------------------------------
+def _cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tinynet"
+
+
+def _search_folders(dataset, data_dir):
+    """The folders that may hold the files, in lookup order."""
+    roots = [Path(data_dir)] if data_dir is not None else []
+    if os.environ.get("TINYNET_DATA"):
+        roots.append(Path(os.environ["TINYNET_DATA"]))
+    roots.append(_cache_dir())
+    return [root / dataset.folder for root in roots] + [Path(p) for p in dataset.system_folders]
+
+
+def _find(spec, folders):
+    """The first existing copy of ``spec`` (gzipped or plain) in ``folders``, or None."""
+    for folder in folders:
+        for name in (spec.name, spec.name.removesuffix(".gz")):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _checksums(path):
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _verify(path, spec):
+    """Raise DatasetError if a gzipped canonical file does not have the canonical checksums."""
+    if path.name != spec.name:
+        return  # a plain (uncompressed) copy: the IDX header and counts are checked instead
+    md5, sha256 = _checksums(path)
+    if md5 != spec.md5 or (spec.sha256 and sha256 != spec.sha256):
+        raise DatasetError(
+            f"{path} does not match the canonical checksum (md5 {md5}, expected {spec.md5}). "
+            f"Delete it so it is downloaded again, or replace it with the original file."
+        )
+
+
+def _download(spec, dataset, folder):
+    """Fetch ``spec`` from the first mirror that delivers the right bytes; returns the path or the errors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.name
+    errors = []
+    for mirror in dataset.mirrors:
+        url = mirror + spec.name
+        try:
+            md5 = hashlib.md5()
+            with urllib.request.urlopen(url, timeout=30) as response, atomic_write(target) as out:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    md5.update(chunk)
+                    out.write(chunk)
+                if md5.hexdigest() != spec.md5:
+                    # Raising inside atomic_write discards the temporary file: nothing bad is cached.
+                    raise DatasetError(f"checksum mismatch (md5 {md5.hexdigest()}, expected {spec.md5})")
+            return target, errors
+        except (OSError, urllib.error.URLError, DatasetError, ValueError) as error:
+            errors.append(f"{url}: {error}")
+    return None, errors
+
+
+def _load(dataset, data_dir, download):
+    folders = _search_folders(dataset, data_dir)
+    arrays, failures = [], []
+    for spec in dataset.files:
+        path, errors = _find(spec, folders), []
+        if path is None and download:
+            path, errors = _download(spec, dataset, folders[0])
+        if path is None:
+            failures.extend(errors or [f"{spec.name}: not found (download=False)"])
+            continue
+        _verify(path, spec)
+        arrays.append(read_idx(path, spec.magic, spec.shape))
+    if failures:
+        looked = "\n  ".join(str(folder) for folder in folders)
+        names = ", ".join(spec.name for spec in dataset.files)
+        detail = "\n  ".join(failures)
+        raise DatasetError(
+            f"{dataset.title} files are missing and could not be downloaded.\nLooked in:\n  {looked}\n"
+            f"for: {names} (gzipped or plain).\nDownload attempts:\n  {detail}\n"
+            f"Fix: put the four files in <folder>/{dataset.folder}/ and set TINYNET_DATA=<folder>, "
+            f"or pass data_dir=<folder>."
+        )
+    train_images, train_labels, test_images, test_labels = arrays
+    return (train_images, train_labels), (test_images, test_labels)
 
 
 def load_mnist(data_dir=None, download=True):
-    raise NotImplementedError
+    """The MNIST digits: ``(x_train, y_train), (x_test, y_test)`` as uint8 arrays.
+
+    Shapes ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)``, ``(10000,)``; pixel values
+    0..255, labels 0..9. Scale images with ``x.astype(np.float32) / 255`` and add the channel
+    axis ``x[:, None]`` for a CNN (``Sequential.fit`` also accepts uint8 and scales it).
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Folder holding ``mnist/``; searched first.
+    download : bool, default True
+        Fetch missing files from the public mirrors into the first folder searched.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file and the fix, if files are missing, corrupted or malformed.
+    """
+    return _load(MNIST, data_dir, download)
 
 
-load_fashion_mnist = load_mnist
+def load_fashion_mnist(data_dir=None, download=True):
+    """Fashion-MNIST (Zalando): the same format and shapes as :func:`load_mnist`, ten clothing classes.
+
+    Looks in ``<dir>/fashion-mnist/`` for the same places as :func:`load_mnist`, then in
+    ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist`` package).
+    """
+    return _load(FASHION_MNIST, data_dir, download)

@@ -88,7 +88,7 @@ class Sequential:
 
     # -- training and inference ------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
-            validation_data=None, shuffle=True, seed=None, verbose=1):
+            validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None):
         """Train on ``(x, y)`` with mini-batch gradient descent.
 
         Parameters
@@ -110,11 +110,18 @@ class Sequential:
             initial weights) gives the same weights after training.
         verbose : {0, 1, 2}, default 1
             0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        augment : callable, optional
+            ``augment(x_batch, rng) -> x_batch`` applied to each training batch, e.g.
+            :func:`tinynet.augment.random_shift`; it draws from the fit's seeded generator.
+        lr_schedule : callable, optional
+            ``lr_schedule(epoch) -> learning rate`` (epochs counted from 0), set on the
+            optimizer at the start of each epoch.
 
         Returns
         -------
         History
-            ``history.history`` maps ``loss``, ``accuracy`` (and ``val_*``) to per-epoch values.
+            ``history.history`` maps ``loss``, ``accuracy`` (and ``val_*``), ``seconds`` and
+            ``lr`` to per-epoch values.
 
         Raises
         ------
@@ -123,7 +130,8 @@ class Sequential:
             before that batch.
         """
         return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
-                            validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose)
+                            validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose,
+                            augment=augment, lr_schedule=lr_schedule)
 
     def evaluate(self, x, y, batch_size=1000):
         """Mean loss and accuracy on ``(x, y)``: ``{"loss": float, "accuracy": float}``."""

@@ -119,7 +119,7 @@ def _progress(verbose, total, epoch, epochs):
 
 def fit(
     model, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
-    validation_data=None, shuffle=True, seed=None, verbose=1,
+    validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None,
 ):
     """Train ``model`` on ``(x, y)``; see :meth:`tinynet.Sequential.fit`."""
     epochs = _positive_int(epochs, "epochs", "fit", allow_zero=True)
@@ -139,12 +139,16 @@ def fit(
     history = History()
     n_batches = math.ceil(n / batch_size)
     for epoch in range(1, epochs + 1):
+        if lr_schedule is not None:
+            optimizer.lr = float(lr_schedule(epoch - 1))
         order = rng.permutation(n) if shuffle else None
         bar = _progress(verbose, n_batches, epoch, epochs)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         for batch, index in enumerate(batches(n, batch_size, order), start=1):
             x_batch, y_batch = as_batch(x[index], dtype), y[index]
+            if augment is not None:
+                x_batch = augment(x_batch, rng)
             # Overflow is caught by the guard and reported as one clear error, not as warnings.
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = model.forward(x_batch, training=True)
@@ -161,13 +165,14 @@ def fit(
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                                 img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
                 bar.update(1)
-        metrics = {"loss": loss_sum / seen, "accuracy": correct / seen, "seconds": time.perf_counter() - started}
+        metrics = {"loss": loss_sum / seen, "accuracy": correct / seen, "seconds": time.perf_counter() - started,
+                   "lr": optimizer.lr}
         if validation_data is not None:
             scores = evaluate(model, *validation_data, batch_size=max(batch_size, 1000))
             metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
         history.append(**metrics)
         if bar is not None:
-            bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k != "seconds"}, refresh=True)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k not in ("seconds", "lr")}, refresh=True)
             bar.close()
         elif verbose == 2:
             shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())

@@ -1,0 +1,103 @@
+"""The MNIST training run shared by ``mnist_cnn.py`` and ``mnist_mlp.py``.
+
+Loads MNIST, prints the model summary, trains with a progress bar, evaluates on the
+10,000 test images, compares with the reference Keras notebook, saves the model and,
+with ``--plots DIR``, draws pictures of the data, the training and the mistakes.
+"""
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tinynet
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a default run of one model."""
+
+    name: str
+    build: callable
+    reference_accuracy: float  # the Keras notebook this project replaces
+    reference_name: str
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_decay: float  # learning rate of epoch e is lr * lr_decay**e
+    shift: int  # random-shift augmentation, pixels (0 = none)
+
+
+def parse_args(recipe, argv=None):
+    parser = argparse.ArgumentParser(description=f"Train tinynet's {recipe.name} on MNIST and evaluate it.")
+    parser.add_argument("--epochs", type=int, default=recipe.epochs, help="passes over the 60,000 training images")
+    parser.add_argument("--batch-size", type=int, default=recipe.batch_size)
+    parser.add_argument("--lr", type=float, default=recipe.lr, help="initial Adam learning rate")
+    parser.add_argument("--lr-decay", type=float, default=recipe.lr_decay,
+                        help="multiply the learning rate by this after every epoch")
+    parser.add_argument("--shift", type=int, default=recipe.shift,
+                        help="random-shift augmentation in pixels (0 turns it off)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling, dropout and augmentation")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
+    parser.add_argument("--save", default=f"mnist_{recipe.name}.npz", metavar="PATH",
+                        help="where to save the trained model (default: %(default)s)")
+    parser.add_argument("--plots", default=None, metavar="DIR", help="write PNG pictures to DIR")
+    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="0 quiet, 1 progress bars, 2 lines")
+    return parser.parse_args(argv)
+
+
+def comparison_table(recipe, accuracy, seconds, epochs):
+    """This run against the reference notebook, as printable text."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "test accuracy": [f"{accuracy:.2%}", f"{recipe.reference_accuracy:.2%}"],
+            "epochs": [epochs, ""],
+            "train time": [f"{seconds / 60:.1f} min", ""],
+        },
+        index=[f"tinynet {recipe.name} (this run)", f"reference: {recipe.reference_name}"],
+    )
+    margin = (accuracy - recipe.reference_accuracy) * 100
+    verdict = "above" if margin > 0 else "below"
+    return f"{table.to_string()}\n\n{abs(margin):.2f} percentage points {verdict} the reference."
+
+
+def main(recipe, argv=None):
+    args = parse_args(recipe, argv)
+    started = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir)
+    # uint8 (N, 28, 28) -> (N, 1, 28, 28); fit and evaluate scale uint8 to [0, 1] batch by batch.
+    x_train, x_test = x_train[:, None], x_test[:, None]
+
+    model = recipe.build(rng=args.seed)
+    print(f"tinynet {recipe.name} on MNIST: {len(x_train):,} training and {len(x_test):,} test images")
+    print(model.summary((1, 28, 28)), end="\n\n")
+
+    history = model.fit(
+        x_train, y_train,
+        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
+        optimizer=tinynet.optim.Adam(lr=args.lr),
+        lr_schedule=lambda epoch: args.lr * args.lr_decay**epoch,
+        augment=tinynet.augment.random_shift(args.shift) if args.shift else None,
+        validation_data=(x_test, y_test),
+    )
+    train_seconds = sum(history.history.get("seconds", []))
+    scores = model.evaluate(x_test, y_test)
+    print()
+    print(comparison_table(recipe, scores["accuracy"], train_seconds, args.epochs))
+
+    if args.save:
+        model.save(args.save)
+        print(f"Model saved to {args.save} (load it with tinynet.load_model).")
+    if args.plots:
+        from tinynet import plots
+
+        written = plots.mnist_report(model, history, (x_train, y_train), (x_test, y_test), Path(args.plots))
+        print(f"Pictures written to {args.plots}: " + ", ".join(p.name for p in written))
+    print(f"Total wall time: {time.perf_counter() - started:.0f} s")
+    return scores["accuracy"]
+
+
+__all__ = ["Recipe", "main", "comparison_table"]
