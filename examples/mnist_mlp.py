@@ -1,8 +1,8 @@
 """Train tinynet's basic dense model on MNIST: python examples/mnist_mlp.py [--help]
 
 Flatten -> Dense 784->128 -> ReLU -> Dense 128->10, the reference notebook's "basic"
-model (97.94%). Defaults: 20 epochs, batch 128, Adam from lr 1e-3 decayed by 0.85 per
-epoch, no augmentation. Saves the model to mnist_mlp.npz.
+model (97.94%). Defaults: 40 epochs, batch 128, Adam from lr 2e-3 decayed by 0.92 per
+epoch, random shifts of up to 1 pixel. Saves the model to mnist_mlp.npz.
 """
 
 from mnist_run import Recipe, main
@@ -12,7 +12,7 @@ import tinynet
 MLP = Recipe(
     name="mlp", build=tinynet.models.basic_mlp,
     reference_accuracy=0.9794, reference_name="Keras notebook, Model-1 [Basic]",
-    epochs=20, batch_size=128, lr=1e-3, lr_decay=0.85, shift=0,
+    epochs=40, batch_size=128, lr=2e-3, lr_decay=0.92, shift=1,
 )
 
 if __name__ == "__main__":

@@ -1,0 +1,50 @@
+"""The MNIST examples run end to end: summary, training, comparison table, saved model, pictures."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tinynet
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_mlp_example_trains_saves_and_draws(tmp_path, mnist_dir):
+    """One epoch of examples/mnist_mlp.py: above 90% test accuracy, a loadable model, five PNGs."""
+    model_path, plots = tmp_path / "mlp.npz", tmp_path / "plots"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--epochs", "1", "--verbose", "0",
+         "--data-dir", str(mnist_dir), "--save", str(model_path), "--plots", str(plots)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    assert "Total params: 101,770" in result.stdout
+    assert "reference: Keras notebook, Model-1 [Basic]" in result.stdout and "97.94%" in result.stdout
+    (_, _), (x_test, y_test) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    accuracy = tinynet.load_model(model_path).evaluate(x_test[:, None], y_test)["accuracy"]
+    assert accuracy > 0.9
+    assert f"{accuracy:.2%}" in result.stdout
+    pictures = sorted(p.name for p in plots.glob("*.png"))
+    assert pictures == ["class_counts.png", "confusion_matrix.png", "learning_curves.png",
+                        "predictions.png", "samples.png"]
+    assert all((plots / name).stat().st_size > 5000 for name in pictures)
+
+
+def test_examples_explain_their_options():
+    """--help lists every option the examples promise."""
+    for script in ("mnist_cnn.py", "mnist_mlp.py"):
+        text = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
+                              capture_output=True, text=True, timeout=120, check=True).stdout
+        for option in ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--save", "--plots"):
+            assert option in text
+
+
+def test_random_shift_moves_whole_images():
+    """random_shift keeps every pixel value, only moves it, and is reproducible from the generator."""
+    x = np.zeros((3, 1, 6, 6), np.float32)
+    x[:, 0, 2:4, 2:4] = 1.0
+    shift = tinynet.augment.random_shift(2)
+    a, b = shift(x, np.random.default_rng(5)), shift(x, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == x.shape and a.sum() == x.sum() and x[:, 0, 2:4, 2:4].all()
