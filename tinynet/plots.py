@@ -124,8 +124,9 @@ def mnist_report(model, history, train, test, folder):
     folder = Path(folder)
     (x_train, y_train), (x_test, y_test) = train, test
     predicted = model.predict(x_test).argmax(axis=1)
-    # Show the mistakes first, then correct answers, so the grid is worth looking at.
-    order = np.argsort(predicted == y_test, kind="stable")[:32]
+    # Half the grid for mistakes (the interesting part), the rest for correct answers.
+    wrong = np.flatnonzero(predicted != y_test)[:16]
+    order = np.concatenate([wrong, np.flatnonzero(predicted == y_test)[: 32 - len(wrong)]])
     return [
         class_counts(y_train, folder / "class_counts.png"),
         sample_grid(x_train, y_train, folder / "samples.png"),
