@@ -143,9 +143,9 @@ def read_idx(path, magic=None, shape=None):
                                    f"download it again.")
             if stream.read(1):
                 raise DatasetError(f"{path} has bytes after the {count} values its header declares.")
+    except DatasetError:
+        raise
     except (OSError, EOFError, zlib.error) as error:
-        if isinstance(error, DatasetError):
-            raise
         raise DatasetError(f"{path} could not be read (corrupted or truncated gzip?): {error}") from error
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 

@@ -109,15 +109,13 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True):
     analytic = {"input": probe.backward(grad_out), **probe.grads}
 
     # One fresh copy of the starting layer per evaluation: same parameters, same RNG state.
-    evaluated = copy.deepcopy(start)
-
     def objective():
-        fresh = copy.deepcopy(evaluated)
+        fresh = copy.deepcopy(start)
         return float(np.sum(fresh.forward(x, training=training) * grad_out))
 
     result = GradcheckResult()
     result.errors["input"] = relative_error(analytic["input"], _numeric_gradient(objective, x, eps))
     for key in start.params:
-        numeric = _numeric_gradient(objective, evaluated.params[key], eps)
+        numeric = _numeric_gradient(objective, start.params[key], eps)
         result.errors[key] = relative_error(analytic[key], numeric)
     return result

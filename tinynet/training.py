@@ -19,13 +19,15 @@ import numpy as np
 
 from .errors import ShapeError, TrainingDivergedError
 from .history import History
+from .layers import Softmax
+from .layers.softmax import softmax
 from .losses import SoftmaxCrossEntropy, check_labels
 from .optim import Adam
 
 __all__ = ["fit", "evaluate", "predict", "prepare_inputs", "batches"]
 
 
-def prepare_inputs(x, dtype, owner):
+def prepare_inputs(x, owner):
     """Check ``x`` once at the edge: a non-empty array of floats (finite) or uint8 images."""
     x = np.asarray(x)
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
@@ -125,7 +127,7 @@ def fit(
     epochs = _positive_int(epochs, "epochs", "fit", allow_zero=True)
     batch_size = _positive_int(batch_size, "batch_size", "fit")
     dtype = model.dtype
-    x = prepare_inputs(x, dtype, "fit")
+    x = prepare_inputs(x, "fit")
     n = len(x)
     y = check_labels(y, n, _output_classes(model, x, dtype), "fit")
     optimizer = Adam() if optimizer is None else optimizer
@@ -184,7 +186,7 @@ def predict_logits(model, x, batch_size, owner):
     """The model's raw outputs for every sample, computed batch by batch."""
     batch_size = _positive_int(batch_size, "batch_size", owner)
     dtype = model.dtype
-    x = prepare_inputs(x, dtype, owner)
+    x = prepare_inputs(x, owner)
     outputs = [model.forward(as_batch(x[index], dtype)) for index in batches(len(x), batch_size)]
     return np.concatenate(outputs)
 
@@ -199,9 +201,6 @@ def evaluate(model, x, y, batch_size=1000):
 
 def predict(model, x, batch_size=1000):
     """Class probabilities ``(N, classes)``; see :meth:`tinynet.Sequential.predict`."""
-    from .layers import Softmax
-    from .layers.softmax import softmax
-
     outputs = predict_logits(model, x, batch_size, "predict")
     ends_in_softmax = bool(model.layers) and isinstance(model.layers[-1], Softmax)
     return outputs if ends_in_softmax else softmax(outputs, axis=-1)
