@@ -1,0 +1,80 @@
+"""Shared set-up for ``pytest benchmarks``: thread counts, the MNIST data, and the results table.
+
+Thread counts are fixed before anything is timed and reported with the results:
+NumPy's BLAS gets ``TINYNET_BENCH_THREADS`` threads (default 2), tinynet's numba kernels
+keep their own setting (``TINYNET_KERNEL_THREADS``, default 1), and PyTorch and TensorFlow
+get the same intra-op count as BLAS. At the end of the session the results are printed and
+written to ``benchmarks/results/`` (CSV, Markdown and a PNG chart).
+"""
+
+import time
+
+import frameworks
+import numpy as np
+import pytest
+from frameworks import THREADS, blas_threads, framework
+from results import Results, machine_description
+from threadpoolctl import threadpool_limits
+
+import tinynet
+
+# Held for the whole session: threadpoolctl restores the old limits when this is released.
+_BLAS_LIMITS = threadpool_limits(limits=THREADS, user_api="blas")
+
+RESULTS = Results()
+
+
+def pytest_configure(config):
+    RESULTS.context.update({
+        "machine": machine_description(),
+        "threads": f"tinynet: {framework('tinynet').threads()}; frameworks: {THREADS} intra-op, 1 inter-op",
+        "tinynet": f"{tinynet.__version__}, kernels: {tinynet.kernels.BACKEND}",
+        "numpy": np.__version__,
+    })
+
+
+@pytest.fixture(scope="session")
+def results():
+    return RESULTS
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """MNIST as float32 NCHW in [0, 1]: ``(x_train, y_train), (x_test, y_test)``."""
+    try:
+        (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(download=False)
+    except tinynet.errors.DatasetError as error:
+        pytest.skip(f"MNIST files not found; set TINYNET_DATA to the folder holding mnist/ ({error})")
+    scale = np.float32(1 / 255)
+    return (x_train[:, None] * scale, y_train), (x_test[:, None] * scale, y_test)
+
+
+@pytest.fixture(scope="session")
+def gemm_rate():
+    """The machine's float32 matrix-product rate in FLOP/s through NumPy (best of 5, 2048^3)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    rate = 2 * 2048**3 / best
+    RESULTS.context["float32 GEMM rate"] = (
+        f"{rate / 1e9:.0f} GFLOP/s (NumPy, 2048x2048 @ 2048x2048, BLAS {blas_threads()} threads)")
+    return rate
+
+
+def _timed(function):
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS.rows:
+        return
+    for name, adapter in frameworks.made().items():
+        if name != "tinynet":
+            RESULTS.context[name] = f"not compared: {adapter}" if isinstance(adapter, Exception) else (
+                f"{adapter.version} ({adapter.threads()})")
+    terminalreporter.write_line(RESULTS.text())
+    written = RESULTS.write()
+    terminalreporter.write_line("\nResults written to " + ", ".join(str(path) for path in written))

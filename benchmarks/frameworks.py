@@ -1,0 +1,219 @@
+"""The same models, trained and run the same way, in tinynet, PyTorch and Keras.
+
+Each framework gets one small adapter with four methods, so a benchmark is written once:
+
+    data = fw.prepare(x, y)                  # float32 images in [0, 1], the framework's layout
+    model = fw.build("small_cnn", seed)      # fresh weights, Adam(lr=1e-3)
+    fw.train_epoch(model, data, batch_size)  # one shuffled pass over the data
+    fw.predict(model, data, batch_size)      # outputs for every image, (N, 10) NumPy
+
+The architectures are the ones in ``tinynet.models`` (``basic_mlp``, ``small_cnn``,
+``keras_convnet``, ``cnn``), built layer for layer in each framework with its default
+initialisers. PyTorch and Keras are optional: :func:`framework` raises ``Unavailable``
+with the reason when one is not installed, and the benchmark is skipped with it.
+"""
+
+import os
+
+import numpy as np
+
+import tinynet
+
+MODELS = ("basic_mlp", "small_cnn", "keras_convnet", "cnn")
+COMPARED_MODELS = ("basic_mlp", "small_cnn", "keras_convnet")  # timed in every framework
+THREADS = int(os.environ.get("TINYNET_BENCH_THREADS", "2"))
+LEARNING_RATE = 1e-3
+
+
+class Unavailable(Exception):
+    """The framework cannot be used here; the message says why and how to install it."""
+
+
+class TinynetAdapter:
+    name = "tinynet"
+
+    def __init__(self):
+        self.version = getattr(tinynet, "__version__", "dev")
+
+    def threads(self):
+        return f"numba kernels {tinynet.kernels.get_num_threads()}, BLAS {blas_threads()}"
+
+    def prepare(self, x, y):
+        return np.ascontiguousarray(x, dtype=np.float32), y
+
+    def build(self, name, seed):
+        model = getattr(tinynet.models, name)(rng=seed)
+        model.optimizer = tinynet.optim.Adam(lr=LEARNING_RATE)
+        return model
+
+    def train_epoch(self, model, data, batch_size, seed=0):
+        x, y = data
+        model.fit(x, y, epochs=1, batch_size=batch_size, optimizer=model.optimizer, seed=seed, verbose=0)
+
+    def predict(self, model, data, batch_size):
+        return model.predict(data[0], batch_size=batch_size)
+
+
+class TorchAdapter:
+    name = "pytorch"
+
+    def __init__(self):
+        try:
+            import torch
+        except ImportError as error:
+            raise Unavailable(f"PyTorch is not installed ({error}); pip install torch to compare with it") from error
+        self.torch = torch
+        self.version = torch.__version__
+        torch.set_num_threads(THREADS)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # may be set only once per process, before any parallel work
+            pass
+
+    def threads(self):
+        return f"intra-op {self.torch.get_num_threads()}, inter-op {self.torch.get_num_interop_threads()}"
+
+    def prepare(self, x, y):
+        torch = self.torch
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
+
+    def build(self, name, seed):
+        nn = self.torch.nn
+        self.torch.manual_seed(seed)
+        conv_block = lambda c_in, c_out: [nn.Conv2d(c_in, c_out, 3), nn.ReLU(), nn.MaxPool2d(2)]  # noqa: E731
+        layers = {
+            "basic_mlp": [nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)],
+            "small_cnn": [*conv_block(1, 32), nn.Flatten(), nn.Linear(5408, 128), nn.ReLU(), nn.Linear(128, 10)],
+            "keras_convnet": [*conv_block(1, 32), *conv_block(32, 64), nn.Flatten(), nn.Dropout(0.5),
+                              nn.Linear(1600, 10)],
+            "cnn": [*conv_block(1, 32), *conv_block(32, 64), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(),
+                    nn.Dropout(0.5), nn.Linear(128, 10)],
+        }[name]
+        model = nn.Sequential(*layers)
+        model.optimizer = self.torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        return model
+
+    def train_epoch(self, model, data, batch_size, seed=0):
+        torch = self.torch
+        x, y = data
+        model.train()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        loss_fn = torch.nn.functional.cross_entropy
+        for start in range(0, len(x), batch_size):
+            index = order[start:start + batch_size]
+            model.optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x[index]), y[index]).backward()
+            model.optimizer.step()
+
+    def predict(self, model, data, batch_size):
+        torch = self.torch
+        x = data[0]
+        model.eval()
+        with torch.inference_mode():
+            outputs = [model(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+        return torch.cat(outputs).numpy()
+
+
+class KerasAdapter:
+    name = "keras"
+
+    def __init__(self):
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import tensorflow as tf
+        except ImportError as error:
+            raise Unavailable(
+                f"TensorFlow is not installed ({error}); pip install tensorflow-cpu to compare with Keras"
+            ) from error
+        import keras
+
+        self.tf, self.keras = tf, keras
+        self.version = f"keras {keras.__version__} / tf {tf.__version__}"
+        try:  # must happen before TensorFlow runs anything
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
+
+    def threads(self):
+        config = self.tf.config.threading
+        intra, inter = config.get_intra_op_parallelism_threads(), config.get_inter_op_parallelism_threads()
+        return f"intra-op {intra}, inter-op {inter}"
+
+    def prepare(self, x, y):
+        # Keras convolutions are channels-last: (N, 1, 28, 28) -> (N, 28, 28, 1).
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1), dtype=np.float32), y.astype(np.int64)
+
+    def build(self, name, seed):
+        layers = self.keras.layers
+        self.keras.utils.set_random_seed(seed)
+        conv_block = lambda filters: [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D(2)]  # noqa: E731
+        stack = {
+            "basic_mlp": [layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)],
+            "small_cnn": [*conv_block(32), layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)],
+            "keras_convnet": [*conv_block(32), *conv_block(64), layers.Flatten(), layers.Dropout(0.5),
+                              layers.Dense(10)],
+            "cnn": [*conv_block(32), *conv_block(64), layers.Flatten(), layers.Dense(128, activation="relu"),
+                    layers.Dropout(0.5), layers.Dense(10)],
+        }[name]
+        model = self.keras.Sequential([self.keras.Input((28, 28, 1)), *stack])
+        model.compile(
+            optimizer=self.keras.optimizers.Adam(LEARNING_RATE),
+            loss=self.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    def train_epoch(self, model, data, batch_size, seed=0):
+        x, y = data
+        model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+
+    def predict(self, model, data, batch_size):
+        return np.asarray(model.predict(data[0], batch_size=batch_size, verbose=0))
+
+
+ADAPTERS = {"tinynet": TinynetAdapter, "pytorch": TorchAdapter, "keras": KerasAdapter}
+_made = {}
+
+
+def framework(name):
+    """The adapter for ``name``, made once per process; raises Unavailable with the reason."""
+    if name not in _made:
+        try:
+            _made[name] = ADAPTERS[name]()
+        except Unavailable as error:
+            _made[name] = error
+    made = _made[name]
+    if isinstance(made, Unavailable):
+        raise made
+    return made
+
+
+def made():
+    """The adapters (or the reasons they are unavailable) this process has asked for so far."""
+    return dict(_made)
+
+
+def blas_threads():
+    """Threads of the BLAS library NumPy uses (what its matrix products run on)."""
+    from threadpoolctl import threadpool_info
+
+    counts = {info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"}
+    return ", ".join(map(str, sorted(counts))) or "unknown"
+
+
+def forward_flops(model, input_shape=(1, 28, 28)):
+    """Multiply-adds x 2 of one image's forward pass through the Dense and Conv2D layers.
+
+    Dense: ``2 * in * out``; Conv2D: ``2 * C_in * kh * kw * C_out * out_h * out_w``. Bias,
+    activations and pooling are left out (they are memory-bound, not FLOP-bound).
+    """
+    flops = 0
+    shapes = model.output_shapes(input_shape)
+    for layer, shape in zip(model.layers, shapes, strict=True):
+        if isinstance(layer, tinynet.layers.Dense):
+            flops += 2 * layer.params["W"].size
+        elif isinstance(layer, tinynet.layers.Conv2D):
+            out_channels, out_h, out_w = shape
+            flops += 2 * layer.params["W"].size * out_h * out_w
+    return flops
