@@ -220,13 +220,15 @@ def draw_chart(frame, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(epoch, "training: seconds per 60,000-image epoch (lower is better)"),
-              (inference, "inference: images per second at batch 1000 (higher is better)")]
-    panels = [(data, title) for data, title in panels if not data.empty]
+    # Inference spans three orders of magnitude (MLP against CNNs): a log axis shows them all.
+    panels = [(epoch, "training: seconds per 60,000-image epoch (lower is better)", "linear"),
+              (inference, "inference: images per second at batch 1000 (higher is better)", "log")]
+    panels = [panel for panel in panels if not panel[0].empty]
     figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3.6 * len(panels)), squeeze=False)
-    for axis, (data, title) in zip(axes[:, 0], panels, strict=True):
+    for axis, (data, title, scale) in zip(axes[:, 0], panels, strict=True):
         data = data[[name for name in FRAMEWORKS if name in data.columns]]
         data.plot.bar(ax=axis, rot=0)
+        axis.set_yscale(scale)
         axis.set_title(title)
         axis.set_xlabel("")
         axis.grid(axis="y", alpha=0.3)
