@@ -49,7 +49,8 @@ def test_train_epoch(benchmark, results, mnist, framework_name, model_name):
 
     benchmark.group = f"train epoch {model_name}"
     benchmark.extra_info.update(images=len(x_train), batch_size=BATCH, threads=adapter.threads())
-    benchmark.pedantic(adapter.train_epoch, args=(model, data, BATCH), rounds=SHORT_MODEL_ROUNDS.get(model_name, EPOCH_ROUNDS), iterations=1)
+    rounds = SHORT_MODEL_ROUNDS.get(model_name, EPOCH_ROUNDS)
+    benchmark.pedantic(adapter.train_epoch, args=(model, data, BATCH), rounds=rounds, iterations=1)
 
     # What was timed really trained: after one epoch every model is far above chance (10%).
     scores = adapter.predict(model, adapter.prepare(x_test[:2000], y_test[:2000]), 1000)
