@@ -5,6 +5,7 @@ numba-compiled kernels that each have a plain-NumPy twin. See the README to star
 """
 
 from . import augment, datasets, errors, init, kernels, layers, losses, models, optim
+from .checkpoint import Checkpoint, load_checkpoint
 from .errors import (
     DatasetError,
     ModelFileError,
@@ -24,6 +25,8 @@ __all__ = [
     "Sequential",
     "History",
     "load_model",
+    "load_checkpoint",
+    "Checkpoint",
     "gradcheck",
     "GradcheckResult",
     "layers",

@@ -5,6 +5,8 @@ He (Kaiming) normal keeps the variance of activations constant through ReLU laye
 activations such as tanh: ``W ~ U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
 """
 
+import contextlib
+import contextvars
 import numbers
 
 import numpy as np
@@ -36,8 +38,28 @@ def glorot_uniform(shape, fan_in, fan_out, rng, dtype=np.float32):
 INITIALIZERS = {"he_normal": he_normal, "glorot_uniform": glorot_uniform}
 
 
+_skip_drawing = contextvars.ContextVar("skip_drawing", default=False)
+
+
+@contextlib.contextmanager
+def weights_to_be_overwritten():
+    """Within this block, layers get uninitialised weight arrays instead of random draws.
+
+    Loading a model file uses it: the file's arrays replace the weights at once, so drawing
+    them is wasted work, and a file that describes an absurdly large layer costs only
+    address space (``np.empty`` touches no memory) until its shapes are checked and refused.
+    """
+    token = _skip_drawing.set(True)
+    try:
+        yield
+    finally:
+        _skip_drawing.reset(token)
+
+
 def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
     """Draw weights with the initialiser named ``init``, or a ValueError listing the names."""
     if init not in INITIALIZERS:
         raise ValueError(f"{owner} received init={init!r}; expected one of {sorted(INITIALIZERS)}.")
+    if _skip_drawing.get():
+        return np.empty(shape, dtype=dtype)
     return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)

@@ -41,6 +41,7 @@ class Sequential:
                 )
         self.layers = layers
         self.loss = None  # set by fit; evaluate reports this loss
+        self.history = None  # the History of the latest fit, updated after every epoch
 
     # -- a container of layers ---------------------------------------------------------
     def __iter__(self):
@@ -88,7 +89,8 @@ class Sequential:
 
     # -- training and inference ------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
-            validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None):
+            validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None,
+            checkpoint=None, resume=False):
         """Train on ``(x, y)`` with mini-batch gradient descent.
 
         Parameters
@@ -116,22 +118,38 @@ class Sequential:
         lr_schedule : callable, optional
             ``lr_schedule(epoch) -> learning rate`` (epochs counted from 0), set on the
             optimizer at the start of each epoch.
+        checkpoint : str or Path, optional
+            Write a checkpoint there at the end of every epoch (atomically): weights,
+            optimizer state, epochs completed, history and random-generator states.
+        resume : bool, default False
+            Continue from ``checkpoint`` if that file exists (from scratch if it does not):
+            the weights, optimizer state, history and generators are restored and training
+            goes on from the next epoch up to ``epochs`` in all. A resumed run ends with the
+            same weights, bit for bit, as one that was never interrupted.
 
         Returns
         -------
         History
             ``history.history`` maps ``loss``, ``accuracy`` (and ``val_*``), ``seconds`` and
-            ``lr`` to per-epoch values.
+            ``lr`` to per-epoch values. The same object is ``model.history`` while training,
+            so it is kept when training stops early.
 
         Raises
         ------
         TrainingDivergedError
             If the loss or a gradient becomes NaN or inf; the weights are left as they were
             before that batch.
+        KeyboardInterrupt
+            On Ctrl-C: training stops at the end of the current batch (a second Ctrl-C stops
+            at once), the model keeps the weights after that batch and ``model.history`` the
+            completed epochs.
+        ModelFileError
+            If ``resume=True`` and the checkpoint is unreadable or belongs to another model;
+            the model is left unchanged.
         """
         return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
                             validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose,
-                            augment=augment, lr_schedule=lr_schedule)
+                            augment=augment, lr_schedule=lr_schedule, checkpoint=checkpoint, resume=resume)
 
     def evaluate(self, x, y, batch_size=1000):
         """Mean loss and accuracy on ``(x, y)``: ``{"loss": float, "accuracy": float}``."""

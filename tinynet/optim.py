@@ -70,6 +70,10 @@ class Optimizer:
     def _update(self, param, grad, state):
         raise NotImplementedError
 
+    def get_config(self):
+        """The constructor arguments: ``type(opt)(**opt.get_config())`` is a fresh copy."""
+        raise NotImplementedError
+
     def state_dict(self):
         """The optimizer's state as plain data: hyper-parameters, step count and arrays."""
         return {"steps": self.steps, "state": [dict(s) for s in self.state]}
@@ -100,6 +104,10 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("SGD with nesterov=True needs momentum > 0; received momentum=0.")
         self.nesterov = bool(nesterov)
+
+    def get_config(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
 
     def _update(self, param, grad, state):
         if self.weight_decay:
@@ -135,6 +143,10 @@ class Adam(Optimizer):
         self.beta2 = _non_negative(beta2, "beta2", "Adam", upper=1)
         self.eps = _non_negative(eps, "eps", "Adam")
         self.weight_decay = _non_negative(weight_decay, "weight_decay", "Adam")
+
+    def get_config(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def _update(self, param, grad, state):
         dtype = param.dtype.type

@@ -18,8 +18,9 @@ import numpy as np
 from . import layers as layer_module
 from ._io import atomic_write
 from .errors import ModelFileError
+from .init import weights_to_be_overwritten
 
-__all__ = ["save_model", "load_model", "LAYER_CLASSES"]
+__all__ = ["save_model", "load_model", "model_arrays", "model_from_arrays", "read_archive", "LAYER_CLASSES"]
 
 FORMAT = "tinynet.model"
 VERSION = 1
@@ -32,6 +33,13 @@ _FLOAT_DTYPES = {"float32", "float64"}
 
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    arrays = model_arrays(model)
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+
+
+def model_arrays(model):
+    """The arrays of a model file: ``__architecture__`` (JSON) and ``<i>.<name>`` per parameter."""
     description = []
     arrays = {}
     for position, layer in enumerate(model.layers):
@@ -43,8 +51,17 @@ def save_model(model, path):
             arrays[f"{position}.{key}"] = array
     architecture = {"format": FORMAT, "version": VERSION, "layers": description}
     arrays["__architecture__"] = np.array(json.dumps(architecture))
-    with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
+    return arrays
+
+
+def read_archive(path, error_type=ModelFileError):
+    """Every array in an ``.npz`` file, read without unpickling; any failure becomes ``error_type``."""
+    try:
+        return _read_archive(path)
+    except ModelFileError as error:
+        if error_type is ModelFileError:
+            raise
+        raise error_type(str(error)) from error.__cause__
 
 
 def _read_archive(path):
@@ -60,7 +77,12 @@ def _read_archive(path):
         ) from None
     except ModelFileError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
+    except MemoryError as error:
+        raise ModelFileError(
+            f"{path} declares arrays too large to load ({error}); the file is corrupted or not a tinynet model."
+        ) from error
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
+            OverflowError, UnicodeDecodeError) as error:
         raise ModelFileError(
             f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"
         ) from error
@@ -75,7 +97,8 @@ def _architecture(arrays, path):
     except (ValueError, TypeError, IndexError) as error:
         raise ModelFileError(f"{path}: the architecture entry is not valid JSON ({error}).") from error
     if not isinstance(architecture, dict) or architecture.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a tinynet model file (format {architecture.get('format')!r}).")
+        found = architecture.get("format") if isinstance(architecture, dict) else type(architecture).__name__
+        raise ModelFileError(f"{path} is not a tinynet model file (format {found!r}).")
     if architecture.get("version") != VERSION:
         raise ModelFileError(
             f"{path} is model format version {architecture.get('version')!r}; this tinynet reads version {VERSION}."
@@ -89,13 +112,16 @@ def _build_layer(entry, position, path):
     if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
         raise ModelFileError(f"{path}: layer {position} is not described as {{'class': ..., 'config': {{...}}}}.")
     name = entry.get("class")
-    if name not in LAYER_CLASSES:
+    if not isinstance(name, str) or name not in LAYER_CLASSES:
         raise ModelFileError(
             f"{path}: layer {position} has unknown type {name!r}; known types are {sorted(LAYER_CLASSES)}."
         )
     try:
-        return LAYER_CLASSES[name](**entry.get("config", {}))
-    except (TypeError, ValueError) as error:
+        with weights_to_be_overwritten():
+            return LAYER_CLASSES[name](**entry.get("config", {}))
+    except MemoryError as error:
+        raise ModelFileError(f"{path}: layer {position} ({name}) is too large to build: {error}") from error
+    except (TypeError, ValueError, OverflowError) as error:
         raise ModelFileError(
             f"{path}: layer {position} ({name}) has an invalid configuration: {error}"
         ) from error
@@ -109,10 +135,21 @@ def load_model(path):
     ModelFileError
         If the file is missing, truncated, corrupted, names unknown layer types, or holds
         arrays whose names, shapes or dtypes do not match its architecture.
+
+    A checkpoint written by ``fit(..., checkpoint=path)`` is read as its model.
     """
+    arrays = _read_archive(path)
+    if "__checkpoint__" in arrays:  # a checkpoint is a model file plus training state: read the model
+        arrays = {name: array for name, array in arrays.items()
+                  if name != "__checkpoint__" and not name.startswith("optimizer.")}
+    return model_from_arrays(arrays, path)
+
+
+def model_from_arrays(arrays, path):
+    """Rebuild a model from :func:`model_arrays`' layout, checking every array; ``path`` names errors."""
     from .model import Sequential
 
-    arrays = _read_archive(path)
+    arrays = dict(arrays)
     entries = _architecture(arrays, path)
     built = [_build_layer(entry, position, path) for position, entry in enumerate(entries)]
     expected = {f"{i}.{key}": (layer, key) for i, layer in enumerate(built) for key in layer.params}

@@ -13,11 +13,16 @@ batch by batch, so a 60,000-image uint8 data set is never copied whole as floats
 
 import math
 import numbers
+import signal
+import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .errors import ShapeError, TrainingDivergedError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import ModelFileError, ShapeError, TrainingDivergedError
 from .history import History
 from .layers import Softmax
 from .layers.softmax import softmax
@@ -110,6 +115,68 @@ class _DivergenceGuard:
             raise self._diverged("a weight", epoch, batch)
 
 
+class _StopAtBatchEnd:
+    """Turns the first Ctrl-C during ``fit`` into a request to stop after the current batch.
+
+    A KeyboardInterrupt raised in the middle of an optimizer step would leave some
+    parameters updated and others not; deferring it to the batch boundary keeps the model
+    consistent. A second Ctrl-C raises at once. Signal handlers can only be installed from
+    the main thread; elsewhere Ctrl-C behaves as usual.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._installed = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt("second Ctrl-C: fit stopped at once")
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+                self._installed = True
+            except ValueError:
+                pass
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+        return False
+
+
+def _resume(model, optimizer, path):
+    """The saved training state, checked against ``model`` before anything of it is changed."""
+    saved = load_checkpoint(path)
+    mine = [(type(layer).__name__, {k: v.shape for k, v in layer.params.items()}) for layer in model.layers]
+    theirs = [(type(layer).__name__, {k: v.shape for k, v in layer.params.items()}) for layer in saved.model.layers]
+    if mine != theirs or saved.model.dtype != model.dtype:
+        raise ModelFileError(
+            f"{path} is a checkpoint of a different model ({[name for name, _ in theirs]}, {saved.model.dtype}); "
+            f"this model is {[name for name, _ in mine]}, {model.dtype}. Use another checkpoint path or resume=False."
+        )
+    if optimizer is not None and type(optimizer) is not type(saved.optimizer):
+        raise ModelFileError(
+            f"{path} holds {type(saved.optimizer).__name__} state; fit was given {type(optimizer).__name__}. "
+            f"Pass the same optimizer type (or none, to use the saved one)."
+        )
+    for layer, saved_layer in zip(model.layers, saved.model.layers, strict=True):
+        for key, array in layer.params.items():
+            np.copyto(array, saved_layer.params[key])
+    for position, state in saved.layer_rng_states.items():
+        model.layers[position].rng = np.random.default_rng()
+        model.layers[position].rng.bit_generator.state = state
+    if optimizer is None:
+        optimizer = saved.optimizer
+    else:
+        optimizer.load_state_dict(saved.optimizer.state_dict())
+    return saved, optimizer
+
+
 def _progress(verbose, total, epoch, epochs):
     """A tqdm progress bar for one epoch, or None when not verbose."""
     if verbose != 1:
@@ -122,64 +189,129 @@ def _progress(verbose, total, epoch, epochs):
 def fit(
     model, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
     validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None,
+    checkpoint=None, resume=False,
 ):
     """Train ``model`` on ``(x, y)``; see :meth:`tinynet.Sequential.fit`."""
     epochs = _positive_int(epochs, "epochs", "fit", allow_zero=True)
     batch_size = _positive_int(batch_size, "batch_size", "fit")
+    if resume and checkpoint is None:
+        raise ValueError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
     dtype = model.dtype
     x = prepare_inputs(x, "fit")
     n = len(x)
     y = check_labels(y, n, _output_classes(model, x, dtype), "fit")
+    if validation_data is not None:
+        validation_data = _check_validation(validation_data, model, dtype)
+    rng = np.random.default_rng(seed)
+    history = History()
+    first_epoch = 1
+    if resume and Path(checkpoint).exists():
+        saved, optimizer = _resume(model, optimizer, checkpoint)
+        rng = saved.generator()
+        history = saved.history
+        first_epoch = saved.epoch + 1
+    elif seed is not None:
+        _seed_stochastic_layers(model, rng)
     optimizer = Adam() if optimizer is None else optimizer
     loss = SoftmaxCrossEntropy() if loss is None else loss
     model.loss = loss
-    rng = np.random.default_rng(seed)
-    if seed is not None:
-        _seed_stochastic_layers(model, rng)
+    model.history = history
 
-    guard = _DivergenceGuard(model)
-    history = History()
-    n_batches = math.ceil(n / batch_size)
-    for epoch in range(1, epochs + 1):
-        if lr_schedule is not None:
-            optimizer.lr = float(lr_schedule(epoch - 1))
-        order = rng.permutation(n) if shuffle else None
-        bar = _progress(verbose, n_batches, epoch, epochs)
+    run = _Run(model, x, y, epochs, batch_size, optimizer, loss, rng, shuffle, augment, lr_schedule,
+               validation_data, verbose, history)
+    with _StopAtBatchEnd() as interrupt:
+        for epoch in range(first_epoch, epochs + 1):
+            run.train_epoch(epoch, interrupt)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, optimizer, epoch, history, rng)
+    return history
+
+
+def _check_validation(validation_data, model, dtype):
+    """``(x_val, y_val)`` checked before training starts, not after the first epoch."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("fit expects validation_data=(x_val, y_val); "
+                        f"received {type(validation_data).__name__}.")
+    x_val = prepare_inputs(validation_data[0], "fit(validation_data)")
+    y_val = check_labels(validation_data[1], len(x_val), _output_classes(model, x_val, dtype), "fit(validation_data)")
+    return x_val, y_val
+
+
+@dataclass
+class _Run:
+    """The settings of one ``fit`` call, and its loop over the batches of an epoch."""
+
+    model: object
+    x: np.ndarray
+    y: np.ndarray
+    epochs: int
+    batch_size: int
+    optimizer: object
+    loss: object
+    rng: np.random.Generator
+    shuffle: bool
+    augment: object
+    lr_schedule: object
+    validation_data: object
+    verbose: int
+    history: History
+
+    def __post_init__(self):
+        self.guard = _DivergenceGuard(self.model)
+        self.n_batches = math.ceil(len(self.x) / self.batch_size)
+
+    def train_epoch(self, epoch, interrupt):
+        """One pass over the data; appends the epoch's metrics to the history."""
+        model, optimizer, loss, rng, dtype = self.model, self.optimizer, self.loss, self.rng, self.model.dtype
+        if self.lr_schedule is not None:
+            optimizer.lr = float(self.lr_schedule(epoch - 1))
+        order = rng.permutation(len(self.x)) if self.shuffle else None
+        bar = _progress(self.verbose, self.n_batches, epoch, self.epochs)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        for batch, index in enumerate(batches(n, batch_size, order), start=1):
-            x_batch, y_batch = as_batch(x[index], dtype), y[index]
-            if augment is not None:
-                x_batch = augment(x_batch, rng)
-            # Overflow is caught by the guard and reported as one clear error, not as warnings.
-            with np.errstate(over="ignore", invalid="ignore"):
-                logits = model.forward(x_batch, training=True)
-                value = loss.forward(logits, y_batch)
-                model.backward(loss.backward())
-                guard.check_gradients(value, epoch, batch)
-                guard.step(optimizer, epoch, batch)
+        try:
+            for batch, index in enumerate(batches(len(self.x), self.batch_size, order), start=1):
+                x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
+                if self.augment is not None:
+                    x_batch = self.augment(x_batch, rng)
+                # Overflow is caught by the guard and reported as one clear error, not as warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    logits = model.forward(x_batch, training=True)
+                    value = loss.forward(logits, y_batch)
+                    model.backward(loss.backward())
+                    self.guard.check_gradients(value, epoch, batch)
+                    self.guard.step(optimizer, epoch, batch)
 
-            loss_sum += value * len(y_batch)
-            correct += int((logits.argmax(axis=1) == y_batch).sum())
-            seen += len(y_batch)
+                loss_sum += value * len(y_batch)
+                correct += int((logits.argmax(axis=1) == y_batch).sum())
+                seen += len(y_batch)
+                if bar is not None:
+                    elapsed = time.perf_counter() - started
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                    img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+                    bar.update(1)
+                if interrupt.requested:
+                    raise KeyboardInterrupt(
+                        f"fit stopped by Ctrl-C after epoch {epoch}, batch {batch} of {self.n_batches}: the model "
+                        f"holds the weights after that batch; model.history holds the {self.history.epochs} "
+                        f"completed epochs."
+                    )
+        except BaseException:
             if bar is not None:
-                elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
-                bar.update(1)
+                bar.close()
+            raise
         metrics = {"loss": loss_sum / seen, "accuracy": correct / seen, "seconds": time.perf_counter() - started,
                    "lr": optimizer.lr}
-        if validation_data is not None:
-            scores = evaluate(model, *validation_data, batch_size=max(batch_size, 1000))
+        if self.validation_data is not None:
+            scores = evaluate(model, *self.validation_data, batch_size=max(self.batch_size, 1000))
             metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-        history.append(**metrics)
+        self.history.append(**metrics)
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k not in ("seconds", "lr")}, refresh=True)
             bar.close()
-        elif verbose == 2:
+        elif self.verbose == 2:
             shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"Epoch {epoch}/{epochs}  {shown}", flush=True)
-    return history
+            print(f"Epoch {epoch}/{self.epochs}  {shown}", flush=True)
 
 
 def predict_logits(model, x, batch_size, owner):
