@@ -42,6 +42,10 @@ def parse_args(recipe, argv=None):
                         help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
     parser.add_argument("--save", default=f"mnist_{recipe.name}.npz", metavar="PATH",
                         help="where to save the trained model (default: %(default)s)")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="write a checkpoint there after every epoch (weights, optimizer, history, RNG state)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --checkpoint if it exists (Ctrl-C stops at the end of a batch)")
     parser.add_argument("--plots", default=None, metavar="DIR", help="write PNG pictures to DIR")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="0 quiet, 1 progress bars, 2 lines")
     return parser.parse_args(argv)
@@ -66,6 +70,8 @@ def comparison_table(recipe, accuracy, seconds, epochs):
 
 def main(recipe, argv=None):
     args = parse_args(recipe, argv)
+    if args.resume and not args.checkpoint:
+        raise SystemExit("--resume needs --checkpoint PATH: the file to resume from.")
     started = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir)
     # uint8 (N, 28, 28) -> (N, 1, 28, 28); fit and evaluate scale uint8 to [0, 1] batch by batch.
@@ -82,6 +88,7 @@ def main(recipe, argv=None):
         lr_schedule=lambda epoch: args.lr * args.lr_decay**epoch,
         augment=tinynet.augment.random_shift(args.shift) if args.shift else None,
         validation_data=(x_test, y_test),
+        checkpoint=args.checkpoint, resume=args.resume,
     )
     train_seconds = sum(history.history.get("seconds", []))
     scores = model.evaluate(x_test, y_test)

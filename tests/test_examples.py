@@ -31,12 +31,31 @@ def test_mlp_example_trains_saves_and_draws(tmp_path, mnist_dir):
     assert all((plots / name).stat().st_size > 5000 for name in pictures)
 
 
+def test_mlp_example_resumes_from_its_checkpoint(tmp_path, mnist_dir):
+    """--checkpoint then --resume with more epochs: the second run continues at epoch 2, not from scratch."""
+    checkpoint = tmp_path / "run.npz"
+
+    def run(epochs, *extra):
+        return subprocess.run(
+            [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--epochs", str(epochs), "--verbose", "2",
+             "--data-dir", str(mnist_dir), "--save", "", "--checkpoint", str(checkpoint), *extra],
+            capture_output=True, text=True, timeout=300, check=True,
+        ).stdout
+
+    first = run(1)
+    assert "Epoch 1/1" in first and tinynet.load_checkpoint(checkpoint).epoch == 1
+    second = run(2, "--resume")
+    assert "Epoch 1/2" not in second and "Epoch 2/2" in second
+    assert tinynet.load_checkpoint(checkpoint).epoch == 2
+
+
 def test_examples_explain_their_options():
     """--help lists every option the examples promise."""
     for script in ("mnist_cnn.py", "mnist_mlp.py"):
         text = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
                               capture_output=True, text=True, timeout=120, check=True).stdout
-        for option in ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--save", "--plots"):
+        for option in ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--save", "--plots",
+                       "--checkpoint", "--resume"):
             assert option in text
 
 
