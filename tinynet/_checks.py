@@ -52,7 +52,10 @@ def expect_rank(x, rank, owner, layout):
     if x.ndim != rank:
         hint = ""
         if rank == 4 and x.ndim == 2:
-            hint = " Add batch and channel axes: x[None, None]."
+            hint = (" A single image (H, W) needs batch and channel axes: x[None, None]; rows of"
+                    " flattened images (N, H*W) need reshaping: x.reshape(-1, 1, H, W).")
+        elif rank == 2 and x.ndim > 2:
+            hint = " Flatten images first: put a Flatten() layer before this one."
         elif rank == 4 and x.ndim == 3:
             hint = " Add a channel axis: x[:, None] (one grayscale channel)."
         raise ShapeError(f"{owner} expects input of shape {layout}; got {tuple(x.shape)}.{hint}")

@@ -81,7 +81,15 @@ def _read_archive(path):
         raise ModelFileError(
             f"{path} declares arrays too large to load ({error}); the file is corrupted or not a tinynet model."
         ) from error
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
+    except ValueError as error:
+        if "pickle" in str(error):  # NumPy's message would suggest unpickling it: never for a model file
+            raise ModelFileError(
+                f"{path} is not a tinynet model file: it is not an .npz archive, and tinynet never loads pickles."
+            ) from error
+        raise ModelFileError(
+            f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"
+        ) from error
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
             OverflowError, UnicodeDecodeError) as error:
         raise ModelFileError(
             f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"

@@ -68,9 +68,18 @@ def batches(n, batch_size, order=None):
         yield slice(start, stop) if order is None else order[start:stop]
 
 
-def _output_classes(model, x, dtype):
-    """Number of outputs per sample, found by one forward pass on a single sample."""
-    return model.forward(as_batch(x[:1], dtype)).shape[-1]
+def _output_classes(model, x, dtype, owner="fit"):
+    """Number of outputs per sample, found by one forward pass on a single sample.
+
+    A shape error from a layer names the one-sample batch it saw; the caller's whole input
+    shape is added so the user recognises their array.
+    """
+    try:
+        return model.forward(as_batch(x[:1], dtype)).shape[-1]
+    except ShapeError as error:
+        raise ShapeError(
+            f"{owner} received x of shape {tuple(x.shape)}, which the model cannot take: {error}"
+        ) from None
 
 
 def _seed_stochastic_layers(model, rng):
@@ -233,7 +242,8 @@ def _check_validation(validation_data, model, dtype):
         raise TypeError("fit expects validation_data=(x_val, y_val); "
                         f"received {type(validation_data).__name__}.")
     x_val = prepare_inputs(validation_data[0], "fit(validation_data)")
-    y_val = check_labels(validation_data[1], len(x_val), _output_classes(model, x_val, dtype), "fit(validation_data)")
+    classes = _output_classes(model, x_val, dtype, "fit(validation_data)")
+    y_val = check_labels(validation_data[1], len(x_val), classes, "fit(validation_data)")
     return x_val, y_val
 
 

@@ -71,7 +71,8 @@ class Dense(Layer):
         if x.shape[1] != self.in_features:
             raise ShapeError(
                 f"Dense({self.in_features}, {self.out_features}) expects {self.in_features} features "
-                f"per row; got input of shape {tuple(x.shape)}. Flatten images first with Flatten()."
+                f"per row; got input of shape {tuple(x.shape)}. Set in_features={x.shape[1]} to match the "
+                f"layer before (model.summary(input_shape) shows every layer's output shape)."
             )
         x = x.astype(self.dtype, copy=False)
         self._save(training, x)
