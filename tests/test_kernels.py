@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.strategies import conv_geometry, pool_geometry
+from tests.strategies import conv_geometry, pool_geometry, small
 from tinynet import kernels
 from tinynet.kernels import reference
 
@@ -65,6 +65,17 @@ def test_maxpool_matches_reference(geometry, dtype, seed):
     np.testing.assert_array_equal(
         jitted.maxpool_backward(grad, argmax, x_shape), reference.maxpool_backward_reference(grad, argmax, x_shape)
     )
+
+
+@given(st.tuples(small, small, st.integers(2, 9), st.integers(2, 9)), DTYPES, seeds)
+def test_maxpool_2x2_fast_path_matches_reference(x_shape, dtype, seed):
+    """The written-out 2x2/stride-2 kernel agrees with the reference, odd sizes and ties included."""
+    # Few distinct values (as after a ReLU, which leaves many zeros) make ties common.
+    x = np.random.default_rng(seed).integers(-1, 3, x_shape).astype(dtype)
+    out, argmax = jitted.maxpool_forward(x, 2, 2, 2, 2)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, 2, 2, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
 
 
 def test_maxpool_ties_go_to_the_first_maximum():

@@ -154,3 +154,20 @@ def test_fit_rejects_bad_arguments(kwargs, message):
     """Negative epochs or a non-positive batch size are named in the error."""
     with pytest.raises(ValueError, match=message):
         _mlp().fit(*_blobs(), verbose=0, **kwargs)
+
+
+@pytest.mark.parametrize("build", [tinynet.models.basic_mlp, tinynet.models.small_cnn])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(build):
+    """input_grad=False (what fit uses) skips only the input gradient: every parameter gradient is unchanged."""
+    model = build(rng=0)
+    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
+    grad = np.random.default_rng(2).standard_normal((4, 10)).astype(np.float32)
+    model.forward(x, training=True)
+    grad_x = model.backward(grad)
+    full = {i: {k: g.copy() for k, g in layer.grads.items()} for i, layer in enumerate(model.layers)}
+    model.forward(x, training=True)
+    assert model.backward(grad, input_grad=False) is None
+    assert grad_x.shape == x.shape
+    for i, layer in enumerate(model.layers):
+        for key, value in full[i].items():
+            np.testing.assert_array_equal(layer.grads[key], value)

@@ -1,5 +1,7 @@
 """The public surface: what DESIGN.md promises is importable, and nothing private leaks into __all__."""
 
+import os
+import platform
 import subprocess
 import sys
 
@@ -47,3 +49,21 @@ def test_library_runs_without_the_jit():
 
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_allocator_tuning_can_be_switched_off():
+    """TINYNET_KEEP_FREED_MEMORY=0 leaves the C allocator alone; otherwise fit tunes it once (glibc only)."""
+    code = (
+        "import numpy as np, tinynet\n"
+        "from tinynet import _allocator\n"
+        "m = tinynet.Sequential([tinynet.layers.Dense(2, 2, rng=0)])\n"
+        "m.fit(np.zeros((4, 2), np.float32), np.zeros(4, int), verbose=0)\n"
+        "print(_allocator._done)\n"
+    )
+    off = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TINYNET_KEEP_FREED_MEMORY": "0"},
+                         capture_output=True, text=True, check=True, timeout=120)
+    assert off.stdout.strip() == "False"
+    on = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TINYNET_KEEP_FREED_MEMORY": "1"},
+                        capture_output=True, text=True, check=True, timeout=120)
+    expected = "True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False"
+    assert on.stdout.strip() == expected

@@ -81,9 +81,19 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad):
-        """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input."""
-        for layer in reversed(self.layers):
+    def backward(self, grad, input_grad=True):
+        """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input.
+
+        With ``input_grad=False`` (what ``fit`` uses) the backward pass stops at the first
+        layer that has parameters, which computes only its parameter gradients: nothing
+        needs the gradient with respect to the input images. Returns None then.
+        """
+        first_trainable = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+        for position in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[position]
+            if not input_grad and position == first_trainable:
+                getattr(layer, "_backward_params_only", layer.backward)(grad)
+                return None
             grad = layer.backward(grad)
         return grad
 

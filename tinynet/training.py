@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import ModelFileError, ShapeError, TrainingDivergedError
 from .history import History
@@ -205,6 +206,7 @@ def fit(
     batch_size = _positive_int(batch_size, "batch_size", "fit")
     if resume and checkpoint is None:
         raise ValueError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
+    keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, "fit")
     n = len(x)
@@ -288,7 +290,7 @@ class _Run:
                 with np.errstate(over="ignore", invalid="ignore"):
                     logits = model.forward(x_batch, training=True)
                     value = loss.forward(logits, y_batch)
-                    model.backward(loss.backward())
+                    model.backward(loss.backward(), input_grad=False)
                     self.guard.check_gradients(value, epoch, batch)
                     self.guard.step(optimizer, epoch, batch)
 
@@ -327,6 +329,7 @@ class _Run:
 def predict_logits(model, x, batch_size, owner):
     """The model's raw outputs for every sample, computed batch by batch."""
     batch_size = _positive_int(batch_size, "batch_size", owner)
+    keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner)
     outputs = [model.forward(as_batch(x[index], dtype)) for index in batches(len(x), batch_size)]

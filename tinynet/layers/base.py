@@ -75,6 +75,15 @@ class Layer:
         self._saved = None
         return self
 
+    def _backward_params_only(self, grad_out):
+        """Fill ``grads`` without computing the input gradient.
+
+        Training never needs the gradient with respect to the images, so the model's first
+        layer with parameters is asked only for its parameter gradients. Layers for which
+        the input gradient is expensive (Dense, Conv2D) override this to skip it.
+        """
+        self.backward(grad_out)
+
     def get_config(self):
         """The constructor arguments that rebuild this layer (JSON-serialisable)."""
         return {}

@@ -117,17 +117,21 @@ class Conv2D(Layer):
         return out.reshape(n, self.out_channels, out_h, out_w)
 
     def backward(self, grad_out):
+        grad_out = self._backward_params_only(grad_out)
+        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
+        grad_cols = np.matmul(weights.T, grad_out)  # (CKK,F) @ (N,F,P) -> (N,CKK,P)
+        return col2im(grad_cols, self._saved[1], *self._window())
+
+    def _backward_params_only(self, grad_out):
         cols, x_shape = self._saved_values()
         n = x_shape[0]
         grad_out = grad_out.astype(self.dtype, copy=False).reshape(n, self.out_channels, -1)  # (N,F,P)
-        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
         grad_weights = np.matmul(grad_out, cols.transpose(0, 2, 1)).sum(axis=0)  # (N,F,P)@(N,P,CKK) -> (F,CKK)
         self.grads = {
             "W": grad_weights.reshape(self.params["W"].shape),
             "b": grad_out.sum(axis=(0, 2)),  # (F,)
         }
-        grad_cols = np.matmul(weights.T, grad_out)  # (CKK,F) @ (N,F,P) -> (N,CKK,P)
-        return col2im(grad_cols, x_shape, *self._window())
+        return grad_out
 
     def get_config(self):
         return {

@@ -76,16 +76,22 @@ class Dense(Layer):
             )
         x = x.astype(self.dtype, copy=False)
         self._save(training, x)
-        return x @ self.params["W"] + self.params["b"]  # (N,D) @ (D,M) + (M,) -> (N,M)
+        out = x @ self.params["W"]  # (N,D) @ (D,M) -> (N,M)
+        out += self.params["b"]  # in place: one (N,M) array, not two
+        return out
 
     def backward(self, grad_out):
+        grad_out = self._backward_params_only(grad_out)
+        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
+
+    def _backward_params_only(self, grad_out):
         (x,) = self._saved_values()
         grad_out = grad_out.astype(self.dtype, copy=False)
         self.grads = {
             "W": x.T @ grad_out,  # (D,N) @ (N,M) -> (D,M)
             "b": grad_out.sum(axis=0),  # (N,M) -> (M,)
         }
-        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
+        return grad_out
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}
