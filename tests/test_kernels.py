@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinynet
 from tests.strategies import conv_geometry, pool_geometry, small
 from tinynet import kernels
 from tinynet.kernels import reference
@@ -123,3 +124,42 @@ def test_kernel_thread_count_is_settable_and_restored():
         kernels.set_num_threads(previous)
     with pytest.raises(ValueError, match="positive int"):
         kernels.set_num_threads(0)
+
+
+@given(st.integers(1, 300), DTYPES, seeds, st.sampled_from([0.0, 1e-2]), st.integers(1, 50))
+def test_adam_update_matches_reference(size, dtype, seed, weight_decay, step):
+    """The one-pass numba Adam step and its NumPy twin update param, m and v alike (to float rounding)."""
+    rng = np.random.default_rng(seed)
+    param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = rng.random(size).astype(dtype)
+    fast = [a.copy() for a in (param, m, v)]
+    slow = [a.copy() for a in (param, m, v)]
+    arguments = (1e-3, 0.9, 0.999, 1e-8, weight_decay, step)
+    kernels.adam_update(fast[0], grad, fast[1], fast[2], *arguments)  # the numba loop, through the chooser
+    reference.adam_update_reference(slow[0], grad, slow[1], slow[2], *arguments)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
+    assert not np.array_equal(fast[0], param)  # the step moved the parameter
+
+
+
+def test_training_never_recompiles_across_batch_sizes():
+    """Batches of any size reuse the compiled kernels: no new numba signature after the first batch."""
+    from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    def signatures():
+        return {name: list(getattr(jitted, name).signatures) for name in jitted.__all__}
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((300, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 300)
+    model = tinynet.Sequential([Conv2D(1, 4, 3, rng=0), ReLU(), MaxPool2D(2), Conv2D(4, 4, 3, padding=1, rng=1),
+                                ReLU(), MaxPool2D(2), Flatten(), Dense(4, 3, rng=2)])
+    model.fit(x, y, epochs=1, batch_size=128, verbose=0)  # batches of 128, 128 and 44
+    model.predict(x, batch_size=1000)
+    compiled = signatures()
+    assert all(compiled[name] for name in ("im2col", "col2im", "maxpool_forward", "maxpool_backward", "adam_update"))
+    for batch_size in (1, 7, 50, 299):
+        model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
+        model.predict(x[:batch_size], batch_size=batch_size)
+    assert signatures() == compiled

@@ -25,6 +25,8 @@ import numbers
 
 import numpy as np
 
+from .kernels import adam_update
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -90,6 +92,8 @@ class SGD(Optimizer):
     Examples
     --------
     >>> import numpy as np
+
+from .kernels import adam_update
     >>> from tinynet.layers import Dense
     >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
     >>> layer.grads = {"W": np.full((1, 1), 0.5, np.float32), "b": np.zeros(1, np.float32)}
@@ -130,6 +134,8 @@ class Adam(Optimizer):
     Examples
     --------
     >>> import numpy as np
+
+from .kernels import adam_update
     >>> from tinynet.layers import Dense
     >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
     >>> layer.grads = {"W": np.full((1, 1), 0.5, np.float32), "b": np.zeros(1, np.float32)}
@@ -149,19 +155,10 @@ class Adam(Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _update(self, param, grad, state):
-        dtype = param.dtype.type
-        if self.weight_decay:
-            grad = grad + dtype(self.weight_decay) * param
         if "m" not in state:
             state["m"] = np.zeros_like(param)
             state["v"] = np.zeros_like(param)
-        m, v = state["m"], state["v"]
-        m *= dtype(self.beta1)
-        m += dtype(1 - self.beta1) * grad
-        v *= dtype(self.beta2)
-        v += dtype(1 - self.beta2) * grad * grad
-        bias1 = 1 - self.beta1**self.steps
-        bias2 = 1 - self.beta2**self.steps
-        denom = np.sqrt(v) / dtype(math.sqrt(bias2))
-        denom += dtype(self.eps)
-        param -= dtype(self.lr / bias1) * m / denom
+        # The update rule (module docstring) as one pass: a numba loop, or its NumPy twin
+        # kernels.reference.adam_update_reference when numba is off.
+        adam_update(param, grad, state["m"], state["v"], self.lr, self.beta1, self.beta2, self.eps,
+                    self.weight_decay, self.steps)

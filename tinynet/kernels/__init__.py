@@ -10,6 +10,7 @@ Both sets take the same arguments; see :mod:`.reference` for shapes and formulas
 """
 
 import contextlib
+import math
 import os
 
 import numpy as np
@@ -132,6 +133,21 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
         return _jitted.avgpool_backward(_contiguous(grad_out), tuple(x_shape), kh, kw, sh, sw)
 
 
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`."""
+    flat_ok = param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
+    if _jitted is None or not flat_ok:
+        return reference.adam_update_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+    dtype = param.dtype.type
+    # Flat views: one compiled signature per dtype, whatever the parameter's shape.
+    _jitted.adam_update(
+        param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
+        v.reshape(-1), dtype(lr / (1 - beta1**step)), dtype(beta1), dtype(1 - beta1), dtype(beta2),
+        dtype(1 - beta2), dtype(eps), dtype(math.sqrt(1 - beta2**step)), dtype(weight_decay),
+    )
+    return None
+
+
 __all__ = [
     "BACKEND",
     "set_num_threads",
@@ -143,4 +159,5 @@ __all__ = [
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",
+    "adam_update",
 ]

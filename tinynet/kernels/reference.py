@@ -24,6 +24,7 @@ __all__ = [
     "maxpool_backward_reference",
     "avgpool_forward_reference",
     "avgpool_backward_reference",
+    "adam_update_reference",
 ]
 
 
@@ -130,3 +131,26 @@ def avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw):
             rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
             dx[:, :, rows, columns] += share
     return dx
+
+
+def adam_update_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One Adam step on one parameter, in place (``param``, ``m`` and ``v`` are updated).
+
+    With ``g = grad + weight_decay * param`` and ``t = step`` (counted from 1)::
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        param = param - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    Computed in the parameter's dtype (the scalars are cast to it first).
+    """
+    dtype = param.dtype.type
+    if weight_decay:
+        grad = grad + dtype(weight_decay) * param
+    m *= dtype(beta1)
+    m += dtype(1 - beta1) * grad
+    v *= dtype(beta2)
+    v += dtype(1 - beta2) * grad * grad
+    denom = np.sqrt(v) / dtype(np.sqrt(1 - beta2**step))
+    denom += dtype(eps)
+    param -= dtype(lr / (1 - beta1**step)) * m / denom
