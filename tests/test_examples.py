@@ -26,8 +26,8 @@ def test_mlp_example_trains_saves_and_draws(tmp_path, mnist_dir):
     assert accuracy > 0.9
     assert f"{accuracy:.2%}" in result.stdout
     pictures = sorted(p.name for p in plots.glob("*.png"))
-    assert pictures == ["class_counts.png", "confusion_matrix.png", "learning_curves.png",
-                        "predictions.png", "samples.png"]
+    assert pictures == ["class_counts.png", "confusion_matrix.png", "feature_maps.png", "learning_curves.png",
+                        "most_wrong.png", "predictions.png", "samples.png"]
     assert all((plots / name).stat().st_size > 5000 for name in pictures)
 
 
@@ -67,3 +67,16 @@ def test_random_shift_moves_whole_images():
     a, b = shift(x, np.random.default_rng(5)), shift(x, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert a.shape == x.shape and a.sum() == x.sum() and x[:, 0, 2:4, 2:4].all()
+
+
+def test_vanishing_gradients_example_shows_the_effect(tmp_path, mnist_dir):
+    """One epoch on 2,000 digits: the Sigmoid stack's first-layer gradient is far smaller than ReLU's."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "vanishing_gradients.py"), "--epochs", "1", "--images", "2000",
+         "--data-dir", str(mnist_dir), "--plots", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    ratios = {line.split()[0]: float(line.split(":")[1].split()[0]) for line in result.stdout.splitlines()
+              if "first/last" in line}
+    assert ratios["Sigmoid"] < 1e-2 < ratios["ReLU"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gradient_norms_relu.png", "gradient_norms_sigmoid.png"]

@@ -4,7 +4,7 @@ Every layer has a readable ``forward`` and ``backward``; convolutions and poolin
 numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
 """
 
-from . import augment, datasets, errors, init, kernels, layers, losses, models, optim
+from . import augment, datasets, errors, init, kernels, layers, losses, models, optim, trace
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import (
     DatasetError,
@@ -37,6 +37,7 @@ __all__ = [
     "augment",
     "init",
     "kernels",
+    "trace",
     "errors",
     "TinynetError",
     "ShapeError",

@@ -23,6 +23,7 @@ class History:
 
     def __init__(self, history=None):
         self.history = {key: list(values) for key, values in (history or {}).items()}
+        self.trace = []  # per-epoch, per-layer records of fit(..., trace=True); see tinynet.trace
 
     @property
     def epochs(self):
@@ -41,6 +42,14 @@ class History:
         frame = pd.DataFrame(self.history)
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
         return frame
+
+    def trace_frame(self):
+        """The records of ``fit(..., trace=True)`` as a DataFrame: one row per epoch and layer."""
+        import pandas as pd
+
+        if not self.trace:
+            raise ValueError("This history has no trace; train with fit(..., trace=True) to record one.")
+        return pd.DataFrame(self.trace)
 
     def __repr__(self):
         return f"History(epochs={self.epochs}, metrics={list(self.history)})"

@@ -100,7 +100,7 @@ class Sequential:
     # -- training and inference ------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
             validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None,
-            checkpoint=None, resume=False):
+            checkpoint=None, resume=False, trace=False):
         """Train on ``(x, y)`` with mini-batch gradient descent.
 
         Parameters
@@ -136,6 +136,10 @@ class Sequential:
             the weights, optimizer state, history and generators are restored and training
             goes on from the next epoch up to ``epochs`` in all. A resumed run ends with the
             same weights, bit for bit, as one that was never interrupted.
+        trace : bool, default False
+            Record, each epoch, every layer's mean parameter-gradient norm and its activation
+            statistics on a probe batch into ``history.trace`` (see :mod:`tinynet.trace`;
+            draw them with :func:`tinynet.plots.gradient_norms`). Not kept in checkpoints.
 
         Returns
         -------
@@ -159,7 +163,8 @@ class Sequential:
         """
         return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
                             validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose,
-                            augment=augment, lr_schedule=lr_schedule, checkpoint=checkpoint, resume=resume)
+                            augment=augment, lr_schedule=lr_schedule, checkpoint=checkpoint, resume=resume,
+                            trace=trace)
 
     def evaluate(self, x, y, batch_size=1000):
         """Mean loss and accuracy on ``(x, y)``: ``{"loss": float, "accuracy": float}``."""

@@ -14,6 +14,10 @@ __all__ = [
     "prediction_grid",
     "learning_curves",
     "confusion_matrix",
+    "gradient_norms",
+    "conv_filters",
+    "feature_maps",
+    "most_wrong",
     "mnist_report",
 ]
 
@@ -119,6 +123,103 @@ def confusion_matrix(labels, predicted, path, classes=10, title="Confusion matri
     return _save(figure, path)
 
 
+def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
+    """Each parametric layer's mean gradient norm per epoch, log scale, from ``fit(..., trace=True)``.
+
+    Layers near the input drawn in dark colours, near the output in light ones: in a deep
+    Sigmoid network the dark lines sit orders of magnitude below the light ones (vanishing
+    gradients); with ReLU they stay close together.
+    """
+    plt = _pyplot()
+    frame = history.trace_frame().dropna(subset=["grad_norm"])
+    table = frame.pivot(index="epoch", columns="layer", values="grad_norm")
+    table = table[sorted(table.columns, key=lambda name: int(name.split()[0]))]
+    figure, axis = plt.subplots(figsize=(8.5, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(table.columns), 1)))
+    for colour, layer in zip(colours, table.columns, strict=True):
+        axis.plot(table.index, table[layer], "o-", color=colour, label=f"layer {layer}")
+    axis.set(yscale="log", xlabel="epoch", ylabel="mean ||dL/dθ||₂ over the epoch", title=title)
+    axis.set_xticks(table.index)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(figure, path)
+
+
+def conv_filters(model, path, title="First convolution layer: learned 3x3 filters"):
+    """The weights of the model's first Conv2D layer, one small image per filter (input channel 0)."""
+    plt = _pyplot()
+    conv = next((layer for layer in model.layers if type(layer).__name__ == "Conv2D"), None)
+    if conv is None:
+        raise ValueError("conv_filters needs a model with a Conv2D layer.")
+    weights = conv.params["W"][:, 0]  # (F, kh, kw)
+    columns = 8
+    rows = int(np.ceil(len(weights) / columns))
+    limit = float(np.abs(weights).max())
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.05), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for number, (axis, kernel) in enumerate(zip(axes.flat, weights, strict=False)):
+        axis.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(str(number), fontsize=8)
+    figure.suptitle(f"{title}\n(red: positive weight, blue: negative)")
+    return _save(figure, path)
+
+
+def feature_maps(model, image, path, channels=8, title="One digit through the network"):
+    """The output of every layer for one image: up to ``channels`` maps per layer, vectors as bars."""
+    plt = _pyplot()
+    x = np.asarray(image, dtype=model.dtype or np.float32)
+    if x.dtype == np.uint8 or x.max() > 1.5:
+        x = x.astype(np.float32) / 255
+    x = x.reshape(1, 1, *x.shape[-2:]).astype(model.dtype or np.float32)
+    outputs = [("input", x[0])]
+    out = x
+    for position, layer in enumerate(model.layers):
+        out = layer.forward(out)
+        outputs.append((f"{position} {type(layer).__name__}", out[0]))
+    figure, axes = plt.subplots(len(outputs), channels, figsize=(channels * 1.1, len(outputs) * 1.15),
+                                squeeze=False)
+    for row, (name, value) in zip(axes, outputs, strict=True):
+        for axis in row:
+            axis.axis("off")
+        if value.ndim == 3:
+            for axis, plane in zip(row, value[:channels], strict=False):
+                axis.imshow(plane, cmap="viridis")
+        else:
+            wide = row[0].get_gridspec()[row[0].get_subplotspec().rowspan.start, :]
+            for axis in row:
+                axis.remove()
+            axis = figure.add_subplot(wide)
+            axis.bar(np.arange(len(value)), value, color="tab:blue", width=1.0)
+            axis.set_xticks([])
+            axis.tick_params(labelsize=6)
+        (row[0] if value.ndim == 3 else axis).set_title(f"{name} {tuple(value.shape)}", fontsize=8, loc="left")
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def most_wrong(model, images, labels, path, count=16, title="The test digits the model gets most wrong"):
+    """The ``count`` images with the lowest predicted probability for their true class."""
+    plt = _pyplot()
+    probabilities = model.predict(images)
+    labels = np.asarray(labels)
+    true_probability = probabilities[np.arange(len(labels)), labels]
+    order = np.argsort(true_probability)[:count]
+    columns = 8
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.7), squeeze=False)
+    pictures = _images(images)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, index in zip(axes.flat, order, strict=False):
+        guess = int(probabilities[index].argmax())
+        axis.imshow(pictures[index], cmap="gray_r")
+        axis.set_title(f"true {labels[index]}: {true_probability[index]:.0%}\nsaid {guess}: "
+                       f"{probabilities[index, guess]:.0%}", fontsize=7, color="red")
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
 def mnist_report(model, history, train, test, folder):
     """All the pictures of an MNIST run in ``folder``; returns their paths."""
     folder = Path(folder)
@@ -127,10 +228,16 @@ def mnist_report(model, history, train, test, folder):
     # Half the grid for mistakes (the interesting part), the rest for correct answers.
     wrong = np.flatnonzero(predicted != y_test)[:16]
     order = np.concatenate([wrong, np.flatnonzero(predicted == y_test)[: 32 - len(wrong)]])
-    return [
+    written = [
         class_counts(y_train, folder / "class_counts.png"),
         sample_grid(x_train, y_train, folder / "samples.png"),
         prediction_grid(x_test[order], y_test[order], predicted[order], folder / "predictions.png"),
         learning_curves(history, folder / "learning_curves.png"),
         confusion_matrix(y_test, predicted, folder / "confusion_matrix.png"),
+        feature_maps(model, x_test[0], folder / "feature_maps.png",
+                     title=f"One test digit (a {y_test[0]}) through every layer"),
+        most_wrong(model, x_test, y_test, folder / "most_wrong.png"),
     ]
+    if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
+        written.append(conv_filters(model, folder / "conv_filters.png"))
+    return written

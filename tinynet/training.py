@@ -29,6 +29,7 @@ from .layers import Softmax
 from .layers.softmax import softmax
 from .losses import SoftmaxCrossEntropy, check_labels
 from .optim import Adam
+from .trace import PROBE_SIZE, Tracer
 
 __all__ = ["fit", "evaluate", "predict", "prepare_inputs", "batches"]
 
@@ -199,7 +200,7 @@ def _progress(verbose, total, epoch, epochs):
 def fit(
     model, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,
     validation_data=None, shuffle=True, seed=None, verbose=1, augment=None, lr_schedule=None,
-    checkpoint=None, resume=False,
+    checkpoint=None, resume=False, trace=False,
 ):
     """Train ``model`` on ``(x, y)``; see :meth:`tinynet.Sequential.fit`."""
     epochs = _positive_int(epochs, "epochs", "fit", allow_zero=True)
@@ -230,6 +231,8 @@ def fit(
 
     run = _Run(model, x, y, epochs, batch_size, optimizer, loss, rng, shuffle, augment, lr_schedule,
                validation_data, verbose, history)
+    if trace:
+        run.tracer = Tracer(model, as_batch(x[:PROBE_SIZE], dtype))
     with _StopAtBatchEnd() as interrupt:
         for epoch in range(first_epoch, epochs + 1):
             run.train_epoch(epoch, interrupt)
@@ -270,6 +273,7 @@ class _Run:
 
     def __post_init__(self):
         self.guard = _DivergenceGuard(self.model)
+        self.tracer = None
         self.n_batches = math.ceil(len(self.x) / self.batch_size)
 
     def train_epoch(self, epoch, interrupt):
@@ -292,6 +296,8 @@ class _Run:
                     value = loss.forward(logits, y_batch)
                     model.backward(loss.backward(), input_grad=False)
                     self.guard.check_gradients(value, epoch, batch)
+                    if self.tracer is not None:
+                        self.tracer.after_backward()
                     self.guard.step(optimizer, epoch, batch)
 
                 loss_sum += value * len(y_batch)
@@ -318,6 +324,8 @@ class _Run:
             scores = evaluate(model, *self.validation_data, batch_size=max(self.batch_size, 1000))
             metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
         self.history.append(**metrics)
+        if self.tracer is not None:
+            self.history.trace.extend(self.tracer.end_epoch(epoch))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k not in ("seconds", "lr")}, refresh=True)
             bar.close()
