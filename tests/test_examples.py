@@ -80,3 +80,16 @@ def test_vanishing_gradients_example_shows_the_effect(tmp_path, mnist_dir):
               if "first/last" in line}
     assert ratios["Sigmoid"] < 1e-2 < ratios["ReLU"]
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gradient_norms_relu.png", "gradient_norms_sigmoid.png"]
+
+
+def test_backprop_by_hand_prints_every_layer_and_passes_gradcheck(tmp_path, mnist_dir):
+    """The walkthrough prints each layer forward and backward, every gradient check passes, the figure is drawn."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "backprop_by_hand.py"), "--data-dir", str(mnist_dir), "--plots", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    for name in ("Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"):
+        assert result.stdout.count(name) >= 3  # forward, backward, gradient check
+    checks = result.stdout.split("Gradient check")[1].splitlines()[1:6]
+    assert all(line.rstrip().endswith("ok") for line in checks), checks
+    assert (tmp_path / "backprop_by_hand.png").stat().st_size > 10_000
