@@ -54,6 +54,10 @@ class Checkpoint:
         State of ``fit``'s random generator (shuffling, augmentation) after them.
     layer_rng_states : dict[int, dict]
         State of the generator of each layer that draws random numbers (Dropout), by position.
+
+    Examples
+    --------
+    See :func:`load_checkpoint`.
     """
 
     model: object

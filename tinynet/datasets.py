@@ -120,6 +120,17 @@ def read_idx(path, magic=None, shape=None):
     DatasetError
         Naming the file: wrong magic, wrong dimensions, truncated data, trailing bytes,
         or a corrupted gzip stream.
+
+    Examples
+    --------
+    An IDX file is a 4-byte magic (two zero bytes, type 0x08 for uint8, the number of
+    dimensions), one big-endian uint32 per dimension, then the values:
+
+    >>> import struct, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+    >>> _ = path.write_bytes(struct.pack(">II", 2049, 3) + bytes([7, 2, 1]))
+    >>> read_idx(path, magic=2049)
+    array([7, 2, 1], dtype=uint8)
     """
     path = Path(path)
     try:
@@ -261,6 +272,15 @@ def load_mnist(data_dir=None, download=True):
     ------
     DatasetError
         Naming the file and the fix, if files are missing, corrupted or malformed.
+
+    Examples
+    --------
+    It needs the four files (or the internet), so this one is not a doctest; the README's
+    example, which the tests run with the files, does the same::
+
+        (x_train, y_train), (x_test, y_test) = load_mnist()
+        x_train.shape, x_train.dtype, y_test[:5]
+        # ((60000, 28, 28), dtype('uint8'), array([7, 2, 1, 0, 4], dtype=uint8))
     """
     return _load(MNIST, data_dir, download)
 
@@ -270,5 +290,12 @@ def load_fashion_mnist(data_dir=None, download=True):
 
     Looks in ``<dir>/fashion-mnist/`` for the same places as :func:`load_mnist`, then in
     ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist`` package).
+
+    Examples
+    --------
+    Not a doctest (it needs the files)::
+
+        (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+        x_test.shape   # (10000, 28, 28)
     """
     return _load(FASHION_MNIST, data_dir, download)

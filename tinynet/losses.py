@@ -23,7 +23,17 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "check_labels"]
 
 
 def check_labels(labels, n_samples, n_classes, owner):
-    """Labels as an int64 ``(N,)`` array in ``0 .. n_classes-1``, or a clear error."""
+    """Labels as an int64 ``(N,)`` array in ``0 .. n_classes-1``, or a clear error.
+
+    Examples
+    --------
+    >>> check_labels([0, 2, 1], 3, 3, "fit")
+    array([0, 2, 1])
+    >>> check_labels([0, 3], 2, 3, "fit")
+    Traceback (most recent call last):
+    ...
+    ValueError: fit expects labels in 0..2 (the model has 3 outputs); received values from 0 to 3.
+    """
     labels = np.asarray(labels)
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(
@@ -41,7 +51,12 @@ def check_labels(labels, n_samples, n_classes, owner):
 
 
 class Loss:
-    """A loss: ``forward(outputs, targets) -> float`` then ``backward() -> d(loss)/d(outputs)``."""
+    """A loss: ``forward(outputs, targets) -> float`` then ``backward() -> d(loss)/d(outputs)``.
+
+    Examples
+    --------
+    See :class:`SoftmaxCrossEntropy` and :class:`MeanSquaredError`.
+    """
 
     def _saved_values(self):
         if getattr(self, "_saved", None) is None:

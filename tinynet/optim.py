@@ -38,7 +38,14 @@ def _non_negative(value, name, owner, upper=math.inf):
 
 
 class Optimizer:
-    """Base class: walks the parameters of a list of layers and keeps per-parameter state."""
+    """Base class: walks the parameters of a list of layers and keeps per-parameter state.
+
+    A subclass implements ``_update(param, grad, state)`` (in place) and ``get_config()``.
+
+    Examples
+    --------
+    See :class:`SGD` and :class:`Adam`.
+    """
 
     def __init__(self, lr):
         self.lr = _non_negative(lr, "lr", type(self).__name__)
@@ -92,8 +99,6 @@ class SGD(Optimizer):
     Examples
     --------
     >>> import numpy as np
-
-from .kernels import adam_update
     >>> from tinynet.layers import Dense
     >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
     >>> layer.grads = {"W": np.full((1, 1), 0.5, np.float32), "b": np.zeros(1, np.float32)}
@@ -134,8 +139,6 @@ class Adam(Optimizer):
     Examples
     --------
     >>> import numpy as np
-
-from .kernels import adam_update
     >>> from tinynet.layers import Dense
     >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
     >>> layer.grads = {"W": np.full((1, 1), 0.5, np.float32), "b": np.zeros(1, np.float32)}

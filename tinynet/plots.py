@@ -47,7 +47,15 @@ def _images(x):
 
 
 def class_counts(labels, path, title="Training labels per class"):
-    """Bar chart of how many samples each class has (counted with pandas)."""
+    """Bar chart of how many samples each class has (counted with pandas).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> class_counts(np.array([0, 1, 1, 2]), folder / "counts.png").name
+    'counts.png'
+    """
     import pandas as pd
 
     plt = _pyplot()
@@ -61,7 +69,15 @@ def class_counts(labels, path, title="Training labels per class"):
 
 
 def sample_grid(images, labels, path, rows=4, columns=8, title="Sample training digits"):
-    """The first ``rows * columns`` images with their labels."""
+    """The first ``rows * columns`` images with their labels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> sample_grid(np.zeros((4, 28, 28)), [0, 1, 2, 3], folder / "s.png", rows=1, columns=4).name
+    's.png'
+    """
     plt = _pyplot()
     images = _images(images)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25))
@@ -74,7 +90,15 @@ def sample_grid(images, labels, path, rows=4, columns=8, title="Sample training 
 
 
 def prediction_grid(images, labels, predicted, path, rows=4, columns=8, title="Test predictions"):
-    """Test digits titled ``true / predicted``; mistakes in red with a red frame."""
+    """Test digits titled ``true / predicted``; mistakes in red with a red frame.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> prediction_grid(np.zeros((2, 28, 28)), [1, 2], [1, 3], folder / "p.png", rows=1, columns=2).name
+    'p.png'
+    """
     plt = _pyplot()
     images = _images(images)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3))
@@ -92,7 +116,16 @@ def prediction_grid(images, labels, predicted, path, rows=4, columns=8, title="T
 
 
 def learning_curves(history, path, title="Learning curves"):
-    """Loss and accuracy per epoch, training against test (validation) data."""
+    """Loss and accuracy per epoch, training against test (validation) data.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> from tinynet import History
+    >>> learning_curves(History({"loss": [1.0, 0.5], "accuracy": [0.6, 0.8]}), folder / "c.png").name
+    'c.png'
+    """
     plt = _pyplot()
     frame = history.to_frame()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -108,7 +141,15 @@ def learning_curves(history, path, title="Learning curves"):
 
 
 def confusion_matrix(labels, predicted, path, classes=10, title="Confusion matrix (test set)"):
-    """Counts of (true, predicted) pairs; the diagonal is right, everything else a mistake."""
+    """Counts of (true, predicted) pairs; the diagonal is right, everything else a mistake.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> confusion_matrix([0, 1, 2], [0, 2, 2], folder / "m.png", classes=3).name
+    'm.png'
+    """
     plt = _pyplot()
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
@@ -129,6 +170,15 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
     Layers near the input drawn in dark colours, near the output in light ones: in a deep
     Sigmoid network the dark lines sit orders of magnitude below the light ones (vanishing
     gradients); with ReLU they stay close together.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> model = tinynet.Sequential([tinynet.layers.Dense(4, 3, rng=0), tinynet.layers.Dense(3, 2, rng=1)])
+    >>> history = model.fit(np.ones((8, 4), np.float32), np.arange(8) % 2, epochs=2, verbose=0, trace=True)
+    >>> gradient_norms(history, folder / "norms.png").name
+    'norms.png'
     """
     plt = _pyplot()
     frame = history.trace_frame().dropna(subset=["grad_norm"])
@@ -146,7 +196,15 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
 
 
 def conv_filters(model, path, title="First convolution layer: learned 3x3 filters"):
-    """The weights of the model's first Conv2D layer, one small image per filter (input channel 0)."""
+    """The weights of the model's first Conv2D layer, one small image per filter (input channel 0).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> conv_filters(tinynet.models.cnn(rng=0), folder / "filters.png").name
+    'filters.png'
+    """
     plt = _pyplot()
     conv = next((layer for layer in model.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is None:
@@ -166,7 +224,15 @@ def conv_filters(model, path, title="First convolution layer: learned 3x3 filter
 
 
 def feature_maps(model, image, path, channels=8, title="One digit through the network"):
-    """The output of every layer for one image: up to ``channels`` maps per layer, vectors as bars."""
+    """The output of every layer for one image: up to ``channels`` maps per layer, vectors as bars.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> feature_maps(tinynet.models.cnn(rng=0), np.zeros((28, 28), np.uint8), folder / "maps.png").name
+    'maps.png'
+    """
     plt = _pyplot()
     x = np.asarray(image, dtype=model.dtype or np.float32)
     if x.dtype == np.uint8 or x.max() > 1.5:
@@ -199,7 +265,16 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
 
 
 def most_wrong(model, images, labels, path, count=16, title="The test digits the model gets most wrong"):
-    """The ``count`` images with the lowest predicted probability for their true class."""
+    """The ``count`` images with the lowest predicted probability for their true class.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> images = np.random.default_rng(0).random((20, 1, 28, 28), dtype=np.float32)
+    >>> most_wrong(tinynet.models.basic_mlp(rng=0), images, np.arange(20) % 10, folder / "w.png", count=8).name
+    'w.png'
+    """
     plt = _pyplot()
     probabilities = model.predict(images)
     labels = np.asarray(labels)
@@ -221,7 +296,22 @@ def most_wrong(model, images, labels, path, count=16, title="The test digits the
 
 
 def mnist_report(model, history, train, test, folder):
-    """All the pictures of an MNIST run in ``folder``; returns their paths."""
+    """All the pictures of an MNIST run in ``folder``; returns their paths.
+
+    Written by ``examples/mnist_cnn.py --plots DIR``: class counts, sample digits, test
+    predictions, learning curves, the confusion matrix, one digit's feature maps, the
+    most-wrong test digits and, for a CNN, the first layer's filters.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tinynet
+    >>> rng = np.random.default_rng(0)
+    >>> data = (rng.integers(0, 256, (40, 1, 28, 28), dtype=np.uint8), np.arange(40) % 10)
+    >>> model = tinynet.models.cnn(rng=0)
+    >>> history = model.fit(*data, epochs=1, verbose=0, validation_data=data)
+    >>> sorted(path.name for path in mnist_report(model, history, data, data, tempfile.mkdtemp()))[:3]
+    ['class_counts.png', 'confusion_matrix.png', 'conv_filters.png']
+    """
     folder = Path(folder)
     (x_train, y_train), (x_test, y_test) = train, test
     predicted = model.predict(x_test).argmax(axis=1)

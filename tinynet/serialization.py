@@ -145,6 +145,16 @@ def load_model(path):
         arrays whose names, shapes or dtypes do not match its architecture.
 
     A checkpoint written by ``fit(..., checkpoint=path)`` is read as its model.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.npz"
+    >>> model = tinynet.models.basic_mlp(rng=0)
+    >>> model.save(path)
+    >>> x = np.zeros((2, 1, 28, 28), np.float32)
+    >>> bool(np.array_equal(tinynet.load_model(path).predict(x), model.predict(x)))
+    True
     """
     arrays = _read_archive(path)
     if "__checkpoint__" in arrays:  # a checkpoint is a model file plus training state: read the model

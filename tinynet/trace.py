@@ -41,7 +41,12 @@ def _layer_names(model):
 
 
 class Tracer:
-    """Collects the per-layer statistics of one ``fit`` call; see the module docstring."""
+    """Collects the per-layer statistics of one ``fit`` call; see the module docstring.
+
+    Examples
+    --------
+    ``fit(..., trace=True)`` makes one; the module docstring shows its records.
+    """
 
     def __init__(self, model, probe):
         self.model = model

@@ -50,7 +50,15 @@ _threads = _default_threads()
 
 
 def set_num_threads(count):
-    """Use ``count`` threads in the numba kernels (default 1, or ``$TINYNET_KERNEL_THREADS``)."""
+    """Use ``count`` threads in the numba kernels (default 1, or ``$TINYNET_KERNEL_THREADS``).
+
+    Examples
+    --------
+    >>> previous = get_num_threads()
+    >>> set_num_threads(1); get_num_threads()
+    1
+    >>> set_num_threads(previous)
+    """
     global _threads
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"set_num_threads expects a positive int; received {count!r}.")
@@ -58,7 +66,13 @@ def set_num_threads(count):
 
 
 def get_num_threads():
-    """Number of threads the numba kernels run on."""
+    """Number of threads the numba kernels run on.
+
+    Examples
+    --------
+    >>> get_num_threads() >= 1
+    True
+    """
     return _threads
 
 
@@ -86,7 +100,15 @@ def _contiguous(array):
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw):
-    """``(N, C, H, W) -> (N, C*kh*kw, out_h*out_w)``; see :func:`.reference.im2col_reference`."""
+    """``(N, C, H, W) -> (N, C*kh*kw, out_h*out_w)``; see :func:`.reference.im2col_reference`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> cols = im2col(x, 3, 3, 1, 1, 0, 0)            # 3x3 windows, stride 1, no padding
+    >>> cols.shape, cols[0, :, 0]                      # the first window, row by row
+    ((1, 9, 4), array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.]))
+    """
     if _jitted is None:
         return reference.im2col_reference(x, kh, kw, sh, sw, ph, pw)
     with _kernel_threads():
@@ -94,7 +116,19 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
 
 
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
-    """Adjoint of :func:`im2col`; see :func:`.reference.col2im_reference`."""
+    """Adjoint of :func:`im2col`; see :func:`.reference.col2im_reference`.
+
+    Examples
+    --------
+    Each input pixel receives the sum over every window that covered it:
+
+    >>> counts = col2im(np.ones((1, 9, 4)), (1, 1, 4, 4), 3, 3, 1, 1, 0, 0)
+    >>> counts[0, 0]
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]])
+    """
     if _jitted is None:
         return reference.col2im_reference(cols, x_shape, kh, kw, sh, sw, ph, pw)
     with _kernel_threads():
@@ -102,7 +136,14 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
 
 
 def maxpool_forward(x, kh, kw, sh, sw):
-    """``(out, argmax)``; see :func:`.reference.maxpool_forward_reference`."""
+    """``(out, argmax)``; see :func:`.reference.maxpool_forward_reference`.
+
+    Examples
+    --------
+    >>> out, argmax = maxpool_forward(np.array([[[[1.0, 5.0], [3.0, 4.0]]]]), 2, 2, 2, 2)
+    >>> out, argmax                                    # the max, and where it was in the 2x2 plane
+    (array([[[[5.]]]]), array([[[[1]]]]))
+    """
     if _jitted is None:
         return reference.maxpool_forward_reference(x, kh, kw, sh, sw)
     with _kernel_threads():
@@ -110,7 +151,14 @@ def maxpool_forward(x, kh, kw, sh, sw):
 
 
 def maxpool_backward(grad_out, argmax, x_shape):
-    """Gradient routed to each window's maximum; see :func:`.reference.maxpool_backward_reference`."""
+    """Gradient routed to each window's maximum; see :func:`.reference.maxpool_backward_reference`.
+
+    Examples
+    --------
+    >>> maxpool_backward(np.array([[[[7.0]]]]), np.array([[[[1]]]]), (1, 1, 2, 2))
+    array([[[[0., 7.],
+             [0., 0.]]]])
+    """
     if _jitted is None:
         return reference.maxpool_backward_reference(grad_out, argmax, x_shape)
     with _kernel_threads():
@@ -118,7 +166,13 @@ def maxpool_backward(grad_out, argmax, x_shape):
 
 
 def avgpool_forward(x, kh, kw, sh, sw):
-    """Window means; see :func:`.reference.avgpool_forward_reference`."""
+    """Window means; see :func:`.reference.avgpool_forward_reference`.
+
+    Examples
+    --------
+    >>> avgpool_forward(np.array([[[[1.0, 5.0], [3.0, 3.0]]]]), 2, 2, 2, 2)
+    array([[[[3.]]]])
+    """
     if _jitted is None:
         return reference.avgpool_forward_reference(x, kh, kw, sh, sw)
     with _kernel_threads():
@@ -126,7 +180,14 @@ def avgpool_forward(x, kh, kw, sh, sw):
 
 
 def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
-    """Gradient spread evenly over each window; see :func:`.reference.avgpool_backward_reference`."""
+    """Gradient spread evenly over each window; see :func:`.reference.avgpool_backward_reference`.
+
+    Examples
+    --------
+    >>> avgpool_backward(np.array([[[[8.0]]]]), (1, 1, 2, 2), 2, 2, 2, 2)
+    array([[[[2., 2.],
+             [2., 2.]]]])
+    """
     if _jitted is None:
         return reference.avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw)
     with _kernel_threads():
@@ -134,7 +195,16 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`."""
+    """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`.
+
+    Examples
+    --------
+    >>> p, g = np.ones(2, np.float32), np.array([0.5, -0.5], np.float32)
+    >>> m, v = np.zeros(2, np.float32), np.zeros(2, np.float32)
+    >>> adam_update(p, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step=1)
+    >>> p.round(6)                                     # the first step moves each weight by lr
+    array([0.9, 1.1], dtype=float32)
+    """
     flat_ok = param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
     if _jitted is None or not flat_ok:
         return reference.adam_update_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)

@@ -29,7 +29,13 @@ __all__ = [
 
 
 def output_size(size, window, stride, padding=0):
-    """Number of window positions along one axis: ``(size + 2*padding - window) // stride + 1``."""
+    """Number of window positions along one axis: ``(size + 2*padding - window) // stride + 1``.
+
+    Examples
+    --------
+    >>> output_size(28, 3, 1), output_size(26, 2, 2), output_size(28, 3, 2, padding=1)
+    (26, 13, 14)
+    """
     return (size + 2 * padding - window) // stride + 1
 
 

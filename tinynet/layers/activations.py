@@ -22,9 +22,13 @@ __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
 
 
 class ReLU(Layer):
-    """Rectified linear unit, ``y = max(x, 0)``.
+    """Rectified linear unit, ``y = max(x, 0)``; backward ``dX = dY * (x > 0)``.
 
-    Shape: any; output has the input's shape and dtype.
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, C, H, W)``.
+    - Output: the input's shape and dtype.
+
 
     Examples
     --------
@@ -45,12 +49,17 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """Leaky ReLU, ``y = x`` for ``x > 0`` and ``alpha * x`` otherwise.
+    """Leaky ReLU, ``y = x`` for ``x > 0`` and ``alpha * x`` otherwise; ``dX = dY * slope``.
 
     Parameters
     ----------
     alpha : float, default 0.01
         Slope for negative inputs; must be finite and non-negative.
+
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, C, H, W)``.
+    - Output: the input's shape and dtype.
 
     Examples
     --------
@@ -84,6 +93,12 @@ class Sigmoid(Layer):
 
     ``exp`` is only ever taken of ``-|x|``, so it cannot overflow:
     ``y = 1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``, with ``e = exp(-|x|)``.
+    Backward: ``dX = dY * y * (1 - y)``; the derivative is at most 1/4.
+
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, C, H, W)``.
+    - Output: the input's shape and dtype.
 
     Examples
     --------
@@ -106,6 +121,11 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """Hyperbolic tangent, ``y = tanh(x)``; ``dX = dY * (1 - y**2)``.
+
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, C, H, W)``.
+    - Output: the input's shape and dtype.
 
     Examples
     --------

@@ -31,7 +31,10 @@ class Dropout(Layer):
         Source of the masks. ``Sequential.fit(seed=...)`` replaces it with a stream drawn
         from its own seed, so a seeded fit is reproducible.
 
-    Shape: any; output has the input's shape and dtype.
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, C, H, W)``.
+    - Output: the input's shape and dtype.
 
     Examples
     --------

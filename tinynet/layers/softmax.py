@@ -41,7 +41,10 @@ class Softmax(Layer):
     ----------
     axis : int, default -1
 
-    Shape: any; output has the input's shape and dtype, and sums to 1 along ``axis``.
+    Shape
+    -----
+    - Input: any shape with the ``axis`` dimension, e.g. ``(N, K)``.
+    - Output: the input's shape and dtype; sums to 1 along ``axis``.
 
     Examples
     --------
