@@ -171,3 +171,41 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(build):
     for i, layer in enumerate(model.layers):
         for key, value in full[i].items():
             np.testing.assert_array_equal(layer.grads[key], value)
+
+
+@pytest.mark.parametrize("build", [tinynet.models.cnn, tinynet.models.small_cnn, tinynet.models.keras_convnet])
+def test_relu_then_maxpool_run_swapped_with_identical_results(build):
+    """The model runs MaxPool2D before ReLU (faster); outputs and every gradient equal the declared order's."""
+    model = build(rng=0)
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 1, 28, 28), dtype=np.float32)
+    grad = rng.standard_normal((6, 10)).astype(np.float32)
+    assert model._execution_order() != list(range(len(model.layers)))  # the pair is swapped
+
+    def declared_order():
+        out = x
+        for layer in model.layers:
+            out = layer.forward(out, training=True)
+        g = grad
+        for layer in reversed(model.layers):
+            g = layer.backward(g)
+        return out, g
+
+    for layer in model.layers:  # the same dropout mask in both runs
+        if hasattr(layer, "rng"):
+            layer.rng = np.random.default_rng(0)
+    expected_out, expected_grad_x = declared_order()
+    expected_grads = _weights_grads(model)
+    for layer in model.layers:
+        if hasattr(layer, "rng"):
+            layer.rng = np.random.default_rng(0)
+    out = model.forward(x, training=True)
+    grad_x = model.backward(grad)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(grad_x, expected_grad_x)
+    for key, value in _weights_grads(model).items():
+        np.testing.assert_array_equal(value, expected_grads[key])
+
+
+def _weights_grads(model):
+    return {f"{i}.{k}": v.copy() for i, layer in enumerate(model.layers) for k, v in layer.grads.items()}
