@@ -388,3 +388,22 @@ def test_checkpoint_writes_only_data(tmp_path):
     with np.load(path, allow_pickle=False) as archive:
         assert all(archive[name].dtype != object for name in archive.files)
     assert os.path.getsize(path) > 0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_non_finite_value_anywhere_is_found(value, dtype):
+    """A single NaN or inf among many ordinary values is refused by fit, evaluate and predict alike."""
+    x = np.random.default_rng(0).random((50, 1, 6, 6)).astype(dtype)
+    x[37, 0, 4, 1] = value
+    model = _cnn()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.predict(x)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.evaluate(x, np.zeros(50, int))
+
+
+def test_huge_but_finite_inputs_are_accepted():
+    """Values whose squares overflow are still finite: the quick check falls back to the exact one."""
+    x = np.full((4, 1, 6, 6), 1e20, np.float32)  # x . x = 1.4e42 overflows float32
+    assert _cnn().predict(x).shape == (4, 4)
