@@ -39,8 +39,8 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         x = float_array(x, "ReLU")
-        positive = x > 0
-        self._save(training, positive)
+        # The mask is only needed by backward: inference skips it.
+        self._save(training, *((x > 0,) if training else ()))
         return np.maximum(x, x.dtype.type(0))
 
     def backward(self, grad_out):
