@@ -12,6 +12,11 @@ from .model import Sequential
 __all__ = ["basic_mlp", "cnn", "small_cnn", "keras_convnet"]
 
 
+def _conv_block(in_channels, out_channels, rng):
+    """Conv2D 3x3 (no padding), ReLU, MaxPool 2: the building block of every CNN here."""
+    return [Conv2D(in_channels, out_channels, 3, rng=rng), ReLU(), MaxPool2D(2)]
+
+
 def basic_mlp(rng=None):
     """The "basic" sequential model: Flatten -> Dense 784->128 -> ReLU -> Dense 128->10.
 
@@ -50,12 +55,8 @@ def cnn(rng=None):
     """
     rng = as_generator(rng)
     return Sequential([
-        Conv2D(1, 32, 3, rng=rng),
-        ReLU(),
-        MaxPool2D(2),
-        Conv2D(32, 64, 3, rng=rng),
-        ReLU(),
-        MaxPool2D(2),
+        *_conv_block(1, 32, rng),
+        *_conv_block(32, 64, rng),
         Flatten(),
         Dense(1600, 128, rng=rng),
         ReLU(),
@@ -81,9 +82,7 @@ def small_cnn(rng=None):
     """
     rng = as_generator(rng)
     return Sequential([
-        Conv2D(1, 32, 3, rng=rng),
-        ReLU(),
-        MaxPool2D(2),
+        *_conv_block(1, 32, rng),
         Flatten(),
         Dense(5408, 128, rng=rng),
         ReLU(),
@@ -109,12 +108,8 @@ def keras_convnet(rng=None):
     """
     rng = as_generator(rng)
     return Sequential([
-        Conv2D(1, 32, 3, rng=rng),
-        ReLU(),
-        MaxPool2D(2),
-        Conv2D(32, 64, 3, rng=rng),
-        ReLU(),
-        MaxPool2D(2),
+        *_conv_block(1, 32, rng),
+        *_conv_block(32, 64, rng),
         Flatten(),
         Dropout(0.5, rng=rng),
         Dense(1600, 10, rng=rng),
