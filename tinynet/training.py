@@ -193,9 +193,8 @@ def _resume(model, optimizer, path):
     for layer, saved_layer in zip(model.layers, saved.model.layers, strict=True):
         for key, array in layer.params.items():
             np.copyto(array, saved_layer.params[key])
-    for position, state in saved.layer_rng_states.items():
-        model.layers[position].rng = np.random.default_rng()
-        model.layers[position].rng.bit_generator.state = state
+    for position in saved.layer_rng_states:  # load_checkpoint rebuilt these generators in their saved state
+        model.layers[position].rng = saved.model.layers[position].rng
     if optimizer is None:
         optimizer = saved.optimizer
     else:
