@@ -54,18 +54,8 @@ def model_arrays(model):
     return arrays
 
 
-def read_archive(path, error_type=ModelFileError):
-    """Every array in an ``.npz`` file, read without unpickling; any failure becomes ``error_type``."""
-    try:
-        return _read_archive(path)
-    except ModelFileError as error:
-        if error_type is ModelFileError:
-            raise
-        raise error_type(str(error)) from error.__cause__
-
-
-def _read_archive(path):
-    """Every array in the file, read without unpickling; any failure becomes a ModelFileError."""
+def read_archive(path):
+    """Every array in an ``.npz`` file, read without unpickling; any failure becomes a ModelFileError."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -156,7 +146,7 @@ def load_model(path):
     >>> bool(np.array_equal(tinynet.load_model(path).predict(x), model.predict(x)))
     True
     """
-    arrays = _read_archive(path)
+    arrays = read_archive(path)
     if "__checkpoint__" in arrays:  # a checkpoint is a model file plus training state: read the model
         arrays = {name: array for name, array in arrays.items()
                   if name != "__checkpoint__" and not name.startswith("optimizer.")}
