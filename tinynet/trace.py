@@ -70,8 +70,13 @@ class Tracer:
         for position, layer in enumerate(self.model.layers):
             out = layer.forward(out)
             values = out.astype(np.float64, copy=False)
-            saturating = isinstance(layer, (Sigmoid, Tanh))
-            edge = np.abs(values - 0.5) > 0.49 if isinstance(layer, Sigmoid) else np.abs(values) > 0.99
+            # Saturated: within 0.01 of the output's bounds, where the derivative is almost 0.
+            if isinstance(layer, Sigmoid):
+                saturated = float((np.abs(values - 0.5) > 0.49).mean())
+            elif isinstance(layer, Tanh):
+                saturated = float((np.abs(values) > 0.99).mean())
+            else:
+                saturated = np.nan
             records.append({
                 "epoch": epoch,
                 "layer": self.names[position],
@@ -79,7 +84,7 @@ class Tracer:
                 "activation_mean": float(values.mean()),
                 "activation_std": float(values.std()),
                 "zero_fraction": float((values == 0).mean()),
-                "saturated_fraction": float(edge.mean()) if saturating else np.nan,
+                "saturated_fraction": saturated,
             })
         self._norm_sums[:] = 0
         self._batches = 0
