@@ -48,6 +48,10 @@ def test_trace_shows_vanishing_gradients_with_sigmoid_not_relu():
     relu = _deep(ReLU).fit(*_data(), epochs=2, verbose=0, seed=0, trace=True)
     assert _first_to_last_ratio(sigmoid) < 0.05
     assert _first_to_last_ratio(relu) > 5 * _first_to_last_ratio(sigmoid)
+    frame = sigmoid.trace_frame()
+    is_sigmoid = frame.layer.str.endswith("Sigmoid")
+    assert frame[is_sigmoid].saturated_fraction.between(0, 1).all()
+    assert frame[~is_sigmoid].saturated_fraction.isna().all()
 
 
 def test_no_trace_is_a_clear_error_and_tracing_changes_no_weight():
