@@ -198,3 +198,13 @@ def test_conv2d_inference_in_chunks_equals_one_pass():
     conv = L.Conv2D(32, 8, 3, padding=1, rng=0)
     x = np.random.default_rng(0).standard_normal((70, 32, 13, 13)).astype(np.float32)  # > 1 chunk of columns
     np.testing.assert_allclose(conv.forward(x), conv.forward(x, training=True), rtol=1e-6, atol=1e-6)
+
+
+@given(st.integers(1, 50), st.integers(1, 70), st.integers(0, 2**16))
+def test_softmax_row_reductions_equal_numpy(n, k, seed):
+    """The column-by-column row max and sum used by softmax equal NumPy's own reductions."""
+    from tinynet.layers.softmax import _reduce_rows
+
+    x = np.random.default_rng(seed).standard_normal((n, k)).astype(np.float32)
+    np.testing.assert_array_equal(_reduce_rows(np.maximum, x, -1), x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_reduce_rows(np.add, x, 1), x.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
