@@ -34,8 +34,11 @@ from .trace import PROBE_SIZE, Tracer
 __all__ = ["fit", "evaluate", "predict", "prepare_inputs", "batches"]
 
 
-def prepare_inputs(x, owner):
-    """Check ``x`` once at the edge: a non-empty array of floats (finite) or uint8 images."""
+def prepare_inputs(x, owner, check_finite=True):
+    """Check ``x`` once at the edge: a non-empty array of floats (finite) or uint8 images.
+
+    ``check_finite=False`` leaves the NaN/inf check to the caller (see :func:`predict_logits`).
+    """
     x = np.asarray(x)
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
         raise TypeError(
@@ -44,9 +47,14 @@ def prepare_inputs(x, owner):
         )
     if x.ndim < 2 or x.shape[0] == 0:
         raise ShapeError(f"{owner} expects a non-empty batch of samples (N, ...); got shape {tuple(x.shape)}.")
+    if check_finite:
+        _check_finite(x, owner)
+    return x
+
+
+def _check_finite(x, owner):
     if x.dtype != np.uint8 and not _all_finite(x):
         raise ValueError(f"{owner} received inputs containing NaN or inf; clean or drop those samples first.")
-    return x
 
 
 def _all_finite(x):
@@ -353,8 +361,15 @@ def predict_logits(model, x, batch_size, owner):
     batch_size = _positive_int(batch_size, "batch_size", owner)
     keep_freed_memory()
     dtype = model.dtype
-    x = prepare_inputs(x, owner)
-    outputs = [model.forward(as_batch(x[index], dtype)) for index in batches(len(x), batch_size)]
+    x = prepare_inputs(x, owner, check_finite=False)
+    outputs = []
+    for index in batches(len(x), batch_size):
+        batch = x[index]
+        # Checked batch by batch: the forward pass then reads the batch from cache, so the
+        # check costs no extra pass over the whole data set. Inference changes nothing, so
+        # stopping part-way is safe.
+        _check_finite(batch, owner)
+        outputs.append(model.forward(as_batch(batch, dtype)))
     return np.concatenate(outputs)
 
 
