@@ -135,10 +135,9 @@ def load_checkpoint(path):
         if not (isinstance(key, str) and key.isdigit() and int(key) < len(model.layers)
                 and hasattr(model.layers[int(key)], "rng")):
             raise ModelFileError(f"{path}: a generator state is saved for layer {key!r}, which draws none.")
-        _generator(state, f"{path}: layer {key}'s random generator")
+        # The model was just rebuilt from the file: nothing of the caller's changes if a later entry fails.
+        model.layers[int(key)].rng = _generator(state, f"{path}: layer {key}'s random generator")
         layer_rng_states[int(key)] = state
-    for position, state in layer_rng_states.items():
-        model.layers[position].rng = _generator(state, f"{path}: layer {position}'s random generator")
     checkpoint = Checkpoint(model, optimizer, meta["epoch"], History(meta["history"]), meta["rng"], layer_rng_states)
     _generator(checkpoint.rng_state, f"{path}: fit's random generator")
     return checkpoint
