@@ -126,21 +126,29 @@ def test_kernel_thread_count_is_settable_and_restored():
         kernels.set_num_threads(0)
 
 
-@given(st.integers(1, 300), DTYPES, seeds, st.sampled_from([0.0, 1e-2]), st.integers(1, 50))
-def test_adam_update_matches_reference(size, dtype, seed, weight_decay, step):
+@given(st.integers(1, 300), DTYPES, seeds, st.sampled_from([0.0, 1e-2]), st.sampled_from([1.0, 0.99]),
+       st.integers(1, 50))
+def test_adam_update_matches_reference(size, dtype, seed, l2, decay, step):
     """The one-pass numba Adam step and its NumPy twin update param, m and v alike (to float rounding)."""
     rng = np.random.default_rng(seed)
     param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
     v = rng.random(size).astype(dtype)
     fast = [a.copy() for a in (param, m, v)]
     slow = [a.copy() for a in (param, m, v)]
-    arguments = (1e-3, 0.9, 0.999, 1e-8, weight_decay, step)
+    arguments = (1e-3 / (1 - 0.9**step), 0.9, 0.999, 1e-8, (1 - 0.999**step) ** 0.5, l2, decay)
     kernels.adam_update(fast[0], grad, fast[1], fast[2], *arguments)  # the numba loop, through the chooser
     reference.adam_update_reference(slow[0], grad, slow[1], slow[2], *arguments)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
     assert not np.array_equal(fast[0], param)  # the step moved the parameter
+
+
+def test_adam_update_refuses_arrays_of_different_sizes():
+    """The compiled loop has no bounds checks: mismatched arrays are refused before it runs."""
+    param, small = np.zeros(8, np.float32), np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="one shape"):
+        kernels.adam_update(param, param.copy(), small, small.copy(), 1e-3, 0.9, 0.999, 1e-8, 1.0)
 
 
 

@@ -5,7 +5,7 @@ numba-compiled kernels that each have a plain-NumPy twin. See the README to star
 """
 
 from . import augment, datasets, errors, init, kernels, layers, losses, models, optim, trace
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint
 from .errors import (
     DatasetError,
     ModelFileError,
@@ -16,8 +16,8 @@ from .errors import (
 )
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
+from .loading import load_checkpoint, load_model
 from .model import Sequential
-from .serialization import load_model
 
 __version__ = "0.1.0"
 

@@ -1,44 +1,55 @@
 """Training checkpoints: everything ``fit`` needs to continue exactly where it stopped.
 
-A checkpoint is a model file (see :mod:`tinynet.serialization`) with three more kinds of
-entries, so ``tinynet.load_model`` reads the model out of a checkpoint too::
+A checkpoint is a model file (see :mod:`tinynet.serialization`) with more entries, so
+``tinynet.load_model`` reads the model out of a checkpoint too::
 
-    __architecture__      the model's layers (JSON), as in a model file
-    <i>.<name>            the parameter <name> of layer i
-    __checkpoint__        JSON: epochs completed, history, the state of fit's random generator
-                          and of each Dropout layer's, the optimizer's class, settings and step count
-    optimizer.<p>.<name>  the optimizer's state array <name> ("m", "v", "velocity") of the p-th
-                          parameter, in the order the optimizer visits them
+    __architecture__             the model's layers (JSON), as in a model file
+    <i>.<name>                   the model's state_dict(): parameters and buffers
+    __checkpoint__               JSON: epochs completed, history, the state of fit's random
+                                 generator and of each Dropout layer's, the optimizer's class,
+                                 settings and step count
+    optimizer.<i>.<name>.<state> the optimizer's state_dict() arrays, e.g. "optimizer.3.W.exp_avg"
+
+(Version 1 files named the optimizer's arrays by position, ``optimizer.<p>.m``; they still load.)
 
 Resuming restores all of it, so an interrupted-and-resumed run ends with the same weights,
 bit for bit, as a run that was never interrupted (same seed, same machine and threads).
 Files are written atomically (temporary file, fsync, rename): a crash while writing leaves
-the previous checkpoint intact. Reading never unpickles, and checks every array.
+the previous checkpoint intact. Reading never unpickles and checks everything before it is
+used: array headers before data, every number's range, generator states that numpy would
+accept but that would hang or bias training, the epoch count against the history.
 """
 
 import json
+import numbers
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._io import atomic_write
+from ._archive import Archive, write_archive
 from .errors import ModelFileError
 from .history import History
-from .optim import SGD, Adam, Optimizer
-from .serialization import model_arrays, model_from_arrays, read_archive
+from .optim import SGD, Adam, AdamW, Optimizer, named_parameters
+from .serialization import architecture, model_arrays, read_layers
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "save_checkpoint", "read_checkpoint", "CHECKPOINT_ENTRIES"]
 
 FORMAT = "tinynet.checkpoint"
-VERSION = 1
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam}
-# The per-parameter state each optimizer keeps once it has taken a step.
-STATE_KEYS = {"SGD": ({"velocity"}, set()), "Adam": ({"m", "v"},)}
+VERSION = 2
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
+#: Name prefixes of the entries a checkpoint adds to a model file.
+CHECKPOINT_ENTRIES = ("__checkpoint__", "optimizer.")
+#: More epochs than any run has; a larger count in a file is refused.
+MAX_EPOCHS = 1_000_000
+# Version 1 named the optimizer's arrays by the parameter's position in step order.
+_VERSION_1_STATE_NAMES = {"m": "exp_avg", "v": "exp_avg_sq", "velocity": "momentum_buffer"}
+_LAYER_POSITION = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass
 class Checkpoint:
-    """What :func:`load_checkpoint` returns.
+    """What :func:`tinynet.load_checkpoint` returns.
 
     Attributes
     ----------
@@ -54,10 +65,12 @@ class Checkpoint:
         State of ``fit``'s random generator (shuffling, augmentation) after them.
     layer_rng_states : dict[int, dict]
         State of the generator of each layer that draws random numbers (Dropout), by position.
+    architecture : list of dict
+        Each layer's class and configuration, as saved (resume compares it with the model's).
 
     Examples
     --------
-    See :func:`load_checkpoint`.
+    See :func:`tinynet.load_checkpoint`.
     """
 
     model: object
@@ -66,15 +79,17 @@ class Checkpoint:
     history: History
     rng_state: dict
     layer_rng_states: dict
+    architecture: list
 
     def generator(self):
         """A new ``numpy.random.Generator`` in the saved state of fit's generator."""
-        return _generator(self.rng_state, "the checkpoint's random generator")
+        return generator_from_state(self.rng_state, "the checkpoint's random generator")
 
 
 def save_checkpoint(path, model, optimizer, epoch, history, rng):
     """Write a checkpoint of training after ``epoch`` completed epochs, atomically."""
     arrays = model_arrays(model)
+    state = optimizer.state_dict()
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -83,121 +98,117 @@ def save_checkpoint(path, model, optimizer, epoch, history, rng):
         "rng": rng.bit_generator.state,
         "layer_rngs": {str(i): layer.rng.bit_generator.state for i, layer in enumerate(model.layers)
                        if isinstance(getattr(layer, "rng", None), np.random.Generator)},
-        "optimizer": {"class": type(optimizer).__name__, "config": optimizer.get_config(),
-                      "steps": optimizer.steps, "parameters": len(optimizer.state)},
+        "optimizer": {"class": type(optimizer).__name__, "config": state["config"], "steps": state["steps"]},
     }
-    for position, state in enumerate(optimizer.state):
-        for name, array in state.items():
-            arrays[f"optimizer.{position}.{name}"] = array
+    for name, array in state["state"].items():
+        arrays[f"optimizer.{name}"] = array
     arrays["__checkpoint__"] = np.array(json.dumps(meta))
-    with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
+    write_archive(path, arrays)
 
 
-def load_checkpoint(path):
-    """Read a checkpoint written by ``fit(..., checkpoint=path)``.
+def read_checkpoint(path, make_model):
+    """Read and check a checkpoint; ``make_model(layers)`` turns the saved layers into its ``model``.
 
-    Returns
-    -------
-    Checkpoint
-        The model, optimizer, epochs completed, history and random-generator states.
-
-    Raises
-    ------
-    ModelFileError
-        If the file is missing, truncated, corrupted, not a checkpoint, or inconsistent.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np, tinynet
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.npz"
-    >>> x, y = np.random.default_rng(0).random((64, 4), dtype=np.float32), np.arange(64) % 2
-    >>> model = tinynet.Sequential([tinynet.layers.Dense(4, 2, rng=0)])
-    >>> _ = model.fit(x, y, epochs=2, seed=0, verbose=0, checkpoint=path)
-    >>> saved = tinynet.load_checkpoint(path)
-    >>> saved.epoch, saved.optimizer.steps
-    (2, 2)
+    Raises ModelFileError if the file is missing, truncated, corrupted, not a checkpoint,
+    or inconsistent.
     """
-    arrays = read_archive(path)
-    if "__checkpoint__" not in arrays:
-        raise ModelFileError(
-            f"{path} is not a checkpoint (no __checkpoint__ entry); a plain model file is read by tinynet.load_model."
-        )
-    meta = _meta(arrays.pop("__checkpoint__"), path)
-    optimizer_arrays = {name: arrays.pop(name) for name in list(arrays) if name.startswith("optimizer.")}
-    model = model_from_arrays(arrays, path)
-    optimizer = _optimizer(meta["optimizer"], optimizer_arrays, model, path)
-    layer_rngs = meta.get("layer_rngs", {})
-    if not isinstance(layer_rngs, dict):
-        raise ModelFileError(f"{path}: layer_rngs must map layer positions to generator states.")
+    with Archive(path, path) as archive:
+        if "__checkpoint__" not in archive.names:
+            raise ModelFileError(
+                f"{path} is not a checkpoint (no __checkpoint__ entry); a plain model file is read by "
+                f"tinynet.load_model."
+            )
+        meta = _meta(archive.read_json("__checkpoint__", "checkpoint"), path)
+        layers = read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES)
+        optimizer = _optimizer(meta, archive, layers, path)
     layer_rng_states = {}
-    for key, state in layer_rngs.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) < len(model.layers)
-                and hasattr(model.layers[int(key)], "rng")):
+    for key, state in meta["layer_rngs"].items():
+        if not (_LAYER_POSITION.fullmatch(key) and int(key) < len(layers) and hasattr(layers[int(key)], "rng")):
             raise ModelFileError(f"{path}: a generator state is saved for layer {key!r}, which draws none.")
-        # The model was just rebuilt from the file: nothing of the caller's changes if a later entry fails.
-        model.layers[int(key)].rng = _generator(state, f"{path}: layer {key}'s random generator")
+        layers[int(key)].rng = generator_from_state(state, f"{path}: layer {key}'s random generator")
         layer_rng_states[int(key)] = state
-    checkpoint = Checkpoint(model, optimizer, meta["epoch"], History(meta["history"]), meta["rng"], layer_rng_states)
-    _generator(checkpoint.rng_state, f"{path}: fit's random generator")
-    return checkpoint
+    generator_from_state(meta["rng"], f"{path}: fit's random generator")
+    return Checkpoint(make_model(layers), optimizer, meta["epoch"], History(meta["history"]), meta["rng"],
+                      layer_rng_states, architecture(layers)["layers"])
 
 
-def _meta(text, path):
-    try:
-        meta = json.loads(str(text[()]))
-    except (ValueError, TypeError, IndexError) as error:
-        raise ModelFileError(f"{path}: the checkpoint entry is not valid JSON ({error}).") from error
+def _is_int(value, low, high):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value < high
+
+
+def _meta(meta, path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tinynet checkpoint.")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path} is checkpoint version {meta.get('version')!r}; this tinynet reads {VERSION}.")
+    if meta.get("version") not in (1, VERSION):
+        raise ModelFileError(f"{path} is checkpoint version {meta.get('version')!r}; this tinynet reads 1 and 2.")
     epoch, history = meta.get("epoch"), meta.get("history")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ModelFileError(f"{path}: the number of completed epochs must be an int >= 0; found {epoch!r}.")
+    if not _is_int(epoch, 0, MAX_EPOCHS):
+        raise ModelFileError(f"{path}: the number of completed epochs must be an int in [0, {MAX_EPOCHS}); "
+                             f"found {str(epoch)[:40]}.")
     if not isinstance(history, dict) or not all(
-        isinstance(values, list) and all(isinstance(v, (int, float)) for v in values) for values in history.values()
+        isinstance(name, str) and isinstance(values, list) and len(values) == epoch
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        for name, values in history.items()
     ):
-        raise ModelFileError(f"{path}: the history must map metric names to lists of numbers.")
+        raise ModelFileError(
+            f"{path}: the history must map metric names to lists of {epoch} numbers, one per completed epoch."
+        )
     if not isinstance(meta.get("optimizer"), dict):
         raise ModelFileError(f"{path}: the optimizer is not described.")
+    if not isinstance(meta.setdefault("layer_rngs", {}), dict):
+        raise ModelFileError(f"{path}: layer_rngs must map layer positions to generator states.")
     return meta
 
 
-def _optimizer(description, arrays, model, path):
-    name, config = description.get("class"), description.get("config")
+def _optimizer(meta, archive, layers, path):
+    """The saved optimizer, its arrays checked against the parameters before they are read."""
+    description = meta["optimizer"]
+    name, config, steps = description.get("class"), description.get("config"), description.get("steps")
     if not isinstance(name, str) or name not in OPTIMIZERS or not isinstance(config, dict):
         raise ModelFileError(f"{path}: unknown optimizer {name!r}; known optimizers are {sorted(OPTIMIZERS)}.")
     try:
         optimizer = OPTIMIZERS[name](**config)
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: the {name} settings are invalid: {error}") from error
-    steps, count = description.get("steps"), description.get("parameters")
-    parameters = [layer.params[key] for layer, key in Optimizer._parameters(model.layers)]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or count not in (0, len(parameters)):
-        raise ModelFileError(f"{path}: the optimizer's step count or parameter count does not fit the model.")
-    state = [{} for _ in range(count)]
-    for entry, array in arrays.items():
-        _, position, key = (entry.split(".", 2) + ["", ""])[:3]
-        if not position.isdigit() or int(position) >= count or not key:
-            raise ModelFileError(f"{path}: unexpected optimizer array {entry!r}.")
-        parameter = parameters[int(position)]
-        if array.shape != parameter.shape or array.dtype != parameter.dtype:
-            raise ModelFileError(
-                f"{path}: optimizer array {entry} is {array.dtype}{array.shape}; its parameter is "
-                f"{parameter.dtype}{parameter.shape}."
-            )
-        state[int(position)][key] = np.ascontiguousarray(array)
-    if any(set(entry) not in STATE_KEYS[name] for entry in state):
-        raise ModelFileError(f"{path}: the {name} state arrays are incomplete.")
-    optimizer.load_state_dict({"steps": steps, "state": state})
+    parameters = {param_name: layer.params[key] for param_name, layer, key in named_parameters(layers)}
+    if meta["version"] == 1:
+        positions = dict(enumerate(parameters))
+        renamed = {f"optimizer.{p}.{old}": f"{positions[p]}.{new}"
+                   for p in positions for old, new in _VERSION_1_STATE_NAMES.items()}
+    else:
+        renamed = {f"optimizer.{param_name}.{state_name}": f"{param_name}.{state_name}"
+                   for param_name in parameters for state_name in optimizer.STATE_NAMES}
+    present = {entry for entry in archive.names if entry.startswith("optimizer.")}
+    archive.refuse_unexpected((archive.names - present) | set(renamed), f"a {name} optimizer of this model")
+    dtype = {array.dtype.name for array in parameters.values()} or {"float32"}
+    state = {}
+    for entry in sorted(present):
+        param_name = renamed[entry].rpartition(".")[0]
+        state[renamed[entry]] = archive.read_array(entry, parameters[param_name].shape, dtype)
+    try:
+        optimizer.load_state_dict({"config": config, "steps": steps, "state": state})
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: the optimizer's state is invalid: {error}") from error
     return optimizer
 
 
-def _generator(state, what):
+def generator_from_state(state, what):
+    """A PCG64 ``Generator`` in ``state``, after checking every field numpy would accept blindly.
+
+    numpy takes any ints for PCG64's state; an even ``inc`` gives a generator that yields
+    zeros, on which ``Generator.integers`` loops forever in C (deaf to Ctrl-C), and Dropout
+    drops every unit. So: ints only, ``state`` and ``inc`` in ``[0, 2**128)``, ``inc`` odd,
+    ``has_uint32`` 0 or 1, ``uinteger`` in ``[0, 2**32)``.
+    """
+    inner = state.get("state") if isinstance(state, dict) else None
+    valid = (
+        isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+        and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
+        and _is_int(inner["state"], 0, 2**128) and _is_int(inner["inc"], 0, 2**128) and inner["inc"] % 2 == 1
+        and _is_int(state["has_uint32"], 0, 2) and _is_int(state["uinteger"], 0, 2**32)
+    )
+    if not valid:
+        raise ModelFileError(f"{what} has an invalid saved state (not one a PCG64 generator can be in).")
     generator = np.random.default_rng()
-    try:
-        generator.bit_generator.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as error:
-        raise ModelFileError(f"{what} has an invalid saved state: {error}") from error
+    generator.bit_generator.state = state
     return generator

@@ -18,6 +18,8 @@ import numpy as np
 from . import training
 from .errors import ShapeError
 from .layers import Layer, MaxPool2D, ReLU
+from .layers.base import check_state
+from .serialization import save_model, state_arrays
 
 __all__ = ["Sequential"]
 
@@ -39,12 +41,26 @@ class Sequential:
     """
 
     def __init__(self, layers):
+        if isinstance(layers, (str, bytes, Layer)) or not hasattr(layers, "__iter__"):
+            raise TypeError(
+                f"Sequential expects a list of layers; received {type(layers).__name__}. "
+                f"Wrap it in a list: Sequential([Dense(784, 10)])."
+            )
         layers = list(layers)
+        first_position = {}
         for position, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(
                     f"Sequential expects tinynet layers; item {position} is {layer!r} "
                     f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)."
+                )
+            # A layer keeps the values of its last training forward for its backward: one object
+            # at two places would overwrite the first place's and get its gradients wrong.
+            earlier = first_position.setdefault(id(layer), position)
+            if earlier != position:
+                raise ValueError(
+                    f"Sequential got the same {type(layer).__name__} object at positions {earlier} and {position}. "
+                    f"Each position needs its own layer: build one per position, e.g. [ReLU(), ..., ReLU()]."
                 )
         self.layers = layers
         self.loss = None  # set by fit; evaluate reports this loss
@@ -76,6 +92,27 @@ class Sequential:
     def params(self):
         """Every trainable array, as ``{"<layer index>.<name>": array}``."""
         return {f"{i}.{key}": array for i, layer in enumerate(self.layers) for key, array in layer.params.items()}
+
+    def state_dict(self):
+        """Every layer's state under ``"<layer index>.<name>"``: parameters and buffers (the arrays themselves).
+
+        Examples
+        --------
+        >>> from tinynet.layers import Dense, ReLU
+        >>> sorted(Sequential([Dense(2, 3, rng=0), ReLU(), Dense(3, 1, rng=0)]).state_dict())
+        ['0.W', '0.b', '2.W', '2.b']
+        """
+        return state_arrays(self.layers)
+
+    def load_state_dict(self, state):
+        """Copy ``state`` (as :meth:`state_dict` returns it) into the layers, in place.
+
+        Every name must be present with its shape; values are converted to the model's
+        dtype. If anything does not fit, a ValueError names it and nothing is changed.
+        """
+        check_state(self.state_dict(), state, "Sequential")
+        for position, layer in enumerate(self.layers):
+            layer.load_state_dict({key: state[f"{position}.{key}"] for key in layer.state_dict()})
 
     def count_params(self):
         """Total number of trainable scalars."""
@@ -240,13 +277,18 @@ class Sequential:
         return "\n".join([lines[0], rule, *lines[1:], rule, f"Total params: {self.count_params():,}"])
 
     def astype(self, dtype):
-        """Convert every layer's parameters to ``dtype`` (e.g. ``np.float64``) in place; returns the model."""
+        """Convert every layer's parameters and buffers to ``dtype`` (e.g. ``np.float64``) in place; returns the model.
+
+        An optimizer that trained the model converts its state to the new dtype at its next step.
+        """
         for layer in self.layers:
             layer.astype(dtype)
         return self
 
     def save(self, path):
-        """Write the architecture and weights to an ``.npz`` file, atomically (see :func:`tinynet.load_model`)."""
-        from .serialization import save_model
+        """Write the architecture and state to an ``.npz`` file, atomically (see :func:`tinynet.load_model`).
 
+        Raises a ValueError, writing nothing, for what :func:`tinynet.load_model` would refuse:
+        weights of mixed dtypes, NaN or inf.
+        """
         save_model(self, path)

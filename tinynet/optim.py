@@ -1,4 +1,4 @@
-r"""Optimizers with the update rules of ``torch.optim.SGD`` and ``torch.optim.Adam``.
+r"""Optimizers with the update rules of ``torch.optim.SGD``, ``torch.optim.Adam`` and ``torch.optim.AdamW``.
 
 ``step(layers)`` updates every ``layer.params[k]`` in place from ``layer.grads[k]``.
 With ``g`` the gradient, ``p`` the parameter, ``lr`` the learning rate:
@@ -10,14 +10,23 @@ SGD (``weight_decay`` = ``wd``, ``momentum`` = ``mu``)::
     g = g + mu * v  if nesterov else  v
     p = p - lr * g
 
-Adam (``t`` counts steps from 1)::
+Adam (``t`` counts steps from 1; ``wd`` is L2 decay added to the gradient)::
 
     g = g + wd * p
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g^2
     p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-State (velocities, moments) is kept per parameter, in the order ``step`` visits them.
+AdamW: Adam without the L2 term, the weights decayed directly (decoupled)::
+
+    p = p * (1 - lr * wd)       then Adam's step with wd = 0
+
+State (velocities, moments) is kept per parameter *name*, ``"<layer position>.<param>"``
+as in :meth:`tinynet.Sequential.state_dict`, under PyTorch's names (``momentum_buffer``,
+``exp_avg``, ``exp_avg_sq``). Before every step the state is checked against the
+parameters it is applied to: an optimizer used on a model it does not fit raises a clear
+error instead of updating the wrong arrays, and state follows its parameter's dtype after
+``model.astype``.
 """
 
 import math
@@ -27,7 +36,10 @@ import numpy as np
 
 from .kernels import adam_update
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "named_parameters"]
+
+#: A step count no real run reaches; larger values in a file are refused.
+MAX_STEPS = 2**53
 
 
 def _non_negative(value, name, owner, upper=math.inf):
@@ -37,44 +49,80 @@ def _non_negative(value, name, owner, upper=math.inf):
     return float(value)
 
 
+def named_parameters(layers):
+    """``(name, layer, key)`` for every parameter, named ``"<position>.<key>"``, in step order.
+
+    Examples
+    --------
+    >>> from tinynet.layers import Dense, ReLU
+    >>> [name for name, _, _ in named_parameters([Dense(2, 2, rng=0), ReLU(), Dense(2, 1, rng=0)])]
+    ['0.W', '0.b', '2.W', '2.b']
+    """
+    for position, layer in enumerate(layers):
+        for key in sorted(layer.params):
+            yield f"{position}.{key}", layer, key
+
+
 class Optimizer:
     """Base class: walks the parameters of a list of layers and keeps per-parameter state.
 
-    A subclass implements ``_update(param, grad, state)`` (in place) and ``get_config()``.
+    A subclass names its per-parameter arrays in ``STATE_NAMES``, implements
+    ``_update(param, grad, state)`` (in place) and ``get_config()``.
 
     Examples
     --------
     See :class:`SGD` and :class:`Adam`.
     """
 
+    #: The arrays kept per parameter once a step has been taken.
+    STATE_NAMES = ()
+
     def __init__(self, lr):
         self.lr = _non_negative(lr, "lr", type(self).__name__)
-        self.state = []  # one dict of arrays per parameter, in visiting order
+        self.state = {}  # parameter name -> {state name: array}
         self.steps = 0
-
-    @staticmethod
-    def _parameters(layers):
-        for layer in layers:
-            for key in sorted(layer.params):
-                yield layer, key
 
     def step(self, layers):
         """Update every parameter of ``layers`` in place from its gradient."""
-        pairs = list(self._parameters(layers))
-        if not self.state:
-            self.state = [{} for _ in pairs]
-        elif len(self.state) != len(pairs):
-            raise ValueError(
-                f"{type(self).__name__} holds state for {len(self.state)} parameters but was given "
-                f"{len(pairs)}; use a new optimizer for a different model."
-            )
+        named = list(named_parameters(layers))
+        self._check_fits(named)
         self.steps += 1
-        for (layer, key), state in zip(pairs, self.state, strict=True):
-            if key not in layer.grads:
+        for name, layer, key in named:
+            self._update(layer.params[key], layer.grads[key], self.state.setdefault(name, {}))
+
+    def _check_fits(self, named):
+        """Refuse, before anything changes, state or gradients that do not fit the parameters."""
+        owner = type(self).__name__
+        if self.state and set(self.state) != {name for name, _, _ in named}:
+            raise ValueError(
+                f"{owner} holds state for the parameters {sorted(self.state)[:6]}, not for this model's "
+                f"{[name for name, _, _ in named][:6]}: it was used with another model. Build a new "
+                f"{owner} for this model, or call optimizer.reset()."
+            )
+        for name, layer, key in named:
+            param = layer.params[key]
+            grad = layer.grads.get(key)
+            if grad is None:
+                raise ValueError(f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step().")
+            if grad.shape != param.shape:
                 raise ValueError(
-                    f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step()."
+                    f"The gradient of parameter {name} has shape {grad.shape}; the parameter has {param.shape}."
                 )
-            self._update(layer.params[key], layer.grads[key], state)
+            state = self.state.get(name, {})
+            for state_name, array in state.items():
+                if array.shape != param.shape:
+                    raise ValueError(
+                        f"{owner}'s {state_name} for parameter {name} has shape {array.shape}, the parameter "
+                        f"{param.shape}: the optimizer was used with another model. Build a new {owner} for "
+                        f"this model, or call optimizer.reset()."
+                    )
+                if array.dtype != param.dtype:  # the model was converted with astype: follow it
+                    state[state_name] = array.astype(param.dtype)
+
+    def reset(self):
+        """Forget every parameter's state and the step count, as a new optimizer."""
+        self.state = {}
+        self.steps = 0
 
     def _update(self, param, grad, state):
         raise NotImplementedError
@@ -84,13 +132,49 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """The optimizer's state as plain data: hyper-parameters, step count and arrays."""
-        return {"steps": self.steps, "state": [dict(s) for s in self.state]}
+        """The optimizer's state: ``{"config": ..., "steps": int, "state": {"3.W.exp_avg": array, ...}}``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tinynet.layers import Dense
+        >>> layer = Dense(2, 1, rng=0)
+        >>> layer.grads = {"W": np.ones((2, 1), np.float32), "b": np.ones(1, np.float32)}
+        >>> optimizer = Adam(); optimizer.step([layer])
+        >>> sorted(optimizer.state_dict()["state"])
+        ['0.W.exp_avg', '0.W.exp_avg_sq', '0.b.exp_avg', '0.b.exp_avg_sq']
+        """
+        arrays = {f"{name}.{state_name}": array
+                  for name, state in self.state.items() for state_name, array in state.items()}
+        return {"config": self.get_config(), "steps": self.steps, "state": arrays}
 
     def load_state_dict(self, data):
-        """Restore what :meth:`state_dict` returned."""
-        self.steps = int(data["steps"])
-        self.state = [dict(s) for s in data["state"]]
+        """Restore what :meth:`state_dict` returned (settings, step count and arrays, copied).
+
+        Each parameter has all of ``STATE_NAMES`` or none; moments must be finite (and
+        ``exp_avg_sq`` non-negative). Nothing changes unless all of it fits.
+        """
+        owner = type(self).__name__
+        if not isinstance(data, dict) or set(data) != {"config", "steps", "state"}:
+            raise ValueError(f"{owner}.load_state_dict expects the dict that state_dict() returns.")
+        fresh = type(self)(**data["config"])  # validates the settings
+        steps = data["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 0 <= steps < MAX_STEPS:
+            raise ValueError(f"{owner}.load_state_dict: steps must be an int in [0, 2**53); received {steps!r}.")
+        state = {}
+        for entry, array in data["state"].items():
+            name, _, state_name = entry.rpartition(".")
+            if state_name not in self.STATE_NAMES or not name:
+                raise ValueError(f"{owner}.load_state_dict: unexpected state array {entry!r}.")
+            if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or not np.isfinite(array).all():
+                raise ValueError(f"{owner}.load_state_dict: {entry} must be a finite float array.")
+            if state_name == "exp_avg_sq" and (array < 0).any():
+                raise ValueError(f"{owner}.load_state_dict: {entry} holds negative values; it is a mean of squares.")
+            state.setdefault(name, {})[state_name] = np.array(array)
+        if any(set(arrays) != set(self.STATE_NAMES) for arrays in state.values()):
+            raise ValueError(f"{owner}.load_state_dict: every parameter needs all of {self.STATE_NAMES} or none.")
+        self.__dict__.update(fresh.__dict__)
+        self.steps, self.state = int(steps), state
 
 
 class SGD(Optimizer):
@@ -113,6 +197,7 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("SGD with nesterov=True needs momentum > 0; received momentum=0.")
         self.nesterov = bool(nesterov)
+        self.STATE_NAMES = ("momentum_buffer",) if self.momentum else ()
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -122,13 +207,13 @@ class SGD(Optimizer):
         if self.weight_decay:
             grad = grad + param.dtype.type(self.weight_decay) * param
         if self.momentum:
-            if "velocity" not in state:
-                state["velocity"] = grad.copy()
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.astype(param.dtype, copy=True)
             else:
-                velocity = state["velocity"]
+                velocity = state["momentum_buffer"]
                 velocity *= param.dtype.type(self.momentum)
                 velocity += grad
-            velocity = state["velocity"]
+            velocity = state["momentum_buffer"]
             grad = grad + param.dtype.type(self.momentum) * velocity if self.nesterov else velocity
         param -= param.dtype.type(self.lr) * grad
 
@@ -146,22 +231,55 @@ class Adam(Optimizer):
     0.9
     """
 
+    STATE_NAMES = ("exp_avg", "exp_avg_sq")
+
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr)
-        self.beta1 = _non_negative(beta1, "beta1", "Adam", upper=1)
-        self.beta2 = _non_negative(beta2, "beta2", "Adam", upper=1)
-        self.eps = _non_negative(eps, "eps", "Adam")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay", "Adam")
+        owner = type(self).__name__
+        self.beta1 = _non_negative(beta1, "beta1", owner, upper=1)
+        self.beta2 = _non_negative(beta2, "beta2", owner, upper=1)
+        self.eps = _non_negative(eps, "eps", owner)
+        self.weight_decay = _non_negative(weight_decay, "weight_decay", owner)
 
     def get_config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
+    def _decay(self):
+        """``(l2, decay)``: Adam adds ``wd * p`` to the gradient and decays nothing directly."""
+        return self.weight_decay, 1.0
+
     def _update(self, param, grad, state):
-        if "m" not in state:
-            state["m"] = np.zeros_like(param)
-            state["v"] = np.zeros_like(param)
-        # The update rule (module docstring) as one pass: a numba loop, or its NumPy twin
-        # kernels.reference.adam_update_reference when numba is off.
-        adam_update(param, grad, state["m"], state["v"], self.lr, self.beta1, self.beta2, self.eps,
-                    self.weight_decay, self.steps)
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(param)
+            state["exp_avg_sq"] = np.zeros_like(param)
+        # The bias corrections of step t, computed once here; the per-element rule (module
+        # docstring) runs as one pass: a numba loop, or its NumPy twin when numba is off.
+        t = self.steps
+        l2, decay = self._decay()
+        adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], step_size=self.lr / (1 - self.beta1**t),
+                    beta1=self.beta1, beta2=self.beta2, eps=self.eps, root_bias2=math.sqrt(1 - self.beta2**t),
+                    l2=l2, decay=decay)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
+
+    The weights shrink by ``lr * weight_decay`` of themselves every step, apart from the
+    gradient's moments (default ``weight_decay=0.01``, PyTorch's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tinynet.layers import Dense
+    >>> layer = Dense(1, 1, rng=0); layer.params["W"][...] = 1.0
+    >>> layer.grads = {"W": np.zeros((1, 1), np.float32), "b": np.zeros(1, np.float32)}
+    >>> AdamW(lr=0.1, weight_decay=0.5).step([layer]); round(float(layer.params["W"][0, 0]), 6)
+    0.95
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+    def _decay(self):
+        return 0.0, 1.0 - self.lr * self.weight_decay

@@ -1,109 +1,105 @@
-"""Model files: one ``.npz`` holding the weights and a JSON description of the layers.
+"""Model files: one ``.npz`` holding the layers' state and a JSON description of the layers.
 
-Layout of the archive (``numpy.savez``)::
+Layout of the archive (``numpy.savez``, stored members)::
 
     __architecture__   0-d unicode array: JSON {"format", "version", "layers": [...]}
-    <i>.<name>         the parameter <name> of layer i, e.g. "1.W"
+    <i>.<name>         entry <name> of layer i's state_dict(), e.g. "1.W" or "3.running_mean"
 
-Loading never unpickles (``allow_pickle=False``), builds layers only from the classes
-listed in :data:`LAYER_CLASSES`, and checks every array's name, shape and dtype against
-the rebuilt layers before using it. A model file is data, never code.
+Loading never unpickles, builds layers only from the classes listed in
+:data:`LAYER_CLASSES`, bounds the description (at most :data:`MAX_LAYERS` layers and
+:data:`MAX_SCALARS` numbers), refuses every array the rebuilt layers do not name before
+reading any, and checks each array's header (shape, dtype) before its data, then its values
+(finite). A model file is data, never code. :meth:`Sequential.save` runs the same checks
+on what it is about to write, so what ``save`` writes ``load_model`` reads.
+
+This module works on lists of layers; :mod:`tinynet.loading` wraps them in a ``Sequential``.
 """
 
 import json
-import zipfile
 
 import numpy as np
 
 from . import layers as layer_module
-from ._io import atomic_write
+from ._archive import Archive, write_archive
 from .errors import ModelFileError
 from .init import weights_to_be_overwritten
 
-__all__ = ["save_model", "load_model", "model_arrays", "model_from_arrays", "read_archive", "LAYER_CLASSES"]
+__all__ = ["save_model", "model_arrays", "read_layers", "architecture", "state_arrays", "check_state_values",
+           "LAYER_CLASSES", "MAX_LAYERS", "MAX_SCALARS"]
 
 FORMAT = "tinynet.model"
 VERSION = 1
+#: The most layers a model file may describe.
+MAX_LAYERS = 1_000
+#: The most numbers (parameters and buffers) a model file may hold: 1 GiB of float32.
+MAX_SCALARS = 1 << 28
+FLOAT_DTYPES = frozenset({"float32", "float64"})
 
 #: The layer types a model file may name.
 LAYER_CLASSES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
 
-_FLOAT_DTYPES = {"float32", "float64"}
 
-
-def save_model(model, path):
-    """Write ``model`` to ``path`` atomically: the old file stays intact until the new one is complete."""
-    arrays = model_arrays(model)
-    with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
-
-
-def model_arrays(model):
-    """The arrays of a model file: ``__architecture__`` (JSON) and ``<i>.<name>`` per parameter."""
+def architecture(layers):
+    """The JSON-ready description of ``layers``: format, version and each layer's class and config."""
     description = []
-    arrays = {}
-    for position, layer in enumerate(model.layers):
+    for position, layer in enumerate(layers):
         name = type(layer).__name__
         if LAYER_CLASSES.get(name) is not type(layer):
             raise TypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
         description.append({"class": name, "config": layer.get_config()})
-        for key, array in layer.params.items():
-            arrays[f"{position}.{key}"] = array
-    architecture = {"format": FORMAT, "version": VERSION, "layers": description}
-    arrays["__architecture__"] = np.array(json.dumps(architecture))
+    return {"format": FORMAT, "version": VERSION, "layers": description}
+
+
+def state_arrays(layers):
+    """Every layer's ``state_dict()`` under ``"<position>.<name>"`` (the arrays themselves)."""
+    return {f"{i}.{key}": array for i, layer in enumerate(layers) for key, array in layer.state_dict().items()}
+
+
+def check_state_values(arrays, where):
+    """The one float dtype of ``arrays`` (all float32 or all float64, every value finite), else a ModelFileError."""
+    dtypes = sorted({array.dtype.name for array in arrays.values()})
+    if not set(dtypes) <= FLOAT_DTYPES or len(dtypes) > 1:
+        raise ModelFileError(
+            f"{where}: the weights must be all float32 or all float64; found {dtypes}. "
+            f"Convert the model with model.astype(np.float32) first."
+        )
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ModelFileError(
+                f"{where}: array {name} holds NaN or inf; the model diverged or the file is corrupted."
+            )
+    return np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
+
+
+def model_arrays(model):
+    """The arrays of a model file, checked as :func:`read_layers` will check them."""
+    arrays = dict(state_arrays(model.layers))
+    check_state_values(arrays, "save()")
+    description = architecture(model.layers)
+    arrays["__architecture__"] = np.array(json.dumps(description))
     return arrays
 
 
-def read_archive(path):
-    """Every array in an ``.npz`` file, read without unpickling; any failure becomes a ModelFileError."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} is a single .npy array, not a tinynet model file (.npz).")
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"No model file at {path}; check the path (models are saved with model.save(path))."
-        ) from None
-    except ModelFileError:
-        raise
-    except MemoryError as error:
-        raise ModelFileError(
-            f"{path} declares arrays too large to load ({error}); the file is corrupted or not a tinynet model."
-        ) from error
-    except ValueError as error:
-        if "pickle" in str(error):  # NumPy's message would suggest unpickling it: never for a model file
-            raise ModelFileError(
-                f"{path} is not a tinynet model file: it is not an .npz archive, and tinynet never loads pickles."
-            ) from error
-        raise ModelFileError(
-            f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"
-        ) from error
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
-            OverflowError, UnicodeDecodeError) as error:
-        raise ModelFileError(
-            f"{path} is not a readable tinynet model file (truncated or corrupted?): {error}"
-        ) from error
+def save_model(model, path):
+    """Write ``model`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    write_archive(path, model_arrays(model))
 
 
-def _architecture(arrays, path):
-    if "__architecture__" not in arrays:
-        raise ModelFileError(f"{path} has no __architecture__ entry; it was not written by tinynet's model.save().")
-    text = arrays.pop("__architecture__")
-    try:
-        architecture = json.loads(str(text[()]))
-    except (ValueError, TypeError, IndexError) as error:
-        raise ModelFileError(f"{path}: the architecture entry is not valid JSON ({error}).") from error
-    if not isinstance(architecture, dict) or architecture.get("format") != FORMAT:
-        found = architecture.get("format") if isinstance(architecture, dict) else type(architecture).__name__
+def _layer_entries(archive, path):
+    document = archive.read_json("__architecture__", "architecture")
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ModelFileError(f"{path} is not a tinynet model file (format {found!r}).")
-    if architecture.get("version") != VERSION:
+    if document.get("version") != VERSION:
         raise ModelFileError(
-            f"{path} is model format version {architecture.get('version')!r}; this tinynet reads version {VERSION}."
+            f"{path} is model format version {document.get('version')!r}; this tinynet reads version {VERSION}."
         )
-    if not isinstance(architecture.get("layers"), list):
+    entries = document.get("layers")
+    if not isinstance(entries, list):
         raise ModelFileError(f"{path}: the architecture has no list of layers.")
-    return architecture["layers"]
+    if len(entries) > MAX_LAYERS:
+        raise ModelFileError(f"{path} describes {len(entries):,} layers; tinynet reads at most {MAX_LAYERS:,}.")
+    return entries
 
 
 def _build_layer(entry, position, path):
@@ -125,56 +121,34 @@ def _build_layer(entry, position, path):
         ) from error
 
 
-def load_model(path):
-    """Read a model written by :meth:`tinynet.Sequential.save`.
+def read_layers(archive, path, other_entries=()):
+    """The layers described by ``archive``, their state read and checked; ``path`` names errors.
 
-    Raises
-    ------
-    ModelFileError
-        If the file is missing, truncated, corrupted, names unknown layer types, or holds
-        arrays whose names, shapes or dtypes do not match its architecture.
-
-    A checkpoint written by ``fit(..., checkpoint=path)`` is read as its model.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np, tinynet
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.npz"
-    >>> model = tinynet.models.basic_mlp(rng=0)
-    >>> model.save(path)
-    >>> x = np.zeros((2, 1, 28, 28), np.float32)
-    >>> bool(np.array_equal(tinynet.load_model(path).predict(x), model.predict(x)))
-    True
+    ``other_entries`` are name prefixes the caller reads itself (a checkpoint's); any other
+    array the layers do not name is refused before anything is read.
     """
-    arrays = read_archive(path)
-    if "__checkpoint__" in arrays:  # a checkpoint is a model file plus training state: read the model
-        arrays = {name: array for name, array in arrays.items()
-                  if name != "__checkpoint__" and not name.startswith("optimizer.")}
-    return model_from_arrays(arrays, path)
-
-
-def model_from_arrays(arrays, path):
-    """Rebuild a model from :func:`model_arrays`' layout, checking every array; ``path`` names errors."""
-    from .model import Sequential
-
-    arrays = dict(arrays)
-    entries = _architecture(arrays, path)
-    built = [_build_layer(entry, position, path) for position, entry in enumerate(entries)]
-    expected = {f"{i}.{key}": (layer, key) for i, layer in enumerate(built) for key in layer.params}
-    missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{path}: arrays do not match the architecture (missing {missing}, unexpected {unexpected})."
-        )
-    dtypes = {str(array.dtype) for array in arrays.values()}
-    if not dtypes <= _FLOAT_DTYPES or len(dtypes) > 1:
-        raise ModelFileError(f"{path}: parameters must all be float32 or all float64; found {sorted(dtypes)}.")
-    for name, (layer, key) in expected.items():
-        array = arrays[name]
-        if array.shape != layer.params[key].shape:
+    entries = _layer_entries(archive, path)
+    expected = {}
+    total = 0
+    for position, entry in enumerate(entries):
+        layer = _build_layer(entry, position, path)
+        for key, array in layer.state_dict().items():
+            expected[f"{position}.{key}"] = array.shape
+            total += array.size
+        if total > MAX_SCALARS:
             raise ModelFileError(
-                f"{path}: array {name} has shape {array.shape}; its layer "
-                f"{type(layer).__name__} needs {layer.params[key].shape}."
+                f"{path}: the layers describe more than {MAX_SCALARS:,} weights; the file is not a model tinynet reads."
             )
-        layer.params[key] = np.ascontiguousarray(array)
-    return Sequential(built)
+        entries[position] = layer
+    strangers = {name for name in archive.names if name.startswith(tuple(other_entries))}
+    archive.refuse_unexpected(set(expected) | {"__architecture__"} | strangers, "the model's architecture")
+    missing = sorted(set(expected) - archive.names)
+    if missing:
+        raise ModelFileError(f"{path}: arrays do not match the architecture (missing {missing[:5]}).")
+    arrays = {name: archive.read_array(name, shape, FLOAT_DTYPES) for name, shape in expected.items()}
+    dtype = check_state_values(arrays, str(path))
+    layers = [layer.astype(dtype) for layer in entries]
+    for position, layer in enumerate(layers):
+        layer.load_state_dict({key: arrays[f"{position}.{key}"] for key in layer.state_dict()})
+    return layers
+

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ._allocator import keep_freed_memory
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint
 from .errors import ModelFileError, ShapeError, TrainingDivergedError
 from .history import History
 from .layers import Softmax
 from .layers.softmax import softmax
 from .losses import SoftmaxCrossEntropy, check_labels
 from .optim import Adam
+from .serialization import architecture, state_arrays
 from .trace import PROBE_SIZE, Tracer
 
 __all__ = ["fit", "evaluate", "predict", "prepare_inputs", "batches"]
@@ -116,37 +117,54 @@ def _seed_stochastic_layers(model, rng):
 
 
 class _DivergenceGuard:
-    """Stops training at the first non-finite loss, gradient or weight, keeping the last finite weights.
+    """Stops training at the first non-finite loss, gradient or weight, keeping the state before that batch.
 
-    Before each optimizer step it copies the weights into buffers allocated once; if the
-    step produces NaN or inf (finite gradients can still overflow), the copy is put back.
+    At the start of each batch it copies the model's state (parameters and buffers) and the
+    optimizer's (moments, step count) into arrays allocated once; if the batch produces NaN
+    or inf (finite gradients can still overflow), both are put back, so the next attempt (at
+    a lower learning rate, say) starts from a consistent state, not from a half-applied step.
     """
 
-    def __init__(self, model):
-        self.model = model
-        self.backup = {key: array.copy() for key, array in model.params.items()}
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.model_backup, self.optimizer_backup, self.optimizer_steps = {}, {}, 0
 
-    def _diverged(self, what, epoch, batch):
-        return TrainingDivergedError(
+    def save(self):
+        _copy_into(self.model_backup, self.model.state_dict())
+        state = self.optimizer.state_dict()
+        _copy_into(self.optimizer_backup, state["state"])
+        self.optimizer_steps = state["steps"]
+
+    def _restore_and_raise(self, what, epoch, batch):
+        self.model.load_state_dict(self.model_backup)
+        self.optimizer.load_state_dict({"config": self.optimizer.get_config(), "steps": self.optimizer_steps,
+                                        "state": self.optimizer_backup})
+        raise TrainingDivergedError(
             f"Training diverged: {what} became NaN or inf at epoch {epoch}, batch {batch}. "
-            f"The weights are those before that batch. Try a lower learning rate."
+            f"The weights and optimizer state are those before that batch. Try a lower learning rate."
         )
 
     def check_gradients(self, value, epoch, batch):
         if not math.isfinite(value):
-            raise self._diverged("the loss", epoch, batch)
+            self._restore_and_raise("the loss", epoch, batch)
         if not all(np.isfinite(g).all() for layer in self.model.layers for g in layer.grads.values()):
-            raise self._diverged("a gradient", epoch, batch)
+            self._restore_and_raise("a gradient", epoch, batch)
 
-    def step(self, optimizer, epoch, batch):
-        params = self.model.params
-        for key, array in params.items():
-            np.copyto(self.backup[key], array)
-        optimizer.step(self.model.layers)
-        if not all(np.isfinite(array).all() for array in params.values()):
-            for key, array in params.items():
-                np.copyto(array, self.backup[key])
-            raise self._diverged("a weight", epoch, batch)
+    def check_weights(self, epoch, batch):
+        if not all(np.isfinite(array).all() for array in self.model.state_dict().values()):
+            self._restore_and_raise("a weight", epoch, batch)
+
+
+def _copy_into(backup, arrays):
+    """Make ``backup`` an exact copy of ``{name: array}``, reusing its arrays where the shapes allow."""
+    for name in set(backup) - set(arrays):
+        del backup[name]
+    for name, array in arrays.items():
+        kept = backup.get(name)
+        if kept is None or kept.shape != array.shape or kept.dtype != array.dtype:
+            backup[name] = array.copy()
+        else:
+            np.copyto(kept, array)
 
 
 class _StopAtBatchEnd:
@@ -185,29 +203,35 @@ class _StopAtBatchEnd:
 
 def _resume(model, optimizer, path):
     """The saved training state, checked against ``model`` before anything of it is changed."""
-    saved = load_checkpoint(path)
-    mine = [(type(layer).__name__, {k: v.shape for k, v in layer.params.items()}) for layer in model.layers]
-    theirs = [(type(layer).__name__, {k: v.shape for k, v in layer.params.items()}) for layer in saved.model.layers]
-    if mine != theirs or saved.model.dtype != model.dtype:
+    saved = read_checkpoint(path, make_model=list)
+    mine, theirs = architecture(model.layers)["layers"], saved.architecture
+    saved_dtype = next((a.dtype for a in state_arrays(saved.model).values()), model.dtype)
+    if mine != theirs or saved_dtype != model.dtype:
         raise ModelFileError(
-            f"{path} is a checkpoint of a different model ({[name for name, _ in theirs]}, {saved.model.dtype}); "
-            f"this model is {[name for name, _ in mine]}, {model.dtype}. Use another checkpoint path or resume=False."
+            f"{path} is a checkpoint of a different model or configuration:\n  saved: {_describe(theirs)}, "
+            f"{saved_dtype}\n  this:  {_describe(mine)}, {model.dtype}\nResuming needs the same layers with "
+            f"the same settings. Use another checkpoint path or resume=False."
         )
     if optimizer is not None and type(optimizer) is not type(saved.optimizer):
         raise ModelFileError(
             f"{path} holds {type(saved.optimizer).__name__} state; fit was given {type(optimizer).__name__}. "
             f"Pass the same optimizer type (or none, to use the saved one)."
         )
-    for layer, saved_layer in zip(model.layers, saved.model.layers, strict=True):
-        for key, array in layer.params.items():
-            np.copyto(array, saved_layer.params[key])
-    for position in saved.layer_rng_states:  # load_checkpoint rebuilt these generators in their saved state
-        model.layers[position].rng = saved.model.layers[position].rng
+    model.load_state_dict(state_arrays(saved.model))
+    for position in saved.layer_rng_states:  # read_checkpoint rebuilt these generators in their saved state
+        model.layers[position].rng = saved.model[position].rng
     if optimizer is None:
         optimizer = saved.optimizer
     else:
         optimizer.load_state_dict(saved.optimizer.state_dict())
     return saved, optimizer
+
+
+def _describe(entries):
+    """``Conv2D(in_channels=1, ...), ReLU()``: an architecture's layers with their settings."""
+    return ", ".join(
+        f"{entry['class']}({', '.join(f'{k}={v!r}' for k, v in entry['config'].items())})" for entry in entries
+    )
 
 
 def _progress(verbose, total, epoch, epochs):
@@ -248,6 +272,7 @@ def fit(
         _seed_stochastic_layers(model, rng)
     optimizer = Adam() if optimizer is None else optimizer
     loss = SoftmaxCrossEntropy() if loss is None else loss
+    _refuse_softmax_before_logits_loss(model, loss)
     model.loss = loss
     model.history = history
 
@@ -261,6 +286,20 @@ def fit(
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, optimizer, epoch, history, rng)
     return history
+
+
+def _ends_in_softmax(model):
+    return bool(model.layers) and isinstance(model.layers[-1], Softmax)
+
+
+def _refuse_softmax_before_logits_loss(model, loss):
+    # SoftmaxCrossEntropy applies the softmax itself: after a Softmax layer it would train
+    # on softmax(softmax(x)), whose gradients are tiny and whose loss means nothing.
+    if isinstance(loss, SoftmaxCrossEntropy) and _ends_in_softmax(model):
+        raise ValueError(
+            "The model ends in a Softmax layer, but SoftmaxCrossEntropy takes logits and applies the softmax "
+            "itself. Remove the final Softmax (predict() returns probabilities anyway), or pass another loss."
+        )
 
 
 def _check_validation(validation_data, model, dtype):
@@ -294,7 +333,7 @@ class _Run:
     history: History
 
     def __post_init__(self):
-        self.guard = _DivergenceGuard(self.model)
+        self.guard = _DivergenceGuard(self.model, self.optimizer)
         self.tracer = None
         self.n_batches = math.ceil(len(self.x) / self.batch_size)
 
@@ -312,6 +351,7 @@ class _Run:
                 x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
                 if self.augment is not None:
                     x_batch = self.augment(x_batch, rng)
+                self.guard.save()
                 # Overflow is caught by the guard and reported as one clear error, not as warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
                     logits = model.forward(x_batch, training=True)
@@ -320,7 +360,8 @@ class _Run:
                     self.guard.check_gradients(value, epoch, batch)
                     if self.tracer is not None:
                         self.tracer.after_backward()
-                    self.guard.step(optimizer, epoch, batch)
+                    optimizer.step(model.layers)
+                    self.guard.check_weights(epoch, batch)
 
                 loss_sum += value * len(y_batch)
                 correct += int((logits.argmax(axis=1) == y_batch).sum())
@@ -378,11 +419,16 @@ def evaluate(model, x, y, batch_size=1000):
     outputs = predict_logits(model, x, batch_size, "evaluate")
     y = check_labels(y, len(outputs), outputs.shape[-1], "evaluate")
     loss = getattr(model, "loss", None) or SoftmaxCrossEntropy()
-    return {"loss": loss.forward(outputs, y), "accuracy": float((outputs.argmax(axis=1) == y).mean())}
+    if isinstance(loss, SoftmaxCrossEntropy) and _ends_in_softmax(model):
+        # The outputs are probabilities already: their cross-entropy is -log p[label].
+        picked = outputs[np.arange(len(y)), y].astype(np.float64)
+        value = float(-np.log(np.maximum(picked, np.finfo(outputs.dtype).tiny)).mean())
+    else:
+        value = loss.forward(outputs, y)
+    return {"loss": value, "accuracy": float((outputs.argmax(axis=1) == y).mean())}
 
 
 def predict(model, x, batch_size=1000):
     """Class probabilities ``(N, classes)``; see :meth:`tinynet.Sequential.predict`."""
     outputs = predict_logits(model, x, batch_size, "predict")
-    ends_in_softmax = bool(model.layers) and isinstance(model.layers[-1], Softmax)
-    return outputs if ends_in_softmax else softmax(outputs, axis=-1)
+    return outputs if _ends_in_softmax(model) else softmax(outputs, axis=-1)

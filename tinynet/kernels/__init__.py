@@ -10,7 +10,6 @@ Both sets take the same arguments; see :mod:`.reference` for shapes and formulas
 """
 
 import contextlib
-import math
 import os
 
 import numpy as np
@@ -194,26 +193,35 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
         return _jitted.avgpool_backward(_contiguous(grad_out), tuple(x_shape), kh, kw, sh, sw)
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def adam_update(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2=0.0, decay=1.0):
     """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`.
+
+    ``param``, ``grad``, ``m`` and ``v`` must have one shape (a ValueError otherwise: the
+    compiled loop has no bounds checks, so it is never handed arrays that do not match).
 
     Examples
     --------
     >>> p, g = np.ones(2, np.float32), np.array([0.5, -0.5], np.float32)
     >>> m, v = np.zeros(2, np.float32), np.zeros(2, np.float32)
-    >>> adam_update(p, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step=1)
+    >>> adam_update(p, g, m, v, step_size=0.1 / (1 - 0.9), beta1=0.9, beta2=0.999, eps=1e-8,
+    ...             root_bias2=(1 - 0.999) ** 0.5)
     >>> p.round(6)                                     # the first step moves each weight by lr
     array([0.9, 1.1], dtype=float32)
     """
+    if not (param.shape == grad.shape == m.shape == v.shape) or not (param.dtype == m.dtype == v.dtype):
+        raise ValueError(
+            f"adam_update needs param, grad and moments of one shape and dtype; received "
+            f"{param.dtype}{param.shape}, {grad.dtype}{grad.shape}, {m.dtype}{m.shape}, {v.dtype}{v.shape}."
+        )
     flat_ok = param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
     if _jitted is None or not flat_ok:
-        return reference.adam_update_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+        return reference.adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2, decay)
     dtype = param.dtype.type
     # Flat views: one compiled signature per dtype, whatever the parameter's shape.
     _jitted.adam_update(
         param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
-        v.reshape(-1), dtype(lr / (1 - beta1**step)), dtype(beta1), dtype(1 - beta1), dtype(beta2),
-        dtype(1 - beta2), dtype(eps), dtype(math.sqrt(1 - beta2**step)), dtype(weight_decay),
+        v.reshape(-1), dtype(step_size), dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
+        dtype(eps), dtype(root_bias2), dtype(l2), dtype(decay),
     )
     return None
 

@@ -139,24 +139,29 @@ def avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw):
     return dx
 
 
-def adam_update_reference(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2, decay):
     """One Adam step on one parameter, in place (``param``, ``m`` and ``v`` are updated).
 
-    With ``g = grad + weight_decay * param`` and ``t = step`` (counted from 1)::
+    The bias corrections arrive computed by :class:`tinynet.optim.Adam`:
+    ``step_size = lr / (1 - beta1^t)`` and ``root_bias2 = sqrt(1 - beta2^t)``. With
+    ``g = grad + l2 * param`` (Adam's L2 weight decay) and ``decay = 1 - lr * weight_decay``
+    (AdamW's decoupled decay; 1 for Adam)::
 
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g^2
-        param = param - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        param = decay * param - step_size * m / (sqrt(v) / root_bias2 + eps)
 
     Computed in the parameter's dtype (the scalars are cast to it first).
     """
     dtype = param.dtype.type
-    if weight_decay:
-        grad = grad + dtype(weight_decay) * param
+    if l2:
+        grad = grad + dtype(l2) * param
     m *= dtype(beta1)
     m += dtype(1 - beta1) * grad
     v *= dtype(beta2)
     v += dtype(1 - beta2) * grad * grad
-    denom = np.sqrt(v) / dtype(np.sqrt(1 - beta2**step))
+    denom = np.sqrt(v) / dtype(root_bias2)
     denom += dtype(eps)
-    param -= dtype(lr / (1 - beta1**step)) * m / denom
+    if decay != 1:
+        param *= dtype(decay)
+    param -= dtype(step_size) * m / denom

@@ -9,13 +9,37 @@ of a scalar loss with respect to ``y`` to the gradient with respect to ``x`` in
 
 ``backward`` overwrites ``grads``, never updates ``params`` and never modifies its
 argument; updating the parameters is the optimizer's job.
+
+Everything a layer holds is its *state*: ``params`` (trained) and ``buffers`` (not trained,
+such as running statistics). ``state_dict()`` names both in one dictionary and
+``load_state_dict()`` copies such a dictionary back in; saving, loading, checkpoints, the
+divergence guard and ``astype`` all go through that pair, so a new kind of state is saved,
+restored and converted everywhere once it is in ``params`` or ``buffers``.
 """
 
 import numpy as np
 
 from ..errors import NotTrainedForwardError
 
-__all__ = ["Layer"]
+__all__ = ["Layer", "check_state"]
+
+
+def check_state(mine, theirs, owner):
+    """Raise a ValueError unless ``theirs`` has exactly the names and shapes of ``mine``, in floats."""
+    if not isinstance(theirs, dict):
+        raise TypeError(f"{owner}.load_state_dict expects a dict of arrays; received {type(theirs).__name__}.")
+    missing, unexpected = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+    if missing or unexpected:
+        raise ValueError(
+            f"{owner}.load_state_dict: the names do not match (missing {missing}, unexpected {unexpected})."
+        )
+    for key, array in mine.items():
+        value = theirs[key]
+        if not isinstance(value, np.ndarray) or value.shape != array.shape or value.dtype.kind != "f":
+            found = f"{value.dtype}{value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise ValueError(
+                f"{owner}.load_state_dict: {key!r} must be a float array of shape {array.shape}; received {found}."
+            )
 
 
 class Layer:
@@ -29,6 +53,8 @@ class Layer:
     grads : dict[str, np.ndarray]
         Gradients of the loss with respect to ``params``, same keys and shapes, written by
         ``backward``.
+    buffers : dict[str, np.ndarray]
+        State that is not trained (e.g. running statistics); saved and converted with ``params``.
 
     Shape
     -----
@@ -54,6 +80,7 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self._saved = None
 
     # -- the contract -------------------------------------------------------------
@@ -86,11 +113,34 @@ class Layer:
             return array.dtype
         return None
 
+    # -- state: params and buffers under one set of names ---------------------------------
+    def state_dict(self):
+        """Every array the layer holds, by name: ``{**params, **buffers}`` (the arrays themselves).
+
+        Examples
+        --------
+        >>> from tinynet.layers import Dense
+        >>> sorted(Dense(3, 2, rng=0).state_dict())
+        ['W', 'b']
+        """
+        return {**self.params, **self.buffers}
+
+    def load_state_dict(self, state):
+        """Copy ``state`` (as :meth:`state_dict` returns it) into the layer's arrays, in place.
+
+        Every name must be present with the same shape; values are converted to the
+        layer's dtype. Nothing is changed unless every entry fits.
+        """
+        check_state(self.state_dict(), state, type(self).__name__)
+        for key, array in self.state_dict().items():
+            np.copyto(array, state[key], casting="same_kind")
+
     def astype(self, dtype):
-        """Convert every parameter to ``dtype`` in place and return the layer."""
+        """Convert every parameter and buffer to ``dtype`` in place and return the layer."""
         dtype = np.dtype(dtype)
-        for key, array in self.params.items():
-            self.params[key] = array.astype(dtype)
+        for store in (self.params, self.buffers):
+            for key, array in store.items():
+                store[key] = array.astype(dtype)
         self.grads = {}
         self._saved = None
         return self

@@ -1,0 +1,66 @@
+"""``load_model`` and ``load_checkpoint``: files back into a ``Sequential``.
+
+The one module that knows both the file formats (:mod:`.serialization`,
+:mod:`.checkpoint`) and the model class, so that neither format imports the model.
+"""
+
+from ._archive import Archive
+from .checkpoint import CHECKPOINT_ENTRIES, read_checkpoint
+from .model import Sequential
+from .serialization import read_layers
+
+__all__ = ["load_model", "load_checkpoint"]
+
+
+def load_model(path):
+    """Read a model written by :meth:`tinynet.Sequential.save`.
+
+    A checkpoint written by ``fit(..., checkpoint=path)`` is read as its model.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, truncated, corrupted, names unknown layer types, describes
+        more than the limits allow, or holds arrays whose names, shapes, dtypes or values
+        (NaN, inf) do not fit its architecture. Nothing is unpickled, and no array is read
+        before its header has been checked.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.npz"
+    >>> model = tinynet.models.basic_mlp(rng=0)
+    >>> model.save(path)
+    >>> x = np.zeros((2, 1, 28, 28), np.float32)
+    >>> bool(np.array_equal(tinynet.load_model(path).predict(x), model.predict(x)))
+    True
+    """
+    with Archive(path, path) as archive:
+        return Sequential(read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES))
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by ``fit(..., checkpoint=path)``.
+
+    Returns
+    -------
+    Checkpoint
+        The model, optimizer, epochs completed, history and random-generator states.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, truncated, corrupted, not a checkpoint, or inconsistent.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.npz"
+    >>> x, y = np.random.default_rng(0).random((64, 4), dtype=np.float32), np.arange(64) % 2
+    >>> model = tinynet.Sequential([tinynet.layers.Dense(4, 2, rng=0)])
+    >>> _ = model.fit(x, y, epochs=2, seed=0, verbose=0, checkpoint=path)
+    >>> saved = tinynet.load_checkpoint(path)
+    >>> saved.epoch, saved.optimizer.steps
+    (2, 2)
+    """
+    return read_checkpoint(path, Sequential)
