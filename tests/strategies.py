@@ -25,7 +25,7 @@ def conv_geometry(draw, max_channels=3):
     """``(x_shape, (kh, kw, sh, sw, ph, pw))`` for a valid convolution with at least one output."""
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(small), draw(small)
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    ph, pw = draw(st.integers(0, min(2, kh - 1))), draw(st.integers(0, min(2, kw - 1)))
     h = draw(st.integers(max(1, kh - 2 * ph), 8))
     w = draw(st.integers(max(1, kw - 2 * pw), 8))
     n, c = draw(small), draw(st.integers(1, max_channels))

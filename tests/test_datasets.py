@@ -84,6 +84,45 @@ def test_huge_declared_size_is_refused_without_allocating(tmp_path):
         read_idx(path, magic=2051, shape=(60000, 28, 28))
 
 
+def test_read_idx_without_a_shape_bounds_the_declared_size(tmp_path):
+    """No expected shape: a header declaring gigabytes, or a product past int64, is a DatasetError."""
+    path = tmp_path / "big.idx"
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 2048, 2048, 800) + bytes(16))
+    with pytest.raises(tinynet.DatasetError, match="max_bytes"):
+        read_idx(path)
+    with pytest.raises(tinynet.DatasetError, match="truncated"):  # within a raised limit, the data is checked
+        read_idx(path, max_bytes=2**32)
+    path.write_bytes(b"\x00\x00\x08\x04" + struct.pack(">4I", *[2**32 - 1] * 4) + bytes(16))
+    with pytest.raises(tinynet.DatasetError, match="declares"):
+        read_idx(path)
+
+
+def test_plain_copies_are_checked_by_their_content_digest(tmp_path):
+    """An uncompressed file is hashed as decompressed content: one changed label is refused."""
+    spec, folder = _tiny_dataset(tmp_path, gz=False)
+    content = (folder / "train_labels.idx").read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    spec = replace(spec, train_labels=replace(spec.train_labels, content_sha256=digest))
+    assert datasets._load(spec, tmp_path, download=False)[0][1].shape == (4,)
+    (folder / "train_labels.idx").write_bytes(content[:-1] + bytes([(content[-1] + 1) % 10]))
+    with pytest.raises(tinynet.DatasetError, match="train_labels.idx does not match the canonical content"):
+        datasets._load(spec, tmp_path, download=False)
+
+
+def test_labels_outside_0_to_9_are_refused(tmp_path):
+    """A labels file of 255s (with no digest to catch it) is refused by its values."""
+    spec, folder = _tiny_dataset(tmp_path, gz=False)
+    (folder / "test_labels.idx").write_bytes(_idx_bytes(np.full(2, 255), 2049))
+    with pytest.raises(tinynet.DatasetError, match="label 255"):
+        datasets._load(spec, tmp_path, download=False)
+
+
+def test_the_canonical_content_digests_match_the_real_files(mnist_dir):
+    """The content digests of MNIST are those of the decompressed canonical files."""
+    for spec in datasets.MNIST.files:
+        assert datasets._content_sha256(mnist_dir / "mnist" / spec.name) == spec.content_sha256
+
+
 def test_truncated_gzip_is_a_clear_error(tmp_path):
     """A gzip file cut in the middle raises DatasetError naming it."""
     path = tmp_path / "cut.idx.gz"

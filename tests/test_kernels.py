@@ -89,6 +89,21 @@ def test_maxpool_ties_go_to_the_first_maximum():
         np.testing.assert_array_equal(dx[0, 0], [[3.0, 0.0], [0.0, 0.0]])
 
 
+@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 1, 1)], ids=["2x2 fast path", "general"])
+@pytest.mark.parametrize("values", [[1, np.nan, 0, 2], [np.nan, 5, np.nan, 2], [3, 1, 2, np.nan]])
+def test_maxpool_nan_wins_in_the_kernel_and_its_twin(window, values):
+    """A NaN in a window is its maximum, at the first NaN's position, as np.argmax and PyTorch have it."""
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    x[0, 0, :2, :2] = np.reshape(values, (2, 2))
+    out, argmax = jitted.maxpool_forward(x, *window)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window)
+    assert np.isnan(out[0, 0, 0, 0]) and np.isnan(ref_out[0, 0, 0, 0])
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    row, column = divmod(int(np.flatnonzero(np.isnan(values))[0]), 2)  # the first NaN of the 2x2 corner
+    assert argmax[0, 0, 0, 0] == row * 3 + column
+
+
 @given(pool_geometry(), DTYPES, seeds)
 def test_avgpool_matches_reference(geometry, dtype, seed):
     """Average-pool forward and backward agree up to float rounding of the window sums."""

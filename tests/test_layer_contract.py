@@ -71,6 +71,45 @@ def test_backward_without_a_training_forward_is_a_clear_error(kind, data):
         layer.backward(np.ones(shape, np.float32))
 
 
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_state_dict_round_trips_into_a_fresh_layer(kind, data, seed):
+    """state_dict names params and buffers; load_state_dict into another layer makes it compute the same."""
+    layer, shape = data.draw(layer_and_input_shape(kind))
+    state = layer.state_dict()
+    assert set(state) == set(layer.params) | set(layer.buffers)
+    other = type(layer)(**layer.get_config())
+    for array in other.params.values():
+        array[...] = 0.5  # anything but the first layer's values
+    other.load_state_dict({key: value.astype(np.float64) for key, value in state.items()})  # converted on the way
+    x = _input(shape, np.float32, seed)
+    np.testing.assert_array_equal(other.forward(x), layer.forward(x))
+    assert all(other.state_dict()[key].dtype == np.float32 for key in state)
+    if state:
+        wrong = {**state, next(iter(state)): np.zeros((7, 7, 7), np.float32)}
+        before = {key: value.copy() for key, value in other.state_dict().items()}
+        with pytest.raises(ValueError, match="shape"):
+            other.load_state_dict(wrong)
+        assert all(np.array_equal(other.state_dict()[key], before[key]) for key in before)  # nothing changed
+        with pytest.raises(ValueError, match="missing"):
+            other.load_state_dict({})
+
+
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+@given(data=st.data())
+def test_an_empty_batch_gives_an_empty_output_and_gradient(kind, data):
+    """N = 0 flows through forward and backward with the right trailing shape, in every layer."""
+    layer, shape = data.draw(layer_and_input_shape(kind))
+    full = layer.forward(_input(shape, np.float32, 0))
+    empty = np.zeros((0, *shape[1:]), np.float32)
+    if kind == "Softmax" and layer.axis in (0, -len(shape)):
+        return  # a softmax across the batch axis of an empty batch has nothing to normalise
+    for training in (False, True):
+        out = layer.forward(empty, training=training)
+        assert out.shape == (0, *full.shape[1:]) and out.dtype == np.float32
+    assert layer.backward(np.zeros(out.shape, np.float32)).shape == empty.shape
+
+
 def test_writing_into_params_changes_the_layer():
     """params are the arrays the layer computes with: an in-place write takes effect."""
     dense = L.Dense(2, 1, rng=0)
@@ -161,6 +200,8 @@ def test_conv2d_matches_a_direct_loop():
         (lambda: L.Conv2D(1, 8, 0), "kernel_size"),
         (lambda: L.Conv2D(1, 8, 3, stride=0), "stride"),
         (lambda: L.Conv2D(1, 8, 3, padding=-1), "padding"),
+        (lambda: L.Conv2D(1, 8, 3, padding=3), "padding smaller than kernel_size"),
+        (lambda: L.Conv2D(1, 8, (3, 1), padding=(1, 1)), "padding smaller than kernel_size"),
         (lambda: L.MaxPool2D(0), "pool_size"),
         (lambda: L.Dropout(1.0), "rate"),
         (lambda: L.Dropout(-0.1), "rate"),

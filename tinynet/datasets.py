@@ -15,6 +15,7 @@ of dimensions, one uint32 per dimension, then the values in C order.
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.error
@@ -33,13 +34,15 @@ __all__ = ["load_mnist", "load_fashion_mnist", "read_idx", "MNIST", "FASHION_MNI
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One canonical file: its name, IDX magic number, shape, and checksums of the gzip file."""
+    """One canonical file: its name, IDX magic number, shape, checksums of the gzip file, and
+    the SHA-256 of its decompressed content (which checks a plain, uncompressed copy)."""
 
     name: str
     magic: int
     shape: tuple
     md5: str
     sha256: str = ""
+    content_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,17 @@ MNIST = DataSet(
         "http://yann.lecun.com/exdb/mnist/",
     ),
     train_images=IdxFile("train-images-idx3-ubyte.gz", IMAGES, (60000, 28, 28), "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+                         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
     train_labels=IdxFile("train-labels-idx1-ubyte.gz", LABELS, (60000,), "d53e105ee54ea40749a09fcbcd1e9432",
-                         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+                         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                         "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
     test_images=IdxFile("t10k-images-idx3-ubyte.gz", IMAGES, (10000, 28, 28), "9fb629c4189551a2d022fa330f9573f3",
-                        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+                        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     test_labels=IdxFile("t10k-labels-idx1-ubyte.gz", LABELS, (10000,), "ec29112dd5afa0611ce80d1b7f02629c",
-                        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+                        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 )
 
 FASHION_MNIST = DataSet(
@@ -103,7 +110,11 @@ def _open(path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_idx(path, magic=None, shape=None):
+#: The most data read_idx reads when no shape is given (MNIST's largest file holds 47 MB).
+MAX_IDX_BYTES = 1 << 28
+
+
+def read_idx(path, magic=None, shape=None, max_bytes=MAX_IDX_BYTES):
     """Parse an IDX file of uint8 values (gzip or plain) into an array.
 
     Parameters
@@ -114,6 +125,8 @@ def read_idx(path, magic=None, shape=None):
     shape : tuple, optional
         Expected shape. Checked against the header before any data is read, so a header
         that declares a huge size is refused without allocating it.
+    max_bytes : int, default 256 MiB
+        The largest size a header may declare.
 
     Raises
     ------
@@ -147,7 +160,12 @@ def read_idx(path, magic=None, shape=None):
             dims = struct.unpack(f">{ndim}I", dims_bytes)
             if shape is not None and tuple(dims) != tuple(shape):
                 raise DatasetError(f"{path} declares shape {dims}; expected {tuple(shape)}.")
-            count = int(np.prod(dims, dtype=np.int64))
+            count = math.prod(dims)
+            if count > max_bytes:
+                raise DatasetError(
+                    f"{path} declares {count:,} values (shape {dims}); read_idx reads at most max_bytes="
+                    f"{max_bytes:,}. Pass a larger max_bytes if the file is really that large."
+                )
             data = stream.read(count)
             if len(data) < count:
                 raise DatasetError(f"{path} is truncated: {len(data)} of {count} values present. Delete it and "
@@ -194,10 +212,30 @@ def _checksums(path):
     return md5.hexdigest(), sha256.hexdigest()
 
 
+def _content_sha256(path):
+    sha256 = hashlib.sha256()
+    try:
+        with _open(path) as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                sha256.update(chunk)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetError(f"{path} could not be read (corrupted or truncated gzip?): {error}") from error
+    return sha256.hexdigest()
+
+
 def _verify(path, spec):
-    """Raise DatasetError if a gzipped canonical file does not have the canonical checksums."""
+    """Raise DatasetError if a canonical file does not have the canonical checksums.
+
+    A gzipped copy is checked as the published file; a plain (uncompressed) copy by the
+    SHA-256 of its content, where the data set's content digests are known.
+    """
     if path.name != spec.name:
-        return  # a plain (uncompressed) copy: the IDX header and counts are checked instead
+        if spec.content_sha256 and _content_sha256(path) != spec.content_sha256:
+            raise DatasetError(
+                f"{path} does not match the canonical content checksum (SHA-256 of the decompressed file). "
+                f"Delete it so it is downloaded again, or replace it with the original file."
+            )
+        return
     md5, sha256 = _checksums(path)
     if md5 != spec.md5 or (spec.sha256 and sha256 != spec.sha256):
         raise DatasetError(
@@ -239,7 +277,10 @@ def _load(dataset, data_dir, download):
             failures.extend(errors or [f"{spec.name}: not found (download=False)"])
             continue
         _verify(path, spec)
-        arrays.append(read_idx(path, spec.magic, spec.shape))
+        array = read_idx(path, spec.magic, spec.shape)
+        if spec.magic == LABELS and array.size and array.max() >= 10:
+            raise DatasetError(f"{path} holds label {array.max()}; {dataset.title} labels are 0..9. Replace the file.")
+        arrays.append(array)
     if failures:
         looked = "\n  ".join(str(folder) for folder in folders)
         names = ", ".join(spec.name for spec in dataset.files)

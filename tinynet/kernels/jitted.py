@@ -71,6 +71,12 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return dx
 
 
+@njit(inline="always")
+def _beats(value, best):
+    """True when ``value`` takes the place of the window's maximum so far: larger, or the first NaN."""
+    return value > best or (value != value and best == best)
+
+
 @njit(parallel=True, cache=True)
 def _maxpool_forward_2x2(x):
     # The 2x2, stride-2 window of nearly every CNN, written out: with the window size known
@@ -89,12 +95,13 @@ def _maxpool_forward_2x2(x):
                 for xo in range(out_w):
                     left = 2 * xo
                     best, best_at = upper[left], upper_start + left
-                    # Row-major window order with strict comparisons: the first maximum wins ties.
-                    if upper[left + 1] > best:
+                    # Row-major window order with strict comparisons: the first maximum wins ties,
+                    # and the first NaN wins over everything (as np.argmax and PyTorch).
+                    if _beats(upper[left + 1], best):
                         best, best_at = upper[left + 1], upper_start + left + 1
-                    if lower[left] > best:
+                    if _beats(lower[left], best):
                         best, best_at = lower[left], upper_start + w + left
-                    if lower[left + 1] > best:
+                    if _beats(lower[left + 1], best):
                         best, best_at = lower[left + 1], upper_start + w + left + 1
                     out_row[xo] = best
                     argmax_row[xo] = best_at
@@ -120,7 +127,7 @@ def maxpool_forward(x, kh, kw, sh, sw):
                     for i in range(kh):
                         for j in range(kw):
                             value = x[b, ch, top + i, left + j]
-                            if value > best:  # strict: the first maximum wins ties
+                            if _beats(value, best):  # strict: the first maximum wins ties
                                 best = value
                                 best_at = (top + i) * w + left + j
                     out[b, ch, y, xo] = best

@@ -48,7 +48,7 @@ class Conv2D(Layer):
         ``(kh, kw)``.
     stride : int or (int, int), default 1
     padding : int or (int, int), default 0
-        Zeros added on each side of each image.
+        Zeros added on each side of each image; smaller than ``kernel_size`` on each axis.
     init : {"he_normal", "glorot_uniform"}, default "he_normal"
     rng : numpy.random.Generator or int, optional
     dtype : default float32
@@ -81,6 +81,13 @@ class Conv2D(Layer):
         self.kernel_size = int_pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = int_pair(stride, "stride", "Conv2D")
         self.padding = int_pair(padding, "padding", "Conv2D", minimum=0)
+        # Padding of a whole kernel or more adds outputs that see only zeros; bounding it also
+        # keeps a model file from making predict() allocate gigabytes of padding.
+        if any(p >= k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(
+                f"Conv2D expects padding smaller than kernel_size on each axis (kernel_size // 2 keeps the "
+                f"image size); received padding={padding!r} with kernel_size={kernel_size!r}."
+            )
         self.init = init
         kh, kw = self.kernel_size
         shape = (self.out_channels, self.in_channels, kh, kw)
@@ -116,8 +123,9 @@ class Conv2D(Layer):
         n, _, h, w = x.shape
         out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
         column_bytes = self.in_channels * kh * kw * out_h * out_w * x.dtype.itemsize  # per image
-        chunk = n if training else max(1, _INFERENCE_COLUMN_BYTES // column_bytes)
+        chunk = max(1, n if training else _INFERENCE_COLUMN_BYTES // column_bytes)
         out = np.empty((n, self.out_channels, out_h * out_w), dtype=self.dtype)
+        cols = np.empty((0, self.in_channels * kh * kw, out_h * out_w), dtype=self.dtype)  # an empty batch's
         for start in range(0, n, chunk):
             cols = im2col(x[start : start + chunk], kh, kw, sh, sw, ph, pw)  # (n, CKK, P)
             self._convolve(cols, out[start : start + chunk])
@@ -139,7 +147,7 @@ class Conv2D(Layer):
     def _backward_params_only(self, grad_out):
         cols, x_shape = self._saved_values()
         n = x_shape[0]
-        grad_out = grad_out.astype(self.dtype, copy=False).reshape(n, self.out_channels, -1)  # (N,F,P)
+        grad_out = grad_out.astype(self.dtype, copy=False).reshape(n, self.out_channels, cols.shape[2])  # (N,F,P)
         grad_weights = np.matmul(grad_out, cols.transpose(0, 2, 1)).sum(axis=0)  # (N,F,P)@(N,P,CKK) -> (F,CKK)
         self.grads = {
             "W": grad_weights.reshape(self.params["W"].shape),
