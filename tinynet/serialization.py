@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from . import layers as layer_module
-from ._archive import Archive, write_archive
+from ._archive import write_archive
 from .errors import ModelFileError
 from .init import weights_to_be_overwritten
 

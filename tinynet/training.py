@@ -208,9 +208,9 @@ def _resume(model, optimizer, path):
     saved_dtype = next((a.dtype for a in state_arrays(saved.model).values()), model.dtype)
     if mine != theirs or saved_dtype != model.dtype:
         raise ModelFileError(
-            f"{path} is a checkpoint of a different model or configuration:\n  saved: {_describe(theirs)}, "
-            f"{saved_dtype}\n  this:  {_describe(mine)}, {model.dtype}\nResuming needs the same layers with "
-            f"the same settings. Use another checkpoint path or resume=False."
+            f"{path} is a checkpoint of a different model or configuration: {_differences(theirs, mine)}"
+            f"{f'; saved in {saved_dtype}, this model is {model.dtype}' if saved_dtype != model.dtype else ''}. "
+            f"Resuming needs the same layers with the same settings. Use another checkpoint path or resume=False."
         )
     if optimizer is not None and type(optimizer) is not type(saved.optimizer):
         raise ModelFileError(
@@ -227,11 +227,17 @@ def _resume(model, optimizer, path):
     return saved, optimizer
 
 
-def _describe(entries):
-    """``Conv2D(in_channels=1, ...), ReLU()``: an architecture's layers with their settings."""
-    return ", ".join(
-        f"{entry['class']}({', '.join(f'{k}={v!r}' for k, v in entry['config'].items())})" for entry in entries
-    )
+def _differences(saved, mine):
+    """Where two architectures differ, e.g. ``layer 4 is Dropout(rate=0.5) there, Dropout(rate=0.1) here``."""
+
+    def describe(entry):
+        return f"{entry['class']}({', '.join(f'{k}={v!r}' for k, v in entry['config'].items())})"
+
+    if len(saved) != len(mine):
+        return (f"it has {len(saved)} layers ({', '.join(e['class'] for e in saved)}), this model "
+                f"{len(mine)} ({', '.join(e['class'] for e in mine)})")
+    return "; ".join(f"layer {i} is {describe(a)} there, {describe(b)} here"
+                     for i, (a, b) in enumerate(zip(saved, mine, strict=True)) if a != b) or "same layers"
 
 
 def _progress(verbose, total, epoch, epochs):
