@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinynet.layers import Dense
-from tinynet.optim import SGD, Adam
+from tinynet.optim import SGD, Adam, AdamW
 
 
 def _layer_with(weight, grad):
@@ -66,8 +66,21 @@ def test_adam_first_step_moves_by_lr():
     assert _run(Adam(lr=0.1), [123.0]) == pytest.approx(0.9, rel=1e-9)
 
 
+def test_adamw_decays_the_weights_apart_from_the_moments():
+    """AdamW: p <- p (1 - lr wd), then Adam's step without the decay in the gradient, computed by hand."""
+    b1, b2, lr, eps, wd = 0.9, 0.999, 0.01, 1e-8, 0.5
+    p, m, v = 2.0, 0.0, 0.0
+    for t, g in enumerate([0.5, -0.2], start=1):
+        p *= 1 - lr * wd
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p -= lr / (1 - b1**t) * m / (math.sqrt(v) / math.sqrt(1 - b2**t) + eps)
+    assert _run(AdamW(lr=lr, weight_decay=wd), [0.5, -0.2], weight=2.0) == pytest.approx(p, rel=1e-12)
+    assert AdamW().weight_decay == 0.01  # PyTorch's default
+
+
 def test_optimizers_match_torch_when_installed():
-    """SGD (Nesterov, weight decay) and Adam (weight decay) track torch.optim over 5 steps."""
+    """SGD (Nesterov, weight decay), Adam (weight decay) and AdamW track torch.optim over 5 steps."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed; it is only an optional comparison")
     rng = np.random.default_rng(0)
     w0, grads = rng.standard_normal((3, 2)), rng.standard_normal((5, 3, 2))
@@ -75,6 +88,8 @@ def test_optimizers_match_torch_when_installed():
         (SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
          lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
         (Adam(0.01, weight_decay=0.01), lambda p: torch.optim.Adam([p], lr=0.01, weight_decay=0.01)),
+        (AdamW(0.01, weight_decay=0.1), lambda p: torch.optim.AdamW([p], lr=0.01, weight_decay=0.1)),
+        (AdamW(0.01), lambda p: torch.optim.AdamW([p], lr=0.01)),
     ]
     for ours, make_theirs in cases:
         layer = Dense(3, 2, rng=0).astype(np.float64)

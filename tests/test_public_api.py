@@ -67,3 +67,46 @@ def test_allocator_tuning_can_be_switched_off():
                         capture_output=True, text=True, check=True, timeout=120)
     expected = "True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False"
     assert on.stdout.strip() == expected
+
+
+def _imports_within_tinynet(path):
+    """The tinynet modules that the module at ``path`` imports, anywhere in it (functions included)."""
+    import ast
+
+    module = ".".join(path.with_suffix("").parts).removesuffix(".__init__")
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            if node.module:
+                found.add(".".join([*base, node.module]))
+            else:
+                found.update(".".join([*base, alias.name]) for alias in node.names)
+    return module, found
+
+
+def test_imports_go_one_way():
+    """No import loop among tinynet's modules (package re-exports aside), lazy imports included."""
+    from pathlib import Path
+
+    root = Path(tinynet.__file__).parent
+    graph = dict(_imports_within_tinynet(path.relative_to(root.parent)) for path in root.rglob("*.py"))
+    for module, targets in graph.items():  # a name imported from a module's package means that module
+        graph[module] = {t if t in graph else t.rpartition(".")[0] for t in targets} - {module, "tinynet"}
+    state, loops = {}, []
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                loops.append(path[path.index(target):] + [target])
+            elif target in graph and target not in state:
+                visit(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not loops, f"import loops: {loops}"
+    assert "tinynet.model" not in graph["tinynet.serialization"] | graph["tinynet.checkpoint"]

@@ -31,6 +31,15 @@ class Sequential:
     ----------
     layers : iterable of Layer
 
+    Notes
+    -----
+    The first ``fit``, ``evaluate`` or ``predict`` in a process raises glibc's allocation
+    thresholds for the whole process, so the tens of megabytes a batch allocates are reused
+    by the next batch instead of being returned to the kernel and zeroed again (a third
+    faster per small-CNN batch); memory freed later stays with the process. Set the
+    environment variable ``TINYNET_KEEP_FREED_MEMORY=0`` before the first call to keep
+    the allocator's defaults.
+
     Examples
     --------
     >>> import numpy as np
