@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet
-from tests.strategies import conv_geometry, pool_geometry, small
+from tests.strategies import conv_geometry, pool_geometry
 from tinynet import kernels
 from tinynet.kernels import reference
 
@@ -20,11 +20,17 @@ def _random(shape, dtype, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
+def _channels_last(shape):
+    """The NHWC shape of a drawn NCHW shape ``(N, C, H, W)``: the kernels take channels last."""
+    n, c, h, w = shape
+    return n, h, w, c
+
+
 @given(conv_geometry(), DTYPES, seeds)
 def test_im2col_matches_reference(geometry, dtype, seed):
-    """im2col (numba) returns exactly the reference columns, in the input's dtype."""
+    """im2col (numba) returns exactly the reference rows, in the input's dtype."""
     x_shape, window = geometry
-    x = _random(x_shape, dtype, seed)
+    x = _random(_channels_last(x_shape), dtype, seed)
     fast = jitted.im2col(x, *window)
     assert fast.dtype == dtype
     np.testing.assert_array_equal(fast, reference.im2col_reference(x, *window))
@@ -34,6 +40,7 @@ def test_im2col_matches_reference(geometry, dtype, seed):
 def test_col2im_matches_reference(geometry, dtype, seed):
     """col2im (numba) sums overlapping windows in the same order as the reference."""
     x_shape, window = geometry
+    x_shape = _channels_last(x_shape)
     cols_shape = reference.im2col_reference(np.zeros(x_shape, dtype), *window).shape
     cols = _random(cols_shape, dtype, seed)
     fast = jitted.col2im(cols, x_shape, *window)
@@ -45,6 +52,7 @@ def test_col2im_matches_reference(geometry, dtype, seed):
 def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     """<im2col(x), c> == <x, col2im(c)> for both kernel sets."""
     x_shape, window = geometry
+    x_shape = _channels_last(x_shape)
     x = _random(x_shape, np.float64, seed)
     for im2col, col2im in [(jitted.im2col, jitted.col2im),
                            (reference.im2col_reference, reference.col2im_reference)]:
@@ -53,61 +61,67 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
         np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, col2im(c, x_shape, *window)), rtol=1e-10)
 
 
-@given(pool_geometry(), DTYPES, seeds)
-def test_maxpool_matches_reference(geometry, dtype, seed):
-    """Max-pool forward values, arg-max positions and backward scatter agree exactly."""
+@given(pool_geometry(), DTYPES, seeds, st.booleans())
+def test_maxpool_matches_reference(geometry, dtype, seed, relu):
+    """Max-pool forward values, arg-max offsets and backward scatter agree exactly (with a fused ReLU too)."""
     x_shape, window = geometry
-    x = _random(x_shape, dtype, seed)
-    out, argmax = jitted.maxpool_forward(x, *window)
-    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window)
+    x_shape = _channels_last(x_shape)
+    # Few distinct values (as after a ReLU, which leaves many zeros) make ties common.
+    x = np.random.default_rng(seed).integers(-2, 3, x_shape).astype(dtype)
+    out, argmax = jitted.maxpool_forward(x, *window, relu)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window, relu)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(argmax, ref_argmax)
     grad = _random(out.shape, dtype, seed + 1)
     np.testing.assert_array_equal(
-        jitted.maxpool_backward(grad, argmax, x_shape), reference.maxpool_backward_reference(grad, argmax, x_shape)
+        jitted.maxpool_backward(grad, argmax, x_shape, *window),
+        reference.maxpool_backward_reference(grad, argmax, x_shape, *window),
     )
 
 
-@given(st.tuples(small, small, st.integers(2, 9), st.integers(2, 9)), DTYPES, seeds)
-def test_maxpool_2x2_fast_path_matches_reference(x_shape, dtype, seed):
-    """The written-out 2x2/stride-2 kernel agrees with the reference, odd sizes and ties included."""
-    # Few distinct values (as after a ReLU, which leaves many zeros) make ties common.
-    x = np.random.default_rng(seed).integers(-1, 3, x_shape).astype(dtype)
-    out, argmax = jitted.maxpool_forward(x, 2, 2, 2, 2)
-    ref_out, ref_argmax = reference.maxpool_forward_reference(x, 2, 2, 2, 2)
-    np.testing.assert_array_equal(out, ref_out)
-    np.testing.assert_array_equal(argmax, ref_argmax)
+@given(pool_geometry(), seeds)
+def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
+    """relu=True gives relu(maxpool(x)), and its backward the gradient of that composition."""
+    x_shape, window = geometry
+    x = _random(_channels_last(x_shape), np.float64, seed)
+    out, argmax = reference.maxpool_forward_reference(x, *window)
+    fused, fused_argmax = jitted.maxpool_forward(x, *window, True)
+    np.testing.assert_array_equal(fused, np.maximum(out, 0))
+    grad = _random(out.shape, np.float64, seed + 1)
+    expected = reference.maxpool_backward_reference(grad * (out > 0), argmax, x.shape, *window)
+    np.testing.assert_array_equal(jitted.maxpool_backward(grad, fused_argmax, x.shape, *window), expected)
 
 
 def test_maxpool_ties_go_to_the_first_maximum():
     """A window of equal values routes its whole gradient to its first (top-left) input."""
-    x = np.ones((1, 1, 2, 2), np.float32)
+    x = np.ones((1, 2, 2, 1), np.float32)
     for forward, backward in [(jitted.maxpool_forward, jitted.maxpool_backward),
                               (reference.maxpool_forward_reference, reference.maxpool_backward_reference)]:
-        _, argmax = forward(x, 2, 2, 2, 2)
-        dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape)
-        np.testing.assert_array_equal(dx[0, 0], [[3.0, 0.0], [0.0, 0.0]])
+        _, argmax = forward(x, 2, 2, 2, 2, False)
+        dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2, 2, 2)
+        np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
 
 
-@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 1, 1)], ids=["2x2 fast path", "general"])
+@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 1, 1)], ids=["2x2 stride 2", "3x3 stride 1"])
 @pytest.mark.parametrize("values", [[1, np.nan, 0, 2], [np.nan, 5, np.nan, 2], [3, 1, 2, np.nan]])
 def test_maxpool_nan_wins_in_the_kernel_and_its_twin(window, values):
     """A NaN in a window is its maximum, at the first NaN's position, as np.argmax and PyTorch have it."""
-    x = np.zeros((1, 1, 3, 3), np.float32)
-    x[0, 0, :2, :2] = np.reshape(values, (2, 2))
-    out, argmax = jitted.maxpool_forward(x, *window)
-    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window)
+    x = np.zeros((1, 3, 3, 1), np.float32)
+    x[0, :2, :2, 0] = np.reshape(values, (2, 2))
+    out, argmax = jitted.maxpool_forward(x, *window, False)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window, False)
     assert np.isnan(out[0, 0, 0, 0]) and np.isnan(ref_out[0, 0, 0, 0])
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(argmax, ref_argmax)
     row, column = divmod(int(np.flatnonzero(np.isnan(values))[0]), 2)  # the first NaN of the 2x2 corner
-    assert argmax[0, 0, 0, 0] == row * 3 + column
+    assert argmax[0, 0, 0, 0] == row * window[1] + column
 
 
 @given(pool_geometry(), DTYPES, seeds)
 def test_avgpool_matches_reference(geometry, dtype, seed):
     """Average-pool forward and backward agree up to float rounding of the window sums."""
     x_shape, window = geometry
+    x_shape = _channels_last(x_shape)
     x = _random(x_shape, dtype, seed)
     atol = 1e-6 if dtype == np.float32 else 1e-14
     out = jitted.avgpool_forward(x, *window)
@@ -133,7 +147,7 @@ def test_kernel_thread_count_is_settable_and_restored():
     try:
         kernels.set_num_threads(2)
         assert kernels.get_num_threads() == 2
-        kernels.im2col(np.zeros((2, 1, 4, 4), np.float32), 3, 3, 1, 1, 0, 0)
+        kernels.im2col(np.zeros((2, 4, 4, 1), np.float32), 3, 3, 1, 1, 0, 0)
         assert numba.get_num_threads() == before
     finally:
         kernels.set_num_threads(previous)

@@ -1,8 +1,8 @@
 """The kernels the layers call, chosen in one place.
 
-Layers import ``im2col``, ``col2im`` and the pooling kernels from here and never know
-which implementation they got: the numba-compiled loops of :mod:`.jitted` when numba is
-importable and JIT is on, otherwise the plain-NumPy definitions of :mod:`.reference`
+Layers import ``im2col``, ``col2im`` and the pooling kernels (all on channels-last, NHWC,
+images) from here and never know which implementation they got: the numba-compiled loops
+of :mod:`.jitted` when numba is importable and JIT is on, otherwise the plain-NumPy definitions of :mod:`.reference`
 (correct, slower). ``NUMBA_DISABLE_JIT=1`` selects the reference kernels too, because
 numba's loops run interpreted would be far slower than the vectorised references.
 
@@ -99,14 +99,14 @@ def _contiguous(array):
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw):
-    """``(N, C, H, W) -> (N, C*kh*kw, out_h*out_w)``; see :func:`.reference.im2col_reference`.
+    """``(N, H, W, C) -> (N, out_h*out_w, kh*kw*C)``; see :func:`.reference.im2col_reference`.
 
     Examples
     --------
-    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)        # one 4x4 image, one channel, NHWC
     >>> cols = im2col(x, 3, 3, 1, 1, 0, 0)            # 3x3 windows, stride 1, no padding
-    >>> cols.shape, cols[0, :, 0]                      # the first window, row by row
-    ((1, 9, 4), array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.]))
+    >>> cols.shape, cols[0, 0]                         # the first window, row by row
+    ((1, 4, 9), array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.]))
     """
     if _jitted is None:
         return reference.im2col_reference(x, kh, kw, sh, sw, ph, pw)
@@ -121,8 +121,8 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     --------
     Each input pixel receives the sum over every window that covered it:
 
-    >>> counts = col2im(np.ones((1, 9, 4)), (1, 1, 4, 4), 3, 3, 1, 1, 0, 0)
-    >>> counts[0, 0]
+    >>> counts = col2im(np.ones((1, 4, 9)), (1, 4, 4, 1), 3, 3, 1, 1, 0, 0)
+    >>> counts[0, :, :, 0]
     array([[1., 2., 2., 1.],
            [2., 4., 4., 2.],
            [2., 4., 4., 2.],
@@ -134,43 +134,46 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
         return _jitted.col2im(_contiguous(cols), tuple(x_shape), kh, kw, sh, sw, ph, pw)
 
 
-def maxpool_forward(x, kh, kw, sh, sw):
-    """``(out, argmax)``; see :func:`.reference.maxpool_forward_reference`.
+def maxpool_forward(x, kh, kw, sh, sw, relu=False):
+    """``(out, argmax)`` of NHWC images; see :func:`.reference.maxpool_forward_reference`.
 
     Examples
     --------
-    >>> out, argmax = maxpool_forward(np.array([[[[1.0, 5.0], [3.0, 4.0]]]]), 2, 2, 2, 2)
-    >>> out, argmax                                    # the max, and where it was in the 2x2 plane
-    (array([[[[5.]]]]), array([[[[1]]]]))
+    >>> x = np.array([1.0, 5.0, 3.0, 4.0]).reshape(1, 2, 2, 1)
+    >>> out, argmax = maxpool_forward(x, 2, 2, 2, 2)
+    >>> float(out[0, 0, 0, 0]), int(argmax[0, 0, 0, 0])   # the max, and its offset in the window
+    (5.0, 1)
     """
     if _jitted is None:
-        return reference.maxpool_forward_reference(x, kh, kw, sh, sw)
+        return reference.maxpool_forward_reference(x, kh, kw, sh, sw, relu)
     with _kernel_threads():
-        return _jitted.maxpool_forward(_contiguous(x), kh, kw, sh, sw)
+        return _jitted.maxpool_forward(_contiguous(x), kh, kw, sh, sw, bool(relu))
 
 
-def maxpool_backward(grad_out, argmax, x_shape):
+def maxpool_backward(grad_out, argmax, x_shape, kh, kw, sh, sw):
     """Gradient routed to each window's maximum; see :func:`.reference.maxpool_backward_reference`.
 
     Examples
     --------
-    >>> maxpool_backward(np.array([[[[7.0]]]]), np.array([[[[1]]]]), (1, 1, 2, 2))
-    array([[[[0., 7.],
-             [0., 0.]]]])
+    >>> dx = maxpool_backward(np.full((1, 1, 1, 1), 7.0), np.ones((1, 1, 1, 1), np.int32), (1, 2, 2, 1),
+    ...                       2, 2, 2, 2)
+    >>> dx[0, :, :, 0]
+    array([[0., 7.],
+           [0., 0.]])
     """
     if _jitted is None:
-        return reference.maxpool_backward_reference(grad_out, argmax, x_shape)
+        return reference.maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw)
     with _kernel_threads():
-        return _jitted.maxpool_backward(_contiguous(grad_out), argmax, tuple(x_shape))
+        return _jitted.maxpool_backward(_contiguous(grad_out), _contiguous(argmax), tuple(x_shape), kh, kw, sh, sw)
 
 
 def avgpool_forward(x, kh, kw, sh, sw):
-    """Window means; see :func:`.reference.avgpool_forward_reference`.
+    """Window means of NHWC images; see :func:`.reference.avgpool_forward_reference`.
 
     Examples
     --------
-    >>> avgpool_forward(np.array([[[[1.0, 5.0], [3.0, 3.0]]]]), 2, 2, 2, 2)
-    array([[[[3.]]]])
+    >>> avgpool_forward(np.array([1.0, 5.0, 3.0, 3.0]).reshape(1, 2, 2, 1), 2, 2, 2, 2).ravel()
+    array([3.])
     """
     if _jitted is None:
         return reference.avgpool_forward_reference(x, kh, kw, sh, sw)
@@ -183,9 +186,9 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
 
     Examples
     --------
-    >>> avgpool_backward(np.array([[[[8.0]]]]), (1, 1, 2, 2), 2, 2, 2, 2)
-    array([[[[2., 2.],
-             [2., 2.]]]])
+    >>> avgpool_backward(np.full((1, 1, 1, 1), 8.0), (1, 2, 2, 1), 2, 2, 2, 2)[0, :, :, 0]
+    array([[2., 2.],
+           [2., 2.]])
     """
     if _jitted is None:
         return reference.avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw)

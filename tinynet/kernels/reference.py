@@ -1,17 +1,25 @@
-"""Readable reference kernels: plain NumPy, one slice per kernel offset.
+"""Readable reference kernels: plain NumPy, one slice per window offset.
 
 These are the definitions. The numba kernels in :mod:`tinynet.kernels.jitted` must
 return exactly what these return (the tests compare them on every shape they draw),
 and the layers fall back to these when numba is missing or ``NUMBA_DISABLE_JIT=1``.
 
+The kernels work on channels-last images (NHWC), the layout tinynet computes in behind
+its NCHW interface: the ``C`` values of one pixel are adjacent in memory, so unfolding a
+window copies ``kw`` runs of ``C`` floats instead of gathering single floats from ``C``
+planes, and every output row of a convolution is one row of a single matrix product.
+
 Shapes used throughout:
 
-- ``x``: ``(N, C, H, W)`` input images, NCHW.
+- ``x``: ``(N, H, W, C)`` input images, channels last.
 - ``(kh, kw)``: window (kernel or pool) size; ``(sh, sw)``: stride; ``(ph, pw)``: zero padding.
-- ``out_h = (H + 2*ph - kh) // sh + 1`` and ``out_w = (W + 2*pw - kw) // sw + 1``.
-- ``cols``: ``(N, C*kh*kw, out_h*out_w)``; row ``(c*kh + i)*kw + j`` holds, for every
-  output position, the input pixel under kernel offset ``(i, j)`` of channel ``c``. That is
-  the order of ``W.reshape(F, C*kh*kw)``, so a convolution is one matrix product per image.
+- ``out_h = (H + 2*ph - kh) // sh + 1`` and ``out_w = (W + 2*pw - kw) // sw + 1``;
+  ``P = out_h*out_w`` output positions per image.
+- ``cols``: ``(N, P, kh*kw*C)``; row ``y*out_w + x'`` of image ``n`` holds its window,
+  column ``(i*kw + j)*C + c`` the pixel under window offset ``(i, j)`` of channel ``c``.
+  That is the order of ``K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)`` for weights ``K``
+  ``(F, C, kh, kw)``, so the convolution of the whole batch is one matrix product
+  ``cols.reshape(N*P, -1) @ Wmat.T``, whose result ``(N*P, F)`` is the output in NHWC.
 """
 
 import numpy as np
@@ -40,102 +48,106 @@ def output_size(size, window, stride, padding=0):
 
 
 def _window_slices(i, j, out_h, out_w, sh, sw):
-    """The (rows, columns) slices that kernel offset ``(i, j)`` reads for every output position."""
+    """The (rows, columns) slices that window offset ``(i, j)`` reads for every output position."""
     return slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw)
 
 
 def im2col_reference(x, kh, kw, sh, sw, ph, pw):
-    """Unfold every ``kh x kw`` window of ``x`` into a column.
+    """Unfold every ``kh x kw`` window of ``x`` into a row.
 
-    ``cols[n, (c*kh + i)*kw + j, y*out_w + x'] = xpad[n, c, y*sh + i, x'*sw + j]``, where
+    ``cols[n, y*out_w + x', (i*kw + j)*C + c] = xpad[n, y*sh + i, x'*sw + j, c]``, where
     ``xpad`` is ``x`` with ``ph``/``pw`` zeros around each image.
 
-    Returns ``cols`` of shape ``(N, C*kh*kw, out_h*out_w)`` in the dtype of ``x``.
+    Returns ``cols`` of shape ``(N, out_h*out_w, kh*kw*C)`` in the dtype of ``x``.
     """
-    n, c, h, w = x.shape
+    n, h, w, c = x.shape
     out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
+    xpad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            cols[:, :, i, j] = xpad[:, :, rows, columns]
-    return cols.reshape(n, c * kh * kw, out_h * out_w)
+            cols[:, :, :, i, j, :] = xpad[:, rows, columns, :]
+    return cols.reshape(n, out_h * out_w, kh * kw * c)
 
 
 def col2im_reference(cols, x_shape, kh, kw, sh, sw, ph, pw):
-    """Fold columns back into images, summing where windows overlap.
+    """Fold rows back into images, summing where windows overlap.
 
     The adjoint of :func:`im2col_reference`: ``<im2col(x), cols> == <x, col2im(cols)>``.
     In a convolution's backward pass it turns the gradient with respect to the columns
     into the gradient with respect to the input.
 
-    Returns ``dx`` of shape ``x_shape`` ``(N, C, H, W)`` in the dtype of ``cols``.
+    Returns ``dx`` of shape ``x_shape`` ``(N, H, W, C)`` in the dtype of ``cols``.
     """
-    n, c, h, w = x_shape
+    n, h, w, c = x_shape
     out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    cols = cols.reshape(n, c, kh, kw, out_h, out_w)
-    dxpad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    cols = cols.reshape(n, out_h, out_w, kh, kw, c)
+    dxpad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            dxpad[:, :, rows, columns] += cols[:, :, i, j]
-    return dxpad[:, :, ph : ph + h, pw : pw + w].copy()
+            dxpad[:, rows, columns, :] += cols[:, :, :, i, j, :]
+    return dxpad[:, ph : ph + h, pw : pw + w, :].copy()
 
 
 def _stacked_windows(x, kh, kw, sh, sw):
-    """Every pooling window of ``x`` along a last axis: ``(N, C, out_h, out_w, kh*kw)``."""
-    _, _, h, w = x.shape
+    """Every pooling window of ``x`` along a last axis: ``(N, out_h, out_w, C, kh*kw)``."""
+    _, h, w, _ = x.shape
     out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
     offsets = [_window_slices(i, j, out_h, out_w, sh, sw) for i in range(kh) for j in range(kw)]
-    return np.stack([x[:, :, rows, columns] for rows, columns in offsets], axis=-1)
+    return np.stack([x[:, rows, columns, :] for rows, columns in offsets], axis=-1)
 
 
-def maxpool_forward_reference(x, kh, kw, sh, sw):
-    """Max over each ``kh x kw`` window, and where it was.
+def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False):
+    """Max over each ``kh x kw`` window, and where it was; with ``relu``, ``max(0, that)``.
 
-    Returns ``(out, argmax)``: ``out`` is ``(N, C, out_h, out_w)``; ``argmax`` (int64, same
-    shape) is the flat index ``row*W + col`` of the maximum inside its ``(H, W)`` plane. On
-    ties the first maximum in row-major window order wins, so the gradient goes to one input.
+    Returns ``(out, argmax)``: ``out`` is ``(N, out_h, out_w, C)``; ``argmax`` (int32, same
+    shape) is the window offset ``i*kw + j`` of the maximum. On ties the first maximum in
+    row-major window order wins, so the gradient goes to one input; a NaN is the maximum of
+    its window (the first NaN, as ``np.argmax`` and PyTorch). With ``relu=True`` (a ReLU
+    fused after the pooling: ``relu(maxpool(x)) == maxpool(relu(x))``) the outputs are
+    clipped at 0 and ``argmax`` is -1 where the clip cut the gradient off (maximum <= 0).
     """
-    _, _, h, w = x.shape
-    out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
     windows = _stacked_windows(x, kh, kw, sh, sw)
-    k = windows.argmax(axis=-1)
-    out = np.take_along_axis(windows, k[..., None], axis=-1)[..., 0]
-    rows = np.arange(out_h)[:, None] * sh + k // kw
-    columns = np.arange(out_w)[None, :] * sw + k % kw
-    return out, (rows * w + columns).astype(np.int64)
+    argmax = windows.argmax(axis=-1).astype(np.int32)
+    out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+    if relu:
+        argmax[out <= 0] = -1
+        out = np.where(out < 0, out.dtype.type(0), out)
+    return out, argmax
 
 
-def maxpool_backward_reference(grad_out, argmax, x_shape):
+def maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw):
     """Route each output gradient to the input that was the maximum of its window.
 
-    ``dx[n, c].flat[argmax[n, c, y, x']] += grad_out[n, c, y, x']``; overlapping windows that
-    share a maximum add up. Returns ``dx`` of shape ``x_shape`` in the dtype of ``grad_out``.
+    ``dx[n, y*sh + i, x'*sw + j, c] += grad_out[n, y, x', c]`` where ``argmax == i*kw + j``
+    (nothing where ``argmax`` is -1); overlapping windows that share a maximum add up.
+    Returns ``dx`` of shape ``x_shape`` in the dtype of ``grad_out``.
     """
-    n, c, h, w = x_shape
-    dx = np.zeros((n * c, h * w), dtype=grad_out.dtype)
-    planes = np.arange(n * c)[:, None]
-    np.add.at(dx, (planes, argmax.reshape(n * c, -1)), grad_out.reshape(n * c, -1))
-    return dx.reshape(x_shape)
+    out_h, out_w = grad_out.shape[1:3]
+    dx = np.zeros(x_shape, dtype=grad_out.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
+            dx[:, rows, columns, :] += np.where(argmax == i * kw + j, grad_out, 0)
+    return dx
 
 
 def avgpool_forward_reference(x, kh, kw, sh, sw):
-    """Mean over each ``kh x kw`` window: ``(N, C, H, W) -> (N, C, out_h, out_w)``."""
+    """Mean over each ``kh x kw`` window: ``(N, H, W, C) -> (N, out_h, out_w, C)``."""
     return _stacked_windows(x, kh, kw, sh, sw).mean(axis=-1, dtype=x.dtype)
 
 
 def avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw):
     """Spread each output gradient evenly over its window: ``dx += grad_out / (kh*kw)``."""
-    n, c, h, w = x_shape
-    out_h, out_w = grad_out.shape[2:]
+    out_h, out_w = grad_out.shape[1:3]
     share = grad_out / grad_out.dtype.type(kh * kw)
     dx = np.zeros(x_shape, dtype=grad_out.dtype)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            dx[:, :, rows, columns] += share
+            dx[:, rows, columns, :] += share
     return dx
 
 

@@ -1,21 +1,29 @@
-r"""2-D convolution (cross-correlation, as PyTorch ``conv2d``) by im2col and one GEMM.
+r"""2-D convolution (cross-correlation, as PyTorch ``conv2d``) by im2col and one GEMM per pass.
 
 Forward, for input ``X`` ``(N, C, H, W)``, weights ``K`` ``(F, C, kh, kw)`` and bias ``b``::
 
     Y[n, f, y, x] = b[f] + sum_{c,i,j} K[f, c, i, j] * Xpad[n, c, y*sh + i, x*sw + j]
 
-im2col unfolds every window into a column, ``cols[n]`` of shape ``(C*kh*kw, P)`` with
-``P = out_h*out_w``, so the whole sum is one matrix product per image with the weights
-viewed as ``Wmat = K.reshape(F, C*kh*kw)``::
+The layer computes channels-last (NHWC) inside: ``X`` is read as ``(N, H, W, C)``. im2col
+unfolds every window into a row, ``cols`` of shape ``(N*P, kh*kw*C)`` with
+``P = out_h*out_w`` (row = output position, column ``(i*kw + j)*C + c``), and the weights are
+viewed in the same order, ``Wmat = K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)``, so the whole
+batch is a single matrix product whose result is already the NHWC output::
 
-    Y[n] = Wmat @ cols[n] + b          # (F, CKK) @ (CKK, P) -> (F, P)
+    Y = cols @ Wmat.T + b              # (N*P, CKK) @ (CKK, F) -> (N*P, F) = (N, out_h, out_w, F)
 
-Backward, given ``dY`` reshaped to ``(N, F, P)``, is the backward of that product::
+Backward, given ``dY`` as ``(N*P, F)``, is the backward of that product, again one GEMM each::
 
-    dWmat  = sum_n dY[n] @ cols[n].T   # (F, P) @ (P, CKK) -> (F, CKK)
-    db     = dY.sum over n and P       # (F,)
-    dcols[n] = Wmat.T @ dY[n]          # (CKK, F) @ (F, P) -> (CKK, P)
-    dX     = col2im(dcols)             # the adjoint of im2col: sums overlapping windows
+    dWmat = dY.T @ cols                # (F, N*P) @ (N*P, CKK) -> (F, CKK), back to (F, C, kh, kw)
+    db    = dY.sum over N*P            # (F,)
+    dcols = dY @ Wmat                  # (N*P, F) @ (F, CKK) -> (N*P, CKK)
+    dX    = col2im(dcols)              # the adjoint of im2col: sums overlapping windows
+
+Why channels-last: the ``C`` values of a pixel are adjacent, so im2col copies ``kh*kw`` runs
+of ``C`` floats per window instead of gathering single floats from ``C`` planes, and the
+GEMMs see ``M = N*P`` rows (15,488 for the MNIST convnet's second layer) instead of 128
+small per-image products. Inside a ``Sequential`` the activations stay NHWC from layer to
+layer (see :mod:`tinynet.plan`); ``forward``/``backward`` called directly take and return NCHW.
 
 Output size along each axis: ``out = (size + 2*padding - kernel) // stride + 1``.
 """
@@ -101,7 +109,9 @@ class Conv2D(Layer):
         """Kernel arguments in the order the kernels take them: ``kh, kw, sh, sw, ph, pw``."""
         return (*self.kernel_size, *self.stride, *self.padding)
 
-    def _check_input(self, x):
+    def _checked_input(self, x):
+        """``x`` as an NCHW array in the layer's dtype, or a ShapeError that says how to fix it."""
+        x = float_array(x, "Conv2D")
         expect_rank(x, 4, "Conv2D", "(N, C, H, W)")
         if x.shape[1] != self.in_channels:
             raise ShapeError(
@@ -114,46 +124,65 @@ class Conv2D(Layer):
                 f"Conv2D kernel_size={self.kernel_size} is larger than the padded input "
                 f"{(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}; use a smaller kernel or more padding."
             )
+        return x.astype(self.dtype, copy=False)
 
     def forward(self, x, training=False):
-        x = float_array(x, "Conv2D")
-        self._check_input(x)
-        x = x.astype(self.dtype, copy=False)
-        kh, kw, sh, sw, ph, pw = self._window()
-        n, _, h, w = x.shape
-        out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-        column_bytes = self.in_channels * kh * kw * out_h * out_w * x.dtype.itemsize  # per image
-        chunk = max(1, n if training else _INFERENCE_COLUMN_BYTES // column_bytes)
-        out = np.empty((n, self.out_channels, out_h * out_w), dtype=self.dtype)
-        cols = np.empty((0, self.in_channels * kh * kw, out_h * out_w), dtype=self.dtype)  # an empty batch's
-        for start in range(0, n, chunk):
-            cols = im2col(x[start : start + chunk], kh, kw, sh, sw, ph, pw)  # (n, CKK, P)
-            self._convolve(cols, out[start : start + chunk])
-        self._save(training, cols, x.shape)
-        return out.reshape(n, self.out_channels, out_h, out_w)
-
-    def _convolve(self, cols, out):
-        """``out = Wmat @ cols + b`` for a stack of images, written into ``out`` ``(n, F, P)``."""
-        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
-        np.matmul(weights, cols, out=out)  # (F,CKK) @ (n,CKK,P) -> (n,F,P)
-        out += self.params["b"][:, None]
+        x = self._checked_input(x)
+        out = self._forward_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     def backward(self, grad_out):
-        grad_out = self._backward_params_only(grad_out)
-        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
-        grad_cols = np.matmul(weights.T, grad_out)  # (CKK,F) @ (N,F,P) -> (N,CKK,P)
-        return col2im(grad_cols, self._saved[1], *self._window())
+        grad_x = self._backward_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
+        return np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
 
     def _backward_params_only(self, grad_out):
+        self._backward_params_only_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
+
+    # -- the computation, on NHWC activations -------------------------------------------------
+    def _weight_rows(self):
+        """``Wmat`` ``(F, kh*kw*C)``: each filter as a row in im2col's column order ``(i, j, c)``."""
+        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
+
+    def _forward_channels_last(self, x, training=False):
+        """``(N, H, W, C) -> (N, out_h, out_w, F)``."""
+        if x.shape[3] != self.in_channels:
+            raise ShapeError(f"Conv2D expects {self.in_channels} input channel(s); got {x.shape[3]}.")
+        x = x.astype(self.dtype, copy=False)
+        kh, kw, sh, sw, ph, pw = self._window()
+        n, h, w, _ = x.shape
+        out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+        positions, depth = out_h * out_w, self.in_channels * kh * kw
+        weights_t = self._weight_rows().T  # (CKK, F)
+        out = np.empty((n * positions, self.out_channels), dtype=self.dtype)
+        chunk = max(1, n if training else _INFERENCE_COLUMN_BYTES // (positions * depth * x.dtype.itemsize))
+        cols = np.empty((0, positions, depth), dtype=self.dtype)  # an empty batch's
+        for start in range(0, n, chunk):
+            cols = im2col(x[start : start + chunk], kh, kw, sh, sw, ph, pw)  # (n, P, CKK)
+            rows = slice(start * positions, (start + len(cols)) * positions)
+            np.matmul(cols.reshape(-1, depth), weights_t, out=out[rows])  # (nP,CKK) @ (CKK,F) -> (nP,F)
+        out += self.params["b"]
+        self._save(training, cols, x.shape)
+        return out.reshape(n, out_h, out_w, self.out_channels)
+
+    def _backward_params_only_channels_last(self, grad_out):
+        """Fill ``grads`` from ``dY`` ``(N, out_h, out_w, F)``; returns ``dY`` as ``(N*P, F)``."""
         cols, x_shape = self._saved_values()
-        n = x_shape[0]
-        grad_out = grad_out.astype(self.dtype, copy=False).reshape(n, self.out_channels, cols.shape[2])  # (N,F,P)
-        grad_weights = np.matmul(grad_out, cols.transpose(0, 2, 1)).sum(axis=0)  # (N,F,P)@(N,P,CKK) -> (F,CKK)
+        kh, kw = self.kernel_size
+        grad_out = grad_out.astype(self.dtype, copy=False).reshape(-1, self.out_channels)  # (N*P, F)
+        grad_weights = grad_out.T @ cols.reshape(len(grad_out), cols.shape[2])  # (F,N*P) @ (N*P,CKK) -> (F,CKK)
         self.grads = {
-            "W": grad_weights.reshape(self.params["W"].shape),
-            "b": grad_out.sum(axis=(0, 2)),  # (F,)
+            "W": np.ascontiguousarray(
+                grad_weights.reshape(self.out_channels, kh, kw, self.in_channels).transpose(0, 3, 1, 2)),
+            "b": grad_out.sum(axis=0),  # (F,)
         }
         return grad_out
+
+    def _backward_channels_last(self, grad_out):
+        """``dX`` ``(N, H, W, C)`` from ``dY`` ``(N, out_h, out_w, F)``; fills ``grads``."""
+        grad_out = self._backward_params_only_channels_last(grad_out)
+        cols, x_shape = self._saved
+        grad_cols = grad_out @ self._weight_rows()  # (N*P,F) @ (F,CKK) -> (N*P,CKK)
+        return col2im(grad_cols.reshape(cols.shape), x_shape, *self._window())
 
     def get_config(self):
         return {

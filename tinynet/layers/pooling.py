@@ -16,7 +16,13 @@ Average pooling takes the window mean, so every input of a window gets an equal 
     dX[n, c, y*sh + i, x*sw + j] += dY[n, c, y, x] / (kh*kw)
 
 Output size: ``out = (size - pool) // stride + 1``.
+
+Both compute channels-last (NHWC) inside, the layout the kernels and a ``Sequential`` use
+(see :mod:`tinynet.plan`): each window reads ``pool`` runs of ``C`` adjacent values.
+Called directly, ``forward``/``backward`` take and return NCHW.
 """
+
+import numpy as np
 
 from .._checks import expect_rank, float_array, int_pair
 from ..errors import ShapeError
@@ -49,6 +55,22 @@ class _Pool2D(Layer):
     def get_config(self):
         return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
 
+    def forward(self, x, training=False):
+        x = self._checked_input(x)
+        out = self._forward_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    def backward(self, grad_out):
+        grad_x = self._backward_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
+        return np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
+
+    def _check_channels_last(self, x):
+        if x.ndim != 4 or x.shape[1] < self.pool_size[0] or x.shape[2] < self.pool_size[1]:
+            raise ShapeError(
+                f"{type(self).__name__} pool_size={self.pool_size} is larger than the input's "
+                f"{tuple(x.shape[1:3])} images; use a smaller pool_size or fewer pooling layers."
+            )
+
 
 class MaxPool2D(_Pool2D):
     """Maximum over each pooling window, per channel.
@@ -73,15 +95,16 @@ class MaxPool2D(_Pool2D):
            [13., 15.]], dtype=float32)
     """
 
-    def forward(self, x, training=False):
-        x = self._checked_input(x)
-        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride)
+    def _forward_channels_last(self, x, training=False, relu=False):
+        """``(N, H, W, C) -> (N, out_h, out_w, C)``; ``relu=True`` also applies a ReLU (fused)."""
+        self._check_channels_last(x)
+        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride, relu=relu)
         self._save(training, argmax, x.shape)
         return out
 
-    def backward(self, grad_out):
+    def _backward_channels_last(self, grad_out):
         argmax, x_shape = self._saved_values()
-        return maxpool_backward(grad_out, argmax, x_shape)
+        return maxpool_backward(grad_out, argmax, x_shape, *self.pool_size, *self.stride)
 
 
 class AvgPool2D(_Pool2D):
@@ -107,11 +130,12 @@ class AvgPool2D(_Pool2D):
            [10.5, 12.5]], dtype=float32)
     """
 
-    def forward(self, x, training=False):
-        x = self._checked_input(x)
+    def _forward_channels_last(self, x, training=False):
+        """``(N, H, W, C) -> (N, out_h, out_w, C)``."""
+        self._check_channels_last(x)
         self._save(training, x.shape)
         return avgpool_forward(x, *self.pool_size, *self.stride)
 
-    def backward(self, grad_out):
+    def _backward_channels_last(self, grad_out):
         (x_shape,) = self._saved_values()
         return avgpool_backward(grad_out, x_shape, *self.pool_size, *self.stride)

@@ -1,0 +1,182 @@
+"""How ``Sequential`` runs its layers: in order, with convolutions kept channels-last.
+
+Every layer's public ``forward``/``backward`` takes and returns NCHW images, the layout of
+DESIGN.md and of saved weights. Inside a model, consecutive image layers (Conv2D, the
+pooling layers and the element-wise activations between them) exchange channels-last
+(NHWC) activations instead: the layout changes once on the way in and once on the way out,
+not twice per layer. In NHWC the ``C`` values of a pixel are adjacent, so im2col copies
+contiguous runs, the convolution of a whole batch is one matrix product whose result is
+already the next layer's input, and pooling and activations run over contiguous channels.
+
+One fusion changes nothing but the time: a ReLU directly followed by a MaxPool2D runs as
+one step, ``relu(maxpool(x))``, which equals ``maxpool(relu(x))`` exactly (ReLU is
+monotonic) and touches a quarter of the data; its backward routes each gradient to the
+window's maximum only where that maximum was positive, which is the same gradient.
+
+:meth:`Sequential.execution_plan` lists the steps; each names the layers it runs, so the
+plan can be printed and profiled. The layers' results are the same either way; the tests
+compare the plan with running the layers one by one.
+"""
+
+import numpy as np
+
+from .layers import AvgPool2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
+
+__all__ = ["build_plan", "Step"]
+
+_CHANNELS_LAST = (Conv2D, MaxPool2D, AvgPool2D)
+_ELEMENT_WISE = (ReLU, LeakyReLU, Sigmoid, Tanh)
+
+
+class Step:
+    """One step of a plan: a layer (or a fused pair) in a given layout, or a layout change."""
+
+    #: Positions in the model of the layers this step runs.
+    positions = ()
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @property
+    def trainable(self):
+        return False
+
+    def describe(self):
+        raise NotImplementedError
+
+
+class _LayerStep(Step):
+    """A layer run as written (NCHW), or an element-wise one on whatever layout it is given."""
+
+    def __init__(self, position, layer):
+        self.positions, self.layer = (position,), layer
+
+    def forward(self, x, training=False):
+        return self.layer.forward(x, training=training)
+
+    def backward(self, grad):
+        return self.layer.backward(grad)
+
+    def _backward_params_only(self, grad):
+        return self.layer._backward_params_only(grad)
+
+    @property
+    def trainable(self):
+        return bool(self.layer.params)
+
+    def describe(self):
+        return f"{self.positions[0]} {type(self.layer).__name__}"
+
+
+class _ChannelsLastStep(_LayerStep):
+    """A Conv2D or pooling layer on NHWC activations."""
+
+    def forward(self, x, training=False):
+        return self.layer._forward_channels_last(x, training)
+
+    def backward(self, grad):
+        return self.layer._backward_channels_last(grad)
+
+    def _backward_params_only(self, grad):
+        return self.layer._backward_params_only_channels_last(grad)
+
+    def describe(self):
+        return f"{super().describe()} (NHWC)"
+
+
+class _ReluMaxPoolStep(Step):
+    """A ReLU and the MaxPool2D after it, as one NHWC pass: ``relu(maxpool(x))``."""
+
+    def __init__(self, positions, pool):
+        self.positions, self.pool = positions, pool
+
+    def forward(self, x, training=False):
+        return self.pool._forward_channels_last(x, training, relu=True)
+
+    def backward(self, grad):
+        return self.pool._backward_channels_last(grad)
+
+    def describe(self):
+        return f"{self.positions[0]} ReLU + {self.positions[1]} MaxPool2D (fused, NHWC)"
+
+
+class _ToChannelsLast(Step):
+    """NCHW -> NHWC on the way into a run of image layers (free for one channel)."""
+
+    def __init__(self, first_layer):
+        self.first_layer = first_layer
+
+    def forward(self, x, training=False):
+        x = self.first_layer._checked_input(x)  # the layer's own shape errors, in NCHW terms
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def backward(self, grad):
+        return np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+
+    def describe(self):
+        return "NCHW -> NHWC"
+
+
+class _ToChannelsFirst(Step):
+    """NHWC -> NCHW on the way out of a run, for a layer that needs NCHW."""
+
+    def forward(self, x, training=False):
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def backward(self, grad):
+        return np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
+
+    def describe(self):
+        return "NHWC -> NCHW"
+
+
+class _FlattenChannelsLast(Step):
+    """Flatten of NHWC activations into NCHW order ``(c, h, w)``, so Dense weights keep their meaning."""
+
+    def __init__(self, position, layer):
+        self.positions, self.layer = (position,), layer
+        self.shape = None
+
+    def forward(self, x, training=False):
+        self.shape = x.shape
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
+
+    def backward(self, grad):
+        n, h, w, c = self.shape
+        return np.ascontiguousarray(grad.reshape(n, c, h, w).transpose(0, 2, 3, 1))
+
+    def describe(self):
+        return f"{self.positions[0]} Flatten (from NHWC)"
+
+
+def build_plan(layers):
+    """The steps that run ``layers``: NHWC runs of image layers, fused ReLU + MaxPool2D pairs."""
+    plan, position, count = [], 0, len(layers)
+    while position < count:
+        layer = layers[position]
+        if not isinstance(layer, _CHANNELS_LAST):
+            plan.append(_LayerStep(position, layer))
+            position += 1
+            continue
+        plan.append(_ToChannelsLast(layer))
+        while position < count and isinstance(layers[position], _CHANNELS_LAST + _ELEMENT_WISE):
+            layer = layers[position]
+            following = layers[position + 1] if position + 1 < count else None
+            if type(layer) is ReLU and type(following) is MaxPool2D:
+                plan.append(_ReluMaxPoolStep((position, position + 1), following))
+                position += 2
+            elif isinstance(layer, _CHANNELS_LAST):
+                plan.append(_ChannelsLastStep(position, layer))
+                position += 1
+            else:
+                plan.append(_LayerStep(position, layer))
+                position += 1
+        if position < count and type(layers[position]) is Flatten:
+            plan.append(_FlattenChannelsLast(position, layers[position]))
+            position += 1
+        else:
+            plan.append(_ToChannelsFirst())
+    return plan
