@@ -61,15 +61,16 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
         np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, col2im(c, x_shape, *window)), rtol=1e-10)
 
 
-@given(pool_geometry(), DTYPES, seeds, st.booleans())
-def test_maxpool_matches_reference(geometry, dtype, seed, relu):
-    """Max-pool forward values, arg-max offsets and backward scatter agree exactly (with a fused ReLU too)."""
+@given(pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
+def test_maxpool_matches_reference(geometry, dtype, seed, relu, with_bias):
+    """Max-pool forward values, arg-max offsets and backward scatter agree exactly (fused ReLU and bias too)."""
     x_shape, window = geometry
     x_shape = _channels_last(x_shape)
     # Few distinct values (as after a ReLU, which leaves many zeros) make ties common.
     x = np.random.default_rng(seed).integers(-2, 3, x_shape).astype(dtype)
-    out, argmax = jitted.maxpool_forward(x, *window, relu)
-    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window, relu)
+    bias = np.random.default_rng(seed).integers(-1, 2, x_shape[3]).astype(dtype) if with_bias else None
+    out, argmax = jitted.maxpool_forward(x, *window, relu, np.zeros(x_shape[3], dtype) if bias is None else bias)
+    ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window, relu, bias)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(argmax, ref_argmax)
     grad = _random(out.shape, dtype, seed + 1)
@@ -85,7 +86,7 @@ def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
     x_shape, window = geometry
     x = _random(_channels_last(x_shape), np.float64, seed)
     out, argmax = reference.maxpool_forward_reference(x, *window)
-    fused, fused_argmax = jitted.maxpool_forward(x, *window, True)
+    fused, fused_argmax = jitted.maxpool_forward(x, *window, True, np.zeros(x.shape[3]))
     np.testing.assert_array_equal(fused, np.maximum(out, 0))
     grad = _random(out.shape, np.float64, seed + 1)
     expected = reference.maxpool_backward_reference(grad * (out > 0), argmax, x.shape, *window)
@@ -97,7 +98,7 @@ def test_maxpool_ties_go_to_the_first_maximum():
     x = np.ones((1, 2, 2, 1), np.float32)
     for forward, backward in [(jitted.maxpool_forward, jitted.maxpool_backward),
                               (reference.maxpool_forward_reference, reference.maxpool_backward_reference)]:
-        _, argmax = forward(x, 2, 2, 2, 2, False)
+        _, argmax = forward(x, 2, 2, 2, 2, False, np.zeros(1, np.float32))
         dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2, 2, 2)
         np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
 
@@ -108,7 +109,7 @@ def test_maxpool_nan_wins_in_the_kernel_and_its_twin(window, values):
     """A NaN in a window is its maximum, at the first NaN's position, as np.argmax and PyTorch have it."""
     x = np.zeros((1, 3, 3, 1), np.float32)
     x[0, :2, :2, 0] = np.reshape(values, (2, 2))
-    out, argmax = jitted.maxpool_forward(x, *window, False)
+    out, argmax = jitted.maxpool_forward(x, *window, False, np.zeros(1, np.float32))
     ref_out, ref_argmax = reference.maxpool_forward_reference(x, *window, False)
     assert np.isnan(out[0, 0, 0, 0]) and np.isnan(ref_out[0, 0, 0, 0])
     np.testing.assert_array_equal(out, ref_out)

@@ -8,10 +8,12 @@ not twice per layer. In NHWC the ``C`` values of a pixel are adjacent, so im2col
 contiguous runs, the convolution of a whole batch is one matrix product whose result is
 already the next layer's input, and pooling and activations run over contiguous channels.
 
-One fusion changes nothing but the time: a ReLU directly followed by a MaxPool2D runs as
+Two fusions change nothing but the time. A ReLU directly followed by a MaxPool2D runs as
 one step, ``relu(maxpool(x))``, which equals ``maxpool(relu(x))`` exactly (ReLU is
 monotonic) and touches a quarter of the data; its backward routes each gradient to the
-window's maximum only where that maximum was positive, which is the same gradient.
+window's maximum only where that maximum was positive, which is the same gradient. And when
+a Conv2D comes right before that pair, the convolution's bias is added by the pooling pass
+as it reads each value (the same sums, one sweep over the largest activations fewer).
 
 :meth:`Sequential.execution_plan` lists the steps; each names the layers it runs, so the
 plan can be printed and profiled. The layers' results are the same either way; the tests
@@ -103,6 +105,32 @@ class _ReluMaxPoolStep(Step):
         return f"{self.positions[0]} ReLU + {self.positions[1]} MaxPool2D (fused, NHWC)"
 
 
+class _ConvReluMaxPoolStep(Step):
+    """Conv2D, ReLU, MaxPool2D: the convolution's GEMM, then one pass that adds its bias,
+    pools and clips (``relu(maxpool(conv(x)))``, with ``+ b`` added as the pooling reads)."""
+
+    def __init__(self, positions, conv, pool):
+        self.positions, self.conv, self.pool = positions, conv, pool
+
+    def forward(self, x, training=False):
+        y = self.conv._forward_channels_last(x, training, add_bias=False)
+        return self.pool._forward_channels_last(y, training, relu=True, bias=self.conv.params["b"])
+
+    def backward(self, grad):
+        return self.conv._backward_channels_last(self.pool._backward_channels_last(grad))
+
+    def _backward_params_only(self, grad):
+        return self.conv._backward_params_only_channels_last(self.pool._backward_channels_last(grad))
+
+    @property
+    def trainable(self):
+        return True
+
+    def describe(self):
+        first, second, third = self.positions
+        return f"{first} Conv2D + {second} ReLU + {third} MaxPool2D (fused, NHWC)"
+
+
 class _ToChannelsLast(Step):
     """NCHW -> NHWC on the way into a run of image layers (free for one channel)."""
 
@@ -165,7 +193,11 @@ def build_plan(layers):
         while position < count and isinstance(layers[position], _CHANNELS_LAST + _ELEMENT_WISE):
             layer = layers[position]
             following = layers[position + 1] if position + 1 < count else None
-            if type(layer) is ReLU and type(following) is MaxPool2D:
+            after = layers[position + 2] if position + 2 < count else None
+            if type(layer) is Conv2D and type(following) is ReLU and type(after) is MaxPool2D:
+                plan.append(_ConvReluMaxPoolStep((position, position + 1, position + 2), layer, after))
+                position += 3
+            elif type(layer) is ReLU and type(following) is MaxPool2D:
                 plan.append(_ReluMaxPoolStep((position, position + 1), following))
                 position += 2
             elif isinstance(layer, _CHANNELS_LAST):

@@ -134,7 +134,7 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
         return _jitted.col2im(_contiguous(cols), tuple(x_shape), kh, kw, sh, sw, ph, pw)
 
 
-def maxpool_forward(x, kh, kw, sh, sw, relu=False):
+def maxpool_forward(x, kh, kw, sh, sw, relu=False, bias=None):
     """``(out, argmax)`` of NHWC images; see :func:`.reference.maxpool_forward_reference`.
 
     Examples
@@ -145,9 +145,11 @@ def maxpool_forward(x, kh, kw, sh, sw, relu=False):
     (5.0, 1)
     """
     if _jitted is None:
-        return reference.maxpool_forward_reference(x, kh, kw, sh, sw, relu)
+        return reference.maxpool_forward_reference(x, kh, kw, sh, sw, relu, bias)
+    # No bias is a bias of zeros: one compiled signature, and x + 0 == x exactly.
+    bias = np.zeros(x.shape[3], x.dtype) if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
     with _kernel_threads():
-        return _jitted.maxpool_forward(_contiguous(x), kh, kw, sh, sw, bool(relu))
+        return _jitted.maxpool_forward(_contiguous(x), kh, kw, sh, sw, bool(relu), bias)
 
 
 def maxpool_backward(grad_out, argmax, x_shape, kh, kw, sh, sw):

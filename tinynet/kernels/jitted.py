@@ -33,22 +33,26 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
     out_h = (h + 2 * ph - kh) // sh + 1
     out_w = (w + 2 * pw - kw) // sw + 1
     cols = np.empty((n, out_h * out_w, kh * kw * c), dtype=x.dtype)
+    rows = x.reshape(n, h, w * c)  # the kw*c values of a window row are adjacent: one run
+    span = kw * c
     for b in prange(n):
         for y in range(out_h):
             for xo in range(out_w):
-                row = cols[b, y * out_w + xo]
+                p = y * out_w + xo
+                left = xo * sw - pw
                 for i in range(kh):
                     src_y = y * sh - ph + i
-                    for j in range(kw):
-                        src_x = xo * sw - pw + j
-                        start = (i * kw + j) * c
-                        if 0 <= src_y < h and 0 <= src_x < w:
-                            pixel = x[b, src_y, src_x]
-                            for ch in range(c):  # one contiguous run of C values
-                                row[start + ch] = pixel[ch]
-                        else:
+                    start = i * span
+                    if 0 <= src_y < h and left >= 0 and left + kw <= w:
+                        first = left * c
+                        for t in range(span):  # the window row inside the image: one contiguous copy
+                            cols[b, p, start + t] = rows[b, src_y, first + t]
+                    else:  # at the padded border: pixel by pixel, zeros outside
+                        for j in range(kw):
+                            src_x = left + j
+                            inside = 0 <= src_y < h and 0 <= src_x < w
                             for ch in range(c):
-                                row[start + ch] = 0
+                                cols[b, p, start + j * c + ch] = x[b, src_y, src_x, ch] if inside else 0
     return cols
 
 
@@ -84,7 +88,7 @@ def _beats(value, best):
 
 
 @njit(parallel=True, cache=True)
-def maxpool_forward(x, kh, kw, sh, sw, relu):
+def maxpool_forward(x, kh, kw, sh, sw, relu, bias):
     n, h, w, c = x.shape
     out_h = (h - kh) // sh + 1
     out_w = (w - kw) // sw + 1
@@ -96,7 +100,7 @@ def maxpool_forward(x, kh, kw, sh, sw, relu):
                 best, best_at = out[b, y, xo], argmax[b, y, xo]
                 first = x[b, y * sh, xo * sw]
                 for ch in range(c):
-                    best[ch] = first[ch]
+                    best[ch] = first[ch] + bias[ch]
                     best_at[ch] = 0
                 # Row-major window order with strict comparisons: the first maximum wins
                 # ties, and the first NaN wins over everything (as np.argmax and PyTorch).
@@ -104,8 +108,9 @@ def maxpool_forward(x, kh, kw, sh, sw, relu):
                     for j in range(kw):
                         pixel = x[b, y * sh + i, xo * sw + j]
                         for ch in range(c):
-                            if _beats(pixel[ch], best[ch]):
-                                best[ch] = pixel[ch]
+                            value = pixel[ch] + bias[ch]
+                            if _beats(value, best[ch]):
+                                best[ch] = value
                                 best_at[ch] = i * kw + j
                 if relu:  # a ReLU fused after the pooling: clip, and cut the gradient where it clipped
                     for ch in range(c):

@@ -99,7 +99,7 @@ def _stacked_windows(x, kh, kw, sh, sw):
     return np.stack([x[:, rows, columns, :] for rows, columns in offsets], axis=-1)
 
 
-def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False):
+def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False, bias=None):
     """Max over each ``kh x kw`` window, and where it was; with ``relu``, ``max(0, that)``.
 
     Returns ``(out, argmax)``: ``out`` is ``(N, out_h, out_w, C)``; ``argmax`` (int32, same
@@ -108,7 +108,11 @@ def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False):
     its window (the first NaN, as ``np.argmax`` and PyTorch). With ``relu=True`` (a ReLU
     fused after the pooling: ``relu(maxpool(x)) == maxpool(relu(x))``) the outputs are
     clipped at 0 and ``argmax`` is -1 where the clip cut the gradient off (maximum <= 0).
+    ``bias`` ``(C,)``, if given, is added to every input first: the bias of a convolution
+    whose output goes straight into the pooling, added where the values are read anyway.
     """
+    if bias is not None:
+        x = x + bias
     windows = _stacked_windows(x, kh, kw, sh, sw)
     argmax = windows.argmax(axis=-1).astype(np.int32)
     out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]

@@ -95,10 +95,11 @@ class MaxPool2D(_Pool2D):
            [13., 15.]], dtype=float32)
     """
 
-    def _forward_channels_last(self, x, training=False, relu=False):
-        """``(N, H, W, C) -> (N, out_h, out_w, C)``; ``relu=True`` also applies a ReLU (fused)."""
+    def _forward_channels_last(self, x, training=False, relu=False, bias=None):
+        """``(N, H, W, C) -> (N, out_h, out_w, C)``; fused into the pass: a ReLU after it
+        (``relu=True``), a convolution's per-channel ``bias`` before it."""
         self._check_channels_last(x)
-        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride, relu=relu)
+        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride, relu=relu, bias=bias)
         self._save(training, argmax, x.shape)
         return out
 
