@@ -11,9 +11,10 @@ from tinynet import kernels
 from tinynet.kernels import reference
 
 BATCH = 128
-# (name, input shape): the first and second convolution, and the two pooling layers, of cnn().
-CONV_INPUTS = {"conv1": (BATCH, 1, 28, 28), "conv2": (BATCH, 32, 13, 13)}
-POOL_INPUTS = {"pool1": (BATCH, 32, 26, 26), "pool2": (BATCH, 64, 11, 11)}
+# (name, NHWC input shape, as the kernels take it): the first and second convolution, and the
+# two pooling layers (with the ReLU and bias fused, as models run them), of cnn().
+CONV_INPUTS = {"conv1": (BATCH, 28, 28, 1), "conv2": (BATCH, 13, 13, 32)}
+POOL_INPUTS = {"pool1": (BATCH, 26, 26, 32), "pool2": (BATCH, 11, 11, 64)}
 K, STRIDE, PAD, POOL = 3, 1, 0, 2
 
 
@@ -37,16 +38,17 @@ def _cases():
             lambda g=grad_cols, s=shape: reference.col2im_reference(g, s, K, K, STRIDE, STRIDE, PAD, PAD),
         )
     for layer, shape in POOL_INPUTS.items():
-        x = _array(shape)
-        out, argmax = kernels.maxpool_forward(x, POOL, POOL, POOL, POOL)
+        x, bias = _array(shape), _array(shape[3], seed=2)
+        window = (POOL, POOL, POOL, POOL)
+        out, argmax = kernels.maxpool_forward(x, *window, relu=True, bias=bias)
         grad_out = _array(out.shape, seed=1)
         cases[("maxpool_forward", layer, shape)] = (
-            lambda x=x: kernels.maxpool_forward(x, POOL, POOL, POOL, POOL),
-            lambda x=x: reference.maxpool_forward_reference(x, POOL, POOL, POOL, POOL),
+            lambda x=x, b=bias: kernels.maxpool_forward(x, *window, relu=True, bias=b),
+            lambda x=x, b=bias: reference.maxpool_forward_reference(x, *window, relu=True, bias=b),
         )
         cases[("maxpool_backward", layer, shape)] = (
-            lambda g=grad_out, a=argmax, s=shape: kernels.maxpool_backward(g, a, s),
-            lambda g=grad_out, a=argmax, s=shape: reference.maxpool_backward_reference(g, a, s),
+            lambda g=grad_out, a=argmax, s=shape: kernels.maxpool_backward(g, a, s, *window),
+            lambda g=grad_out, a=argmax, s=shape: reference.maxpool_backward_reference(g, a, s, *window),
         )
     return cases
 

@@ -1,4 +1,8 @@
-"""Forward + backward of each layer type at the shapes the MNIST models feed it (batch 128)."""
+"""Forward + backward of each layer type at the shapes the MNIST models feed it (batch 128).
+
+Each layer is called on its own, through its public NCHW interface (the layout changes in
+and out are timed with it); ``profile_layers.py`` shows what a model's execution plan runs.
+"""
 
 import numpy as np
 import pytest

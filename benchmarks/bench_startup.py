@@ -7,18 +7,18 @@ reports the process's peak resident memory, data set included.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from frameworks import worker_environment
 
 SCRIPT = Path(__file__).with_name("first_batch.py")
 
 
 def _run(cache_dir, *args):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    env = dict(worker_environment(SCRIPT.parent), NUMBA_CACHE_DIR=str(cache_dir))
     done = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True,
                           timeout=600, check=False)
     if done.returncode != 0:

@@ -13,7 +13,7 @@ import frameworks
 import numpy as np
 import pytest
 from frameworks import THREADS, blas_threads, framework
-from results import Results, machine_description
+from results import Results, code_revision, load_average, machine_description
 from threadpoolctl import threadpool_limits
 
 import tinynet
@@ -27,9 +27,12 @@ RESULTS = Results()
 def pytest_configure(config):
     RESULTS.context.update({
         "machine": machine_description(),
-        "threads": f"tinynet: {framework('tinynet').threads()}; frameworks: {THREADS} intra-op, 1 inter-op",
-        "tinynet": f"{tinynet.__version__}, kernels: {tinynet.kernels.BACKEND}",
+        "blas": frameworks.blas_description(),
+        "threads": f"tinynet: {framework('tinynet').threads()}; frameworks: {THREADS} intra-op, 1 inter-op; "
+                   f"each (framework, model) in a process of its own",
+        "tinynet": f"{tinynet.__version__}, kernels: {tinynet.kernels.BACKEND}, revision {code_revision()}",
         "numpy": np.__version__,
+        "load average at start": load_average(),
     })
 
 
@@ -71,10 +74,7 @@ def _timed(function):
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS.rows:
         return
-    for name, adapter in frameworks.made().items():
-        if name != "tinynet":
-            RESULTS.context[name] = f"not compared: {adapter}" if isinstance(adapter, Exception) else (
-                f"{adapter.version} ({adapter.threads()})")
+    RESULTS.context["load average at end"] = load_average()
     terminalreporter.write_line(RESULTS.text())
     written = RESULTS.write()
     terminalreporter.write_line("\nResults written to " + ", ".join(str(path) for path in written))

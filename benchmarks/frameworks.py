@@ -3,9 +3,14 @@
 Each framework gets one small adapter with four methods, so a benchmark is written once:
 
     data = fw.prepare(x, y)                  # float32 images in [0, 1], the framework's layout
-    model = fw.build("small_cnn", seed)      # fresh weights, Adam(lr=1e-3)
+    model = fw.build("small_cnn", seed)      # fresh weights, Adam(lr=1e-3), each at its fastest
     fw.train_epoch(model, data, batch_size)  # one shuffled pass over the data
-    fw.predict(model, data, batch_size)      # outputs for every image, (N, 10) NumPy
+    fw.predict(model, data, batch_size)      # class probabilities for every image, (N, 10) NumPy
+
+Every side does the same work: the same batches, loss and optimizer (PyTorch's fused Adam,
+its fastest), and at inference the softmax of the outputs (tinynet's ``predict`` returns
+probabilities, so the others apply a softmax too). ``benchmarks/worker.py`` runs each
+adapter in a process of its own.
 
 The architectures are the ones in ``tinynet.models`` (``basic_mlp``, ``small_cnn``,
 ``keras_convnet``, ``cnn``), built layer for layer in each framework with its default
@@ -37,6 +42,9 @@ class TinynetAdapter:
 
     def threads(self):
         return f"numba kernels {tinynet.kernels.get_num_threads()}, BLAS {blas_threads()}"
+
+    def details(self):
+        return {"kernels": tinynet.kernels.BACKEND, "blas": blas_description()}
 
     def prepare(self, x, y):
         return np.ascontiguousarray(x, dtype=np.float32), y
@@ -73,6 +81,9 @@ class TorchAdapter:
     def threads(self):
         return f"intra-op {self.torch.get_num_threads()}, inter-op {self.torch.get_num_interop_threads()}"
 
+    def details(self):
+        return {"cpu_capability": self.torch.backends.cpu.get_cpu_capability()}
+
     def prepare(self, x, y):
         torch = self.torch
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
@@ -90,7 +101,9 @@ class TorchAdapter:
                     nn.Dropout(0.5), nn.Linear(128, 10)],
         }[name]
         model = nn.Sequential(*layers)
-        model.optimizer = self.torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        # fused=True: one kernel for every parameter's update, PyTorch's fastest Adam on the CPU
+        # (its default loops over the tensors, several times slower for small models).
+        model.optimizer = self.torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, fused=True)
         return model
 
     def train_epoch(self, model, data, batch_size, seed=0):
@@ -110,7 +123,8 @@ class TorchAdapter:
         x = data[0]
         model.eval()
         with torch.inference_mode():
-            outputs = [model(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+            outputs = [torch.softmax(model(x[start:start + batch_size]), dim=1)
+                       for start in range(0, len(x), batch_size)]
         return torch.cat(outputs).numpy()
 
 
@@ -141,6 +155,9 @@ class KerasAdapter:
         intra, inter = config.get_intra_op_parallelism_threads(), config.get_inter_op_parallelism_threads()
         return f"intra-op {intra}, inter-op {inter}"
 
+    def details(self):
+        return {}
+
     def prepare(self, x, y):
         # Keras convolutions are channels-last: (N, 1, 28, 28) -> (N, 28, 28, 1).
         return np.ascontiguousarray(np.moveaxis(x, 1, -1), dtype=np.float32), y.astype(np.int64)
@@ -162,6 +179,8 @@ class KerasAdapter:
             optimizer=self.keras.optimizers.Adam(LEARNING_RATE),
             loss=self.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
+        # Inference returns probabilities, as on the other sides: the same weights, plus a softmax.
+        model.probabilities = self.keras.Sequential([model, layers.Softmax()])
         return model
 
     def train_epoch(self, model, data, batch_size, seed=0):
@@ -169,7 +188,7 @@ class KerasAdapter:
         model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
 
     def predict(self, model, data, batch_size):
-        return np.asarray(model.predict(data[0], batch_size=batch_size, verbose=0))
+        return np.asarray(model.probabilities.predict(data[0], batch_size=batch_size, verbose=0))
 
 
 ADAPTERS = {"tinynet": TinynetAdapter, "pytorch": TorchAdapter, "keras": KerasAdapter}
@@ -202,6 +221,26 @@ def blas_threads():
     return ", ".join(map(str, sorted(counts))) or "unknown"
 
 
+def worker_environment(benchmarks_dir):
+    """The environment of a benchmark subprocess: the same thread count for every library."""
+    env = dict(os.environ)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        env[variable] = str(THREADS)
+    env.setdefault("TINYNET_KERNEL_THREADS", "1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(benchmarks_dir), env.get("PYTHONPATH")]))
+    return env
+
+
+def blas_description():
+    """NumPy's BLAS library, version and the kernel it chose for this CPU (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture', '?')} kernels)"
+    return "unknown"
+
+
 def forward_flops(model, input_shape=(1, 28, 28)):
     """Multiply-adds x 2 of one image's forward pass through the Dense and Conv2D layers.
 
@@ -217,3 +256,26 @@ def forward_flops(model, input_shape=(1, 28, 28)):
             out_channels, out_h, out_w = shape
             flops += 2 * layer.params["W"].size * out_h * out_w
     return flops
+
+
+def training_gemms(model, batch=128, input_shape=(1, 28, 28)):
+    """The matrix products ``(m, k, n)`` of one training batch: forward, weight and input gradients.
+
+    Dense ``(in, out)``: ``(B, in) @ (in, out)``, ``(in, B) @ (B, out)``, ``(B, out) @ (out, in)``;
+    Conv2D as im2col, with ``M = B * out_h * out_w`` rows and ``K = C * kh * kw``. The first
+    layer with weights computes no input gradient (neither framework does), so it has two.
+    """
+    gemms = []
+    shapes = model.output_shapes(input_shape)
+    first = True
+    for layer, shape in zip(model.layers, shapes, strict=True):
+        if isinstance(layer, tinynet.layers.Dense):
+            m, (k, n) = batch, layer.params["W"].shape
+        elif isinstance(layer, tinynet.layers.Conv2D):
+            out_channels, out_h, out_w = shape
+            m, k, n = batch * out_h * out_w, layer.params["W"][0].size, out_channels
+        else:
+            continue
+        gemms += [(m, k, n), (k, m, n)] + ([] if first else [(m, n, k)])
+        first = False
+    return gemms

@@ -46,8 +46,9 @@ class Results:
         """Readable tables, keyed by title; sections with no rows are left out."""
         frame = self.frame()
         builders = {
-            "Training (60,000-image epoch, batch 128, Adam)": _training_table,
-            "Inference (10,000 test images)": _inference_table,
+            "Training (60,000-image epoch, batch 128, Adam): median [interquartile range] of the rounds": (
+                _training_table),
+            "Inference (10,000 test images, class probabilities): median [interquartile range]": _inference_table,
             "Kernels: numba against the readable reference (batch 128)": _kernel_table,
             "Layers: forward + backward (batch 128)": _layer_table,
             "Start-up and memory": _startup_table,
@@ -92,15 +93,52 @@ class Results:
         return written
 
 
-def machine_description():
-    cpu = platform.processor() or platform.machine()
+def _cpu_info():
+    """(model name, flags) of the first processor in /proc/cpuinfo; ("", set()) elsewhere."""
     try:
         with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+            fields = dict(line.split(":", 1) for line in info.read().split("\n\n")[0].splitlines() if ":" in line)
     except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, {platform.system()}"
+        return platform.processor() or platform.machine(), set()
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return fields.get("model name", platform.machine()), set(fields.get("flags", "").split())
+
+
+def vector_extensions(flags):
+    """The vector extensions that decide a CPU's matrix-product speed, as the kernel reports them."""
+    named = [("AVX2", "avx2"), ("FMA", "fma"), ("AVX-512F", "avx512f"), ("AVX-512 VNNI", "avx512_vnni"),
+             ("AVX-512 BF16", "avx512_bf16"), ("AMX", "amx_tile")]
+    found = [name for name, flag in named if flag in flags]
+    return ", ".join(found) or "none of AVX2/AVX-512/AMX"
+
+
+def machine_description():
+    cpu, flags = _cpu_info()
+    smt = "SMT on" if "ht" in flags and os.cpu_count() and os.cpu_count() > 1 else "no SMT flag"
+    return (f"{cpu}, {os.cpu_count()} logical cores ({smt}); vector extensions: {vector_extensions(flags)}; "
+            f"Python {platform.python_version()}, {platform.system()}")
+
+
+def code_revision():
+    """The git revision benchmarked, marked ``+changes`` when the work tree differs from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                  text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return revision + (" +changes" if dirty else "")
+
+
+def load_average():
+    try:
+        return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:
+        return "unknown"
 
 
 # -- table builders --------------------------------------------------------------------------
@@ -116,41 +154,73 @@ def _fmt(value, digits):
     return "" if pd.isna(value) else f"{value:,.{digits}f}"
 
 
+def _spread(frame, section):
+    """``{(model, detail): {framework: (q1, median, q3)}}`` of a section's timed rows."""
+    part = frame[frame.section == section]
+    spread = {}
+    for (model, detail, name), rows in part.groupby(["model", "detail", "framework"], sort=False):
+        values = dict(zip(rows.metric, rows.value, strict=True))
+        if "seconds" in values:
+            spread.setdefault((model, detail), {})[name] = (values.get("seconds_q1"), values["seconds"],
+                                                            values.get("seconds_q3"))
+    return spread
+
+
+def compare(mine, other):
+    """tinynet's median over the other's, or "no difference" when the interquartile ranges overlap."""
+    if not mine or not other:
+        return ""
+    (q1, median, q3), (other_q1, other_median, other_q3) = mine, other
+    ratio = median / other_median
+    if q1 is not None and other_q1 is not None and q1 <= other_q3 and other_q1 <= q3:
+        return f"no difference ({ratio:.2f})"
+    return f"{ratio:.2f}"
+
+
+def _iqr(spread, scale=1.0, digits=2):
+    if not spread:
+        return ""
+    q1, median, q3 = (scale / value if scale != 1.0 else value for value in spread)
+    low, high = sorted((q1, q3))
+    return f"{median:,.{digits}f} [{low:,.{digits}f}-{high:,.{digits}f}]"
+
+
 def _training_table(frame):
-    epoch = _by_framework(_pick(frame, "training", "epoch_s"), "model")
-    if epoch.empty:
+    spread = _spread(frame, "training")
+    if not spread:
         return None
-    bound = _pick(frame, "training", "flop_bound_s").set_index("model")["value"]
+    bounds = {metric: _pick(frame, "training", metric).set_index("model")["value"]
+              for metric in ("flop_bound_s", "gemm_bound_s")}
     rows = []
-    for model, times in epoch.iterrows():
-        mine = times.get("tinynet")
+    for (model, _), sides in spread.items():
+        mine = sides.get("tinynet")
         row = {"model": model}
         for name in FRAMEWORKS:
-            row[f"{name} epoch s"] = _fmt(times.get(name), 2)
+            row[f"{name} epoch s [IQR]"] = _iqr(sides.get(name))
         for name in FRAMEWORKS[1:]:
-            other = times.get(name)
-            row[f"tinynet/{name}"] = _fmt(mine / other, 2) if mine and other and not pd.isna(other) else ""
-        row["tinynet img/s"] = _fmt(60_000 / mine, 0) if mine else ""
-        lower = bound.get(model)
-        row["FLOP bound s"] = _fmt(lower, 2) if lower is not None else ""
-        row["tinynet % of bound"] = _fmt(100 * lower / mine, 0) if lower is not None and mine else ""
+            row[f"tinynet/{name}"] = compare(mine, sides.get(name))
+        for metric, title in (("flop_bound_s", "FLOP bound s"), ("gemm_bound_s", "GEMM-shape bound s")):
+            lower = bounds[metric].get(model)
+            row[title] = _fmt(lower, 2) if lower is not None else ""
+            if metric == "flop_bound_s":
+                row["tinynet % of FLOP bound"] = _fmt(100 * lower / mine[1], 0) if lower is not None and mine else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _inference_table(frame):
-    part = _pick(frame, "inference", "img_s")
-    if part.empty:
+    spread = _spread(frame, "inference")
+    if not spread:
         return None
-    table = part.pivot_table(index=["model", "detail"], columns="framework", values="value", sort=False)
     rows = []
-    for (model, detail), speeds in table.iterrows():
-        row = {"model": model, "batch": detail}
+    for (model, batch), sides in spread.items():
+        row = {"model": model, "batch": batch}
         for name in FRAMEWORKS:
-            row[f"{name} img/s"] = _fmt(speeds.get(name), 0)
+            row[f"{name} img/s [IQR]"] = _iqr(sides.get(name), scale=10_000.0, digits=0)
         for name in FRAMEWORKS[1:]:
-            mine, other = speeds.get("tinynet"), speeds.get(name)
-            row[f"tinynet/{name}"] = _fmt(mine / other, 2) if mine and other and not pd.isna(other) else ""
+            mine, other = sides.get("tinynet"), sides.get(name)
+            # Throughput ratio: the other's time over tinynet's (above 1: tinynet is faster).
+            row[f"tinynet/{name} img/s"] = compare(other, mine) if mine and other else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -209,9 +279,9 @@ def to_markdown(table):
 
 def draw_chart(frame, path):
     """Epoch time and inference throughput per model, one bar per framework; None if no data."""
-    epoch = _by_framework(_pick(frame, "training", "epoch_s"), "model")
-    inference = _pick(frame, "inference", "img_s")
-    inference = inference[inference.detail == "1000"]
+    epoch = _by_framework(_pick(frame, "training", "seconds"), "model")
+    inference = _pick(frame, "inference", "seconds")
+    inference = inference[inference.detail == "1000"].assign(value=lambda part: 10_000 / part.value)
     inference = _by_framework(inference, "model")
     if epoch.empty and inference.empty:
         return None
