@@ -16,6 +16,7 @@ BATCH = 128
 CONV_INPUTS = {"conv1": (BATCH, 28, 28, 1), "conv2": (BATCH, 13, 13, 32)}
 POOL_INPUTS = {"pool1": (BATCH, 26, 26, 32), "pool2": (BATCH, 11, 11, 64)}
 K, STRIDE, PAD, POOL = 3, 1, 0, 2
+WINDOW = (POOL, POOL, POOL, POOL)
 
 
 def _array(shape, seed=0):
@@ -39,16 +40,15 @@ def _cases():
         )
     for layer, shape in POOL_INPUTS.items():
         x, bias = _array(shape), _array(shape[3], seed=2)
-        window = (POOL, POOL, POOL, POOL)
-        out, argmax = kernels.maxpool_forward(x, *window, relu=True, bias=bias)
+        out, argmax = kernels.maxpool_forward(x, *WINDOW, relu=True, bias=bias)
         grad_out = _array(out.shape, seed=1)
         cases[("maxpool_forward", layer, shape)] = (
-            lambda x=x, b=bias: kernels.maxpool_forward(x, *window, relu=True, bias=b),
-            lambda x=x, b=bias: reference.maxpool_forward_reference(x, *window, relu=True, bias=b),
+            lambda x=x, b=bias: kernels.maxpool_forward(x, *WINDOW, relu=True, bias=b),
+            lambda x=x, b=bias: reference.maxpool_forward_reference(x, *WINDOW, relu=True, bias=b),
         )
         cases[("maxpool_backward", layer, shape)] = (
-            lambda g=grad_out, a=argmax, s=shape: kernels.maxpool_backward(g, a, s, *window),
-            lambda g=grad_out, a=argmax, s=shape: reference.maxpool_backward_reference(g, a, s, *window),
+            lambda g=grad_out, a=argmax, s=shape: kernels.maxpool_backward(g, a, s, *WINDOW),
+            lambda g=grad_out, a=argmax, s=shape: reference.maxpool_backward_reference(g, a, s, *WINDOW),
         )
     return cases
 
