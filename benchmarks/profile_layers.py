@@ -2,11 +2,12 @@
 
     python benchmarks/profile_layers.py keras_convnet [--batch 128] [--repeats 30] [--threads 2]
 
-Runs ``fit``'s own step (forward, loss, backward without the input gradient, optimizer step,
-divergence guard) on random MNIST-shaped data and reports, per step of the model's execution
-plan, the median forward and backward milliseconds, then the whole step. The plan is what
-``Sequential`` really runs (fused steps and layout changes included), so the rows add up to
-the batch. Not a test: speed goals are measured by ``pytest benchmarks``; this says why.
+Runs ``fit``'s own step (``tinynet.training.train_step``: forward, loss, backward without
+the input gradient, optimizer step, divergence guard) on random MNIST-shaped data and
+reports, per step of the model's execution plan, the median forward and backward
+milliseconds, then the whole step. The plan is what ``Sequential`` really runs (fused steps
+and layout changes included), so the rows add up to the batch. Not a test: speed goals are
+measured by ``pytest benchmarks``; this says why.
 """
 
 import argparse
@@ -35,18 +36,28 @@ def _layers_as_steps(model):
 
 def profile(model_name, batch, repeats, seed=0):
     import tinynet
+    from tinynet import training
     from tinynet.losses import SoftmaxCrossEntropy
-    from tinynet.training import _DivergenceGuard
 
     model = getattr(tinynet.models, model_name)(rng=seed)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     loss, optimizer = SoftmaxCrossEntropy(), tinynet.optim.Adam()
-    try:
-        guard = _DivergenceGuard(model, optimizer)
-    except TypeError:  # an older revision's guard: takes the model only, and makes the step itself
-        guard = _DivergenceGuard(model)
+    if hasattr(training, "train_step"):
+        guard = training._DivergenceGuard(model, optimizer)
+
+        def train_once():
+            training.train_step(model, loss, optimizer, guard, x, y)
+    else:  # an older revision: its fit loop, written out
+        guard = training._DivergenceGuard(model)
+
+        def train_once():
+            logits = model.forward(x, training=True)
+            value = loss.forward(logits, y)
+            model.backward(loss.backward(), input_grad=False)
+            guard.check_gradients(value, 1, 1)
+            guard.step(optimizer, 1, 1)
     steps = model.execution_plan() if hasattr(model, "execution_plan") else _layers_as_steps(model)
     logs = []
     for step in steps:
@@ -59,17 +70,7 @@ def profile(model_name, batch, repeats, seed=0):
     totals = []
     for _ in range(repeats + 3):
         started = time.perf_counter()
-        if hasattr(guard, "save"):
-            guard.save()
-        logits = model.forward(x, training=True)
-        value = loss.forward(logits, y)
-        model.backward(loss.backward(), input_grad=False)
-        guard.check_gradients(value, 1, 1)
-        if hasattr(guard, "save"):
-            optimizer.step(model.layers)
-            guard.check_weights(1, 1)
-        else:
-            guard.step(optimizer, 1, 1)
+        train_once()
         totals.append(time.perf_counter() - started)
     rows = []
     for step, forward_log, backward_log in logs:

@@ -32,7 +32,7 @@ from .optim import Adam
 from .serialization import architecture, state_arrays
 from .trace import PROBE_SIZE, Tracer
 
-__all__ = ["fit", "evaluate", "predict", "prepare_inputs", "batches"]
+__all__ = ["fit", "train_step", "evaluate", "predict", "prepare_inputs", "batches"]
 
 
 def prepare_inputs(x, owner, check_finite=True):
@@ -133,8 +133,9 @@ class _DivergenceGuard:
 
     def _arrays(self):
         """``[(is_model_state, name, array)]`` for the model's and the optimizer's state, rebuilt when they change."""
-        key = tuple(id(array) for layer in self.model.layers for array in layer.state_dict().values()) + tuple(
-            id(array) for state in self.optimizer.state.values() for array in state.values())
+        key = [id(array) for layer in self.model.layers for store in (layer.params, layer.buffers)
+               for array in store.values()]
+        key += [id(array) for state in self.optimizer.state.values() for array in state.values()]
         if key != self._key:
             self._watched = [(True, name, array) for name, array in self.model.state_dict().items()]
             self._watched += [(False, name, array) for name, array in self.optimizer.state_dict()["state"].items()]
@@ -159,15 +160,30 @@ class _DivergenceGuard:
             f"The weights and optimizer state are those before that batch. Try a lower learning rate."
         )
 
-    def check_gradients(self, value, epoch, batch):
+    def check_loss(self, value, epoch, batch):
         if not math.isfinite(value):
             self._restore_and_raise("the loss", epoch, batch)
-        if not all(_all_finite(g) for layer in self.model.layers for g in layer.grads.values()):
-            self._restore_and_raise("a gradient", epoch, batch)
 
-    def check_weights(self, epoch, batch):
-        if not all(_all_finite(array) for layer in self.model.layers for array in layer.state_dict().values()):
-            self._restore_and_raise("a weight", epoch, batch)
+    def check_step(self, epoch, batch):
+        """After the optimizer step: every weight finite, else restore and name the cause.
+
+        A NaN or inf gradient always makes some weight non-finite (every update rule adds a
+        multiple of the gradient, or of a moment built from it), so checking the weights
+        alone catches both; the gradients are looked at only to say which it was.
+        """
+        if not all(_finite(array) for layer in self.model.layers for array in layer.state_dict().values()):
+            gradients_finite = all(_finite(g) for layer in self.model.layers for g in layer.grads.values())
+            self._restore_and_raise("a weight" if gradients_finite else "a gradient", epoch, batch)
+
+
+def _finite(array):
+    """True when every element of ``array`` is finite; one BLAS pass (see :func:`_all_finite`).
+
+    Called inside fit's ``np.errstate(over="ignore", invalid="ignore")``, so an overflowing
+    square sum warns nobody; it only sends the check to the exact element-wise test.
+    """
+    flat = array.reshape(-1)
+    return bool(np.isfinite(np.dot(flat, flat))) or bool(np.isfinite(array).all())
 
 
 class _StopAtBatchEnd:
@@ -311,6 +327,22 @@ def _refuse_softmax_before_logits_loss(model, loss):
         )
 
 
+def train_step(model, loss, optimizer, guard, x_batch, y_batch, epoch=1, batch=1, tracer=None):
+    """One step of backprop on one batch, guarded; returns ``(logits, loss value)``."""
+    guard.save()
+    # Overflow is caught by the guard and reported as one clear error, not as warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = model.forward(x_batch, training=True)
+        value = loss.forward(logits, y_batch)
+        guard.check_loss(value, epoch, batch)
+        model.backward(loss.backward(), input_grad=False)
+        if tracer is not None:
+            tracer.after_backward()
+        optimizer.step(model.layers)
+        guard.check_step(epoch, batch)
+    return logits, value
+
+
 def _check_validation(validation_data, model, dtype):
     """``(x_val, y_val)`` checked before training starts, not after the first epoch."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -360,17 +392,8 @@ class _Run:
                 x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
                 if self.augment is not None:
                     x_batch = self.augment(x_batch, rng)
-                self.guard.save()
-                # Overflow is caught by the guard and reported as one clear error, not as warnings.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    logits = model.forward(x_batch, training=True)
-                    value = loss.forward(logits, y_batch)
-                    model.backward(loss.backward(), input_grad=False)
-                    self.guard.check_gradients(value, epoch, batch)
-                    if self.tracer is not None:
-                        self.tracer.after_backward()
-                    optimizer.step(model.layers)
-                    self.guard.check_weights(epoch, batch)
+                logits, value = train_step(model, loss, optimizer, self.guard, x_batch, y_batch, epoch, batch,
+                                           self.tracer)
 
                 loss_sum += value * len(y_batch)
                 correct += int((logits.argmax(axis=1) == y_batch).sum())
