@@ -37,8 +37,10 @@ def _layers_as_steps(model):
 def profile(model_name, batch, repeats, seed=0):
     import tinynet
     from tinynet import training
+    from tinynet._allocator import keep_freed_memory
     from tinynet.losses import SoftmaxCrossEntropy
 
+    keep_freed_memory()  # as fit does before its first batch
     model = getattr(tinynet.models, model_name)(rng=seed)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)

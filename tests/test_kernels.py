@@ -37,6 +37,17 @@ def test_im2col_matches_reference(geometry, dtype, seed):
 
 
 @given(conv_geometry(), DTYPES, seeds)
+def test_im2col_transposed_matches_reference_and_im2col(geometry, dtype, seed):
+    """The transposed unfolding (numba) equals its twin, and is im2col's rows as columns."""
+    x_shape, window = geometry
+    x = _random(_channels_last(x_shape), dtype, seed)
+    fast = jitted.im2col_transposed(x, *window)
+    np.testing.assert_array_equal(fast, reference.im2col_transposed_reference(x, *window))
+    cols = reference.im2col_reference(x, *window)
+    np.testing.assert_array_equal(fast, cols.reshape(-1, cols.shape[2]).T)
+
+
+@given(conv_geometry(), DTYPES, seeds)
 def test_col2im_matches_reference(geometry, dtype, seed):
     """col2im (numba) sums overlapping windows in the same order as the reference."""
     x_shape, window = geometry

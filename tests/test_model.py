@@ -173,13 +173,16 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(build):
             np.testing.assert_array_equal(layer.grads[key], value)
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["one chunk", "one image per chunk"])
 @pytest.mark.parametrize("build", [tinynet.models.cnn, tinynet.models.small_cnn, tinynet.models.keras_convnet])
-def test_the_execution_plan_gives_the_declared_orders_results(build):
+def test_the_execution_plan_gives_the_declared_orders_results(build, chunk_bytes, monkeypatch):
     """Channels-last runs and fused ReLU + MaxPool2D: outputs and every gradient equal the layers run one by one."""
     model = build(rng=0)
     rng = np.random.default_rng(3)
     x = rng.random((6, 1, 28, 28), dtype=np.float32)
     grad = rng.standard_normal((6, 10)).astype(np.float32)
+    if chunk_bytes is not None:  # the convolutions then work image by image, fused or not
+        monkeypatch.setattr(tinynet.layers.conv, "_CHUNK_BYTES", chunk_bytes)
     described = [step.describe() for step in model.execution_plan()]
     assert "NCHW -> NHWC" in described and any("fused" in text for text in described)
 
@@ -210,3 +213,23 @@ def test_the_execution_plan_gives_the_declared_orders_results(build):
 
 def _weights_grads(model):
     return {f"{i}.{k}": v.copy() for i, layer in enumerate(model.layers) for k, v in layer.grads.items()}
+
+
+def test_convolving_in_chunks_changes_only_the_rounding():
+    """Image by image or the whole batch at once: the same outputs, and gradients to float64 rounding."""
+    def run():
+        model = tinynet.models.keras_convnet(rng=0).astype(np.float64)
+        for layer in model.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(0)
+        x = np.random.default_rng(0).random((5, 1, 28, 28))
+        out = model.forward(x, training=True)
+        grad_x = model.backward(np.random.default_rng(1).standard_normal((5, 10)))
+        return out, grad_x, model[3].grads["W"]
+
+    whole = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tinynet.layers.conv, "_CHUNK_BYTES", 1)
+        by_image = run()
+    for a, b in zip(whole, by_image, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

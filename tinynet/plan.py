@@ -22,6 +22,7 @@ compare the plan with running the layers one by one.
 
 import numpy as np
 
+from .kernels import maxpool_backward, maxpool_forward
 from .layers import AvgPool2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
 
 __all__ = ["build_plan", "Step"]
@@ -106,21 +107,51 @@ class _ReluMaxPoolStep(Step):
 
 
 class _ConvReluMaxPoolStep(Step):
-    """Conv2D, ReLU, MaxPool2D: the convolution's GEMM, then one pass that adds its bias,
-    pools and clips (``relu(maxpool(conv(x)))``, with ``+ b`` added as the pooling reads)."""
+    """Conv2D, ReLU, MaxPool2D on a cache-sized chunk of images at a time.
+
+    Each chunk is unfolded, multiplied by the filters, and pooled, clipped and given its bias
+    (``relu(maxpool(conv(x)))``, ``+ b`` added as the pooling reads each value) while it is
+    still in cache: the convolution's output, the largest activation of an MNIST CNN (11 MB
+    for 128 images after the first layer), never exists for the whole batch. Backward goes
+    the same way, chunk by chunk: the pooling routes the gradient, the columns are unfolded
+    again from the input, and the weight gradients are summed over the chunks.
+    """
 
     def __init__(self, positions, conv, pool):
         self.positions, self.conv, self.pool = positions, conv, pool
 
     def forward(self, x, training=False):
-        y = self.conv._forward_channels_last(x, training, add_bias=False)
-        return self.pool._forward_channels_last(y, training, relu=True, bias=self.conv.params["b"])
+        conv, pool = self.conv, self.pool
+        x = conv._checked_channels_last(x)
+        weights_t, bias = conv._weight_rows().T, conv.params["b"]
+        chunk = conv._images_per_chunk(x.shape)
+        y_shape = conv._output_shape(x.shape)
+        pooled, kept = [], []
+        for start in range(0, len(x), chunk):
+            rows = conv._rows(x[start : start + chunk])  # (nP, CKK)
+            y = (rows @ weights_t).reshape(-1, *y_shape[1:])  # (n, out_h, out_w, F), bias not yet added
+            pooled.append(maxpool_forward(y, *pool.pool_size, *pool.stride, relu=True, bias=bias))
+            kept.append(rows)
+        out = np.concatenate([out for out, _ in pooled]) if pooled else np.empty((0, *_pooled_shape(pool, y_shape)))
+        argmax = np.concatenate([argmax for _, argmax in pooled]) if pooled else out.astype(np.int32)
+        conv._save_for_backward(training, x, kept)
+        pool._save(training, argmax, y_shape)
+        return out.astype(conv.dtype, copy=False)
+
+    def _backward(self, grad, input_grad):
+        argmax, y_shape = self.pool._saved_values()
+        window = (*self.pool.pool_size, *self.pool.stride)
+
+        def grad_chunk(start, stop):
+            return maxpool_backward(grad[start:stop], argmax[start:stop], (stop - start, *y_shape[1:]), *window)
+
+        return self.conv._backward_chunks(None, input_grad, grad_chunk)
 
     def backward(self, grad):
-        return self.conv._backward_channels_last(self.pool._backward_channels_last(grad))
+        return self._backward(grad, input_grad=True)
 
     def _backward_params_only(self, grad):
-        return self.conv._backward_params_only_channels_last(self.pool._backward_channels_last(grad))
+        self._backward(grad, input_grad=False)
 
     @property
     def trainable(self):
@@ -128,7 +159,12 @@ class _ConvReluMaxPoolStep(Step):
 
     def describe(self):
         first, second, third = self.positions
-        return f"{first} Conv2D + {second} ReLU + {third} MaxPool2D (fused, NHWC)"
+        return f"{first} Conv2D + {second} ReLU + {third} MaxPool2D (fused, NHWC, chunked)"
+
+
+def _pooled_shape(pool, y_shape):
+    (kh, kw), (sh, sw) = pool.pool_size, pool.stride
+    return (y_shape[1] - kh) // sh + 1, (y_shape[2] - kw) // sw + 1, y_shape[3]
 
 
 class _ToChannelsLast(Step):

@@ -147,7 +147,8 @@ def read_layers(archive, path, other_entries=()):
         raise ModelFileError(f"{path}: arrays do not match the architecture (missing {missing[:5]}).")
     arrays = {name: archive.read_array(name, shape, FLOAT_DTYPES) for name, shape in expected.items()}
     dtype = check_state_values(arrays, str(path))
-    layers = [layer.astype(dtype) for layer in entries]
+    with np.errstate(invalid="ignore"):  # the placeholder weights are uninitialised memory, overwritten next
+        layers = [layer.astype(dtype) for layer in entries]
     for position, layer in enumerate(layers):
         layer.load_state_dict({key: arrays[f"{position}.{key}"] for key in layer.state_dict()})
     return layers

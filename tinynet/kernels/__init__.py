@@ -114,6 +114,21 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
         return _jitted.im2col(_contiguous(x), kh, kw, sh, sw, ph, pw)
 
 
+def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
+    """``(N, H, W, C) -> (kh*kw*C, N*out_h*out_w)``; see :func:`.reference.im2col_transposed_reference`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> im2col_transposed(x, 3, 3, 1, 1, 0, 0)[:, 0]   # the first window, as a column
+    array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.])
+    """
+    if _jitted is None:
+        return reference.im2col_transposed_reference(x, kh, kw, sh, sw, ph, pw)
+    with _kernel_threads():
+        return _jitted.im2col_transposed(_contiguous(x), kh, kw, sh, sw, ph, pw)
+
+
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     """Adjoint of :func:`im2col`; see :func:`.reference.col2im_reference`.
 
@@ -237,6 +252,7 @@ __all__ = [
     "get_num_threads",
     "output_size",
     "im2col",
+    "im2col_transposed",
     "col2im",
     "maxpool_forward",
     "maxpool_backward",

@@ -18,6 +18,7 @@ from numba import njit, prange
 
 __all__ = [
     "im2col",
+    "im2col_transposed",
     "col2im",
     "maxpool_forward",
     "maxpool_backward",
@@ -53,6 +54,28 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
                             inside = 0 <= src_y < h and 0 <= src_x < w
                             for ch in range(c):
                                 cols[b, p, start + j * c + ch] = x[b, src_y, src_x, ch] if inside else 0
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
+    n, h, w, c = x.shape
+    out_h = (h + 2 * ph - kh) // sh + 1
+    out_w = (w + 2 * pw - kw) // sw + 1
+    positions = out_h * out_w
+    cols = np.empty((kh * kw * c, n * positions), dtype=x.dtype)
+    for b in prange(n):
+        for i in range(kh):
+            for j in range(kw):
+                for ch in range(c):
+                    row = cols[(i * kw + j) * c + ch]
+                    for y in range(out_h):
+                        src_y = y * sh - ph + i
+                        start = b * positions + y * out_w
+                        inside_y = 0 <= src_y < h
+                        for xo in range(out_w):  # one pixel row of the shifted image
+                            src_x = xo * sw - pw + j
+                            row[start + xo] = x[b, src_y, src_x, ch] if inside_y and 0 <= src_x < w else 0
     return cols
 
 
