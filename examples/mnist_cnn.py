@@ -5,6 +5,7 @@ of up to 2 pixels. Prints the summary, a progress bar per epoch, the test accura
 the reference Keras notebook's CNN (98.52%), and saves the model to mnist_cnn.npz.
 """
 
+from cli import run
 from mnist_run import Recipe, main
 
 import tinynet
@@ -16,4 +17,4 @@ CNN = Recipe(
 )
 
 if __name__ == "__main__":
-    main(CNN)
+    run(main, CNN)

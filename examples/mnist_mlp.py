@@ -5,6 +5,7 @@ model (97.94%). Defaults: 40 epochs, batch 128, Adam from lr 2e-3 decayed by 0.9
 epoch, random shifts of up to 1 pixel. Saves the model to mnist_mlp.npz.
 """
 
+from cli import run
 from mnist_run import Recipe, main
 
 import tinynet
@@ -16,4 +17,4 @@ MLP = Recipe(
 )
 
 if __name__ == "__main__":
-    main(MLP)
+    run(main, MLP)

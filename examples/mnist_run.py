@@ -40,6 +40,7 @@ def parse_args(recipe, argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling, dropout and augmentation")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
+    parser.add_argument("--offline", action="store_true", help="never download: use the files that are there")
     parser.add_argument("--save", default=f"mnist_{recipe.name}.npz", metavar="PATH",
                         help="where to save the trained model (default: %(default)s)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -73,7 +74,7 @@ def main(recipe, argv=None):
     if args.resume and not args.checkpoint:
         raise SystemExit("--resume needs --checkpoint PATH: the file to resume from.")
     started = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir)
+    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir, download=not args.offline)
     # uint8 (N, 28, 28) -> (N, 1, 28, 28); fit and evaluate scale uint8 to [0, 1] batch by batch.
     x_train, x_test = x_train[:, None], x_test[:, None]
 

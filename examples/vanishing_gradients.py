@@ -65,4 +65,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from cli import run
+
+    run(main)

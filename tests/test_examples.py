@@ -93,3 +93,54 @@ def test_backprop_by_hand_prints_every_layer_and_passes_gradcheck(tmp_path, mnis
     checks = result.stdout.split("Gradient check")[1].splitlines()[1:6]
     assert all(line.rstrip().endswith("ok") for line in checks), checks
     assert (tmp_path / "backprop_by_hand.png").stat().st_size > 10_000
+
+
+def _run_example(script, *args, env_extra=None, tmp_path=None):
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "TINYNET_DATA"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # an empty user cache
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_an_example_without_data_prints_the_fix_not_a_traceback(tmp_path):
+    """No MNIST files reachable: one message on stderr naming where it looked and the fix, exit status 1."""
+    for script in ("mnist_cnn.py", "mnist_mlp.py"):
+        result = _run_example(script, "--offline", "--data-dir", str(tmp_path / "empty"), tmp_path=tmp_path)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert f"{script}: error: MNIST files are missing" in result.stderr
+        assert "TINYNET_DATA" in result.stderr and str(tmp_path / "empty") in result.stderr
+
+
+def test_an_example_saving_into_a_missing_folder_says_so(tmp_path, mnist_dir):
+    """--save into a folder that does not exist: the user's path in the message, no temporary file name."""
+    target = tmp_path / "no" / "such" / "folder" / "m.npz"
+    result = _run_example("mnist_mlp.py", "--epochs", "1", "--verbose", "0", "--data-dir", str(mnist_dir),
+                          "--save", str(target), tmp_path=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Cannot write {target}: the folder {target.parent} does not exist" in result.stderr
+    assert ".tmp" not in result.stderr
+
+
+def test_unexpected_errors_keep_their_traceback(tmp_path):
+    """A bug is not dressed up as a user error: cli.run lets anything but tinynet's and OS errors through."""
+    import runpy
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        cli = runpy.run_path(str(EXAMPLES / "cli.py"))
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+    def broken():
+        raise ZeroDivisionError("a bug")
+
+    try:
+        cli["run"](broken)
+    except ZeroDivisionError:
+        pass
+    else:
+        raise AssertionError("run() swallowed an unexpected error")

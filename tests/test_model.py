@@ -233,3 +233,11 @@ def test_convolving_in_chunks_changes_only_the_rounding():
         by_image = run()
     for a, b in zip(whole, by_image, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
+    """The error names the path the user gave and its missing folder, never an internal temporary file."""
+    target = tmp_path / "missing" / "model.npz"
+    with pytest.raises(FileNotFoundError, match="Cannot write .*model.npz: the folder .*missing does not exist"):
+        tinynet.models.basic_mlp(rng=0).save(target)
+    assert not (tmp_path / "missing").exists()

@@ -238,9 +238,18 @@ def _interrupting_augment(at_calls):
     return augment
 
 
-def test_ctrl_c_stops_at_the_end_of_the_batch_and_keeps_the_history():
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT handled as in an interactive Python, whatever the test runner was started with."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_at_the_end_of_the_batch_and_keeps_the_history(ctrl_c_raises):
     """Ctrl-C in epoch 2, batch 3: that batch finishes, fit raises KeyboardInterrupt saying so, history kept."""
     model, optimizer = _cnn(), tinynet.optim.Adam()
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt, match="after epoch 2, batch 3 of 8"):
         model.fit(*_data(), epochs=5, batch_size=32, seed=0, verbose=0, optimizer=optimizer,
                   augment=_interrupting_augment({8 + 3}))
@@ -248,10 +257,23 @@ def test_ctrl_c_stops_at_the_end_of_the_batch_and_keeps_the_history():
     assert model.history.epochs == 1
     assert all(np.isfinite(array).all() for array in model.params.values())
     assert model.evaluate(*_data())["accuracy"] > 0.25  # still a working model
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the handler fit found is back
 
 
-def test_a_second_ctrl_c_stops_at_once():
+def test_an_ignored_ctrl_c_stays_ignored():
+    """Started in the background (SIGINT ignored), fit leaves it ignored, trains to the end, restores nothing else."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        model, optimizer = _cnn(), tinynet.optim.Adam()
+        model.fit(*_data(), epochs=2, batch_size=32, seed=0, verbose=0, optimizer=optimizer,
+                  augment=_interrupting_augment({3}))
+        assert optimizer.steps == 16 and model.history.epochs == 2
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_second_ctrl_c_stops_at_once(ctrl_c_raises):
     """Two Ctrl-C in a row do not wait for the batch to end."""
     model, optimizer = _cnn(), tinynet.optim.Adam()
     with pytest.raises(KeyboardInterrupt, match="second Ctrl-C"):

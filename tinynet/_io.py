@@ -23,6 +23,10 @@ def atomic_write(path):
     b'hi'
     """
     path = Path(path)
+    if not path.parent.is_dir():  # named here, so the error shows the user's path, not the temporary file's
+        raise FileNotFoundError(
+            f"Cannot write {path}: the folder {path.parent} does not exist. Create it first, or choose another path."
+        )
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:

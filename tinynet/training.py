@@ -192,7 +192,9 @@ class _StopAtBatchEnd:
     A KeyboardInterrupt raised in the middle of an optimizer step would leave some
     parameters updated and others not; deferring it to the batch boundary keeps the model
     consistent. A second Ctrl-C raises at once. Signal handlers can only be installed from
-    the main thread; elsewhere Ctrl-C behaves as usual.
+    the main thread; elsewhere Ctrl-C behaves as usual. When SIGINT is ignored (a program
+    started in the background with ``&`` or ``nohup``), it stays ignored, as Python leaves
+    it; on exit the handler found at the start is put back.
     """
 
     def __init__(self):
@@ -207,11 +209,13 @@ class _StopAtBatchEnd:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-                self._installed = True
-            except ValueError:
-                pass
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                try:
+                    self._previous = signal.signal(signal.SIGINT, self._handler)
+                    self._installed = True
+                except ValueError:
+                    pass
         return self
 
     def __exit__(self, *exc_info):
