@@ -78,7 +78,8 @@ def _workers(model_name, results):
             continue
         info = worker.ask(task="info")
         extra = ", ".join(f"{key} {value}" for key, value in info.items() if key not in ("version", "threads"))
-        results.context[name] = f"{info['version']} ({info['threads']}{', ' + extra if extra else ''})"
+        key = "tinynet worker" if name == "tinynet" else name  # "tinynet" holds the version and revision
+        results.context[key] = f"{info['version']} ({info['threads']}{', ' + extra if extra else ''})"
         workers.append(worker)
     return workers
 
