@@ -6,6 +6,7 @@ with ``--plots DIR``, draws pictures of the data, the training and the mistakes.
 """
 
 import argparse
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,9 @@ def main(recipe, argv=None):
         x_train, y_train,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
         optimizer=tinynet.optim.Adam(lr=args.lr),
-        lr_schedule=lambda epoch: args.lr * args.lr_decay**epoch,
+        # The rate of epoch e is lr * lr_decay**e: a decay every epoch's worth of steps.
+        lr_schedule=tinynet.schedules.ExponentialDecay(args.lr, args.lr_decay,
+                                                       steps=math.ceil(len(x_train) / args.batch_size)),
         augment=tinynet.augment.random_shift(args.shift) if args.shift else None,
         validation_data=(x_test, y_test),
         checkpoint=args.checkpoint, resume=args.resume,

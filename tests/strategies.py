@@ -5,6 +5,8 @@ from hypothesis import strategies as st
 
 from tinynet.layers import (
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv2D,
     Dense,
     Dropout,
@@ -66,6 +68,15 @@ def layer_and_input_shape(draw, kind):
     if kind == "Softmax":
         shape = (draw(small), draw(st.integers(1, 5)), draw(st.integers(1, 4)))
         return Softmax(axis=draw(st.integers(-3, 2))), shape
+    # BatchNorm: at least four values per feature. With two, x_hat is +-1 whatever the input
+    # and the input gradient vanishes: a relative error between two near-zero vectors means nothing.
+    if kind == "BatchNorm1D":
+        features = draw(st.integers(1, 5))
+        return BatchNorm1D(features, momentum=draw(st.sampled_from([0.1, 1.0]))), (draw(st.integers(4, 8)), features)
+    if kind == "BatchNorm2D":
+        channels = draw(st.integers(1, 3))
+        shape = (draw(small), channels, draw(st.integers(2, 3)), draw(st.integers(2, 3)))
+        return BatchNorm2D(channels, eps=draw(st.sampled_from([1e-5, 1e-3]))), shape
     if kind == "Flatten":
         return Flatten(), (draw(small), draw(small), draw(small), draw(small))
     simple = {"ReLU": ReLU(), "LeakyReLU": LeakyReLU(0.1), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
@@ -74,5 +85,5 @@ def layer_and_input_shape(draw, kind):
 
 LAYER_KINDS = [
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
-    "Sigmoid", "Tanh", "Softmax", "Dropout",
+    "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D",
 ]

@@ -196,7 +196,7 @@ KILLED_RUN = textwrap.dedent(
         return tinynet.augment.random_shift(1)(batch, generator)
 
     model.fit(x, y, epochs=5, batch_size=32, seed=3, verbose=0, checkpoint=path, resume=True,
-              augment=shift_or_die, lr_schedule=lambda epoch: 1e-2 * 0.8**epoch)
+              augment=shift_or_die, lr_schedule=tinynet.schedules.ExponentialDecay(1e-2, 0.8, steps=8))
     model.save(out)
     """
 )

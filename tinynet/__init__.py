@@ -4,7 +4,7 @@ Every layer has a readable ``forward`` and ``backward``; convolutions and poolin
 numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
 """
 
-from . import augment, datasets, errors, init, kernels, layers, losses, models, optim, trace
+from . import augment, datasets, errors, init, kernels, layers, losses, models, optim, schedules, trace
 from .checkpoint import Checkpoint
 from .errors import (
     DatasetError,
@@ -32,6 +32,7 @@ __all__ = [
     "layers",
     "losses",
     "optim",
+    "schedules",
     "models",
     "datasets",
     "augment",

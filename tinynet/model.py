@@ -196,8 +196,12 @@ class Sequential:
             ``augment(x_batch, rng) -> x_batch`` applied to each training batch, e.g.
             :func:`tinynet.augment.random_shift`; it draws from the fit's seeded generator.
         lr_schedule : callable, optional
-            ``lr_schedule(epoch) -> learning rate`` (epochs counted from 0), set on the
-            optimizer at the start of each epoch.
+            ``lr_schedule(step) -> learning rate`` of the global step (batches counted from 0
+            across epochs), set on the optimizer before every step; e.g.
+            :class:`tinynet.schedules.OneCycle`. A schedule whose ``total_steps`` is shorter
+            than the run is refused before training. (It used to be called once per epoch
+            with the epoch; ``ExponentialDecay(lr, rate, steps=batches_per_epoch)`` gives that
+            per-epoch decay.) ``history["lr"]`` records each epoch's last rate.
         checkpoint : str or Path, optional
             Write a checkpoint there at the end of every epoch (atomically): weights,
             optimizer state, epochs completed, history and random-generator states.

@@ -23,11 +23,11 @@ compare the plan with running the layers one by one.
 import numpy as np
 
 from .kernels import maxpool_backward, maxpool_forward
-from .layers import AvgPool2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
+from .layers import AvgPool2D, BatchNorm2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
 
 __all__ = ["build_plan", "Step"]
 
-_CHANNELS_LAST = (Conv2D, MaxPool2D, AvgPool2D)
+_CHANNELS_LAST = (Conv2D, MaxPool2D, AvgPool2D, BatchNorm2D)
 _ELEMENT_WISE = (ReLU, LeakyReLU, Sigmoid, Tanh)
 
 
@@ -75,7 +75,7 @@ class _LayerStep(Step):
 
 
 class _ChannelsLastStep(_LayerStep):
-    """A Conv2D or pooling layer on NHWC activations."""
+    """A Conv2D, pooling or BatchNorm2D layer on NHWC activations."""
 
     def forward(self, x, training=False):
         return self.layer._forward_channels_last(x, training)
@@ -84,7 +84,8 @@ class _ChannelsLastStep(_LayerStep):
         return self.layer._backward_channels_last(grad)
 
     def _backward_params_only(self, grad):
-        return self.layer._backward_params_only_channels_last(grad)
+        # Only Conv2D has a cheaper backward without the input gradient; the others compute both.
+        return getattr(self.layer, "_backward_params_only_channels_last", self.layer._backward_channels_last)(grad)
 
     def describe(self):
         return f"{super().describe()} (NHWC)"

@@ -289,6 +289,7 @@ def fit(
     y = check_labels(y, n, _output_classes(model, x, dtype), "fit")
     if validation_data is not None:
         validation_data = _check_validation(validation_data, model, dtype)
+    _check_schedule(lr_schedule, epochs, math.ceil(n / batch_size))
     rng = np.random.default_rng(seed)
     history = History()
     first_epoch = 1
@@ -347,6 +348,30 @@ def train_step(model, loss, optimizer, guard, x_batch, y_batch, epoch=1, batch=1
     return logits, value
 
 
+def _check_schedule(lr_schedule, epochs, steps_per_epoch):
+    """A callable, defined for every step of the run: checked before any weight moves."""
+    if lr_schedule is None:
+        return
+    if isinstance(lr_schedule, (str, numbers.Number)) or not callable(lr_schedule):
+        raise TypeError(
+            f"fit expects lr_schedule to be a function of the step, e.g. tinynet.schedules.OneCycle(1e-2, "
+            f"total_steps); received {lr_schedule!r}. For a constant rate, set the optimizer's lr instead."
+        )
+    total = getattr(lr_schedule, "total_steps", None)
+    if total is not None and total < epochs * steps_per_epoch:
+        raise ValueError(
+            f"lr_schedule has total_steps={total}, shorter than the run: {epochs} epochs x {steps_per_epoch} "
+            f"batches = {epochs * steps_per_epoch} steps. Build it with total_steps={epochs * steps_per_epoch}."
+        )
+
+
+def _scheduled_rate(lr_schedule, step):
+    rate = lr_schedule(step)
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"lr_schedule({step}) returned {rate!r}; a learning rate is a finite number >= 0.")
+    return float(rate)
+
+
 def _check_validation(validation_data, model, dtype):
     """``(x_val, y_val)`` checked before training starts, not after the first epoch."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -385,14 +410,14 @@ class _Run:
     def train_epoch(self, epoch, interrupt):
         """One pass over the data; appends the epoch's metrics to the history."""
         model, optimizer, loss, rng, dtype = self.model, self.optimizer, self.loss, self.rng, self.model.dtype
-        if self.lr_schedule is not None:
-            optimizer.lr = float(self.lr_schedule(epoch - 1))
         order = rng.permutation(len(self.x)) if self.shuffle else None
         bar = _progress(self.verbose, self.n_batches, epoch, self.epochs)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         try:
             for batch, index in enumerate(batches(len(self.x), self.batch_size, order), start=1):
+                if self.lr_schedule is not None:
+                    optimizer.lr = _scheduled_rate(self.lr_schedule, (epoch - 1) * self.n_batches + batch - 1)
                 x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
                 if self.augment is not None:
                     x_batch = self.augment(x_batch, rng)

@@ -5,6 +5,7 @@ from .base import Layer
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .normalization import BatchNorm1D, BatchNorm2D
 from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 from .softmax import Softmax
@@ -22,4 +23,6 @@ __all__ = [
     "Tanh",
     "Softmax",
     "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
 ]
