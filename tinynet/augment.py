@@ -4,9 +4,14 @@ An augmentation is any callable ``augment(x_batch, rng) -> x_batch`` taking an N
 batch and a ``numpy.random.Generator``; it must return a new array (never modify its input).
 """
 
+import math
+import numbers
+
 import numpy as np
 
-__all__ = ["random_shift"]
+from .kernels import affine_warp
+
+__all__ = ["random_shift", "random_affine"]
 
 
 def random_shift(max_shift=2):
@@ -37,3 +42,61 @@ def random_shift(max_shift=2):
         return np.ascontiguousarray(picked.transpose(0, 3, 1, 2))
 
     return shift
+
+
+def _range_check(value, name, low_ok, message):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not low_ok(value):
+        raise ValueError(f"random_affine expects {name} {message}; received {name}={value!r}.")
+    return float(value)
+
+
+def random_affine(rotation=10.0, scale=(0.9, 1.1), shift=2.0):
+    """Rotate, scale and shift each image by its own random amounts (bilinear, zeros outside).
+
+    Each image of a batch is turned by an angle drawn uniformly in ``[-rotation, rotation]``
+    degrees, scaled by a factor in ``[scale[0], scale[1]]`` and moved by up to ``shift``
+    pixels along each axis, all about the image centre. The warp samples every output pixel
+    from the input point it came from (:func:`tinynet.kernels.affine_warp`, a numba loop
+    with a NumPy twin); the draws come from the generator ``fit`` passes, so a seeded fit
+    augments the same way every time.
+
+    Parameters
+    ----------
+    rotation : float >= 0, default 10
+        Largest angle, in degrees.
+    scale : (float, float), default (0.9, 1.1)
+        Smallest and largest zoom factor, ``0 < low <= high``.
+    shift : float >= 0, default 2
+        Largest translation, in pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    >>> augment = random_affine(rotation=15, scale=(0.9, 1.1), shift=2)
+    >>> out = augment(x, np.random.default_rng(1))
+    >>> out.shape, out.dtype, bool(np.array_equal(out, augment(x, np.random.default_rng(1))))
+    ((4, 1, 28, 28), dtype('float32'), True)
+    """
+    rotation = _range_check(rotation, "rotation", lambda v: v >= 0, "to be an angle in degrees >= 0")
+    if not isinstance(scale, (tuple, list)) or len(scale) != 2:
+        raise ValueError(f"random_affine expects scale=(low, high); received scale={scale!r}.")
+    low = _range_check(scale[0], "scale[0]", lambda v: v > 0, "to be a zoom factor > 0")
+    high = _range_check(scale[1], "scale[1]", lambda v: v >= low, f"to be >= scale[0]={low}")
+    shift = _range_check(shift, "shift", lambda v: v >= 0, "to be a number of pixels >= 0")
+
+    def warp(x, rng):
+        n, _, h, w = x.shape
+        angle = np.deg2rad(rng.uniform(-rotation, rotation, n))
+        zoom = rng.uniform(low, high, n)
+        moved = rng.uniform(-shift, shift, (n, 2))
+        # The output pixel p shows the input point  c + A (p - c - t),  A = R(-angle) / zoom,
+        # c the centre, t the shift: the inverse of  p = c + zoom R(angle) (q - c) + t.
+        cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+        centre = np.array([(h - 1) / 2, (w - 1) / 2])
+        matrices = np.empty((n, 2, 3))
+        matrices[:, 0, 0], matrices[:, 0, 1], matrices[:, 1, 0], matrices[:, 1, 1] = cos, sin, -sin, cos
+        matrices[:, :, 2] = centre - np.einsum("nij,nj->ni", matrices[:, :, :2], centre[None, :] + moved)
+        return affine_warp(x, matrices)
+
+    return warp

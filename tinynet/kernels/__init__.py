@@ -213,6 +213,24 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
         return _jitted.avgpool_backward(_contiguous(grad_out), tuple(x_shape), kh, kw, sh, sw)
 
 
+def affine_warp(x, matrices):
+    """Each image warped by its own affine map, bilinear; see :func:`.reference.affine_warp_reference`.
+
+    Examples
+    --------
+    >>> x = np.zeros((1, 1, 3, 3)); x[0, 0, 1, 1] = 1.0
+    >>> shift_right = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]]])   # output (r, c) reads input (r, c - 1)
+    >>> affine_warp(x, shift_right)[0, 0]
+    array([[0., 0., 0.],
+           [0., 0., 1.],
+           [0., 0., 0.]])
+    """
+    if _jitted is None:
+        return reference.affine_warp_reference(x, matrices)
+    with _kernel_threads():
+        return _jitted.affine_warp(_contiguous(x), _contiguous(matrices.astype(np.float64)))
+
+
 def adam_update(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2=0.0, decay=1.0):
     """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`.
 
@@ -258,5 +276,6 @@ __all__ = [
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",
+    "affine_warp",
     "adam_update",
 ]

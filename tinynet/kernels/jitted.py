@@ -24,6 +24,7 @@ __all__ = [
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",
+    "affine_warp",
     "adam_update",
 ]
 
@@ -280,6 +281,33 @@ def avgpool_backward(grad_out, x_shape, kh, kw, sh, sw):
                         for ch in range(c):
                             pixel[ch] += grad[ch] / (kh * kw)
     return dx
+
+
+@njit(parallel=True, cache=True)
+def affine_warp(x, matrices):
+    n, c, h, w = x.shape
+    out = np.zeros_like(x)
+    for b in prange(n):
+        m = matrices[b]
+        for row in range(h):
+            for col in range(w):
+                src_r = m[0, 0] * row + m[0, 1] * col + m[0, 2]
+                src_c = m[1, 0] * row + m[1, 1] * col + m[1, 2]
+                top, left = int(np.floor(src_r)), int(np.floor(src_c))
+                fr, fc = src_r - top, src_c - left
+                for dr in range(2):
+                    r = top + dr
+                    if r < 0 or r >= h:
+                        continue
+                    weight_r = fr if dr else 1 - fr
+                    for dc in range(2):
+                        q = left + dc
+                        if q < 0 or q >= w:
+                            continue
+                        weight = weight_r * (fc if dc else 1 - fc)
+                        for ch in range(c):
+                            out[b, ch, row, col] += weight * x[b, ch, r, q]
+    return out
 
 
 # error_model="numpy": no Python zero-division checks, so the loop vectorises (5x faster

@@ -33,6 +33,7 @@ __all__ = [
     "maxpool_backward_reference",
     "avgpool_forward_reference",
     "avgpool_backward_reference",
+    "affine_warp_reference",
     "adam_update_reference",
 ]
 
@@ -166,6 +167,37 @@ def avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw):
             rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
             dx[:, rows, columns, :] += share
     return dx
+
+
+def affine_warp_reference(x, matrices):
+    """Warp each image by its own affine map, sampling bilinearly, zeros outside.
+
+    ``x`` is ``(N, C, H, W)``; ``matrices`` ``(N, 2, 3)`` map every *output* pixel ``(row,
+    col)`` to the *input* point it takes its value from (the inverse of the transformation
+    the image appears to undergo)::
+
+        src_row = m[0, 0] * row + m[0, 1] * col + m[0, 2]
+        src_col = m[1, 0] * row + m[1, 1] * col + m[1, 2]
+
+    The value there is the bilinear mix of the four surrounding pixels, a pixel outside the
+    image counting as 0. Returns an array of ``x``'s shape and dtype.
+    """
+    n, c, h, w = x.shape
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    src_r = matrices[:, 0, 0, None, None] * rows + matrices[:, 0, 1, None, None] * cols + matrices[:, 0, 2, None, None]
+    src_c = matrices[:, 1, 0, None, None] * rows + matrices[:, 1, 1, None, None] * cols + matrices[:, 1, 2, None, None]
+    top, left = np.floor(src_r), np.floor(src_c)
+    fr, fc = src_r - top, src_c - left  # (N, H, W) fractions
+    top, left = top.astype(np.int64), left.astype(np.int64)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))  # a ring of zeros: neighbours just outside
+    out = np.zeros(x.shape, dtype=np.float64)
+    images = np.arange(n)[:, None, None]
+    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+        r, q = top + dr, left + dc
+        inside = (r >= 0) & (r < h) & (q >= 0) & (q < w)
+        values = padded[images, :, np.clip(r + 1, 0, h + 1), np.clip(q + 1, 0, w + 1)]  # (N, H, W, C)
+        out += np.moveaxis(values * (weight * inside)[..., None], -1, 1)
+    return out.astype(x.dtype)
 
 
 def adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2, decay):
