@@ -1,14 +1,18 @@
 r"""Element-wise activations. Backward multiplies ``dY`` by the derivative at each input:
 ``dX = dY * f'(X)``.
 
-=============  ==============================  =============================
-layer          ``f(x)``                        ``f'(x)``, written via ``y``
-=============  ==============================  =============================
-ReLU           ``max(x, 0)``                   ``1 if x > 0 else 0``
+=============  ==============================  ======================================
+layer          ``f(x)``                        ``f'(x)``
+=============  ==============================  ======================================
+ReLU           ``max(x, 0)``                   ``1 if x > 0 else 0`` (0 at x = 0, as PyTorch)
 LeakyReLU      ``x if x > 0 else alpha*x``     ``1 if x > 0 else alpha``
-Sigmoid        ``1 / (1 + exp(-x))``           ``y * (1 - y)``
-Tanh           ``tanh(x)``                     ``1 - y**2``
-=============  ==============================  =============================
+Sigmoid        ``1 / (1 + exp(-x))``           ``y * (1 - y)``, from the output ``y``
+Tanh           ``tanh(x)``                     ``1 - y**2``, from the output ``y``
+=============  ==============================  ======================================
+
+Sigmoid and Tanh are computed without overflow for any input ("stable" here means only
+that); their derivatives from ``y`` lose the far tails in float32 (``y`` rounds to 1, so
+Sigmoid's derivative at ``x = 20`` comes out 0), where the true value is below 1e-8 anyway.
 """
 
 import numbers

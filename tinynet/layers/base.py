@@ -71,7 +71,7 @@ class Layer:
     ...         return 2 * x
     ...     def backward(self, grad_out):
     ...         self._saved_values()          # a clear error if there was no training forward
-    ...         return 2 * grad_out           # dX = dY * dY/dX
+    ...         return 2 * grad_out           # dX = dY * ∂Y/∂X
     >>> layer = Double()
     >>> layer.forward(np.ones(2), training=True), layer.backward(np.ones(2))
     (array([2., 2.]), array([2., 2.]))

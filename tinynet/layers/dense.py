@@ -4,8 +4,9 @@ Forward, for a batch ``X`` of shape ``(N, D)`` and weights ``W`` of shape ``(D, 
 
     Y = X @ W + b                      # (N, D) @ (D, M) + (M,) -> (N, M)
 
-Backward, given ``dY = dL/dY`` of shape ``(N, M)``: every ``Y[n, m]`` depends on
-``W[d, m]`` through ``X[n, d]`` and on ``X[n, d]`` through ``W[d, m]``, so::
+Backward, given ``dY = dL/dY`` of shape ``(N, M)``: ``Y[n, m] = sum_d X[n, d] W[d, m] + b[m]``,
+so ``dY[n, m]/dW[d, m] = X[n, d]``, ``dY[n, m]/dX[n, d] = W[d, m]`` and ``dY[n, m]/db[m] = 1``;
+summing each over the outputs it reaches::
 
     dW = X.T @ dY                      # (D, N) @ (N, M) -> (D, M)
     db = dY.sum(axis=0)                # (M,)

@@ -84,7 +84,7 @@ class MaxPool2D(_Pool2D):
     Shape
     -----
     - Input: ``(N, C, H, W)``
-    - Output: ``(N, C, (H - ph) // sh + 1, (W - pw) // sw + 1)``
+    - Output: ``(N, C, (H - kh) // sh + 1, (W - kw) // sw + 1)`` for a ``(kh, kw)`` pool, stride ``(sh, sw)``
 
     Examples
     --------
@@ -120,7 +120,7 @@ class AvgPool2D(_Pool2D):
     Shape
     -----
     - Input: ``(N, C, H, W)``
-    - Output: ``(N, C, (H - ph) // sh + 1, (W - pw) // sw + 1)``
+    - Output: ``(N, C, (H - kh) // sh + 1, (W - kw) // sw + 1)`` for a ``(kh, kw)`` pool, stride ``(sh, sw)``
 
     Examples
     --------

@@ -1,16 +1,18 @@
-r"""Softmax along one axis, with the exact Jacobian-vector product as its backward.
+r"""Softmax along one axis, with the exact vector-Jacobian product as its backward.
 
 Forward, along the chosen axis (shifted by the maximum so ``exp`` never overflows; the
 shift cancels in the ratio)::
 
     y_i = exp(x_i - max(x)) / sum_k exp(x_k - max(x))
 
-The Jacobian is not diagonal: every output depends on every input,
-``dy_i/dx_j = y_i * (delta_ij - y_j)``. Multiplying ``dY`` by it gives::
+The Jacobian is not diagonal: every output ``i`` depends on every input ``j`` (quotient
+rule), ``dy_i/dx_j = y_i * (delta_ij - y_j)``. Backward is the vector-Jacobian product
+``dx = J^T dY``, summing over the outputs::
 
     dx_j = sum_i dY_i * y_i * (delta_ij - y_j) = y_j * (dY_j - sum_i dY_i * y_i)
 
-which costs one dot product per row instead of a full ``K x K`` matrix.
+which costs one dot product per row instead of a full ``K x K`` matrix. (This Jacobian is
+symmetric, so ``J^T dY = J dY``; the formula is the general one.)
 
 For classification, prefer logits plus :class:`tinynet.losses.SoftmaxCrossEntropy`: the
 fused gradient ``(p - onehot) / N`` is cheaper and more accurate.
