@@ -241,3 +241,23 @@ def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="Cannot write .*model.npz: the folder .*missing does not exist"):
         tinynet.models.basic_mlp(rng=0).save(target)
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("build", [tinynet.models.basic_mlp, tinynet.models.small_cnn, tinynet.models.keras_convnet,
+                                   tinynet.models.cnn])
+def test_gradcheck_of_a_whole_model(build):
+    """gradcheck(model, x): the whole backprop, fused steps and dropout included, against finite differences."""
+    x = np.random.default_rng(0).random((2, 1, 28, 28))
+    result = tinynet.gradcheck(build(rng=0), x, entries=8)
+    assert result.passed(1e-6), str(result)
+    assert "input" in result.errors and any(name.endswith(".W") for name in result.errors)
+
+
+def test_gradcheck_of_a_whole_model_catches_a_wrong_layer(monkeypatch):
+    """A backward off by a factor in one layer shows up in that layer's weights and everything below it."""
+    model = tinynet.Sequential([Dense(3, 4, rng=0), tinynet.layers.Tanh(), Dense(4, 2, rng=1)])
+    original = tinynet.layers.Tanh.backward
+    monkeypatch.setattr(tinynet.layers.Tanh, "backward", lambda self, grad: 1.5 * original(self, grad))
+    result = tinynet.gradcheck(model, np.random.default_rng(1).standard_normal((5, 3)))
+    assert result.errors["2.W"] < 1e-6  # above the wrong layer: still right
+    assert result.errors["0.W"] > 0.1 and result.errors["input"] > 0.1

@@ -55,31 +55,35 @@ class GradcheckResult:
         return "\n".join([f"gradcheck: worst relative error {self.worst:.2e}", *rows])
 
 
-def _numeric_gradient(objective, values, eps):
-    """Central differences of ``objective()`` in every element of ``values`` (changed in place, then restored)."""
-    grad = np.zeros_like(values)
-    flat, flat_grad = values.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
+def _numeric_gradient(objective, values, eps, indices=None):
+    """Central differences of ``objective()`` in the elements ``indices`` of ``values`` (all by
+    default; changed in place, then restored), flat, in the order of ``indices``."""
+    flat = values.reshape(-1)
+    indices = range(flat.size) if indices is None else indices
+    flat_grad = np.zeros(len(indices))
+    for position, i in enumerate(indices):
         original = flat[i]
         flat[i] = original + eps
         plus = objective()
         flat[i] = original - eps
         minus = objective()
         flat[i] = original
-        flat_grad[i] = (plus - minus) / (2 * eps)
-    return grad
+        flat_grad[position] = (plus - minus) / (2 * eps)
+    return flat_grad
 
 
-def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True):
-    """Compare ``layer``'s analytic gradients with central differences, in float64.
+def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True, entries=None):
+    """Compare the analytic gradients of a layer, or a whole model, with central differences, in float64.
 
-    The layer itself is not changed: the check runs on a float64 copy. Layers that draw
-    random numbers in training (Dropout) get the same draws for every evaluation, because
-    each evaluation starts from a copy of the same state.
+    The layer (or model) itself is not changed: the check runs on a float64 copy. Layers
+    that draw random numbers in training (Dropout) get the same draws for every evaluation,
+    because each evaluation starts from a copy of the same state.
 
     Parameters
     ----------
-    layer : Layer
+    layer : Layer or Sequential
+        A whole ``Sequential`` is checked end to end: its ``backward`` against differences
+        of ``f = sum(model(x) * G)`` in the input and the weights (named ``"3.W"``).
     x : array
         Input to check at.
     grad_out : array, optional
@@ -89,6 +93,10 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True):
     seed : int, default 0
     training : bool, default True
         Passed to ``forward``.
+    entries : int, optional
+        Check only this many entries of each array, chosen at random from ``seed`` (every
+        entry by default for a layer; 20 for a ``Sequential``, whose weights are too many to
+        difference one by one).
 
     Returns
     -------
@@ -98,13 +106,24 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True):
     Examples
     --------
     >>> import numpy as np
-    >>> from tinynet.layers import Dense
+    >>> from tinynet.layers import Dense, ReLU
     >>> result = gradcheck(Dense(3, 2, rng=0), np.random.default_rng(0).standard_normal((4, 3)))
     >>> result.passed(1e-6)
     True
     >>> sorted(result.errors)
     ['W', 'b', 'input']
+
+    A whole model, its backprop through every layer at once:
+
+    >>> import tinynet
+    >>> model = tinynet.Sequential([Dense(3, 4, rng=0), ReLU(), Dense(4, 2, rng=1)])
+    >>> result = gradcheck(model, np.random.default_rng(0).standard_normal((5, 3)))
+    >>> sorted(result.errors), result.passed(1e-6)
+    (['0.W', '0.b', '2.W', '2.b', 'input'], True)
     """
+    whole_model = hasattr(layer, "layers")
+    if whole_model and entries is None:
+        entries = 20
     start = copy.deepcopy(layer).astype(np.float64)
     x = np.array(x, dtype=np.float64)
 
@@ -113,16 +132,24 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True):
     if grad_out is None:
         grad_out = np.random.default_rng(seed).standard_normal(y.shape)
     grad_out = np.asarray(grad_out, dtype=np.float64)
-    analytic = {"input": probe.backward(grad_out), **probe.grads}
+    grad_x = probe.backward(grad_out)
+    if whole_model:
+        grads = {f"{i}.{key}": value for i, part in enumerate(probe.layers) for key, value in part.grads.items()}
+    else:
+        grads = probe.grads
+    analytic = {"input": grad_x, **grads}
 
     # One fresh copy of the starting layer per evaluation: same parameters, same RNG state.
     def objective():
         fresh = copy.deepcopy(start)
         return float(np.sum(fresh.forward(x, training=training) * grad_out))
 
+    chooser = np.random.default_rng(seed)
     result = GradcheckResult()
-    result.errors["input"] = relative_error(analytic["input"], _numeric_gradient(objective, x, eps))
-    for key in start.params:
-        numeric = _numeric_gradient(objective, start.params[key], eps)
-        result.errors[key] = relative_error(analytic[key], numeric)
+    for name, values in {"input": x, **start.params}.items():
+        size = values.size
+        indices = None if entries is None or entries >= size else np.sort(chooser.choice(size, entries, replace=False))
+        numeric = _numeric_gradient(objective, values, eps, indices)
+        chosen = analytic[name].reshape(-1) if indices is None else analytic[name].reshape(-1)[indices]
+        result.errors[name] = relative_error(chosen, numeric)
     return result
