@@ -235,3 +235,12 @@ def test_an_untouched_checkpoint_still_loads(tmp_path, checkpoint_arrays):
     path = _checkpoint(tmp_path, checkpoint_arrays)
     assert tinynet.load_checkpoint(path).epoch == 2
     assert _cnn().fit(*_data(), epochs=3, batch_size=16, verbose=0, checkpoint=path, resume=True).epochs == 3
+
+
+def test_a_zip_that_claims_a_newer_format_is_a_model_file_error(tmp_path):
+    """A central directory asking for zip version 6.4 (Python reads none) is a ModelFileError, not NotImplementedError."""
+    data = bytearray(_write(tmp_path / "m.npz", tinynet.serialization.model_arrays(_cnn())).read_bytes())
+    directory = data.rfind(b"PK\x01\x02")  # the last central-directory entry
+    data[directory + 6] = 64  # "version needed to extract": 6.4
+    (tmp_path / "m.npz").write_bytes(bytes(data))
+    _refused(tinynet.load_model, tmp_path / "m.npz", "not an .npz archive|could not be read")

@@ -58,7 +58,7 @@ class Archive:
                 f"No model file at {path}; check the path (models are written by model.save(path), "
                 f"checkpoints by fit(..., checkpoint=path))."
             ) from None
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, OverflowError) as error:
             raise ModelFileError(
                 f"{path} is not a tinynet model or checkpoint file (not an .npz archive: {error}). "
                 f"tinynet never loads pickles."
