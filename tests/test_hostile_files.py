@@ -238,7 +238,7 @@ def test_an_untouched_checkpoint_still_loads(tmp_path, checkpoint_arrays):
 
 
 def test_a_zip_that_claims_a_newer_format_is_a_model_file_error(tmp_path):
-    """A central directory asking for zip version 6.4 (Python reads none) is a ModelFileError, not NotImplementedError."""
+    """A zip asking for format version 6.4 (Python reads none such) is a ModelFileError, not NotImplementedError."""
     data = bytearray(_write(tmp_path / "m.npz", tinynet.serialization.model_arrays(_cnn())).read_bytes())
     directory = data.rfind(b"PK\x01\x02")  # the last central-directory entry
     data[directory + 6] = 64  # "version needed to extract": 6.4
