@@ -62,6 +62,13 @@ BAD_FIT_CALLS = {
     "bad validation labels": (dict(x=X, y=Y, validation_data=(X, Y + 4)), ValueError, r"fit\(validation_data\)"),
     "validation not a pair": (dict(x=X, y=Y, validation_data=X), TypeError, r"\(x_val, y_val\)"),
     "resume without a path": (dict(x=X, y=Y, resume=True), ValueError, "checkpoint=PATH"),
+    "unknown optimizer name": (dict(x=X, y=Y, optimizer="adamax"), ValueError, r"optimizer 'adamax'.*'adam'"),
+    "optimizer of another kind": (dict(x=X, y=Y, optimizer=0.01), TypeError, r"optimizer.*tinynet Optimizer"),
+    "unknown loss name": (dict(x=X, y=Y, loss="hinge"), ValueError, r"loss 'hinge'.*'mse'"),
+    "loss of another kind": (dict(x=X, y=Y, loss=len), TypeError, r"loss.*tinynet Loss"),
+    "schedule as a number": (dict(x=X, y=Y, lr_schedule=0.01), TypeError, "function of the step"),
+    "schedule shorter than the run": (dict(x=X, y=Y, lr_schedule=tinynet.schedules.CosineDecay(0.01, 3)),
+                                      ValueError, r"total_steps=3, shorter than the run: 2 epochs x 2 batches = 4"),
 }
 
 
@@ -92,6 +99,23 @@ def test_bad_predict_or_evaluate_call_changes_nothing(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call(model)
     _assert_same_weights(model, before)
+
+
+def test_keras_names_for_optimizer_and_loss_are_accepted():
+    """optimizer="adam" and loss="sparse_categorical_crossentropy" train as the objects would."""
+    by_name, by_object = _cnn(), _cnn()
+    by_name.fit(X, Y, epochs=1, seed=0, verbose=0, optimizer="adam", loss="sparse_categorical_crossentropy")
+    by_object.fit(X, Y, epochs=1, seed=0, verbose=0, optimizer=tinynet.optim.Adam(),
+                  loss=tinynet.losses.SoftmaxCrossEntropy())
+    _assert_same_weights(by_name, _weights(by_object))
+    assert isinstance(by_name.loss, tinynet.losses.SoftmaxCrossEntropy)
+
+
+def test_a_model_without_layers_is_a_clear_error():
+    empty = tinynet.Sequential([])
+    for call in (lambda: empty.fit(X, Y, verbose=0), lambda: empty.predict(X), lambda: empty.evaluate(X, Y)):
+        with pytest.raises(ValueError, match="no layers"):
+            call()
 
 
 # -- checkpoints -----------------------------------------------------------------------------

@@ -181,8 +181,11 @@ class Sequential:
             Class indices ``0 .. classes-1``.
         epochs : int, default 1
         batch_size : int, default 128
-        optimizer : Optimizer, default ``Adam()``
-        loss : Loss, default ``SoftmaxCrossEntropy()`` (the model outputs logits)
+        optimizer : Optimizer or str, default ``Adam()``
+            Or a name as Keras users type it: ``"adam"``, ``"adamw"``, ``"sgd"`` (Keras's
+            default settings: Adam lr 1e-3, SGD lr 0.01).
+        loss : Loss or str, default ``SoftmaxCrossEntropy()`` (the model outputs logits)
+            Or ``"sparse_categorical_crossentropy"`` (the same), ``"mse"``.
         validation_data : ``(x_val, y_val)``, optional
             Evaluated after each epoch into ``val_loss`` and ``val_accuracy``.
         shuffle : bool, default True

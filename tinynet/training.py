@@ -27,8 +27,8 @@ from .errors import ModelFileError, ShapeError, TrainingDivergedError
 from .history import History
 from .layers import Softmax
 from .layers.softmax import softmax
-from .losses import SoftmaxCrossEntropy, check_labels
-from .optim import Adam
+from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
+from .optim import SGD, Adam, AdamW, Optimizer
 from .serialization import architecture, state_arrays
 from .trace import PROBE_SIZE, Tracer
 
@@ -92,6 +92,33 @@ def batches(n, batch_size, order=None):
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         yield slice(start, stop) if order is None else order[start:stop]
+
+
+#: The names a Keras user types for ``optimizer=`` and ``loss=`` (Keras's default settings).
+OPTIMIZER_NAMES = {"adam": Adam, "adamw": AdamW, "sgd": lambda: SGD(lr=0.01)}
+LOSS_NAMES = {"sparse_categorical_crossentropy": SoftmaxCrossEntropy, "categorical_crossentropy": SoftmaxCrossEntropy,
+              "crossentropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy,
+              "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError}
+
+
+def _named(value, names, kind, base, example):
+    """``value`` as a ``base`` instance: a name from ``names`` is built, anything else refused clearly."""
+    if isinstance(value, str):
+        build = names.get(value.lower())
+        if build is None:
+            raise ValueError(f"fit does not know the {kind} {value!r}; known names are {sorted(names)}, "
+                             f"or pass an object, e.g. {kind}={example}.")
+        return build()
+    if not isinstance(value, base):
+        raise TypeError(f"fit expects {kind} to be a tinynet {base.__name__} (e.g. {kind}={example}) or one of "
+                        f"{sorted(names)}; received {value!r} ({type(value).__name__}).")
+    return value
+
+
+def _check_model(model, owner):
+    if not model.layers:
+        raise ValueError(f"{owner}: the model has no layers. Build it with some, e.g. "
+                         f"tinynet.Sequential([Flatten(), Dense(784, 10)]).")
 
 
 def _output_classes(model, x, dtype, owner="fit"):
@@ -282,6 +309,11 @@ def fit(
     batch_size = _positive_int(batch_size, "batch_size", "fit")
     if resume and checkpoint is None:
         raise ValueError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
+    _check_model(model, "fit")
+    if optimizer is not None:
+        optimizer = _named(optimizer, OPTIMIZER_NAMES, "optimizer", Optimizer, "tinynet.optim.Adam(lr=1e-3)")
+    loss = SoftmaxCrossEntropy() if loss is None else _named(loss, LOSS_NAMES, "loss", Loss,
+                                                             "tinynet.losses.SoftmaxCrossEntropy()")
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, "fit")
@@ -301,7 +333,6 @@ def fit(
     elif seed is not None:
         _seed_stochastic_layers(model, rng)
     optimizer = Adam() if optimizer is None else optimizer
-    loss = SoftmaxCrossEntropy() if loss is None else loss
     _refuse_softmax_before_logits_loss(model, loss)
     model.loss = loss
     model.history = history
@@ -461,6 +492,7 @@ class _Run:
 def predict_logits(model, x, batch_size, owner):
     """The model's raw outputs for every sample, computed batch by batch."""
     batch_size = _positive_int(batch_size, "batch_size", owner)
+    _check_model(model, owner)
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner, check_finite=False)
