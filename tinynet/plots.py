@@ -195,6 +195,36 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
     return _save(figure, path)
 
 
+def gradient_norms_by_depth(histories, path, title="Gradient norm against depth (last epoch, trace mode)"):
+    """Each parametric layer's mean gradient norm against its depth, one line per run, one log axis.
+
+    ``histories`` maps a label (e.g. the activation) to the History of a ``fit(...,
+    trace=True)``. Depth 1 is the layer nearest the input: a line falling towards depth 1
+    is a vanishing gradient.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> model = tinynet.Sequential([tinynet.layers.Dense(4, 3, rng=0), tinynet.layers.Dense(3, 2, rng=1)])
+    >>> history = model.fit(np.ones((8, 4), np.float32), np.arange(8) % 2, epochs=1, verbose=0, trace=True)
+    >>> gradient_norms_by_depth({"linear": history}, folder / "depth.png").name
+    'depth.png'
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7.5, 4))
+    for label, history in histories.items():
+        frame = history.trace_frame().dropna(subset=["grad_norm"])
+        last = frame[frame.epoch == frame.epoch.max()]
+        depth = np.arange(1, len(last) + 1)
+        axis.plot(depth, last.grad_norm.to_numpy(), "o-", label=label)
+    axis.set(yscale="log", xlabel="depth of the layer (1 = nearest the input)",
+             ylabel="mean ||dL/dW||₂ over the epoch", title=title)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    return _save(figure, path)
+
+
 def conv_filters(model, path, title="First convolution layer: learned 3x3 filters"):
     """The weights of the model's first Conv2D layer, one small image per filter (input channel 0).
 
