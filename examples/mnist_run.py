@@ -83,6 +83,7 @@ def main(recipe, argv=None):
     print(f"tinynet {recipe.name} on MNIST: {len(x_train):,} training and {len(x_test):,} test images")
     print(model.summary((1, 28, 28)), end="\n\n")
 
+    initial = {name: array.copy() for name, array in model.state_dict().items()}  # for the pictures
     history = model.fit(
         x_train, y_train,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
@@ -109,7 +110,8 @@ def main(recipe, argv=None):
     if args.plots:
         from tinynet import plots
 
-        written = plots.mnist_report(model, history, (x_train, y_train), (x_test, y_test), Path(args.plots))
+        written = plots.mnist_report(model, history, (x_train, y_train), (x_test, y_test), Path(args.plots),
+                                     initial=initial)
         print(f"Pictures written to {args.plots}: " + ", ".join(p.name for p in written))
     print(f"Total wall time: {time.perf_counter() - started:.0f} s")
     return scores["accuracy"]

@@ -26,8 +26,8 @@ def test_mlp_example_trains_saves_and_draws(tmp_path, mnist_dir):
     assert accuracy > 0.9
     assert f"{accuracy:.2%}" in result.stdout
     pictures = sorted(p.name for p in plots.glob("*.png"))
-    assert pictures == ["class_counts.png", "confusion_matrix.png", "feature_maps.png", "learning_curves.png",
-                        "most_wrong.png", "predictions.png", "samples.png"]
+    assert pictures == ["class_counts.png", "confusion_matrix.png", "dense_weights.png", "feature_maps.png",
+                        "learning_curves.png", "most_wrong.png", "predictions.png", "samples.png"]
     assert all((plots / name).stat().st_size > 5000 for name in pictures)
 
 

@@ -15,7 +15,9 @@ __all__ = [
     "learning_curves",
     "confusion_matrix",
     "gradient_norms",
+    "gradient_norms_by_depth",
     "conv_filters",
+    "dense_weights",
     "feature_maps",
     "most_wrong",
     "mnist_report",
@@ -225,31 +227,75 @@ def gradient_norms_by_depth(histories, path, title="Gradient norm against depth 
     return _save(figure, path)
 
 
-def conv_filters(model, path, title="First convolution layer: learned 3x3 filters"):
+def conv_filters(model, path, initial=None, title="First convolution layer: 3x3 filters"):
     """The weights of the model's first Conv2D layer, one small image per filter (input channel 0).
+
+    ``initial``, the same layer's weights before training (``W``, ``(F, C, kh, kw)``), adds a
+    row of them above, on the same colour scale, and says how far training moved them (their
+    correlation with the start): a few epochs change 3x3 filters less than one would think.
 
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np, tinynet
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> conv_filters(tinynet.models.cnn(rng=0), folder / "filters.png").name
+    >>> model = tinynet.models.cnn(rng=0)
+    >>> conv_filters(model, folder / "filters.png", initial=model[0].params["W"] * 0.5).name
     'filters.png'
     """
     plt = _pyplot()
     conv = next((layer for layer in model.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is None:
         raise ValueError("conv_filters needs a model with a Conv2D layer.")
-    weights = conv.params["W"][:, 0]  # (F, kh, kw)
+    sets = [("after training", conv.params["W"][:, 0])]  # (F, kh, kw)
+    if initial is not None:
+        sets.insert(0, ("before training", np.asarray(initial)[:, 0]))
     columns = 8
-    rows = int(np.ceil(len(weights) / columns))
-    limit = float(np.abs(weights).max())
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.05), squeeze=False)
+    rows_each = int(np.ceil(len(sets[-1][1]) / columns))
+    limit = float(max(np.abs(weights).max() for _, weights in sets))
+    figure, axes = plt.subplots(rows_each * len(sets), columns,
+                                figsize=(columns * 1.0, rows_each * len(sets) * 1.1), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for number, (axis, kernel) in enumerate(zip(axes.flat, weights, strict=False)):
-        axis.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axis.set_title(str(number), fontsize=8)
-    figure.suptitle(f"{title}\n(red: positive weight, blue: negative)")
+    for block, (label, weights) in enumerate(sets):
+        cells = axes[block * rows_each : (block + 1) * rows_each].flat
+        for number, (axis, kernel) in enumerate(zip(cells, weights, strict=False)):
+            axis.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axis.set_title(f"{label}: {number}" if number == 0 else str(number), fontsize=7)
+    subtitle = "red: positive weight, blue: negative"
+    if initial is not None:
+        moved = np.corrcoef(sets[0][1].ravel(), sets[1][1].ravel())[0, 1]
+        subtitle += f"; correlation of the trained filters with their start: {moved:.2f}"
+    figure.suptitle(f"{title}\n({subtitle})", fontsize=9)
+    return _save(figure, path)
+
+
+def dense_weights(model, path, count=16, title="First Dense layer: what each unit looks for"):
+    """The first Dense layer on 28x28 images: each unit's weights drawn as a 28x28 image.
+
+    A unit's weights are the pattern its input is compared with (a dot product), so after
+    training they show strokes and blobs of digits.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, tinynet
+    >>> dense_weights(tinynet.models.basic_mlp(rng=0), pathlib.Path(tempfile.mkdtemp()) / "w.png").name
+    'w.png'
+    """
+    plt = _pyplot()
+    dense = next((layer for layer in model.layers if type(layer).__name__ == "Dense"), None)
+    if dense is None or dense.params["W"].shape[0] != 784:
+        raise ValueError("dense_weights needs a model whose first Dense layer takes 784 = 28x28 inputs.")
+    weights = dense.params["W"][:, :count].T.reshape(-1, 28, 28)
+    columns = 8
+    rows = int(np.ceil(len(weights) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for number, (axis, image) in enumerate(zip(axes.flat, weights, strict=False)):
+        limit = float(np.abs(image).max()) or 1.0
+        axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(f"unit {number}", fontsize=7)
+    figure.suptitle(f"{title}\n(red: a bright pixel there raises the unit, blue: lowers it)", fontsize=9)
     return _save(figure, path)
 
 
@@ -325,12 +371,14 @@ def most_wrong(model, images, labels, path, count=16, title="The test digits the
     return _save(figure, path)
 
 
-def mnist_report(model, history, train, test, folder):
+def mnist_report(model, history, train, test, folder, initial=None):
     """All the pictures of an MNIST run in ``folder``; returns their paths.
 
     Written by ``examples/mnist_cnn.py --plots DIR``: class counts, sample digits, test
     predictions, learning curves, the confusion matrix, one digit's feature maps, the
-    most-wrong test digits and, for a CNN, the first layer's filters.
+    most-wrong test digits and, for a CNN, the first layer's filters (before and after
+    training when ``initial``, the model's ``state_dict()`` copied before ``fit``, is given);
+    for an MLP, its first layer's weights as images.
 
     Examples
     --------
@@ -358,6 +406,10 @@ def mnist_report(model, history, train, test, folder):
                      title=f"One test digit (a {y_test[0]}) through every layer"),
         most_wrong(model, x_test, y_test, folder / "most_wrong.png"),
     ]
-    if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
-        written.append(conv_filters(model, folder / "conv_filters.png"))
+    first_conv = next((i for i, layer in enumerate(model.layers) if type(layer).__name__ == "Conv2D"), None)
+    if first_conv is not None:
+        start = None if initial is None else initial.get(f"{first_conv}.W")
+        written.append(conv_filters(model, folder / "conv_filters.png", initial=start))
+    elif any(type(layer).__name__ == "Dense" and layer.params["W"].shape[0] == 784 for layer in model.layers):
+        written.append(dense_weights(model, folder / "dense_weights.png"))
     return written
