@@ -43,6 +43,16 @@ def pool_geometry(draw):
     return (draw(small), draw(small), h, w), (kh, kw, sh, sw)
 
 
+def four_class_images(n=256, seed=0):
+    """Four classes of 1x6x6 'images' (a bright row per class) that a small CNN separates."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.random((n, 1, 6, 6), dtype=np.float32) * 0.3
+    for label in range(4):
+        x[y == label, 0, label, :] += 0.7
+    return x, y
+
+
 def away_from_kinks(x, margin=0.05):
     """Move values off 0 by ``margin`` so finite differences never straddle ReLU's kink."""
     return np.where(x >= 0, x + margin, x - margin)

@@ -15,17 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinynet
+from tests.strategies import four_class_images
 from tinynet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 
 
 def _data(n=256, seed=0):
-    """Four classes of 1x6x6 'images' that a small CNN separates."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.random((n, 1, 6, 6), dtype=np.float32) * 0.3
-    for label in range(4):
-        x[y == label, 0, label, :] += 0.7
-    return x, y
+    return four_class_images(n, seed)
 
 
 def _cnn(seed=0):

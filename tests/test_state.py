@@ -8,17 +8,13 @@ import numpy as np
 import pytest
 
 import tinynet
+from tests.strategies import four_class_images
 from tinynet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax
 from tinynet.optim import SGD, Adam, AdamW
 
 
 def _data(n=128, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.random((n, 1, 6, 6), dtype=np.float32) * 0.3
-    for label in range(4):
-        x[y == label, 0, label, :] += 0.7
-    return x, y
+    return four_class_images(n, seed)
 
 
 def _cnn(seed=0, dropout=0.25, width=4):

@@ -1,4 +1,4 @@
-r"""Losses: ``forward`` returns the mean loss over the batch, ``backward`` its gradient.
+r"""Losses: ``forward`` returns the mean loss (over the batch; for MSE over every element), ``backward`` its gradient.
 
 Softmax cross-entropy, fused. With logits ``z`` ``(N, K)``, labels ``t`` and
 ``p = softmax(z)``::

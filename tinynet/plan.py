@@ -24,6 +24,7 @@ import numpy as np
 
 from .kernels import maxpool_backward, maxpool_forward
 from .layers import AvgPool2D, BatchNorm2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
+from .layers.base import to_channels_first, to_channels_last
 
 __all__ = ["build_plan", "Step"]
 
@@ -175,11 +176,10 @@ class _ToChannelsLast(Step):
         self.first_layer = first_layer
 
     def forward(self, x, training=False):
-        x = self.first_layer._checked_input(x)  # the layer's own shape errors, in NCHW terms
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        return to_channels_last(self.first_layer._checked_input(x))  # the layer's own errors, in NCHW terms
 
     def backward(self, grad):
-        return np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+        return to_channels_first(grad)
 
     def describe(self):
         return "NCHW -> NHWC"
@@ -189,10 +189,10 @@ class _ToChannelsFirst(Step):
     """NHWC -> NCHW on the way out of a run, for a layer that needs NCHW."""
 
     def forward(self, x, training=False):
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return to_channels_first(x)
 
     def backward(self, grad):
-        return np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
+        return to_channels_last(grad)
 
     def describe(self):
         return "NHWC -> NCHW"
@@ -207,11 +207,11 @@ class _FlattenChannelsLast(Step):
 
     def forward(self, x, training=False):
         self.shape = x.shape
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
+        return to_channels_first(x).reshape(x.shape[0], -1)
 
     def backward(self, grad):
         n, h, w, c = self.shape
-        return np.ascontiguousarray(grad.reshape(n, c, h, w).transpose(0, 2, 3, 1))
+        return to_channels_last(grad.reshape(n, c, h, w))
 
     def describe(self):
         return f"{self.positions[0]} Flatten (from NHWC)"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import NotTrainedForwardError
 
-__all__ = ["Layer", "check_state"]
+__all__ = ["Layer", "ChannelsLast", "check_state", "to_channels_last", "to_channels_first"]
 
 
 def check_state(mine, theirs, owner):
@@ -161,3 +161,29 @@ class Layer:
     def __repr__(self):
         arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
+
+
+def to_channels_last(x):
+    """``(N, C, H, W) -> (N, H, W, C)``, contiguous."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def to_channels_first(x):
+    """``(N, H, W, C) -> (N, C, H, W)``, contiguous."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+class ChannelsLast:
+    """Mixin for image layers that compute on channels-last (NHWC) arrays.
+
+    The subclass writes ``_checked_input(x)`` (NCHW checks), ``_forward_channels_last`` and
+    ``_backward_channels_last``; this gives it the public NCHW ``forward`` and ``backward``,
+    which change the layout on the way in and out. Inside a ``Sequential`` the plan calls
+    the channels-last methods directly and changes the layout once per run of such layers.
+    """
+
+    def forward(self, x, training=False):
+        return to_channels_first(self._forward_channels_last(to_channels_last(self._checked_input(x)), training))
+
+    def backward(self, grad_out):
+        return to_channels_first(self._backward_channels_last(to_channels_last(grad_out)))

@@ -2,7 +2,7 @@ r"""2-D convolution (cross-correlation, as PyTorch ``conv2d``) by im2col and one
 
 Forward, for input ``X`` ``(N, C, H, W)``, weights ``K`` ``(F, C, kh, kw)`` and bias ``b``::
 
-    Y[n, f, y, x] = b[f] + sum_{c,i,j} K[f, c, i, j] * Xpad[n, c, y*sh + i, x*sw + j]
+    Y[n, f, y, x'] = b[f] + sum_{c,i,j} K[f, c, i, j] * Xpad[n, c, y*sh + i, x'*sw + j]   (y, x': output row, column)
 
 The layer computes channels-last (NHWC) inside: ``X`` is read as ``(N, H, W, C)``. im2col
 unfolds every window into a row, ``cols`` of shape ``(N*P, kh*kw*C)`` with
@@ -38,7 +38,7 @@ from .._checks import expect_rank, float_array, int_pair, positive_int
 from ..errors import ShapeError
 from ..init import initial_weights
 from ..kernels import col2im, im2col, im2col_transposed, output_size
-from .base import Layer
+from .base import ChannelsLast, Layer, to_channels_last
 
 __all__ = ["Conv2D"]
 
@@ -56,7 +56,7 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 _THIN_DEPTH = 16
 
 
-class Conv2D(Layer):
+class Conv2D(ChannelsLast, Layer):
     """2-D cross-correlation of NCHW images with ``out_channels`` learned filters.
 
     Parameters
@@ -137,17 +137,8 @@ class Conv2D(Layer):
             )
         return x.astype(self.dtype, copy=False)
 
-    def forward(self, x, training=False):
-        x = self._checked_input(x)
-        out = self._forward_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-
-    def backward(self, grad_out):
-        grad_x = self._backward_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
-        return np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
-
     def _backward_params_only(self, grad_out):
-        self._backward_params_only_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
+        self._backward_params_only_channels_last(to_channels_last(grad_out))
 
     # -- the computation, on NHWC activations -------------------------------------------------
     def _weight_rows(self):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._checks import expect_rank, float_array, positive_int
 from ..errors import ShapeError
-from .base import Layer
+from .base import ChannelsLast, Layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
 
@@ -161,7 +161,7 @@ class BatchNorm1D(_BatchNorm):
         return self._backward_rows(grad_out)
 
 
-class BatchNorm2D(_BatchNorm):
+class BatchNorm2D(ChannelsLast, _BatchNorm):
     """Batch normalisation of each channel of ``(N, C, H, W)`` images, as ``torch.nn.BatchNorm2d``.
 
     The statistics of a channel are taken over the batch and every pixel (``N*H*W`` values).
@@ -199,15 +199,6 @@ class BatchNorm2D(_BatchNorm):
 
     def __init__(self, num_channels, momentum=0.1, eps=1e-5, *, dtype=np.float32):
         super().__init__(num_channels, momentum, eps, dtype=dtype)
-
-    def forward(self, x, training=False):
-        x = self._checked_input(x)
-        out = self._forward_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-
-    def backward(self, grad_out):
-        grad_x = self._backward_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
-        return np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
 
     def _forward_channels_last(self, x, training=False):
         """``(N, H, W, C)`` -> same; the channels are the columns of ``(N*H*W, C)`` rows."""

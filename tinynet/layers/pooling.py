@@ -22,17 +22,16 @@ Both compute channels-last (NHWC) inside, the layout the kernels and a ``Sequent
 Called directly, ``forward``/``backward`` take and return NCHW.
 """
 
-import numpy as np
 
 from .._checks import expect_rank, float_array, int_pair
 from ..errors import ShapeError
 from ..kernels import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
-from .base import Layer
+from .base import ChannelsLast, Layer
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
 
 
-class _Pool2D(Layer):
+class _Pool2D(ChannelsLast, Layer):
     """Shared argument handling of the two pooling layers."""
 
     def __init__(self, pool_size=2, stride=None):
@@ -54,15 +53,6 @@ class _Pool2D(Layer):
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
-
-    def forward(self, x, training=False):
-        x = self._checked_input(x)
-        out = self._forward_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-
-    def backward(self, grad_out):
-        grad_x = self._backward_channels_last(np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
-        return np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
 
     def _check_channels_last(self, x):
         if x.ndim != 4 or x.shape[1] < self.pool_size[0] or x.shape[2] < self.pool_size[1]:
