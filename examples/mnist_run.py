@@ -42,6 +42,8 @@ def parse_args(recipe, argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
     parser.add_argument("--offline", action="store_true", help="never download: use the files that are there")
+    parser.add_argument("--mat", default=None, metavar="PATH",
+                        help="read Kaggle's mnist-original.mat (the reference notebook's file) instead (needs scipy)")
     parser.add_argument("--save", default=f"mnist_{recipe.name}.npz", metavar="PATH",
                         help="where to save the trained model (default: %(default)s)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -75,7 +77,10 @@ def main(recipe, argv=None):
     if args.resume and not args.checkpoint:
         raise SystemExit("--resume needs --checkpoint PATH: the file to resume from.")
     started = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir, download=not args.offline)
+    if args.mat:
+        (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist_original(args.mat)
+    else:
+        (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir, download=not args.offline)
     # uint8 (N, 28, 28) -> (N, 1, 28, 28); fit and evaluate scale uint8 to [0, 1] batch by batch.
     x_train, x_test = x_train[:, None], x_test[:, None]
 

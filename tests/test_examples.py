@@ -144,3 +144,45 @@ def test_unexpected_errors_keep_their_traceback(tmp_path):
         pass
     else:
         raise AssertionError("run() swallowed an unexpected error")
+
+
+def test_kaggle_example_trains_on_csv_and_writes_a_submission(tmp_path, mnist_dir):
+    """Kaggle-format files made from real digits: one epoch, a valid submission for every test row."""
+    (x_train, y_train), (x_test, _) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    header = ",".join(f"pixel{i}" for i in range(784))
+    train_rows = [f"{label}," + ",".join(map(str, image.reshape(-1))) for image, label in
+                  zip(x_train[:1500], y_train[:1500], strict=True)]
+    (tmp_path / "train.csv").write_text("label," + header + "\n" + "\n".join(train_rows) + "\n")
+    (tmp_path / "test.csv").write_text(header + "\n" + "\n".join(",".join(map(str, image.reshape(-1)))
+                                                               for image in x_test[:40]) + "\n")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "kaggle_digit_recognizer.py"), "--train", str(tmp_path / "train.csv"),
+         "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "submission.csv"), "--epochs", "1",
+         "--verbose", "0"], capture_output=True, text=True, timeout=300, check=True)
+    lines = (tmp_path / "submission.csv").read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and len(lines) == 41
+    assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(1, 41))
+    assert all(line.split(",")[1] in "0123456789" for line in lines[1:])
+    assert "Validation accuracy" in result.stdout
+
+
+def test_kaggle_example_with_a_broken_csv_says_which_file(tmp_path):
+    (tmp_path / "train.csv").write_text("label,pixel0\n1,0\n")
+    result = _run_example("kaggle_digit_recognizer.py", "--train", str(tmp_path / "train.csv"), "--test",
+                          str(tmp_path / "train.csv"), tmp_path=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "train.csv does not have Kaggle's Digit Recognizer columns" in result.stderr
+
+
+def test_mnist_example_reads_the_reference_notebooks_mat_file(tmp_path, mnist_dir):
+    """--mat PATH: Kaggle's mnist-original.mat (here rebuilt from the canonical files) instead of the IDX files."""
+    scipy_io = __import__("pytest").importorskip("scipy.io", reason="scipy reads MATLAB files: pip install scipy")
+    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    data = np.concatenate([x_train, x_test]).reshape(70000, 784).T
+    label = np.concatenate([y_train, y_test]).astype(np.float64)[None]
+    scipy_io.savemat(tmp_path / "mnist-original.mat", {"data": data, "label": label}, do_compression=True)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--mat", str(tmp_path / "mnist-original.mat"),
+         "--epochs", "1", "--verbose", "0", "--save", ""], capture_output=True, text=True, timeout=300, check=True)
+    accuracy = float(result.stdout.split("tinynet mlp (this run)")[1].split("%")[0]) / 100
+    assert accuracy > 0.9

@@ -9,6 +9,10 @@ Missing files are downloaded (``download=True``) from a list of public mirrors, 
 mirror tried when one fails, checked against the canonical checksums while they stream,
 and written atomically, so an interrupted or corrupted download never leaves a file behind.
 
+Files from elsewhere: Kaggle's ``train.csv``/``test.csv`` (:func:`load_kaggle_csv`, and
+:func:`write_kaggle_submission` for the answer) and the old ``mnist-original.mat``
+(:func:`load_mnist_original`).
+
 The IDX format (big-endian): ``0x00 0x00``, a type byte (``0x08`` = uint8), the number
 of dimensions, one uint32 per dimension, then the values in C order.
 """
@@ -26,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ._formats import load_kaggle_csv, load_mnist_original, write_kaggle_submission
 from ._io import atomic_write
 from .errors import DatasetError
 
-__all__ = ["load_mnist", "load_fashion_mnist", "read_idx", "MNIST", "FASHION_MNIST"]
+__all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_original", "load_kaggle_csv", "write_kaggle_submission",
+           "read_idx", "MNIST", "FASHION_MNIST"]
 
 
 @dataclass(frozen=True)
