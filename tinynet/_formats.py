@@ -144,6 +144,13 @@ def load_mnist_original(path):
     ------
     DatasetError
         Naming the file: missing, not a MATLAB file, without ``data``/``label``, of other sizes.
+
+    Examples
+    --------
+    Not a doctest (it needs the 55 MB file)::
+
+        (x_train, y_train), (x_test, y_test) = load_mnist_original("mnist-original.mat")
+        x_train.shape, y_test.shape      # ((60000, 28, 28), (10000,))
     """
     try:
         from scipy.io import loadmat
