@@ -186,3 +186,31 @@ def test_mnist_example_reads_the_reference_notebooks_mat_file(tmp_path, mnist_di
          "--epochs", "1", "--verbose", "0", "--save", ""], capture_output=True, text=True, timeout=300, check=True)
     accuracy = float(result.stdout.split("tinynet mlp (this run)")[1].split("%")[0]) / 100
     assert accuracy > 0.9
+
+
+def test_predict_digit_prints_the_top_three_and_draws(tmp_path, mnist_dir):
+    """A model saved by fit, two drawn digits: three guesses each with probabilities, and the picture."""
+    image_module = __import__("pytest").importorskip("PIL.Image", reason="Pillow reads images: pip install pillow")
+    (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    model = tinynet.models.basic_mlp(rng=0)
+    model.fit(x_train[:, None], y_train, epochs=1, seed=0, verbose=0)
+    model.save(tmp_path / "mlp.npz")
+    paths = []
+    for number in range(2):
+        page = image_module.new("L", (100, 80), 255)
+        page.paste(image_module.fromarray(255 - x_test[number]).resize((60, 60)), (5 + 20 * number, 10))
+        page.save(tmp_path / f"digit{number}.png")
+        paths.append(str(tmp_path / f"digit{number}.png"))
+    result = subprocess.run([sys.executable, str(EXAMPLES / "predict_digit.py"), *paths, "--model",
+                             str(tmp_path / "mlp.npz"), "--plot", str(tmp_path / "read.png")],
+                            capture_output=True, text=True, timeout=300, check=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(tmp_path / "digit"))]
+    assert len(lines) == 2 and all(line.count("%") == 3 for line in lines)
+    assert lines[0].split(": ")[1].startswith(str(y_test[0])) and lines[1].split(": ")[1].startswith(str(y_test[1]))
+    assert (tmp_path / "read.png").stat().st_size > 5000
+
+
+def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
+    result = _run_example("predict_digit.py", "x.png", "--model", str(tmp_path / "none.npz"), tmp_path=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "python examples/mnist_cnn.py" in result.stderr
