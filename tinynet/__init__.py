@@ -4,7 +4,7 @@ Every layer has a readable ``forward`` and ``backward``; convolutions and poolin
 numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
 """
 
-from . import augment, datasets, errors, init, kernels, layers, losses, models, optim, schedules, trace
+from . import augment, datasets, errors, export, init, kernels, layers, losses, models, optim, schedules, trace
 from .checkpoint import Checkpoint
 from .errors import (
     DatasetError,
@@ -35,6 +35,7 @@ __all__ = [
     "schedules",
     "models",
     "datasets",
+    "export",
     "augment",
     "init",
     "kernels",

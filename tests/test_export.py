@@ -1,0 +1,76 @@
+"""Export: ONNX (run by onnxruntime) and PyTorch give model.forward's outputs, for every layer type."""
+
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet import layers as L
+from tinynet.export import ExportError, to_onnx, to_torch
+
+
+def every_layer_model():
+    """A model using every layer type, trained a little so BatchNorm's running statistics are not the defaults."""
+    model = tinynet.Sequential([
+        L.Conv2D(1, 4, 3, padding=1, rng=0), L.BatchNorm2D(4), L.ReLU(), L.MaxPool2D(2),
+        L.Conv2D(4, 6, 3, stride=2, rng=1), L.LeakyReLU(0.1), L.AvgPool2D(2, stride=1),
+        L.Flatten(), L.Dropout(0.3, rng=2), L.Dense(24, 16, rng=3), L.BatchNorm1D(16), L.Tanh(),
+        L.Dense(16, 10, rng=4), L.Sigmoid(), L.Dense(10, 10, rng=5), L.Softmax(),
+    ])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 1, 16, 16), dtype=np.float32), rng.integers(0, 10, 64)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0, loss="mse")
+    return model, rng.random((7, 1, 16, 16), dtype=np.float32)
+
+
+def test_onnx_graph_runs_in_onnxruntime_with_the_same_outputs(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="onnx is in the export extra: pip install -e '.[export]'")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
+    model, x = every_layer_model()
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match=r"input_shape=\(C, H, W\)"):  # the default, an MNIST image, does not fit
+        to_onnx(model, path)
+    to_onnx(model, path, input_shape=(1, 16, 16))
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version == 17 and proto.ir_version == 8
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (x, x[:1]):  # the batch axis is dynamic
+        ours = model.forward(batch)
+        theirs = session.run(None, {"input": batch})[0]
+        np.testing.assert_allclose(theirs, ours, atol=1e-4)
+        print("ONNX max abs error:", float(np.abs(theirs - ours).max()))
+
+
+def test_torch_module_gives_the_same_outputs():
+    torch = pytest.importorskip("torch", reason="PyTorch is in the export extra: pip install -e '.[export]'")
+    model, x = every_layer_model()
+    module = to_torch(model)
+    assert not module.training
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(x)).numpy()
+    ours = model.forward(x)
+    np.testing.assert_allclose(theirs, ours, atol=1e-4)
+    print("PyTorch max abs error:", float(np.abs(theirs - ours).max()))
+
+
+def test_a_layer_without_a_mapping_is_named(tmp_path):
+    pytest.importorskip("onnx", reason="onnx is in the export extra")
+
+    class Square(L.Layer):
+        def forward(self, x, training=False):
+            return x * x
+
+    model = tinynet.Sequential([L.Flatten(), Square()])
+    with pytest.raises(ExportError, match="Layer 1 \\(Square\\) has no ONNX mapping"):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_the_mnist_cnn_exports_with_the_default_input_shape(tmp_path):
+    pytest.importorskip("onnx", reason="onnx is in the export extra")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
+    model = tinynet.models.cnn(rng=0)
+    to_onnx(model, tmp_path / "cnn.onnx")
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "cnn.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), atol=1e-4)
