@@ -76,9 +76,10 @@ def test_vanishing_gradients_example_shows_the_effect(tmp_path, mnist_dir):
          "--data-dir", str(mnist_dir), "--plots", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True,
     )
-    ratios = {line.split()[0]: float(line.split(":")[1].split()[0]) for line in result.stdout.splitlines()
-              if "first/last" in line}
+    ratios = {line.split("first/last")[0].strip(): float(line.split(":")[1].split()[0])
+              for line in result.stdout.splitlines() if "first/last" in line}
     assert ratios["Sigmoid"] < 1e-2 < ratios["ReLU"] and ratios["Tanh"] > 1e-2
+    assert ratios["Sigmoid + BatchNorm"] > 100 * ratios["Sigmoid"]  # BatchNorm brings the gradient back
     assert [p.name for p in tmp_path.glob("*.png")] == ["gradient_norms.png"]
 
 

@@ -118,7 +118,10 @@ def prediction_grid(images, labels, predicted, path, rows=4, columns=8, title="T
 
 
 def learning_curves(history, path, title="Learning curves"):
-    """Loss and accuracy per epoch, training against test (validation) data.
+    """Loss and accuracy per epoch, training against test (validation) data, and the learning rate.
+
+    The learning rate (``history["lr"]``, each epoch's last) gets a third panel on a log
+    axis when the run had more than one, so a schedule is seen over the run.
 
     Examples
     --------
@@ -130,14 +133,19 @@ def learning_curves(history, path, title="Learning curves"):
     """
     plt = _pyplot()
     frame = history.to_frame()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for axis, metric in ((left, "loss"), (right, "accuracy")):
+    scheduled = "lr" in frame and frame["lr"].nunique() > 1
+    figure, axes = plt.subplots(1, 3 if scheduled else 2, figsize=(14 if scheduled else 10, 3.8))
+    for axis, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
         axis.plot(frame.index, frame[metric], "o-", label="train")
         if f"val_{metric}" in frame:
             axis.plot(frame.index, frame[f"val_{metric}"], "s-", label="test")
         axis.set(xlabel="epoch", ylabel=metric, title=metric)
         axis.grid(alpha=0.3)
         axis.legend()
+    if scheduled:
+        axes[2].plot(frame.index, frame["lr"], "o-", color="tab:green")
+        axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate (end of each epoch)", yscale="log")
+        axes[2].grid(alpha=0.3, which="both")
     figure.suptitle(title)
     return _save(figure, path)
 
@@ -197,12 +205,14 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
     return _save(figure, path)
 
 
-def gradient_norms_by_depth(histories, path, title="Gradient norm against depth (last epoch, trace mode)"):
+def gradient_norms_by_depth(histories, path, title="Gradient norm against depth (last epoch, trace mode)",
+                            layer_type="Dense"):
     """Each parametric layer's mean gradient norm against its depth, one line per run, one log axis.
 
     ``histories`` maps a label (e.g. the activation) to the History of a ``fit(...,
-    trace=True)``. Depth 1 is the layer nearest the input: a line falling towards depth 1
-    is a vanishing gradient.
+    trace=True)``. Only layers of ``layer_type`` are drawn (the weight layers, not the
+    BatchNorm layers between them). Depth 1 is the layer nearest the input: a line falling
+    towards depth 1 is a vanishing gradient.
 
     Examples
     --------
@@ -217,7 +227,7 @@ def gradient_norms_by_depth(histories, path, title="Gradient norm against depth 
     figure, axis = plt.subplots(figsize=(7.5, 4))
     for label, history in histories.items():
         frame = history.trace_frame().dropna(subset=["grad_norm"])
-        last = frame[frame.epoch == frame.epoch.max()]
+        last = frame[(frame.epoch == frame.epoch.max()) & frame.layer.str.endswith(f" {layer_type}")]
         depth = np.arange(1, len(last) + 1)
         axis.plot(depth, last.grad_norm.to_numpy(), "o-", label=label)
     axis.set(yscale="log", xlabel="depth of the layer (1 = nearest the input)",
