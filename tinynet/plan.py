@@ -124,21 +124,16 @@ class _ConvReluMaxPoolStep(Step):
 
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
-        x = conv._checked_channels_last(x)
-        weights_t, bias = conv._weight_rows().T, conv.params["b"]
-        chunk = conv._images_per_chunk(x.shape)
         y_shape = conv._output_shape(x.shape)
-        pooled, kept = [], []
-        for start in range(0, len(x), chunk):
-            rows = conv._rows(x[start : start + chunk])  # (nP, CKK)
-            y = (rows @ weights_t).reshape(-1, *y_shape[1:])  # (n, out_h, out_w, F), bias not yet added
-            pooled.append(maxpool_forward(y, *pool.pool_size, *pool.stride, relu=True, bias=bias))
-            kept.append(rows)
-        out = np.concatenate([out for out, _ in pooled]) if pooled else np.empty((0, *_pooled_shape(pool, y_shape)))
-        argmax = np.concatenate([argmax for _, argmax in pooled]) if pooled else out.astype(np.int32)
-        conv._save_for_backward(training, x, kept)
+        window, bias = (*pool.pool_size, *pool.stride), conv.params["b"]
+        pooled = [maxpool_forward(y, *window, relu=True, bias=bias) for _, y in conv._convolve_chunks(x, training)]
+        if pooled:
+            out, argmax = (np.concatenate(parts) for parts in zip(*pooled, strict=True))
+        else:  # an empty batch
+            out = np.empty((0, *_pooled_shape(pool, y_shape)), conv.dtype)
+            argmax = np.empty(out.shape, np.int32)
         pool._save(training, argmax, y_shape)
-        return out.astype(conv.dtype, copy=False)
+        return out
 
     def _backward(self, grad, input_grad):
         argmax, y_shape = self.pool._saved_values()

@@ -54,7 +54,9 @@ def prepare_inputs(x, owner, check_finite=True):
 
 
 def _check_finite(x, owner):
-    if x.dtype != np.uint8 and not _all_finite(x):
+    with np.errstate(over="ignore", invalid="ignore"):  # a square sum past float's range only means: look closer
+        finite = x.dtype == np.uint8 or _all_finite(x)
+    if not finite:
         raise ValueError(f"{owner} received inputs containing NaN or inf; clean or drop those samples first.")
 
 
@@ -64,12 +66,11 @@ def _all_finite(x):
     Fast path: ``x . x`` (one BLAS pass, no temporary array; twice as fast as
     ``np.isfinite(x).all()``) is finite whenever every element is; only when it is not
     (NaN, inf, or squares too large to sum) does the exact element-wise check decide.
+    Callers silence the overflow warning that sum may raise (fit's loop already runs under
+    ``np.errstate(over="ignore", invalid="ignore")``).
     """
-    if x.flags.c_contiguous and x.size:
-        flat = x.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(np.dot(flat, flat)):
-                return True
+    if x.flags.c_contiguous and x.size and np.isfinite(np.dot(x.reshape(-1), x.reshape(-1))):
+        return True
     return bool(np.isfinite(x).all())
 
 
@@ -198,19 +199,9 @@ class _DivergenceGuard:
         multiple of the gradient, or of a moment built from it), so checking the weights
         alone catches both; the gradients are looked at only to say which it was.
         """
-        if not all(_finite(array) for layer in self.model.layers for array in layer.state_dict().values()):
-            gradients_finite = all(_finite(g) for layer in self.model.layers for g in layer.grads.values())
+        if not all(_all_finite(array) for layer in self.model.layers for array in layer.state_dict().values()):
+            gradients_finite = all(_all_finite(g) for layer in self.model.layers for g in layer.grads.values())
             self._restore_and_raise("a weight" if gradients_finite else "a gradient", epoch, batch)
-
-
-def _finite(array):
-    """True when every element of ``array`` is finite; one BLAS pass (see :func:`_all_finite`).
-
-    Called inside fit's ``np.errstate(over="ignore", invalid="ignore")``, so an overflowing
-    square sum warns nobody; it only sends the check to the exact element-wise test.
-    """
-    flat = array.reshape(-1)
-    return bool(np.isfinite(np.dot(flat, flat))) or bool(np.isfinite(array).all())
 
 
 class _StopAtBatchEnd:

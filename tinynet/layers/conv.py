@@ -168,23 +168,30 @@ class Conv2D(ChannelsLast, Layer):
 
     def _forward_channels_last(self, x, training=False):
         """``(N, H, W, C) -> (N, out_h, out_w, F)``."""
-        x = self._checked_channels_last(x)
-        n = len(x)
         out = np.empty(self._output_shape(x.shape), dtype=self.dtype)
-        weights_t = self._weight_rows().T  # (CKK, F)
-        chunk = self._images_per_chunk(x.shape)
-        kept = []
-        for start in range(0, n, chunk):
-            rows = self._rows(x[start : start + chunk])  # (nP, CKK)
-            np.matmul(rows, weights_t, out=out[start : start + chunk].reshape(len(rows), -1))  # -> (nP, F)
-            kept.append(rows)
+        for _ in self._convolve_chunks(x, training, out):
+            pass
         out += self.params["b"]
-        self._save_for_backward(training, x, kept)
         return out
 
-    def _save_for_backward(self, training, x, rows):
-        """Keep the input, and the columns of thin windows (few: cheaper kept than unfolded again)."""
-        self._save(training, x, rows if self._thin() else None)
+    def _convolve_chunks(self, x, training, out=None):
+        """Yield ``(start, y)`` chunk by chunk: ``y = cols @ Wmat.T`` for the images from ``start``,
+        ``(n, out_h, out_w, F)`` without the bias, written into ``out`` when given. A chunk's
+        columns and output stay in cache for whatever the caller does next (a fused max-pool);
+        once every chunk is done, what backward needs is kept."""
+        x = self._checked_channels_last(x)
+        weights_t = self._weight_rows().T  # (CKK, F)
+        shape = self._output_shape(x.shape)
+        chunk = self._images_per_chunk(x.shape)
+        kept = []
+        for start in range(0, len(x), chunk):
+            rows = self._rows(x[start : start + chunk])  # (nP, CKK)
+            target = None if out is None else out[start : start + chunk].reshape(len(rows), -1)
+            y = np.matmul(rows, weights_t, out=target)  # (nP,CKK) @ (CKK,F) -> (nP,F)
+            kept.append(rows)
+            yield start, y.reshape(-1, *shape[1:])
+        # Thin windows' columns are few: cheaper kept than unfolded again in backward.
+        self._save(training, x, kept if self._thin() else None)
 
     def _checked_channels_last(self, x):
         if x.shape[3] != self.in_channels:
