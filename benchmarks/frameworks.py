@@ -97,8 +97,9 @@ class TorchAdapter:
             "small_cnn": [*conv_block(1, 32), nn.Flatten(), nn.Linear(5408, 128), nn.ReLU(), nn.Linear(128, 10)],
             "keras_convnet": [*conv_block(1, 32), *conv_block(32, 64), nn.Flatten(), nn.Dropout(0.5),
                               nn.Linear(1600, 10)],
-            "cnn": [*conv_block(1, 32), *conv_block(32, 64), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(),
-                    nn.Dropout(0.5), nn.Linear(128, 10)],
+            "cnn": [*conv_block(1, 32), nn.BatchNorm2d(32), *conv_block(32, 64), nn.BatchNorm2d(64),
+                    nn.Conv2d(64, 128, 3), nn.BatchNorm2d(128), nn.ReLU(), nn.Flatten(), nn.Linear(1152, 128),
+                    nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10)],
         }[name]
         model = nn.Sequential(*layers)
         # fused=True: one kernel for every parameter's update, PyTorch's fastest Adam on the CPU
@@ -166,13 +167,16 @@ class KerasAdapter:
         layers = self.keras.layers
         self.keras.utils.set_random_seed(seed)
         conv_block = lambda filters: [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D(2)]  # noqa: E731
+        norm = lambda: layers.BatchNormalization(momentum=0.9, epsilon=1e-5)  # noqa: E731
         stack = {
             "basic_mlp": [layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)],
             "small_cnn": [*conv_block(32), layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)],
             "keras_convnet": [*conv_block(32), *conv_block(64), layers.Flatten(), layers.Dropout(0.5),
                               layers.Dense(10)],
-            "cnn": [*conv_block(32), *conv_block(64), layers.Flatten(), layers.Dense(128, activation="relu"),
-                    layers.Dropout(0.5), layers.Dense(10)],
+            # BatchNormalization's momentum is PyTorch's 1 - momentum: 0.9 here is tinynet's 0.1.
+            "cnn": [*conv_block(32), norm(), *conv_block(64), norm(), layers.Conv2D(128, 3), norm(),
+                    layers.ReLU(), layers.Flatten(), layers.Dense(128), norm(), layers.ReLU(), layers.Dropout(0.3),
+                    layers.Dense(10)],
         }[name]
         model = self.keras.Sequential([self.keras.Input((28, 28, 1)), *stack])
         model.compile(

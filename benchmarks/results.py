@@ -20,7 +20,7 @@ RESULTS_DIR = Path(os.environ.get("TINYNET_BENCH_RESULTS", Path(__file__).parent
 
 @dataclass
 class Row:
-    section: str  # training, inference, kernels, layers, startup, accuracy
+    section: str  # training, inference, kernels, layers, startup, accuracy, time_to_accuracy
     model: str  # model, kernel or layer name
     framework: str
     metric: str  # e.g. epoch_s, img_s
@@ -52,7 +52,9 @@ class Results:
             "Kernels: numba against the readable reference (batch 128)": _kernel_table,
             "Layers: forward + backward (batch 128)": _layer_table,
             "Start-up and memory": _startup_table,
-            "Accuracy (examples' default settings)": _accuracy_table,
+            "Accuracy (examples' default runs, one process per seed)": _accuracy_table,
+            "Time to accuracy, CNN recipe (training seconds; test accuracy after every epoch)": (
+                _time_to_accuracy_table),
         }
         tables = {}
         for title, build in builders.items():
@@ -258,15 +260,43 @@ def _startup_table(frame):
 
 
 def _accuracy_table(frame):
+    """One row per model: mean ± sample standard deviation over the seeds, each seed, wall times."""
     part = frame[frame.section == "accuracy"]
     if part.empty:
         return None
-    table = part.pivot_table(index="model", columns="metric", values="value", sort=False)
-    return pd.DataFrame({
-        "model": table.index,
-        "tinynet test accuracy": table["test_accuracy"].map(lambda v: f"{v:.2%}"),
-        "reference (Keras notebook)": table["reference_accuracy"].map(lambda v: f"{v:.2%}"),
-    }).reset_index(drop=True)
+    rows = []
+    for model, group in part.groupby("model", sort=False):
+        accuracy = group[group.metric == "test_accuracy"].value.to_numpy()
+        walls = group[group.metric == "wall_s"].value.to_numpy()
+        reference = group[group.metric == "reference_accuracy"].value
+        spread = f" ± {accuracy.std(ddof=1):.2%}" if len(accuracy) > 1 else ""
+        rows.append({
+            "model": model,
+            f"tinynet test accuracy (mean{' ± std' if spread else ''})": f"{accuracy.mean():.2%}{spread}",
+            "each seed": ", ".join(f"{value:.2%}" for value in accuracy),
+            "wall s per run": ", ".join(f"{value:.0f}" for value in walls),
+            "reference (Keras notebook)": f"{reference.iloc[0]:.2%}" if len(reference) else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def _time_to_accuracy_table(frame):
+    """Training seconds until the test accuracy first reaches each threshold, per framework."""
+    part = frame[frame.section == "time_to_accuracy"]
+    if part.empty:
+        return None
+    rows = []
+    for framework, group in part.groupby("framework", sort=False):
+        row = {"framework": framework}
+        for _, entry in group.iterrows():
+            if entry.metric.startswith("seconds_to_"):
+                threshold = entry.metric.removeprefix("seconds_to_")
+                row[f"s to {threshold}"] = (f"{entry.value:.0f} ({entry.detail})" if entry.value == entry.value
+                                            else entry.detail)
+            else:
+                row["final test accuracy"] = f"{entry.value:.2%} ({entry.detail})"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def to_markdown(table):

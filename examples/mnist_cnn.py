@@ -13,7 +13,7 @@ import tinynet
 CNN = Recipe(
     name="cnn", build=tinynet.models.cnn,
     reference_accuracy=0.9852, reference_name="Keras notebook, Model-2 [CNN]",
-    epochs=15, batch_size=128, lr=2e-3, lr_decay=0.85, shift=2,
+    epochs=12, batch_size=128, lr=5e-3, rotation=10, scale=0.1, shift=2,
 )
 
 if __name__ == "__main__":

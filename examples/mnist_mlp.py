@@ -13,7 +13,7 @@ import tinynet
 MLP = Recipe(
     name="mlp", build=tinynet.models.basic_mlp,
     reference_accuracy=0.9794, reference_name="Keras notebook, Model-1 [Basic]",
-    epochs=40, batch_size=128, lr=2e-3, lr_decay=0.92, shift=1,
+    epochs=40, batch_size=128, lr=3e-3, rotation=8, scale=0.08, shift=1.5,
 )
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def test_predict_returns_probabilities():
 def test_summary_lists_shapes_and_counts():
     """summary shows each layer's output shape and the parameter total."""
     text = tinynet.models.cnn(rng=0).summary((1, 28, 28))
-    assert "(N, 32, 26, 26)" in text and "(N, 64, 5, 5)" in text and "Total params: 225,034" in text
+    assert "(N, 32, 26, 26)" in text and "(N, 128, 3, 3)" in text and "Total params: 242,250" in text
     assert "Total params: 101,770" in tinynet.models.basic_mlp(rng=0).summary((None, 1, 28, 28))
 
 
@@ -261,3 +261,22 @@ def test_gradcheck_of_a_whole_model_catches_a_wrong_layer(monkeypatch):
     result = tinynet.gradcheck(model, np.random.default_rng(1).standard_normal((5, 3)))
     assert result.errors["2.W"] < 1e-6  # above the wrong layer: still right
     assert result.errors["0.W"] > 0.1 and result.errors["input"] > 0.1
+
+
+def test_gradcheck_treats_an_exactly_zero_gradient_as_zero_not_as_noise(monkeypatch):
+    """A bias before BatchNorm has gradient 0 (the batch mean removes it): reported 0, yet a lost gradient fails."""
+    model = tinynet.Sequential([Dense(3, 4, rng=0), tinynet.layers.BatchNorm1D(4), tinynet.layers.Tanh(),
+                                Dense(4, 2, rng=1)])
+    x = np.random.default_rng(1).standard_normal((6, 3))
+    result = tinynet.gradcheck(model, x)
+    assert result.errors["0.b"] == 0.0 and result.passed(1e-6), str(result)
+
+    original = tinynet.layers.Dense.backward
+
+    def backward_losing_the_bias_gradient(self, grad):
+        out = original(self, grad)
+        self.grads["b"] = np.zeros_like(self.grads["b"])
+        return out
+
+    monkeypatch.setattr(tinynet.layers.Dense, "backward", backward_losing_the_bias_gradient)
+    assert tinynet.gradcheck(model, x).errors["3.b"] > 0.5  # a real gradient set to 0 is still caught

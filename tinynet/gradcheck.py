@@ -9,9 +9,16 @@ central differences, one element at a time::
 
 in float64, and summarised per array by the relative error::
 
-    rel = ||analytic - numeric|| / max(||analytic||, ||numeric||)     (0 when both are 0)
+    rel = ||analytic - numeric|| / max(||analytic||, ||numeric||)
 
 A correct backward gives about 1e-9 or less; a wrong one gives 1e-3 or more.
+
+Some gradients are exactly zero: the bias of a layer followed by BatchNorm (in training
+the batch mean subtracts any constant added before it). A relative error of two zeros is
+rounding noise over rounding noise, so both are first compared with what rounding
+alone can make of a central difference, ``2**-52 * sum|y * G| / eps`` per entry (float64
+rounding of the objective's terms, divided by the step): when both gradients are within 10
+times that bound of zero, ``rel`` is 0.
 """
 
 import copy
@@ -22,10 +29,20 @@ import numpy as np
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
 
 
-def relative_error(analytic, numeric):
-    """``||a - n|| / max(||a||, ||n||)``, 0 when both are zero."""
+def relative_error(analytic, numeric, atol=0.0):
+    """``||a - n|| / max(||a||, ||n||)``; 0 when both norms are ``<= atol`` (both zero up to rounding).
+
+    Examples
+    --------
+    >>> relative_error([1.0, 2.0], [1.0, 2.0 + 1e-9]) < 1e-9
+    True
+    >>> round(relative_error([1e-17], [3e-11]), 6), relative_error([1e-17], [3e-11], atol=1e-9)
+    (1.0, 0.0)
+    """
     scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric))
-    return 0.0 if scale == 0 else float(np.linalg.norm(analytic - numeric) / scale)
+    if scale <= atol:
+        return 0.0
+    return float(np.linalg.norm(np.subtract(analytic, numeric)) / scale)
 
 
 @dataclass
@@ -133,6 +150,8 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True, entri
         grad_out = np.random.default_rng(seed).standard_normal(y.shape)
     grad_out = np.asarray(grad_out, dtype=np.float64)
     grad_x = probe.backward(grad_out)
+    # What rounding alone can put into one central difference (module docstring), times 10.
+    rounding = 10 * np.finfo(np.float64).eps * float(np.sum(np.abs(y * grad_out))) / eps
     if whole_model:
         grads = {f"{i}.{key}": value for i, part in enumerate(probe.layers) for key, value in part.grads.items()}
     else:
@@ -151,5 +170,5 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True, entri
         indices = None if entries is None or entries >= size else np.sort(chooser.choice(size, entries, replace=False))
         numeric = _numeric_gradient(objective, values, eps, indices)
         chosen = analytic[name].reshape(-1) if indices is None else analytic[name].reshape(-1)[indices]
-        result.errors[name] = relative_error(chosen, numeric)
+        result.errors[name] = relative_error(chosen, numeric, atol=rounding * np.sqrt(numeric.size))
     return result

@@ -118,7 +118,7 @@ def prediction_grid(images, labels, predicted, path, rows=4, columns=8, title="T
 
 
 def learning_curves(history, path, title="Learning curves"):
-    """Loss and accuracy per epoch, training against test (validation) data, and the learning rate.
+    """Loss and accuracy per epoch, training against validation data, and the learning rate.
 
     The learning rate (``history["lr"]``, each epoch's last) gets a third panel on a log
     axis when the run had more than one, so a schedule is seen over the run.
@@ -138,7 +138,7 @@ def learning_curves(history, path, title="Learning curves"):
     for axis, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
         axis.plot(frame.index, frame[metric], "o-", label="train")
         if f"val_{metric}" in frame:
-            axis.plot(frame.index, frame[f"val_{metric}"], "s-", label="test")
+            axis.plot(frame.index, frame[f"val_{metric}"], "s-", label="validation")
         axis.set(xlabel="epoch", ylabel=metric, title=metric)
         axis.grid(alpha=0.3)
         axis.legend()
