@@ -212,3 +212,24 @@ def test_training_never_recompiles_across_batch_sizes():
         model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
         model.predict(x[:batch_size], batch_size=batch_size)
     assert signatures() == compiled
+
+
+@given(st.integers(2, 300), st.integers(1, 40), DTYPES, seeds)
+def test_batchnorm_kernels_match_reference(rows, channels, dtype, seed):
+    """BatchNorm's two numba passes (float64 column sums) and the NumPy twin agree, forward and backward."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, channels)) * 3 + rng.standard_normal(channels) * 5).astype(dtype)
+    gamma, beta = rng.standard_normal(channels).astype(dtype), rng.standard_normal(channels).astype(dtype)
+    grad = rng.standard_normal((rows, channels)).astype(dtype)
+    fast = jitted.batchnorm_forward(x, gamma, beta, 1e-5)
+    slow = reference.batchnorm_forward_reference(x, gamma, beta, 1e-5)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    x_hat, inv_std = slow[1], slow[4]
+    fast = jitted.batchnorm_backward(grad, x_hat, gamma, inv_std)
+    slow = reference.batchnorm_backward_reference(grad, x_hat, gamma, inv_std)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())

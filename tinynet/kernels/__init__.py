@@ -264,6 +264,41 @@ def adam_update(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2=
     return None
 
 
+def batchnorm_forward(rows, gamma, beta, eps):
+    """Training-mode BatchNorm of the columns of ``(M, C)`` rows; see :func:`.reference.batchnorm_forward_reference`.
+
+    Returns ``(y, x_hat, mean, var, inv_std)``.
+
+    Examples
+    --------
+    >>> rows = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> y, x_hat, mean, var, inv_std = batchnorm_forward(rows, np.ones(2), np.zeros(2), 1e-5)
+    >>> mean, var, y.round(3)
+    (array([ 2., 20.]), array([  1., 100.]), array([[-1., -1.],
+           [ 1.,  1.]]))
+    """
+    if _jitted is None:
+        return reference.batchnorm_forward_reference(rows, gamma, beta, eps)
+    return _jitted.batchnorm_forward(_contiguous(rows), gamma, beta, float(eps))
+
+
+def batchnorm_backward(grad, x_hat, gamma, inv_std):
+    """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`; see :func:`.reference.batchnorm_backward_reference`.
+
+    Examples
+    --------
+    A gradient that is the same for every row moves nothing: the batch mean takes it away.
+
+    >>> x_hat = np.array([[-1.0], [1.0]])
+    >>> dx, dgamma, dbeta = batchnorm_backward(np.ones((2, 1)), x_hat, np.ones(1), np.ones(1))
+    >>> dx.ravel(), dgamma, dbeta
+    (array([0., 0.]), array([0.]), array([2.]))
+    """
+    if _jitted is None:
+        return reference.batchnorm_backward_reference(grad, x_hat, gamma, inv_std)
+    return _jitted.batchnorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, inv_std)
+
+
 __all__ = [
     "BACKEND",
     "set_num_threads",
@@ -278,4 +313,6 @@ __all__ = [
     "avgpool_backward",
     "affine_warp",
     "adam_update",
+    "batchnorm_forward",
+    "batchnorm_backward",
 ]

@@ -26,6 +26,8 @@ __all__ = [
     "avgpool_backward",
     "affine_warp",
     "adam_update",
+    "batchnorm_forward",
+    "batchnorm_backward",
 ]
 
 
@@ -324,3 +326,55 @@ def adam_update(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one
         m[i] = m_i
         v[i] = v_i
         param[i] = decay * param[i] - step_size * m_i / (np.sqrt(v_i) / root_bias2 + eps)
+
+
+# The two BatchNorm passes over an (M, C) array of rows, one feature a column: column sums
+# in float64 (M is up to 128 * 13 * 13 = 21,632 rows), then one pass that writes. NumPy
+# needs eight passes and four temporaries for the same (2.2 ms against 0.4 ms for the CNN's
+# first BatchNorm). The formulas are batchnorm_forward_reference's and backward's.
+@njit(cache=True, error_model="numpy")
+def batchnorm_forward(rows, gamma, beta, eps):
+    m, c = rows.shape
+    total = np.zeros(c)
+    for i in range(m):
+        for j in range(c):
+            total[j] += rows[i, j]
+    mean64 = total / m
+    squares = np.zeros(c)
+    for i in range(m):
+        for j in range(c):
+            d = rows[i, j] - mean64[j]
+            squares[j] += d * d
+    var64 = squares / m
+    mean = mean64.astype(rows.dtype)
+    var = var64.astype(rows.dtype)
+    inv_std = (1.0 / np.sqrt(var64 + eps)).astype(rows.dtype)
+    y = np.empty_like(rows)
+    x_hat = np.empty_like(rows)
+    for i in range(m):
+        for j in range(c):
+            h = (rows[i, j] - mean[j]) * inv_std[j]
+            x_hat[i, j] = h
+            y[i, j] = h * gamma[j] + beta[j]
+    return y, x_hat, mean, var, inv_std
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_backward(grad, x_hat, gamma, inv_std):
+    m, c = grad.shape
+    sum_g = np.zeros(c)
+    sum_gx = np.zeros(c)
+    for i in range(m):
+        for j in range(c):
+            g = grad[i, j]
+            sum_g[j] += g
+            sum_gx[j] += g * x_hat[i, j]
+    grad_beta = sum_g.astype(grad.dtype)
+    grad_gamma = sum_gx.astype(grad.dtype)
+    scale = (gamma * inv_std / m).astype(grad.dtype)
+    count = np.full(1, m, grad.dtype)[0]  # M in the gradient's dtype: float32 stays float32
+    dx = np.empty_like(grad)
+    for i in range(m):
+        for j in range(c):
+            dx[i, j] = scale[j] * (count * grad[i, j] - grad_beta[j] - x_hat[i, j] * grad_gamma[j])
+    return dx, grad_gamma, grad_beta

@@ -35,6 +35,8 @@ __all__ = [
     "avgpool_backward_reference",
     "affine_warp_reference",
     "adam_update_reference",
+    "batchnorm_forward_reference",
+    "batchnorm_backward_reference",
 ]
 
 
@@ -226,3 +228,38 @@ def adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_
     if decay != 1:
         param *= dtype(decay)
     param -= dtype(step_size) * m / denom
+
+
+def batchnorm_forward_reference(rows, gamma, beta, eps):
+    """Batch normalisation in training of the columns of ``rows`` ``(M, C)``: one feature a column.
+
+    ::
+
+        mean = sum_i x_i / M            var = sum_i (x_i - mean)^2 / M      (biased)
+        inv_std = 1 / sqrt(var + eps)   x_hat = (x - mean) * inv_std        y = gamma * x_hat + beta
+
+    Returns ``(y, x_hat, mean, var, inv_std)``, all in the dtype of ``rows``.
+    """
+    mean = rows.mean(axis=0)
+    centred = rows - mean
+    var = np.mean(centred * centred, axis=0)
+    inv_std = 1 / np.sqrt(var + rows.dtype.type(eps))
+    x_hat = centred * inv_std
+    return x_hat * gamma + beta, x_hat, mean, var, inv_std
+
+
+def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
+    """The gradients of :func:`batchnorm_forward_reference`, given ``grad = dL/dy`` ``(M, C)``.
+
+    ::
+
+        dbeta = sum_i g_i               dgamma = sum_i g_i * x_hat_i
+        dx = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
+
+    (the compact form derived in docs/backprop.md). Returns ``(dx, dgamma, dbeta)``.
+    """
+    count = len(grad)
+    grad_beta = grad.sum(axis=0)
+    grad_gamma = (grad * x_hat).sum(axis=0)
+    scale = gamma * inv_std / grad.dtype.type(count)
+    return scale * (count * grad - grad_beta - x_hat * grad_gamma), grad_gamma, grad_beta

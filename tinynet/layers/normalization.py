@@ -27,6 +27,7 @@ import numpy as np
 
 from .._checks import expect_rank, float_array, positive_int
 from ..errors import ShapeError
+from ..kernels import batchnorm_backward, batchnorm_forward
 from .base import ChannelsLast, Layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
@@ -86,29 +87,25 @@ class _BatchNorm(Layer):
                 f"{type(self).__name__} in training needs more than one value per {self._feature_word[:-1]} to "
                 f"estimate a variance; got {count}. Use a batch of two or more (or training=False)."
             )
-        mean = rows.mean(axis=0)  # (C,)
-        centred = rows - mean  # (M, C)
-        var = np.mean(centred * centred, axis=0)  # biased, (C,)
-        inv_std = 1 / np.sqrt(var + self.dtype.type(self.eps))  # (C,)
-        x_hat = centred * inv_std  # (M, C)
+        # y = gamma * x_hat + beta, x_hat = (x - mean) / sqrt(var + eps), var biased: two passes
+        # of a numba loop (kernels.batchnorm_forward), or its NumPy twin.
+        y, x_hat, mean, var, inv_std = batchnorm_forward(rows, self.params["gamma"], self.params["beta"], self.eps)
         momentum = self.dtype.type(self.momentum)
         self.buffers["running_mean"] *= 1 - momentum
         self.buffers["running_mean"] += momentum * mean
         self.buffers["running_var"] *= 1 - momentum
         self.buffers["running_var"] += momentum * var * self.dtype.type(count / (count - 1))
         self._save(True, x_hat, inv_std)
-        return x_hat * self.params["gamma"] + self.params["beta"]
+        return y
 
     def _backward_rows(self, grad):
         x_hat, inv_std = self._saved_values()
         grad = grad.astype(self.dtype, copy=False)
-        count = len(grad)
-        grad_beta = grad.sum(axis=0)  # (C,)
-        grad_gamma = (grad * x_hat).sum(axis=0)  # (C,)
+        # dbeta = sum(g), dgamma = sum(g * x_hat) over the M rows, and
+        # dx = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)                       (M, C)
+        grad_x, grad_gamma, grad_beta = batchnorm_backward(grad, x_hat, self.params["gamma"], inv_std)
         self.grads = {"gamma": grad_gamma, "beta": grad_beta}
-        # dx = gamma * inv_std / M * (M * g - sum(g) - x_hat * sum(g * x_hat))          (M, C)
-        scale = self.params["gamma"] * inv_std / self.dtype.type(count)
-        return scale * (count * grad - grad_beta - x_hat * grad_gamma)
+        return grad_x
 
     def get_config(self):
         return {self._size_name: self.num_features, "momentum": self.momentum, "eps": self.eps}
