@@ -38,6 +38,7 @@ CASES = {
 
 
 def _run_example(script, seed, folder):
+    folder.mkdir(parents=True)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), "--seed", str(seed), "--verbose", "0",

@@ -4,8 +4,8 @@
 
 Reads the competition's files (a ``label`` column and ``pixel0`` .. ``pixel783``), holds out
 a tenth of train.csv to report an honest validation accuracy, trains ``tinynet.models.cnn()``
-with the recipe of ``examples/mnist_cnn.py`` (Adam from 2e-3 decaying by 0.85 per epoch,
-random shifts of up to 2 pixels), predicts every row of test.csv and writes ``ImageId,Label``
+with the recipe of ``examples/mnist_cnn.py`` (its epochs, Adam's one-cycle rate, random
+rotation, zoom and shift), predicts every row of test.csv and writes ``ImageId,Label``
 (atomically: a failure leaves no half-written file).
 """
 
@@ -13,6 +13,8 @@ import argparse
 import math
 
 import numpy as np
+from mnist_cnn import CNN
+from mnist_run import augmentation
 
 import tinynet
 
@@ -22,7 +24,7 @@ def main(argv=None):
     parser.add_argument("--train", required=True, metavar="CSV", help="Kaggle's train.csv (with a label column)")
     parser.add_argument("--test", required=True, metavar="CSV", help="Kaggle's test.csv (pixels only)")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="where to write the submission")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=CNN.epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     args = parser.parse_args(argv)
@@ -38,11 +40,11 @@ def main(argv=None):
     print(f"{len(training):,} training images, {held_out:,} held out for validation, {len(x_test):,} to predict")
 
     model = tinynet.models.cnn(rng=args.seed)
-    steps = math.ceil(len(training) / 128)
-    model.fit(x[training], y[training], epochs=args.epochs, seed=args.seed, verbose=args.verbose,
-              optimizer=tinynet.optim.Adam(lr=2e-3),
-              lr_schedule=tinynet.schedules.ExponentialDecay(2e-3, 0.85, steps=steps),
-              augment=tinynet.augment.random_shift(2), validation_data=(x[validation], y[validation]))
+    steps = args.epochs * math.ceil(len(training) / CNN.batch_size)
+    model.fit(x[training], y[training], epochs=args.epochs, batch_size=CNN.batch_size, seed=args.seed,
+              verbose=args.verbose, optimizer=tinynet.optim.Adam(lr=CNN.lr),
+              lr_schedule=tinynet.schedules.OneCycle(CNN.lr, steps),
+              augment=augmentation(CNN.rotation, CNN.scale, CNN.shift), validation_data=(x[validation], y[validation]))
     accuracy = model.evaluate(x[validation], y[validation])["accuracy"]
     print(f"Validation accuracy (the held-out tenth of train.csv): {accuracy:.2%}")
     labels = model.predict(x_test).argmax(axis=1)

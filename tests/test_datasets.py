@@ -120,7 +120,7 @@ def test_labels_outside_0_to_9_are_refused(tmp_path):
 def test_the_canonical_content_digests_match_the_real_files(mnist_dir):
     """The content digests of MNIST are those of the decompressed canonical files."""
     for spec in datasets.MNIST.files:
-        assert datasets._content_sha256(mnist_dir / "mnist" / spec.name) == spec.content_sha256
+        assert datasets._content_digests(mnist_dir / "mnist" / spec.name)[1] == spec.content_sha256
 
 
 def test_truncated_gzip_is_a_clear_error(tmp_path):
@@ -146,6 +146,20 @@ def test_checksum_mismatch_names_the_file(tmp_path):
     spec, folder = _tiny_dataset(tmp_path)
     spec = replace(spec, train_labels=replace(spec.train_labels, md5="0" * 32))
     with pytest.raises(tinynet.DatasetError, match="train_labels.idx.gz does not match the canonical checksum.*Delete"):
+        datasets._load(spec, tmp_path, download=False)
+
+
+def test_a_copy_gzipped_anew_is_checked_by_its_content(tmp_path):
+    """Debian's packages recompress the files: other gzip bytes, the same data, accepted by the content's MD5."""
+    spec, folder = _tiny_dataset(tmp_path)
+    path = folder / "train_labels.idx.gz"
+    content = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(content, compresslevel=1, mtime=12345))  # new gzip bytes
+    spec = replace(spec, train_labels=replace(spec.train_labels, content_md5=hashlib.md5(content).hexdigest()))
+    assert hashlib.md5(path.read_bytes()).hexdigest() != spec.train_labels.md5
+    assert datasets._load(spec, tmp_path, download=False)[0][1].shape == (4,)
+    path.write_bytes(gzip.compress(content[:-1] + bytes([(content[-1] + 1) % 10])))  # and one label changed
+    with pytest.raises(tinynet.DatasetError, match="train_labels.idx.gz does not match the canonical checksum"):
         datasets._load(spec, tmp_path, download=False)
 
 

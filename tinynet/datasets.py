@@ -42,7 +42,7 @@ __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_original", "load_kagg
 @dataclass(frozen=True)
 class IdxFile:
     """One canonical file: its name, IDX magic number, shape, checksums of the gzip file, and
-    the SHA-256 of its decompressed content (which checks a plain, uncompressed copy)."""
+    digests of its decompressed content (which check a plain copy, or one gzipped anew)."""
 
     name: str
     magic: int
@@ -50,6 +50,7 @@ class IdxFile:
     md5: str
     sha256: str = ""
     content_sha256: str = ""
+    content_md5: str = ""  # as published for the uncompressed file
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,15 @@ FASHION_MNIST = DataSet(
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
-    train_images=IdxFile("train-images-idx3-ubyte.gz", IMAGES, (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-    train_labels=IdxFile("train-labels-idx1-ubyte.gz", LABELS, (60000,), "25c81989df183df01b3e8a0aad5dffbe"),
-    test_images=IdxFile("t10k-images-idx3-ubyte.gz", IMAGES, (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79"),
-    test_labels=IdxFile("t10k-labels-idx1-ubyte.gz", LABELS, (10000,), "bb300cfdad3c16e7a12a480ee83cd310"),
+    # Content digests: the MD5s published for the uncompressed files (torchvision lists them too).
+    train_images=IdxFile("train-images-idx3-ubyte.gz", IMAGES, (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                         content_md5="f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    train_labels=IdxFile("train-labels-idx1-ubyte.gz", LABELS, (60000,), "25c81989df183df01b3e8a0aad5dffbe",
+                         content_md5="9018921c3c673c538a1fc5bad174d6f9"),
+    test_images=IdxFile("t10k-images-idx3-ubyte.gz", IMAGES, (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79",
+                        content_md5="8181f5470baa50b63fa0f6fddb340f0a"),
+    test_labels=IdxFile("t10k-labels-idx1-ubyte.gz", LABELS, (10000,), "bb300cfdad3c16e7a12a480ee83cd310",
+                        content_md5="15d484375f8d13e6eb1aabb0c3f46965"),
     system_folders=("/usr/share/datasets/fashion-mnist",),
 )
 
@@ -219,36 +225,51 @@ def _checksums(path):
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _content_sha256(path):
-    sha256 = hashlib.sha256()
+def _content_digests(path):
+    """``(md5, sha256)`` of the decompressed content of ``path`` (plain files as they are)."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
     try:
         with _open(path) as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
+                md5.update(chunk)
                 sha256.update(chunk)
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{path} could not be read (corrupted or truncated gzip?): {error}") from error
-    return sha256.hexdigest()
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _content_matches(path, spec):
+    """True if the decompressed content has the canonical digests; None if none is known."""
+    if not (spec.content_sha256 or spec.content_md5):
+        return None
+    md5, sha256 = _content_digests(path)
+    return ((not spec.content_md5 or md5 == spec.content_md5)
+            and (not spec.content_sha256 or sha256 == spec.content_sha256))
 
 
 def _verify(path, spec):
     """Raise DatasetError if a canonical file does not have the canonical checksums.
 
-    A gzipped copy is checked as the published file; a plain (uncompressed) copy by the
-    SHA-256 of its content, where the data set's content digests are known.
+    A gzipped copy is checked as the published file. A copy gzipped anew (Debian's packages
+    recompress the files: other gzip bytes, the same data) or a plain, uncompressed copy is
+    checked by the digests of its content, where the data set's content digests are known.
     """
     if path.name != spec.name:
-        if spec.content_sha256 and _content_sha256(path) != spec.content_sha256:
+        if _content_matches(path, spec) is False:
             raise DatasetError(
-                f"{path} does not match the canonical content checksum (SHA-256 of the decompressed file). "
+                f"{path} does not match the canonical content checksum (of the decompressed file). "
                 f"Delete it so it is downloaded again, or replace it with the original file."
             )
         return
     md5, sha256 = _checksums(path)
-    if md5 != spec.md5 or (spec.sha256 and sha256 != spec.sha256):
-        raise DatasetError(
-            f"{path} does not match the canonical checksum (md5 {md5}, expected {spec.md5}). "
-            f"Delete it so it is downloaded again, or replace it with the original file."
-        )
+    if md5 == spec.md5 and (not spec.sha256 or sha256 == spec.sha256):
+        return
+    if _content_matches(path, spec):
+        return
+    raise DatasetError(
+        f"{path} does not match the canonical checksum (md5 {md5}, expected {spec.md5}). "
+        f"Delete it so it is downloaded again, or replace it with the original file."
+    )
 
 
 def _download(spec, dataset, folder):
