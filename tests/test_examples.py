@@ -49,13 +49,31 @@ def test_mlp_example_resumes_from_its_checkpoint(tmp_path, mnist_dir):
     assert tinynet.load_checkpoint(checkpoint).epoch == 2
 
 
+def test_the_test_set_stays_out_of_training_and_validation_is_held_out(tmp_path, mnist_dir):
+    """By default no per-epoch score on test data; --validation N scores the last N training images instead."""
+    def run(*extra):
+        return _run_example("mnist_mlp.py", "--epochs", "1", "--verbose", "2", "--save", "",
+                            "--data-dir", str(mnist_dir), *extra, tmp_path=tmp_path)
+
+    plain = run()
+    assert plain.returncode == 0 and "val_accuracy" not in plain.stdout
+    assert "60,000 training images" in plain.stdout and "Test accuracy:" in plain.stdout
+    held = run("--validation", "10000")
+    assert held.returncode == 0
+    assert "50,000 training images, 10,000 held out for validation" in held.stdout
+    assert "val_accuracy=" in held.stdout
+    refused = run("--validation", "60000")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "--validation expects a number of images between 1 and 59999; received 60000" in refused.stderr
+
+
 def test_examples_explain_their_options():
     """--help lists every option the examples promise."""
     for script in ("mnist_cnn.py", "mnist_mlp.py"):
         text = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
                               capture_output=True, text=True, timeout=120, check=True).stdout
-        for option in ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--save", "--plots",
-                       "--checkpoint", "--resume"):
+        for option in ("--epochs", "--batch-size", "--lr", "--rotation", "--scale", "--shift", "--validation",
+                       "--seed", "--data-dir", "--save", "--plots", "--checkpoint", "--resume"):
             assert option in text
 
 
