@@ -272,7 +272,7 @@ def _accuracy_table(frame):
         spread = f" ± {accuracy.std(ddof=1):.2%}" if len(accuracy) > 1 else ""
         rows.append({
             "model": model,
-            f"tinynet test accuracy (mean{' ± std' if spread else ''})": f"{accuracy.mean():.2%}{spread}",
+            "tinynet test accuracy (mean ± std over the seeds)": f"{accuracy.mean():.2%}{spread}",
             "each seed": ", ".join(f"{value:.2%}" for value in accuracy),
             "wall s per run": ", ".join(f"{value:.0f}" for value in walls),
             "reference (Keras notebook)": f"{reference.iloc[0]:.2%}" if len(reference) else "",
