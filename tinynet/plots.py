@@ -350,8 +350,12 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
     return _save(figure, path)
 
 
-def most_wrong(model, images, labels, path, count=16, title="The test digits the model gets most wrong"):
+def most_wrong(model, images, labels, path, count=16, title="The test digits the model gets most wrong",
+               probabilities=None):
     """The ``count`` images with the lowest predicted probability for their true class.
+
+    ``probabilities``, when given, are ``model.predict(images)`` computed already (saves a
+    pass over the images).
 
     Examples
     --------
@@ -362,7 +366,7 @@ def most_wrong(model, images, labels, path, count=16, title="The test digits the
     'w.png'
     """
     plt = _pyplot()
-    probabilities = model.predict(images)
+    probabilities = model.predict(images) if probabilities is None else np.asarray(probabilities)
     labels = np.asarray(labels)
     true_probability = probabilities[np.arange(len(labels)), labels]
     order = np.argsort(true_probability)[:count]
@@ -402,7 +406,8 @@ def mnist_report(model, history, train, test, folder, initial=None):
     """
     folder = Path(folder)
     (x_train, y_train), (x_test, y_test) = train, test
-    predicted = model.predict(x_test).argmax(axis=1)
+    probabilities = model.predict(x_test)
+    predicted = probabilities.argmax(axis=1)
     # Half the grid for mistakes (the interesting part), the rest for correct answers.
     wrong = np.flatnonzero(predicted != y_test)[:16]
     order = np.concatenate([wrong, np.flatnonzero(predicted == y_test)[: 32 - len(wrong)]])
@@ -414,7 +419,7 @@ def mnist_report(model, history, train, test, folder, initial=None):
         confusion_matrix(y_test, predicted, folder / "confusion_matrix.png"),
         feature_maps(model, x_test[0], folder / "feature_maps.png",
                      title=f"One test digit (a {y_test[0]}) through every layer"),
-        most_wrong(model, x_test, y_test, folder / "most_wrong.png"),
+        most_wrong(model, x_test, y_test, folder / "most_wrong.png", probabilities=probabilities),
     ]
     first_conv = next((i for i, layer in enumerate(model.layers) if type(layer).__name__ == "Conv2D"), None)
     if first_conv is not None:
