@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from frameworks import COMPARED_MODELS, MODELS, forward_flops, training_gemms, worker_environment
+from frameworks import MODELS, forward_flops, training_gemms, worker_environment
 
 import tinynet
 
@@ -69,8 +69,7 @@ class Worker:
 def _workers(model_name, results):
     """The workers for the frameworks that are installed; the others' reasons go into the results."""
     workers = []
-    names = FRAMEWORK_NAMES if model_name in COMPARED_MODELS else ("tinynet",)
-    for name in names:
+    for name in FRAMEWORK_NAMES:
         worker = Worker(name, model_name)
         if "unavailable" in worker.greeting:
             results.context[name] = f"not compared: {worker.greeting['unavailable']}"

@@ -25,7 +25,6 @@ import numpy as np
 import tinynet
 
 MODELS = ("basic_mlp", "small_cnn", "keras_convnet", "cnn")
-COMPARED_MODELS = MODELS  # each timed in every framework installed
 THREADS = int(os.environ.get("TINYNET_BENCH_THREADS", "2"))
 LEARNING_RATE = 1e-3
 

@@ -18,7 +18,6 @@ counts, and reports the training time until the test accuracy first reaches 99.0
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,22 +28,18 @@ import tinynet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from mnist_cnn import CNN  # noqa: E402
-from mnist_run import augmentation  # noqa: E402
+from mnist_run import augmentation, one_cycle  # noqa: E402
 
 
 def _report(epoch, seconds, accuracy):
     print(json.dumps({"epoch": epoch, "train_seconds": seconds, "test_accuracy": accuracy}), flush=True)
 
 
-def _schedule(recipe, epochs, n_images):
-    return tinynet.schedules.OneCycle(recipe.lr, epochs * math.ceil(n_images / recipe.batch_size))
-
-
 def train_tinynet(recipe, train, test, seed, epochs):
     model = recipe.build(rng=seed)
     history = model.fit(*train, epochs=epochs, batch_size=recipe.batch_size, seed=seed, verbose=0,
                         optimizer=tinynet.optim.Adam(lr=recipe.lr),
-                        lr_schedule=_schedule(recipe, epochs, len(train[0])),
+                        lr_schedule=one_cycle(recipe.lr, epochs, len(train[0]), recipe.batch_size),
                         augment=augmentation(recipe.rotation, recipe.scale, recipe.shift), validation_data=test)
     seconds = np.cumsum(history.history["seconds"])
     for epoch, (elapsed, accuracy) in enumerate(zip(seconds, history.history["val_accuracy"], strict=True), start=1):
@@ -58,7 +53,7 @@ def train_pytorch(recipe, train, test, seed, epochs, threads):
     torch.manual_seed(seed)  # dropout's masks
     net = tinynet.export.to_torch(recipe.build(rng=seed))
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, fused=True)
-    schedule = _schedule(recipe, epochs, len(train[0]))
+    schedule = one_cycle(recipe.lr, epochs, len(train[0]), recipe.batch_size)
     augment = augmentation(recipe.rotation, recipe.scale, recipe.shift)
     rng = np.random.default_rng(seed)
     (x, y), (x_test, y_test) = train, test

@@ -24,12 +24,12 @@ from tinynet.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Fla
 TRAIN, VALIDATION = slice(0, 50_000), slice(50_000, 60_000)
 
 
-def today_cnn(rng, dropout=0.5):
+def today_cnn(rng):
     """tinynet.models.cnn() as it was before BatchNorm: the baseline."""
     return tinynet.Sequential([
         Conv2D(1, 32, 3, rng=rng), ReLU(), MaxPool2D(2),
         Conv2D(32, 64, 3, rng=rng), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(1600, 128, rng=rng), ReLU(), Dropout(dropout, rng=rng), Dense(128, 10, rng=rng),
+        Flatten(), Dense(1600, 128, rng=rng), ReLU(), Dropout(0.5, rng=rng), Dense(128, 10, rng=rng),
     ])
 
 

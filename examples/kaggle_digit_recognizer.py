@@ -10,11 +10,10 @@ rotation, zoom and shift), predicts every row of test.csv and writes ``ImageId,L
 """
 
 import argparse
-import math
 
 import numpy as np
 from mnist_cnn import CNN
-from mnist_run import augmentation
+from mnist_run import augmentation, one_cycle
 
 import tinynet
 
@@ -40,10 +39,9 @@ def main(argv=None):
     print(f"{len(training):,} training images, {held_out:,} held out for validation, {len(x_test):,} to predict")
 
     model = tinynet.models.cnn(rng=args.seed)
-    steps = args.epochs * math.ceil(len(training) / CNN.batch_size)
     model.fit(x[training], y[training], epochs=args.epochs, batch_size=CNN.batch_size, seed=args.seed,
               verbose=args.verbose, optimizer=tinynet.optim.Adam(lr=CNN.lr),
-              lr_schedule=tinynet.schedules.OneCycle(CNN.lr, steps),
+              lr_schedule=one_cycle(CNN.lr, args.epochs, len(training), CNN.batch_size),
               augment=augmentation(CNN.rotation, CNN.scale, CNN.shift), validation_data=(x[validation], y[validation]))
     accuracy = model.evaluate(x[validation], y[validation])["accuracy"]
     print(f"Validation accuracy (the held-out tenth of train.csv): {accuracy:.2%}")

@@ -35,6 +35,11 @@ class Recipe:
     shift: float  # and largest translation in pixels (all three 0: none)
 
 
+def one_cycle(lr, epochs, n_images, batch_size):
+    """Adam's rate: up to ``lr`` over the first 30% of the run's steps, then annealed (cosine) to nearly 0."""
+    return tinynet.schedules.OneCycle(lr, epochs * math.ceil(n_images / batch_size))
+
+
 def augmentation(rotation, scale, shift):
     """The augment callable for fit (rotate, zoom, shift each image), or None when all three are 0."""
     if rotation == scale == shift == 0:
@@ -119,8 +124,7 @@ def main(recipe, argv=None):
         x_train, y_train,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
         optimizer=tinynet.optim.Adam(lr=args.lr),
-        # Warm up to lr over the first 30% of the steps, then anneal (cosine) to nearly 0.
-        lr_schedule=tinynet.schedules.OneCycle(args.lr, args.epochs * math.ceil(len(x_train) / args.batch_size)),
+        lr_schedule=one_cycle(args.lr, args.epochs, len(x_train), args.batch_size),
         augment=augmentation(args.rotation, args.scale, args.shift),
         validation_data=validation_data,
         checkpoint=args.checkpoint, resume=args.resume,
@@ -148,4 +152,4 @@ def main(recipe, argv=None):
     return scores["accuracy"]
 
 
-__all__ = ["Recipe", "main", "comparison_table", "augmentation"]
+__all__ = ["Recipe", "main", "comparison_table", "augmentation", "one_cycle"]

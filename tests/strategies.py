@@ -53,6 +53,19 @@ def four_class_images(n=256, seed=0):
     return x, y
 
 
+def layer_by_layer(layers, x, grad, training=True):
+    """``(output, input gradient)`` of ``layers`` run one at a time, in their declared order.
+
+    What a model's execution plan (channels-last runs, fused steps) must reproduce.
+    """
+    out = x
+    for layer in layers:
+        out = layer.forward(out, training=training)
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    return out, grad
+
+
 def away_from_kinks(x, margin=0.05):
     """Move values off 0 by ``margin`` so finite differences never straddle ReLU's kink."""
     return np.where(x >= 0, x + margin, x - margin)

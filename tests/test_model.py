@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinynet
+from tests.strategies import layer_by_layer
 from tinynet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 
 
@@ -187,13 +188,7 @@ def test_the_execution_plan_gives_the_declared_orders_results(build, chunk_bytes
     assert "NCHW -> NHWC" in described and any("fused" in text for text in described)
 
     def declared_order():
-        out = x
-        for layer in model.layers:
-            out = layer.forward(out, training=True)
-        g = grad
-        for layer in reversed(model.layers):
-            g = layer.backward(g)
-        return out, g
+        return layer_by_layer(model.layers, x, grad)
 
     for layer in model.layers:  # the same dropout mask in both runs
         if hasattr(layer, "rng"):

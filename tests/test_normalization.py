@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tinynet
+from tests.strategies import layer_by_layer
 from tinynet.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
 
@@ -98,12 +99,7 @@ def test_the_plan_runs_batchnorm2d_channels_last_with_the_same_results():
     x, grad = rng.random((4, 1, 8, 8)), rng.standard_normal((4, 2))
     out, grad_x = model.forward(x, training=True), model.backward(grad)
     grads = {key: value.copy() for key, value in model[1].grads.items()}
-    expected = x
-    for layer in model.layers:
-        expected = layer.forward(expected, training=True)
-    expected_grad = grad
-    for layer in reversed(model.layers):
-        expected_grad = layer.backward(expected_grad)
+    expected, expected_grad = layer_by_layer(model.layers, x, grad)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
     np.testing.assert_allclose(grad_x, expected_grad, rtol=1e-10, atol=1e-14)
     for key, value in grads.items():
