@@ -230,6 +230,30 @@ def test_convolving_in_chunks_changes_only_the_rounding():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("build", [tinynet.models.cnn, tinynet.models.keras_convnet])
+def test_kept_and_unfolded_again_columns_give_the_same_gradients(build, monkeypatch):
+    """Backward reads the columns a training forward kept, or unfolds them again above the limit: the same bits."""
+    def run():
+        model = build(rng=0)
+        for layer in model.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(0)
+        x = np.random.default_rng(0).random((7, 1, 28, 28), dtype=np.float32)
+        model.forward(x, training=True)
+        wide = [layer for layer in model.layers if isinstance(layer, Conv2D) and not layer._thin()]
+        kept = [layer._saved_values()[1] is not None for layer in wide]
+        grad_x = model.backward(np.random.default_rng(1).standard_normal((7, 10)).astype(np.float32))
+        return kept, grad_x, _weights_grads(model)
+
+    kept, grad_x, grads = run()
+    monkeypatch.setattr(tinynet.layers.conv, "_KEPT_COLUMNS_BYTES", 0)
+    unfolded, grad_x_again, grads_again = run()
+    assert kept and all(kept) and not any(unfolded)
+    np.testing.assert_array_equal(grad_x, grad_x_again)
+    for key, value in grads.items():
+        np.testing.assert_array_equal(value, grads_again[key])
+
+
 def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
     """The error names the path the user gave and its missing folder, never an internal temporary file."""
     target = tmp_path / "missing" / "model.npz"
