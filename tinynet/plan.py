@@ -14,10 +14,13 @@ monotonic) and touches a quarter of the data; its backward routes each gradient 
 window's maximum only where that maximum was positive, which is the same gradient. And when
 a Conv2D comes right before that pair, the convolution's bias is added by the pooling pass
 as it reads each value (the same sums, one sweep over the largest activations fewer).
+That fused convolution also skips the outputs its pooling never reads (the last row and
+column of an odd-sized map): the same outputs and input gradients, and a weight gradient
+summed over fewer zero terms, so equal up to the rounding of those sums.
 
 :meth:`Sequential.execution_plan` lists the steps; each names the layers it runs, so the
-plan can be printed and profiled. The layers' results are the same either way; the tests
-compare the plan with running the layers one by one.
+plan can be printed and profiled. The layers' results are the same either way (to the
+rounding just said); the tests compare the plan with running the layers one by one.
 """
 
 import numpy as np
@@ -117,6 +120,14 @@ class _ConvReluMaxPoolStep(Step):
     for 128 images after the first layer), never exists for the whole batch. Backward goes
     the same way, chunk by chunk: the pooling routes the gradient, the columns are unfolded
     again from the input, and the weight gradients are summed over the chunks.
+
+    Only the convolution outputs the pooling reads are computed. Pooling 2x2 with stride 2
+    keeps ``floor(size / 2)`` windows, so an odd-sized map loses its last row and column (the
+    MNIST CNN's second convolution: 11x11, of which the windows cover 10x10); the input rows
+    and columns that feed only those outputs are left out of the convolution, and get a zero
+    gradient, which is exactly theirs. 17% less work for that convolution; the weight
+    gradient then sums over fewer zero terms, so it can differ from the layer-by-layer run's
+    in the last bits.
     """
 
     def __init__(self, positions, conv, pool):
@@ -124,6 +135,8 @@ class _ConvReluMaxPoolStep(Step):
 
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
+        self._input_shape = x.shape  # backward's gradient covers the rows and columns left out too
+        x = x[:, : self._rows_read(x.shape[1], 0), : self._rows_read(x.shape[2], 1)]
         y_shape = conv._output_shape(x.shape)
         window, bias = (*pool.pool_size, *pool.stride), conv.params["b"]
         pooled = [maxpool_forward(y, *window, relu=True, bias=bias) for _, y in conv._convolve_chunks(x, training)]
@@ -142,7 +155,23 @@ class _ConvReluMaxPoolStep(Step):
         def grad_chunk(start, stop):
             return maxpool_backward(grad[start:stop], argmax[start:stop], (stop - start, *y_shape[1:]), *window)
 
-        return self.conv._backward_chunks(None, input_grad, grad_chunk)
+        grad_x = self.conv._backward_chunks(None, input_grad, grad_chunk)
+        if grad_x is None or grad_x.shape == self._input_shape:
+            return grad_x
+        whole = np.zeros(self._input_shape, grad_x.dtype)  # the rows and columns no pooled output saw
+        whole[:, : grad_x.shape[1], : grad_x.shape[2]] = grad_x
+        return whole
+
+    def _rows_read(self, size, axis):
+        """How many input rows (``axis`` 0) or columns (1) of ``size`` feed the outputs the pooling reads."""
+        conv, pool = self.conv, self.pool
+        kernel, stride, padding = conv.kernel_size[axis], conv.stride[axis], conv.padding[axis]
+        window, step = pool.pool_size[axis], pool.stride[axis]
+        outputs = (size + 2 * padding - kernel) // stride + 1
+        if padding or outputs < window:  # padded images, or too small to pool: as they are
+            return size
+        read = (outputs - window) // step * step + window  # outputs inside some pooling window
+        return (read - 1) * stride + kernel
 
     def backward(self, grad):
         return self._backward(grad, input_grad=True)
