@@ -135,7 +135,8 @@ class _ConvReluMaxPoolStep(Step):
 
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
-        self._input_shape = x.shape  # backward's gradient covers the rows and columns left out too
+        if training:  # backward's gradient covers the rows and columns left out too
+            self._input_shape = x.shape
         x = x[:, : self._rows_read(x.shape[1], 0), : self._rows_read(x.shape[2], 1)]
         y_shape = conv._output_shape(x.shape)
         window, bias = (*pool.pool_size, *pool.stride), conv.params["b"]
