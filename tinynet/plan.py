@@ -25,7 +25,7 @@ rounding just said); the tests compare the plan with running the layers one by o
 
 import numpy as np
 
-from .kernels import maxpool_backward, maxpool_forward
+from .kernels import maxpool_backward, maxpool_forward, output_size
 from .layers import AvgPool2D, BatchNorm2D, Conv2D, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
 from .layers.base import to_channels_first, to_channels_last
 
@@ -118,8 +118,8 @@ class _ConvReluMaxPoolStep(Step):
     (``relu(maxpool(conv(x)))``, ``+ b`` added as the pooling reads each value) while it is
     still in cache: the convolution's output, the largest activation of an MNIST CNN (11 MB
     for 128 images after the first layer), never exists for the whole batch. Backward goes
-    the same way, chunk by chunk: the pooling routes the gradient, the columns are unfolded
-    again from the input, and the weight gradients are summed over the chunks.
+    the same way, chunk by chunk: the pooling routes the gradient, the convolution takes the
+    columns it kept (or unfolds them again), and the weight gradients are summed over the chunks.
 
     Only the convolution outputs the pooling reads are computed. Pooling 2x2 with stride 2
     keeps ``floor(size / 2)`` windows, so an odd-sized map loses its last row and column (the
@@ -168,7 +168,7 @@ class _ConvReluMaxPoolStep(Step):
         conv, pool = self.conv, self.pool
         kernel, stride, padding = conv.kernel_size[axis], conv.stride[axis], conv.padding[axis]
         window, step = pool.pool_size[axis], pool.stride[axis]
-        outputs = (size + 2 * padding - kernel) // stride + 1
+        outputs = output_size(size, kernel, stride, padding)
         if padding or outputs < window:  # padded images, or too small to pool: as they are
             return size
         read = (outputs - window) // step * step + window  # outputs inside some pooling window

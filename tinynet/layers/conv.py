@@ -45,9 +45,10 @@ __all__ = ["Conv2D"]
 # The convolution runs a chunk of images at a time whose columns and outputs take at most
 # this many bytes: they stay in cache from the unfolding to the product (and, in a fused
 # step, to the pooling), instead of a whole batch's tens of megabytes making trips to
-# memory. Backward unfolds the columns again, chunk by chunk, from the small input rather
-# than keeping them. (Before: the Keras convnet predicted 6k images/s at batch 1000 when
-# the 139 MB of columns of the whole batch were built at once, 13k with 4 MB chunks.)
+# memory. Backward goes chunk by chunk too, on the columns a training forward kept (see
+# below) or unfolded again from the small input. (Before: the Keras convnet predicted 6k
+# images/s at batch 1000 when the 139 MB of columns of the whole batch were built at
+# once, 13k with 4 MB chunks.)
 _CHUNK_BYTES = 4 * 1024 * 1024
 # A training forward keeps its columns for backward when the whole batch's take at most
 # this many bytes: reading them back costs less than unfolding them again (the MNIST CNN's
@@ -200,11 +201,11 @@ class Conv2D(ChannelsLast, Layer):
 
     def _keeps_columns(self, x_shape):
         """Whether a training forward keeps its columns for backward rather than unfolding them again."""
+        if self._thin():  # thin windows' columns are few: always cheaper kept than unfolded again
+            return True
         _, out_h, out_w, _ = self._output_shape(x_shape)
         depth = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        # Thin windows' columns are few: always cheaper kept than unfolded again.
-        columns_bytes = x_shape[0] * out_h * out_w * depth * np.dtype(self.dtype).itemsize
-        return self._thin() or columns_bytes <= _KEPT_COLUMNS_BYTES
+        return x_shape[0] * out_h * out_w * depth * np.dtype(self.dtype).itemsize <= _KEPT_COLUMNS_BYTES
 
     def _checked_channels_last(self, x):
         if x.shape[3] != self.in_channels:
@@ -220,7 +221,7 @@ class Conv2D(ChannelsLast, Layer):
         return self._backward_chunks(grad_out, input_grad=True)
 
     def _backward_chunks(self, grad_out, input_grad, grad_chunk=None):
-        """The backward, a cache-sized chunk of images at a time; the columns are unfolded again.
+        """The backward, a cache-sized chunk of images at a time, on the kept columns or unfolded again.
 
         ``grad_chunk(start, stop)``, if given, produces ``dY`` for those images (a fused
         max-pool's backward), so not even ``dY`` exists for the whole batch at once.
