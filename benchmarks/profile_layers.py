@@ -66,7 +66,7 @@ def profile(model_name, batch, repeats, seed=0):
         forward_log, backward_log = [], []
         step.forward = _timed(step.forward, forward_log)
         step.backward = _timed(step.backward, backward_log)
-        if hasattr(step, "_backward_params_only"):
+        if hasattr(step, "_backward_params_only"):  # revisions before the engine's backward(grad, input_grad)
             step._backward_params_only = _timed(step._backward_params_only, backward_log)
         logs.append((step, forward_log, backward_log))
     totals = []

@@ -5,18 +5,21 @@ last layer and each layer's input gradient to the layer before it (the chain rul
 
     y = f_L(...f_2(f_1(x)))        dL/dx = J_1^T (J_2^T (... J_L^T dL/dy))
 
-How the layers are run is the model's :meth:`~Sequential.execution_plan` (see
-:mod:`tinynet.plan`): image layers exchange channels-last activations, and a ReLU followed
-by a MaxPool2D runs as one fused step. Neither changes the results.
+How the layers are run is the model's :meth:`~Sequential.execution_plan`, made by the
+engine (:mod:`tinynet.engine`): image layers exchange channels-last activations, and a
+Conv2D, ReLU and MaxPool2D run as one fused step. Neither changes the results; inside
+``with model.layer_by_layer():`` every layer's own ``forward`` and ``backward`` run instead.
 """
+
+import contextlib
 
 import numpy as np
 
 from . import training
+from .engine import build_plan
 from .errors import ShapeError
 from .layers import Layer
 from .layers.base import check_state
-from .plan import build_plan
 from .serialization import save_model, state_arrays
 
 __all__ = ["Sequential"]
@@ -70,6 +73,8 @@ class Sequential:
                     f"Each position needs its own layer: build one per position, e.g. [ReLU(), ..., ReLU()]."
                 )
         self.layers = layers
+        self._plan, self._plan_key = None, None  # the engine's plan, and the layers and mode it was built for
+        self._fast = True  # False inside layer_by_layer()
         self.loss = None  # set by fit; evaluate reports this loss
         self.history = None  # the History of the latest fit, updated after every epoch
 
@@ -127,7 +132,7 @@ class Sequential:
 
     # -- backprop ------------------------------------------------------------------------
     def execution_plan(self):
-        """The steps :meth:`forward` runs, each naming the layers it covers (see :mod:`tinynet.plan`).
+        """The steps :meth:`forward` runs, each naming the layers it covers (see :mod:`tinynet.engine`).
 
         Examples
         --------
@@ -139,11 +144,40 @@ class Sequential:
         0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, chunked)
         3 Flatten (from NHWC)
         4 Dense
+        >>> with model.layer_by_layer():
+        ...     print([step.describe() for step in model.execution_plan()])
+        ['0 Conv2D', '1 ReLU', '2 MaxPool2D', '3 Flatten', '4 Dense']
         """
-        key = tuple(map(id, self.layers))
-        if getattr(self, "_plan_key", None) != key:  # built once; again if the layer list was changed
-            self._plan, self._plan_key = build_plan(self.layers), key
+        key = (tuple(map(id, self.layers)), self._fast)
+        if self._plan_key != key:  # built once; again if the layer list or the mode was changed
+            self._plan, self._plan_key = build_plan(self.layers, fast=self._fast), key
         return self._plan
+
+    @contextlib.contextmanager
+    def layer_by_layer(self):
+        """Run every layer's own ``forward`` and ``backward``, one by one, inside the ``with`` block.
+
+        What a learner reads in :mod:`tinynet.layers` is then exactly what runs: ``forward``,
+        ``backward``, ``fit``, ``evaluate`` and ``predict`` all go layer by layer (slower),
+        and each layer keeps what it saved for its backward. The results are those of the
+        engine's plan, to rounding.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tinynet.layers import Conv2D, Flatten, MaxPool2D, ReLU
+        >>> model = Sequential([Conv2D(1, 2, 3, rng=0), ReLU(), MaxPool2D(2), Flatten()])
+        >>> x = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
+        >>> with model.layer_by_layer():
+        ...     by_layer = model.forward(x)
+        >>> bool(np.allclose(by_layer, model.forward(x), atol=1e-6))
+        True
+        """
+        previous, self._fast = self._fast, False
+        try:
+            yield self
+        finally:
+            self._fast = previous
 
     def forward(self, x, training=False):
         """Apply every layer in order. Returns the last layer's output."""
@@ -162,8 +196,7 @@ class Sequential:
         first_trainable = next((step for step in plan if step.trainable), None)
         for step in reversed(plan):
             if not input_grad and step is first_trainable:
-                step._backward_params_only(grad)
-                return None
+                return step.backward(grad, input_grad=False)
             grad = step.backward(grad)
         return grad
 

@@ -10,6 +10,7 @@ Both sets take the same arguments; see :mod:`.reference` for shapes and formulas
 """
 
 import contextlib
+import math
 import os
 
 import numpy as np
@@ -35,6 +36,34 @@ _jitted = _load_jitted()
 
 #: Name of the kernel set in use: ``"numba"`` or ``"reference"``.
 BACKEND = "numba" if _jitted is not None else "reference"
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Run the enclosed code on the ``"numba"`` or the ``"reference"`` kernels, then switch back.
+
+    The tests run every model on both sets and compare them; ``"numba"`` needs numba
+    (with JIT on).
+
+    Examples
+    --------
+    >>> from tinynet import kernels
+    >>> with kernels.use_backend("reference"):
+    ...     kernels.BACKEND
+    'reference'
+    """
+    global _jitted, BACKEND
+    if name not in ("numba", "reference"):
+        raise ValueError(f"use_backend expects 'numba' or 'reference'; received {name!r}.")
+    wanted = _load_jitted() if name == "numba" else None
+    if name == "numba" and wanted is None:
+        raise RuntimeError("use_backend('numba') needs numba installed and NUMBA_DISABLE_JIT unset.")
+    previous = _jitted, BACKEND
+    _jitted, BACKEND = wanted, name
+    try:
+        yield
+    finally:
+        _jitted, BACKEND = previous
 
 
 def _default_threads():
@@ -231,37 +260,36 @@ def affine_warp(x, matrices):
         return _jitted.affine_warp(_contiguous(x), _contiguous(matrices.astype(np.float64)))
 
 
-def adam_update(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2=0.0, decay=1.0):
-    """One Adam step on one parameter, in place; see :func:`.reference.adam_update_reference`.
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.0):
+    """One Adam step on one parameter, in place, as one numba loop: the rule of :func:`tinynet.optim.adam_update`.
 
     ``param``, ``grad``, ``m`` and ``v`` must have one shape (a ValueError otherwise: the
     compiled loop has no bounds checks, so it is never handed arrays that do not match).
+    Needs numba (``BACKEND == "numba"``); :class:`tinynet.optim.Adam` chooses.
 
     Examples
     --------
     >>> p, g = np.ones(2, np.float32), np.array([0.5, -0.5], np.float32)
     >>> m, v = np.zeros(2, np.float32), np.zeros(2, np.float32)
-    >>> adam_update(p, g, m, v, step_size=0.1 / (1 - 0.9), beta1=0.9, beta2=0.999, eps=1e-8,
-    ...             root_bias2=(1 - 0.999) ** 0.5)
-    >>> p.round(6)                                     # the first step moves each weight by lr
-    array([0.9, 1.1], dtype=float32)
+    >>> if BACKEND == "numba":
+    ...     adam_update(p, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, step=1)
+    ...     print(p.round(6))                          # the first step moves each weight by lr
+    [0.9 1.1]
     """
     if not (param.shape == grad.shape == m.shape == v.shape) or not (param.dtype == m.dtype == v.dtype):
         raise ValueError(
             f"adam_update needs param, grad and moments of one shape and dtype; received "
             f"{param.dtype}{param.shape}, {grad.dtype}{grad.shape}, {m.dtype}{m.shape}, {v.dtype}{v.shape}."
         )
-    flat_ok = param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
-    if _jitted is None or not flat_ok:
-        return reference.adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2, decay)
+    if _jitted is None or not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        raise RuntimeError("kernels.adam_update needs numba and contiguous arrays; use tinynet.optim.adam_update.")
     dtype = param.dtype.type
     # Flat views: one compiled signature per dtype, whatever the parameter's shape.
     _jitted.adam_update(
         param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
-        v.reshape(-1), dtype(step_size), dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
-        dtype(eps), dtype(root_bias2), dtype(l2), dtype(decay),
+        v.reshape(-1), dtype(lr / (1 - beta1**step)), dtype(beta1), dtype(1 - beta1), dtype(beta2),
+        dtype(1 - beta2), dtype(eps), dtype(math.sqrt(1 - beta2**step)), dtype(l2), dtype(decay),
     )
-    return None
 
 
 def batchnorm_forward(rows, gamma, beta, eps):
@@ -301,6 +329,7 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
 
 __all__ = [
     "BACKEND",
+    "use_backend",
     "set_num_threads",
     "get_num_threads",
     "output_size",

@@ -329,7 +329,7 @@ def affine_warp(x, matrices):
 def adam_update(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, root_bias2,
                 l2, decay):
     # One pass over flat (1-D) arrays of one size (the chooser checks it); the scalars arrive
-    # cast to the parameter's dtype. The rule is adam_update_reference's.
+    # cast to the parameter's dtype. The rule is tinynet.optim.adam_update's.
     for i in range(param.size):
         g = grad[i] + l2 * param[i]
         m_i = beta1 * m[i] + one_minus_beta1 * g

@@ -34,7 +34,6 @@ __all__ = [
     "avgpool_forward_reference",
     "avgpool_backward_reference",
     "affine_warp_reference",
-    "adam_update_reference",
     "batchnorm_forward_reference",
     "batchnorm_backward_reference",
 ]
@@ -202,34 +201,6 @@ def affine_warp_reference(x, matrices):
     return out.astype(x.dtype)
 
 
-def adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, root_bias2, l2, decay):
-    """One Adam step on one parameter, in place (``param``, ``m`` and ``v`` are updated).
-
-    The bias corrections arrive computed by :class:`tinynet.optim.Adam`:
-    ``step_size = lr / (1 - beta1^t)`` and ``root_bias2 = sqrt(1 - beta2^t)``. With
-    ``g = grad + l2 * param`` (Adam's L2 weight decay) and ``decay = 1 - lr * weight_decay``
-    (AdamW's decoupled decay; 1 for Adam)::
-
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g^2
-        param = decay * param - step_size * m / (sqrt(v) / root_bias2 + eps)
-
-    Computed in the parameter's dtype (the scalars are cast to it first).
-    """
-    dtype = param.dtype.type
-    if l2:
-        grad = grad + dtype(l2) * param
-    m *= dtype(beta1)
-    m += dtype(1 - beta1) * grad
-    v *= dtype(beta2)
-    v += dtype(1 - beta2) * grad * grad
-    denom = np.sqrt(v) / dtype(root_bias2)
-    denom += dtype(eps)
-    if decay != 1:
-        param *= dtype(decay)
-    param -= dtype(step_size) * m / denom
-
-
 def batchnorm_forward_reference(rows, gamma, beta, eps):
     """Batch normalisation in training of the columns of ``rows`` ``(M, C)``: one feature a column.
 
@@ -240,12 +211,13 @@ def batchnorm_forward_reference(rows, gamma, beta, eps):
 
     Returns ``(y, x_hat, mean, var, inv_std)``, all in the dtype of ``rows``.
     """
-    mean = rows.mean(axis=0)
+    dtype = rows.dtype
+    mean = rows.mean(axis=0, dtype=np.float64)  # sums in float64, as the numba passes do
     centred = rows - mean
     var = np.mean(centred * centred, axis=0)
-    inv_std = 1 / np.sqrt(var + rows.dtype.type(eps))
-    x_hat = centred * inv_std
-    return x_hat * gamma + beta, x_hat, mean, var, inv_std
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (centred * inv_std).astype(dtype)
+    return (x_hat * gamma + beta).astype(dtype), x_hat, mean.astype(dtype), var.astype(dtype), inv_std.astype(dtype)
 
 
 def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
@@ -259,7 +231,8 @@ def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
     (the compact form derived in docs/backprop.md). Returns ``(dx, dgamma, dbeta)``.
     """
     count = len(grad)
-    grad_beta = grad.sum(axis=0)
-    grad_gamma = (grad * x_hat).sum(axis=0)
+    grad_beta = grad.sum(axis=0, dtype=np.float64)
+    grad_gamma = (grad * x_hat).sum(axis=0, dtype=np.float64)
     scale = gamma * inv_std / grad.dtype.type(count)
-    return scale * (count * grad - grad_beta - x_hat * grad_gamma), grad_gamma, grad_beta
+    grad_x = scale * (count * grad - grad_beta.astype(grad.dtype) - x_hat * grad_gamma.astype(grad.dtype))
+    return grad_x, grad_gamma.astype(grad.dtype), grad_beta.astype(grad.dtype)

@@ -41,6 +41,8 @@ class ReLU(Layer):
     array([0., 2.])
     """
 
+    elementwise = True
+
     def forward(self, x, training=False):
         x = float_array(x, "ReLU")
         # The mask is only needed by backward: inference skips it.
@@ -71,6 +73,8 @@ class LeakyReLU(Layer):
     >>> LeakyReLU(0.1).forward(np.array([-1.0, 2.0]))
     array([-0.1,  2. ])
     """
+
+    elementwise = True
 
     def __init__(self, alpha=0.01):
         super().__init__()
@@ -111,6 +115,8 @@ class Sigmoid(Layer):
     array([0. , 0.5, 1. ])
     """
 
+    elementwise = True
+
     def forward(self, x, training=False):
         x = float_array(x, "Sigmoid")
         e = np.exp(-np.abs(x))
@@ -137,6 +143,8 @@ class Tanh(Layer):
     >>> Tanh().forward(np.array([0.0]))
     array([0.])
     """
+
+    elementwise = True
 
     def forward(self, x, training=False):
         x = float_array(x, "Tanh")

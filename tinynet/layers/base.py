@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import NotTrainedForwardError
 
-__all__ = ["Layer", "ChannelsLast", "check_state", "to_channels_last", "to_channels_first"]
+__all__ = ["Layer", "check_state"]
 
 
 def check_state(mine, theirs, owner):
@@ -76,6 +76,11 @@ class Layer:
     >>> layer.forward(np.ones(2), training=True), layer.backward(np.ones(2))
     (array([2., 2.]), array([2., 2.]))
     """
+
+    #: True when each output value depends on the input value at the same place only (``y = f(x)``
+    #: element by element): such a layer gives the same result on any memory layout, so the
+    #: engine may run it on channels-last activations.
+    elementwise = False
 
     def __init__(self):
         self.params = {}
@@ -145,15 +150,6 @@ class Layer:
         self._saved = None
         return self
 
-    def _backward_params_only(self, grad_out):
-        """Fill ``grads`` without computing the input gradient.
-
-        Training never needs the gradient with respect to the images, so the model's first
-        layer with parameters is asked only for its parameter gradients. Layers for which
-        the input gradient is expensive (Dense, Conv2D) override this to skip it.
-        """
-        self.backward(grad_out)
-
     def get_config(self):
         """The constructor arguments that rebuild this layer (JSON-serialisable)."""
         return {}
@@ -162,28 +158,3 @@ class Layer:
         arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
 
-
-def to_channels_last(x):
-    """``(N, C, H, W) -> (N, H, W, C)``, contiguous."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-def to_channels_first(x):
-    """``(N, H, W, C) -> (N, C, H, W)``, contiguous."""
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-class ChannelsLast:
-    """Mixin for image layers that compute on channels-last (NHWC) arrays.
-
-    The subclass writes ``_checked_input(x)`` (NCHW checks), ``_forward_channels_last`` and
-    ``_backward_channels_last``; this gives it the public NCHW ``forward`` and ``backward``,
-    which change the layout on the way in and out. Inside a ``Sequential`` the plan calls
-    the channels-last methods directly and changes the layout once per run of such layers.
-    """
-
-    def forward(self, x, training=False):
-        return to_channels_first(self._forward_channels_last(to_channels_last(self._checked_input(x)), training))
-
-    def backward(self, grad_out):
-        return to_channels_first(self._backward_channels_last(to_channels_last(grad_out)))

@@ -1,35 +1,34 @@
-r"""2-D convolution (cross-correlation, as PyTorch ``conv2d``) by im2col and one GEMM per pass.
+r"""2-D convolution (cross-correlation, as PyTorch ``conv2d``) by im2col and one matrix product.
 
-Forward, for input ``X`` ``(N, C, H, W)``, weights ``K`` ``(F, C, kh, kw)`` and bias ``b``::
+For input ``X`` ``(N, C, H, W)``, filters ``K`` ``(F, C, kh, kw)``, bias ``b`` ``(F,)``,
+stride ``(sh, sw)`` and zero padding ``(ph, pw)``, each output value is a window of the
+padded input weighted by one filter::
 
-    Y[n, f, y, x'] = b[f] + sum_{c,i,j} K[f, c, i, j] * Xpad[n, c, y*sh + i, x'*sw + j]   (y, x': output row, column)
+    Y[n, f, r, q] = b[f] + sum_{c,i,j} K[f, c, i, j] * Xpad[n, c, r*sh + i, q*sw + j]
 
-The layer computes channels-last (NHWC) inside: ``X`` is read as ``(N, H, W, C)``. im2col
-unfolds every window into a row, ``cols`` of shape ``(N*P, kh*kw*C)`` with
-``P = out_h*out_w`` (row = output position, column ``(i*kw + j)*C + c``), and the weights are
-viewed in the same order, ``Wmat = K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)``, so the whole
-batch is a single matrix product whose result is already the NHWC output::
+with ``r`` and ``q`` the output row and column. Along each axis
+``out = (size + 2*padding - kernel) // stride + 1``; ``P = out_h*out_w`` windows per image.
 
-    Y = cols @ Wmat.T + b              # (N*P, CKK) @ (CKK, F) -> (N*P, F) = (N, out_h, out_w, F)
+**im2col** turns that sum into one matrix product. Every window becomes a row of ``cols``,
+``(N*P, C*kh*kw)`` (``CKK = C*kh*kw`` values a window), in the order ``(c, i, j)`` that
+``K.reshape(F, CKK)`` gives each filter, so for the whole batch at once::
 
-Backward, given ``dY`` as ``(N*P, F)``, is the backward of that product, again one GEMM each::
+    cols = im2col(X)                   # (N*P, CKK)
+    Wmat = K.reshape(F, CKK)           # (F, CKK): one filter a row
+    Y    = cols @ Wmat.T + b           # (N*P, CKK) @ (CKK, F) -> (N*P, F), then (N, F, out_h, out_w)
 
-    dWmat = dY.T @ cols                # (F, N*P) @ (N*P, CKK) -> (F, CKK), back to (F, C, kh, kw)
-    db    = dY.sum over N*P            # (F,)
+**Backward** is the backward of that product (``dY`` arranged as ``(N*P, F)``, one row a
+window, like ``cols``)::
+
+    dWmat = dY.T @ cols                # (F, N*P) @ (N*P, CKK) -> (F, CKK), reshaped to (F, C, kh, kw)
+    db    = sum of dY over its rows    # (F,)
     dcols = dY @ Wmat                  # (N*P, F) @ (F, CKK) -> (N*P, CKK)
-    dX    = col2im(dcols)              # the adjoint of im2col: sums overlapping windows
+    dX    = col2im(dcols)              # the adjoint of im2col: overlapping windows add up
 
-A window of few values (``kh*kw*C`` <= 16, as a 3x3 kernel on one channel) is unfolded the
-other way round, ``(CKK, N*P)``, which is filled in contiguous runs; the products read it
-transposed, so the equations are the same.
-
-Why channels-last: the ``C`` values of a pixel are adjacent, so im2col copies ``kh*kw`` runs
-of ``C`` floats per window instead of gathering single floats from ``C`` planes, and the
-GEMMs see ``M = N*P`` rows (15,488 for the MNIST convnet's second layer) instead of 128
-small per-image products. Inside a ``Sequential`` the activations stay NHWC from layer to
-layer (see :mod:`tinynet.plan`); ``forward``/``backward`` called directly take and return NCHW.
-
-Output size along each axis: ``out = (size + 2*padding - kernel) // stride + 1``.
+This file is the definition of what a convolution computes. Inside a ``Sequential`` the
+engine (:mod:`tinynet.engine`) runs the same arithmetic faster (channels-last, numba
+kernels, in cache-sized chunks, fused with a ReLU and a max-pool); the tests check that it
+agrees with this code.
 """
 
 import numpy as np
@@ -37,32 +36,64 @@ import numpy as np
 from .._checks import expect_rank, float_array, int_pair, positive_int
 from ..errors import ShapeError
 from ..init import initial_weights
-from ..kernels import col2im, im2col, im2col_transposed, output_size
-from .base import ChannelsLast, Layer, to_channels_last
+from .base import Layer
 
-__all__ = ["Conv2D"]
-
-# The convolution runs a chunk of images at a time whose columns and outputs take at most
-# this many bytes: they stay in cache from the unfolding to the product (and, in a fused
-# step, to the pooling), instead of a whole batch's tens of megabytes making trips to
-# memory. Backward goes chunk by chunk too, on the columns a training forward kept (see
-# below) or unfolded again from the small input. (Before: the Keras convnet predicted 6k
-# images/s at batch 1000 when the 139 MB of columns of the whole batch were built at
-# once, 13k with 4 MB chunks.)
-_CHUNK_BYTES = 4 * 1024 * 1024
-# A training forward keeps its columns for backward when the whole batch's take at most
-# this many bytes: reading them back costs less than unfolding them again (the MNIST CNN's
-# second convolution, 18 MB at batch 128: 8.2 ms for its backward products against 8.9 ms
-# with the unfolding). Larger batches unfold again, so memory stays bounded by the chunks.
-_KEPT_COLUMNS_BYTES = 32 * 1024 * 1024
-# Windows of at most this many values (a 3x3 kernel on one or a few channels) are unfolded
-# transposed, (CKK, N*P): filled in contiguous runs instead of CKK scattered values per row
-# (the first MNIST convolution: 0.74 ms against 1.17 ms, and its weight gradient 0.95 ms
-# against 1.10 ms, batch 128).
-_THIN_DEPTH = 16
+__all__ = ["Conv2D", "im2col", "col2im"]
 
 
-class Conv2D(ChannelsLast, Layer):
+def im2col(x, kernel_size, stride, padding):
+    """Every ``kh x kw`` window of the padded images ``x`` ``(N, C, H, W)`` as a row: ``(N*P, C*kh*kw)``.
+
+    Row ``n*P + r*out_w + q`` is the window under output ``(r, q)`` of image ``n``; its
+    columns run over ``(c, i, j)``, the order of ``K.reshape(F, -1)``.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)        # one 4x4 image
+    >>> cols = im2col(x, (3, 3), (1, 1), (0, 0))       # 3x3 windows: 4 of them
+    >>> cols.shape, cols[0]                            # the first window, row by row
+    ((4, 9), array([ 0.,  1.,  2.,  4.,  5.,  6.,  8.,  9., 10.]))
+    """
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    n, c, h, w = x.shape
+    out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = np.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
+    for i in range(kh):  # offset (i, j) inside the window: the pixel it sees, for every output at once
+        for j in range(kw):
+            windows[:, :, i, j] = padded[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
+    # (N, C, kh, kw, out_h, out_w) -> (N, out_h, out_w, C, kh, kw) -> (N*P, CKK)
+    return windows.transpose(0, 4, 5, 1, 2, 3).reshape(n * out_h * out_w, c * kh * kw)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    """The adjoint of :func:`im2col`: each window's row added back onto the pixels it came from.
+
+    ``cols`` ``(N*P, C*kh*kw)`` -> ``(N, C, H, W)``; a pixel covered by several windows
+    receives the sum of their values (that is the chain rule for a value used several times).
+
+    Examples
+    --------
+    >>> counts = col2im(np.ones((4, 9)), (1, 1, 4, 4), (3, 3), (1, 1), (0, 0))
+    >>> counts[0, 0]                                   # how many 3x3 windows cover each pixel
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]])
+    """
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    n, c, h, w = x_shape
+    out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    # (N*P, CKK) -> (N, out_h, out_w, C, kh, kw) -> (N, C, kh, kw, out_h, out_w)
+    windows = cols.reshape(n, out_h, out_w, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw] += windows[:, :, i, j]
+    return padded[:, :, ph : ph + h, pw : pw + w]
+
+
+class Conv2D(Layer):
     """2-D cross-correlation of NCHW images with ``out_channels`` learned filters.
 
     Parameters
@@ -109,7 +140,7 @@ class Conv2D(ChannelsLast, Layer):
         # Padding of a whole kernel or more adds outputs that see only zeros; bounding it also
         # keeps a model file from making predict() allocate gigabytes of padding.
         if any(p >= k for p, k in zip(self.padding, self.kernel_size, strict=True)):
-            raise ValueError(
+            raise ShapeError(
                 f"Conv2D expects padding smaller than kernel_size on each axis (kernel_size // 2 keeps the "
                 f"image size); received padding={padding!r} with kernel_size={kernel_size!r}."
             )
@@ -122,11 +153,32 @@ class Conv2D(ChannelsLast, Layer):
             "b": np.zeros(self.out_channels, dtype=dtype),
         }
 
-    def _window(self):
-        """Kernel arguments in the order the kernels take them: ``kh, kw, sh, sw, ph, pw``."""
-        return (*self.kernel_size, *self.stride, *self.padding)
+    def forward(self, x, training=False):
+        """``(N, C, H, W) -> (N, F, out_h, out_w)``."""
+        x = self.check_input(x)
+        n, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N*P, CKK)
+        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
+        y = cols @ weights.T + self.params["b"]  # (N*P, CKK) @ (CKK, F) -> (N*P, F)
+        self._save(training, x.shape, cols)
+        return y.reshape(n, out_h, out_w, self.out_channels).transpose(0, 3, 1, 2)  # -> (N, F, out_h, out_w)
 
-    def _checked_input(self, x):
+    def backward(self, grad_out):
+        """``dX`` ``(N, C, H, W)`` from ``dY`` ``(N, F, out_h, out_w)``; fills ``grads``."""
+        x_shape, cols = self._saved_values()
+        weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
+        grad = grad_out.astype(self.dtype, copy=False)
+        grad = grad.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (N, F, out_h, out_w) -> (N*P, F)
+        self.grads = {
+            "W": (grad.T @ cols).reshape(self.params["W"].shape),  # (F, N*P) @ (N*P, CKK) -> (F, C, kh, kw)
+            "b": grad.sum(axis=0),  # (N*P, F) -> (F,)
+        }
+        grad_cols = grad @ weights  # (N*P, F) @ (F, CKK) -> (N*P, CKK)
+        return col2im(grad_cols, x_shape, self.kernel_size, self.stride, self.padding)  # (N, C, H, W)
+
+    def check_input(self, x):
         """``x`` as an NCHW array in the layer's dtype, or a ShapeError that says how to fix it."""
         x = float_array(x, "Conv2D")
         expect_rank(x, 4, "Conv2D", "(N, C, H, W)")
@@ -142,116 +194,6 @@ class Conv2D(ChannelsLast, Layer):
                 f"{(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}; use a smaller kernel or more padding."
             )
         return x.astype(self.dtype, copy=False)
-
-    def _backward_params_only(self, grad_out):
-        self._backward_params_only_channels_last(to_channels_last(grad_out))
-
-    # -- the computation, on NHWC activations -------------------------------------------------
-    def _weight_rows(self):
-        """``Wmat`` ``(F, kh*kw*C)``: each filter as a row in im2col's column order ``(i, j, c)``."""
-        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
-
-    def _thin(self):
-        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] <= _THIN_DEPTH
-
-    def _rows(self, x):
-        """The columns of NHWC images ``x`` as ``(n*P, CKK)`` rows (a transposed view for thin windows)."""
-        kh, kw, sh, sw, ph, pw = self._window()
-        if self._thin():
-            return im2col_transposed(x, kh, kw, sh, sw, ph, pw).T
-        cols = im2col(x, kh, kw, sh, sw, ph, pw)  # (n, P, CKK)
-        return cols.reshape(-1, cols.shape[2])
-
-    def _output_shape(self, x_shape):
-        kh, kw, sh, sw, ph, pw = self._window()
-        return x_shape[0], output_size(x_shape[1], kh, sh, ph), output_size(x_shape[2], kw, sw, pw), self.out_channels
-
-    def _images_per_chunk(self, x_shape):
-        """How many images to convolve at a time so their columns and outputs stay in cache."""
-        _, out_h, out_w, filters = self._output_shape(x_shape)
-        per_image = out_h * out_w * (self.in_channels * self.kernel_size[0] * self.kernel_size[1] + filters)
-        return max(1, _CHUNK_BYTES // (per_image * np.dtype(self.dtype).itemsize))
-
-    def _forward_channels_last(self, x, training=False):
-        """``(N, H, W, C) -> (N, out_h, out_w, F)``."""
-        out = np.empty(self._output_shape(x.shape), dtype=self.dtype)
-        for _ in self._convolve_chunks(x, training, out):
-            pass
-        out += self.params["b"]
-        return out
-
-    def _convolve_chunks(self, x, training, out=None):
-        """Yield ``(start, y)`` chunk by chunk: ``y = cols @ Wmat.T`` for the images from ``start``,
-        ``(n, out_h, out_w, F)`` without the bias, written into ``out`` when given. A chunk's
-        columns and output stay in cache for whatever the caller does next (a fused max-pool);
-        once every chunk is done, what backward needs is kept."""
-        x = self._checked_channels_last(x)
-        weights_t = self._weight_rows().T  # (CKK, F)
-        shape = self._output_shape(x.shape)
-        chunk = self._images_per_chunk(x.shape)
-        kept = [] if training and self._keeps_columns(x.shape) else None
-        for start in range(0, len(x), chunk):
-            rows = self._rows(x[start : start + chunk])  # (nP, CKK)
-            target = None if out is None else out[start : start + chunk].reshape(len(rows), -1)
-            y = np.matmul(rows, weights_t, out=target)  # (nP,CKK) @ (CKK,F) -> (nP,F)
-            if kept is not None:
-                kept.append(rows)
-            yield start, y.reshape(-1, *shape[1:])
-        self._save(training, x, kept)
-
-    def _keeps_columns(self, x_shape):
-        """Whether a training forward keeps its columns for backward rather than unfolding them again."""
-        if self._thin():  # thin windows' columns are few: always cheaper kept than unfolded again
-            return True
-        _, out_h, out_w, _ = self._output_shape(x_shape)
-        depth = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        return x_shape[0] * out_h * out_w * depth * np.dtype(self.dtype).itemsize <= _KEPT_COLUMNS_BYTES
-
-    def _checked_channels_last(self, x):
-        if x.shape[3] != self.in_channels:
-            raise ShapeError(f"Conv2D expects {self.in_channels} input channel(s); got {x.shape[3]}.")
-        return np.ascontiguousarray(x, dtype=self.dtype)
-
-    def _backward_params_only_channels_last(self, grad_out):
-        """Fill ``grads`` from ``dY`` ``(N, out_h, out_w, F)``."""
-        self._backward_chunks(grad_out, input_grad=False)
-
-    def _backward_channels_last(self, grad_out):
-        """``dX`` ``(N, H, W, C)`` from ``dY`` ``(N, out_h, out_w, F)``; fills ``grads``."""
-        return self._backward_chunks(grad_out, input_grad=True)
-
-    def _backward_chunks(self, grad_out, input_grad, grad_chunk=None):
-        """The backward, a cache-sized chunk of images at a time, on the kept columns or unfolded again.
-
-        ``grad_chunk(start, stop)``, if given, produces ``dY`` for those images (a fused
-        max-pool's backward), so not even ``dY`` exists for the whole batch at once.
-        """
-        x, kept_rows = self._saved_values()
-        weight_rows = self._weight_rows()  # (F, CKK)
-        grad_weights = np.zeros(weight_rows.shape[::-1], dtype=self.dtype)  # (CKK, F)
-        grad_bias = np.zeros(self.out_channels, dtype=self.dtype)
-        grad_x = np.empty_like(x) if input_grad else None
-        chunk = self._images_per_chunk(x.shape)
-        for number, start in enumerate(range(0, len(x), chunk)):
-            stop = min(start + chunk, len(x))
-            grad = grad_chunk(start, stop) if grad_chunk else grad_out[start:stop]
-            grad = grad.astype(self.dtype, copy=False).reshape(-1, self.out_channels)  # (nP, F)
-            rows = kept_rows[number] if kept_rows is not None else self._rows(x[start:stop])  # (nP, CKK)
-            grad_weights += rows.T @ grad  # (CKK,nP) @ (nP,F) -> (CKK,F)
-            # The column sums as a matrix-vector product: one BLAS pass, several times faster
-            # than a NumPy reduction down the rows of a tall (nP, F) array.
-            grad_bias += np.ones(len(grad), self.dtype) @ grad  # (nP,) @ (nP,F) -> (F,)
-            if input_grad:
-                grad_cols = grad @ weight_rows  # (nP,F) @ (F,CKK) -> (nP,CKK)
-                grad_x[start:stop] = col2im(grad_cols.reshape(stop - start, -1, weight_rows.shape[1]),
-                                            (stop - start, *x.shape[1:]), *self._window())
-        kh, kw = self.kernel_size
-        self.grads = {
-            "W": np.ascontiguousarray(
-                grad_weights.reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)),
-            "b": grad_bias,
-        }
-        return grad_x
 
     def get_config(self):
         return {

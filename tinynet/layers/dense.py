@@ -67,6 +67,25 @@ class Dense(Layer):
         }
 
     def forward(self, x, training=False):
+        """``(N, in_features) -> (N, out_features)``."""
+        x = self.check_input(x)
+        self._save(training, x)
+        out = x @ self.params["W"]  # (N,D) @ (D,M) -> (N,M)
+        out += self.params["b"]  # in place: one (N,M) array, not two
+        return out
+
+    def backward(self, grad_out):
+        """``dX`` ``(N, in_features)`` from ``dY`` ``(N, out_features)``; fills ``grads``."""
+        (x,) = self._saved_values()
+        grad_out = grad_out.astype(self.dtype, copy=False)
+        self.grads = {
+            "W": x.T @ grad_out,  # (D,N) @ (N,M) -> (D,M)
+            "b": grad_out.sum(axis=0),  # (N,M) -> (M,)
+        }
+        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
+
+    def check_input(self, x):
+        """``x`` as ``(N, in_features)`` floats in the layer's dtype, or a ShapeError that says how to fix it."""
         x = float_array(x, "Dense")
         expect_rank(x, 2, "Dense", "(N, in_features)")
         if x.shape[1] != self.in_features:
@@ -75,24 +94,7 @@ class Dense(Layer):
                 f"per row; got input of shape {tuple(x.shape)}. Set in_features={x.shape[1]} to match the "
                 f"layer before (model.summary(input_shape) shows every layer's output shape)."
             )
-        x = x.astype(self.dtype, copy=False)
-        self._save(training, x)
-        out = x @ self.params["W"]  # (N,D) @ (D,M) -> (N,M)
-        out += self.params["b"]  # in place: one (N,M) array, not two
-        return out
-
-    def backward(self, grad_out):
-        grad_out = self._backward_params_only(grad_out)
-        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
-
-    def _backward_params_only(self, grad_out):
-        (x,) = self._saved_values()
-        grad_out = grad_out.astype(self.dtype, copy=False)
-        self.grads = {
-            "W": x.T @ grad_out,  # (D,N) @ (N,M) -> (D,M)
-            "b": grad_out.sum(axis=0),  # (N,M) -> (M,)
-        }
-        return grad_out
+        return x.astype(self.dtype, copy=False)
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}

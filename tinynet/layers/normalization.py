@@ -18,7 +18,9 @@ Backward, with ``g = dY``, in its compact form (every row's ``x_hat`` depends on
     dx     = gamma / (N * sqrt(var + eps)) * (N * g - sum(g) - x_hat * sum(g * x_hat))
 
 At inference ``mu`` and ``var`` are constants, so ``dx = gamma * g / sqrt(running_var + eps)``.
-docs/backprop.md derives the training form step by step.
+docs/backprop.md derives the training form step by step. Inside a ``Sequential`` the engine
+(:mod:`tinynet.engine`) runs the same formulas as two numba passes over channels-last rows;
+the tests check that it agrees with this code.
 """
 
 import numbers
@@ -27,16 +29,17 @@ import numpy as np
 
 from .._checks import expect_rank, float_array, positive_int
 from ..errors import ShapeError
-from ..kernels import batchnorm_backward, batchnorm_forward
-from .base import ChannelsLast, Layer
+from .base import Layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
 
 
 class _BatchNorm(Layer):
-    """The statistics and their backward, on rows ``(N, C)``; subclasses arrange the axes."""
+    """The statistics and their backward; subclasses say which axes are the rows."""
 
     _rank, _layout = 2, "(N, C)"
+    #: The axes a feature's statistics are taken over: every axis but the features' (axis 1).
+    _row_axes = (0,)
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, *, dtype=np.float32):
         super().__init__()
@@ -64,7 +67,8 @@ class _BatchNorm(Layer):
         """Running (unbiased) variance of each feature (a buffer)."""
         return self.buffers["running_var"]
 
-    def _checked_input(self, x):
+    def check_input(self, x):
+        """``x`` as a float array of the layer's rank and features, in its dtype, or a clear error."""
         name = type(self).__name__
         x = float_array(x, name)
         expect_rank(x, self._rank, name, self._layout)
@@ -75,37 +79,70 @@ class _BatchNorm(Layer):
             )
         return x.astype(self.dtype, copy=False)
 
-    # -- the computation, on rows (M, C) -----------------------------------------------------
-    def _forward_rows(self, rows, training):
-        if not training:
-            self._save(False)
-            scale = self.params["gamma"] / np.sqrt(self.buffers["running_var"] + self.dtype.type(self.eps))
-            return rows * scale + (self.params["beta"] - self.buffers["running_mean"] * scale)
-        count = len(rows)
+    def check_batch(self, count):
+        """A ValueError unless ``count`` values per feature (at least two) can estimate a variance."""
         if count < 2:
             raise ValueError(
                 f"{type(self).__name__} in training needs more than one value per {self._feature_word[:-1]} to "
                 f"estimate a variance; got {count}. Use a batch of two or more (or training=False)."
             )
-        # y = gamma * x_hat + beta, x_hat = (x - mean) / sqrt(var + eps), var biased: two passes
-        # of a numba loop (kernels.batchnorm_forward), or its NumPy twin.
-        y, x_hat, mean, var, inv_std = batchnorm_forward(rows, self.params["gamma"], self.params["beta"], self.eps)
+
+    def update_running_statistics(self, mean, var, count):
+        """Move the running statistics towards a training batch's ``mean`` and biased ``var`` of ``count`` values.
+
+        ``running = (1 - momentum) * running + momentum * batch``, the variance made unbiased
+        (``var * count / (count - 1)``), as PyTorch does.
+        """
         momentum = self.dtype.type(self.momentum)
         self.buffers["running_mean"] *= 1 - momentum
-        self.buffers["running_mean"] += momentum * mean
+        self.buffers["running_mean"] += momentum * mean.astype(self.dtype, copy=False)
         self.buffers["running_var"] *= 1 - momentum
-        self.buffers["running_var"] += momentum * var * self.dtype.type(count / (count - 1))
-        self._save(True, x_hat, inv_std)
-        return y
+        self.buffers["running_var"] += momentum * var.astype(self.dtype, copy=False) * self.dtype.type(
+            count / (count - 1))
 
-    def _backward_rows(self, grad):
+    def _per_feature(self, values):
+        """``(C,)`` values shaped to broadcast against the input: ``(1, C)`` or ``(1, C, 1, 1)``."""
+        return values.reshape(1, -1, *([1] * (self._rank - 2)))
+
+    def forward(self, x, training=False):
+        """Normalise each feature: by the batch's statistics in training, by the running ones otherwise."""
+        x = self.check_input(x)
+        gamma, beta = self._per_feature(self.params["gamma"]), self._per_feature(self.params["beta"])
+        if not training:
+            self._save(False)
+            mean = self._per_feature(self.buffers["running_mean"])
+            inv_std = 1 / np.sqrt(self._per_feature(self.buffers["running_var"]) + self.dtype.type(self.eps))
+            return gamma * (x - mean) * inv_std + beta
+        count = x.size // self.num_features  # values per feature: N (1D) or N*H*W (2D)
+        self.check_batch(count)
+        # Sums in float64: a float32 sum over 100,000 values would lose digits the variance needs.
+        mean = x.mean(axis=self._row_axes, keepdims=True, dtype=np.float64)
+        var = ((x - mean) ** 2).mean(axis=self._row_axes, keepdims=True)  # biased, as the normalisation uses
+        inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)
+        x_hat = (x - mean).astype(self.dtype) * inv_std  # zero mean, unit variance per feature
+        self.update_running_statistics(mean.ravel(), var.ravel(), count)
+        self._save(True, x_hat, inv_std)
+        return gamma * x_hat + beta
+
+    def backward(self, grad_out):
+        """``dX`` from ``dY`` (the input's shape); fills ``grads`` with ``dgamma`` and ``dbeta``.
+
+        Every ``x_hat`` depends on the batch's mean and variance, which depend on every row;
+        the two sums below carry those paths (docs/backprop.md derives it)::
+
+            dbeta  = sum(g)        dgamma = sum(g * x_hat)
+            dx     = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
+        """
         x_hat, inv_std = self._saved_values()
-        grad = grad.astype(self.dtype, copy=False)
-        # dbeta = sum(g), dgamma = sum(g * x_hat) over the M rows, and
-        # dx = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)                       (M, C)
-        grad_x, grad_gamma, grad_beta = batchnorm_backward(grad, x_hat, self.params["gamma"], inv_std)
-        self.grads = {"gamma": grad_gamma, "beta": grad_beta}
-        return grad_x
+        grad = grad_out.astype(self.dtype, copy=False)
+        count = grad.size // self.num_features  # M: the rows each feature's statistics were taken over
+        grad_beta = grad.sum(axis=self._row_axes, dtype=np.float64)  # (C,)
+        grad_gamma = (grad * x_hat).sum(axis=self._row_axes, dtype=np.float64)  # (C,)
+        self.grads = {"gamma": grad_gamma.astype(self.dtype), "beta": grad_beta.astype(self.dtype)}
+        gamma = self._per_feature(self.params["gamma"])
+        scale = gamma * inv_std / self.dtype.type(count)
+        return scale * (count * grad - self._per_feature(self.grads["beta"]) - x_hat * self._per_feature(
+            self.grads["gamma"]))
 
     def get_config(self):
         return {self._size_name: self.num_features, "momentum": self.momentum, "eps": self.eps}
@@ -151,19 +188,13 @@ class BatchNorm1D(_BatchNorm):
     def __init__(self, num_features, momentum=0.1, eps=1e-5, *, dtype=np.float32):
         super().__init__(num_features, momentum, eps, dtype=dtype)
 
-    def forward(self, x, training=False):
-        return self._forward_rows(self._checked_input(x), training)
 
-    def backward(self, grad_out):
-        return self._backward_rows(grad_out)
-
-
-class BatchNorm2D(ChannelsLast, _BatchNorm):
+class BatchNorm2D(_BatchNorm):
     """Batch normalisation of each channel of ``(N, C, H, W)`` images, as ``torch.nn.BatchNorm2d``.
 
     The statistics of a channel are taken over the batch and every pixel (``N*H*W`` values).
-    Inside a ``Sequential`` it runs on channels-last activations, where those values are
-    the rows of an ``(N*H*W, C)`` array (see :mod:`tinynet.plan`).
+    Inside a ``Sequential`` the engine runs it on channels-last activations, where those
+    values are the rows of an ``(N*H*W, C)`` array (see :mod:`tinynet.engine`).
 
     Parameters
     ----------
@@ -192,17 +223,8 @@ class BatchNorm2D(ChannelsLast, _BatchNorm):
     """
 
     _rank, _layout = 4, "(N, C, H, W)"
+    _row_axes = (0, 2, 3)
     _size_name, _feature_word = "num_channels", "channels"
 
     def __init__(self, num_channels, momentum=0.1, eps=1e-5, *, dtype=np.float32):
         super().__init__(num_channels, momentum, eps, dtype=dtype)
-
-    def _forward_channels_last(self, x, training=False):
-        """``(N, H, W, C)`` -> same; the channels are the columns of ``(N*H*W, C)`` rows."""
-        if x.shape[3] != self.num_features:
-            raise ShapeError(f"BatchNorm2D expects {self.num_features} channels; got {x.shape[3]}.")
-        x = x.astype(self.dtype, copy=False)
-        return self._forward_rows(x.reshape(-1, self.num_features), training).reshape(x.shape)
-
-    def _backward_channels_last(self, grad_out):
-        return self._backward_rows(grad_out.reshape(-1, self.num_features)).reshape(grad_out.shape)

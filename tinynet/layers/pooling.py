@@ -2,36 +2,57 @@ r"""Max and average pooling over ``kh x kw`` windows with stride ``(sh, sw)``, n
 
 Max pooling keeps the largest value of each window::
 
-    Y[n, c, y, x] = max_{i,j} X[n, c, y*sh + i, x*sw + j]
+    Y[n, c, r, q] = max_{i,j} X[n, c, r*sh + i, q*sw + j]
 
 Its derivative is 1 for the input that was the maximum and 0 for the others, so backward
 routes each ``dY`` entry to that one input (ties: the first maximum in row-major order;
 overlapping windows that share a maximum add their gradients)::
 
-    dX[n, c, argmax(y, x)] += dY[n, c, y, x]
+    dX[n, c, argmax(r, q)] += dY[n, c, r, q]
 
 Average pooling takes the window mean, so every input of a window gets an equal share::
 
-    Y[n, c, y, x] = mean_{i,j} X[n, c, y*sh + i, x*sw + j]
-    dX[n, c, y*sh + i, x*sw + j] += dY[n, c, y, x] / (kh*kw)
+    Y[n, c, r, q] = mean_{i,j} X[n, c, r*sh + i, q*sw + j]
+    dX[n, c, r*sh + i, q*sw + j] += dY[n, c, r, q] / (kh*kw)
 
-Output size: ``out = (size - pool) // stride + 1``.
+Output size along each axis: ``out = (size - pool) // stride + 1``.
 
-Both compute channels-last (NHWC) inside, the layout the kernels and a ``Sequential`` use
-(see :mod:`tinynet.plan`): each window reads ``pool`` runs of ``C`` adjacent values.
-Called directly, ``forward``/``backward`` take and return NCHW.
+This file is the definition; inside a ``Sequential`` the engine (:mod:`tinynet.engine`)
+runs the same pooling as numba loops over channels-last images, fused with the ReLU or
+convolution before it, and the tests check that it agrees with this code.
 """
 
+import numpy as np
 
 from .._checks import expect_rank, float_array, int_pair
 from ..errors import ShapeError
-from ..kernels import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
-from .base import ChannelsLast, Layer
+from .base import Layer
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
 
 
-class _Pool2D(ChannelsLast, Layer):
+def pooling_windows(x, pool_size, stride):
+    """The windows of ``x`` ``(N, C, H, W)`` side by side: ``(N, C, out_h, out_w, kh*kw)``.
+
+    Entry ``[..., i*kw + j]`` is the pixel at offset ``(i, j)`` inside the window.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pooling_windows(x, (2, 2), (2, 2))[0, 0, 0, 0]     # the top-left 2x2 window
+    array([0., 1., 4., 5.])
+    """
+    (kh, kw), (sh, sw) = pool_size, stride
+    n, c, h, w = x.shape
+    out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    windows = np.empty((n, c, out_h, out_w, kh * kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            windows[..., i * kw + j] = x[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
+    return windows
+
+
+class _Pool2D(Layer):
     """Shared argument handling of the two pooling layers."""
 
     def __init__(self, pool_size=2, stride=None):
@@ -40,7 +61,8 @@ class _Pool2D(ChannelsLast, Layer):
         self.pool_size = int_pair(pool_size, "pool_size", name)
         self.stride = self.pool_size if stride is None else int_pair(stride, "stride", name)
 
-    def _checked_input(self, x):
+    def check_input(self, x):
+        """``x`` as an NCHW float array, or a ShapeError that says how to fix it."""
         name = type(self).__name__
         x = float_array(x, name)
         expect_rank(x, 4, name, "(N, C, H, W)")
@@ -51,15 +73,13 @@ class _Pool2D(ChannelsLast, Layer):
             )
         return x
 
+    def _input_slices(self, i, j, out_h, out_w):
+        """The input rows and columns that window offset ``(i, j)`` reads, one per output."""
+        (sh, sw) = self.stride
+        return slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw)
+
     def get_config(self):
         return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
-
-    def _check_channels_last(self, x):
-        if x.ndim != 4 or x.shape[1] < self.pool_size[0] or x.shape[2] < self.pool_size[1]:
-            raise ShapeError(
-                f"{type(self).__name__} pool_size={self.pool_size} is larger than the input's "
-                f"{tuple(x.shape[1:3])} images; use a smaller pool_size or fewer pooling layers."
-            )
 
 
 class MaxPool2D(_Pool2D):
@@ -85,17 +105,27 @@ class MaxPool2D(_Pool2D):
            [13., 15.]], dtype=float32)
     """
 
-    def _forward_channels_last(self, x, training=False, relu=False, bias=None):
-        """``(N, H, W, C) -> (N, out_h, out_w, C)``; fused into the pass: a ReLU after it
-        (``relu=True``), a convolution's per-channel ``bias`` before it."""
-        self._check_channels_last(x)
-        out, argmax = maxpool_forward(x, *self.pool_size, *self.stride, relu=relu, bias=bias)
-        self._save(training, argmax, x.shape)
+    def forward(self, x, training=False):
+        """``(N, C, H, W) -> (N, C, out_h, out_w)``; keeps which input of each window won."""
+        x = self.check_input(x)
+        windows = pooling_windows(x, self.pool_size, self.stride)  # (N, C, out_h, out_w, kh*kw)
+        argmax = windows.argmax(axis=-1)  # (N, C, out_h, out_w): offset i*kw + j of each maximum
+        out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+        self._save(training, x.shape, argmax)
         return out
 
-    def _backward_channels_last(self, grad_out):
-        argmax, x_shape = self._saved_values()
-        return maxpool_backward(grad_out, argmax, x_shape, *self.pool_size, *self.stride)
+    def backward(self, grad_out):
+        """``dX`` ``(N, C, H, W)``: each ``dY`` entry goes to its window's maximum, the rest get 0."""
+        x_shape, argmax = self._saved_values()
+        kh, kw = self.pool_size
+        out_h, out_w = argmax.shape[2:]
+        grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                rows, columns = self._input_slices(i, j, out_h, out_w)
+                # Where offset (i, j) was the maximum, the gradient flows to it; overlapping windows add up.
+                grad_x[:, :, rows, columns] += np.where(argmax == i * kw + j, grad_out, 0)
+        return grad_x
 
 
 class AvgPool2D(_Pool2D):
@@ -121,12 +151,21 @@ class AvgPool2D(_Pool2D):
            [10.5, 12.5]], dtype=float32)
     """
 
-    def _forward_channels_last(self, x, training=False):
-        """``(N, H, W, C) -> (N, out_h, out_w, C)``."""
-        self._check_channels_last(x)
+    def forward(self, x, training=False):
+        """``(N, C, H, W) -> (N, C, out_h, out_w)``."""
+        x = self.check_input(x)
         self._save(training, x.shape)
-        return avgpool_forward(x, *self.pool_size, *self.stride)
+        return pooling_windows(x, self.pool_size, self.stride).mean(axis=-1)
 
-    def _backward_channels_last(self, grad_out):
+    def backward(self, grad_out):
+        """``dX`` ``(N, C, H, W)``: each input gets ``1/(kh*kw)`` of the gradient of every window it is in."""
         (x_shape,) = self._saved_values()
-        return avgpool_backward(grad_out, x_shape, *self.pool_size, *self.stride)
+        kh, kw = self.pool_size
+        out_h, out_w = grad_out.shape[2:]
+        share = grad_out / grad_out.dtype.type(kh * kw)
+        grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                rows, columns = self._input_slices(i, j, out_h, out_w)
+                grad_x[:, :, rows, columns] += share
+        return grad_x
