@@ -7,6 +7,8 @@ numba-compiled kernels that each have a plain-NumPy twin. See the README to star
 from . import augment, datasets, errors, export, init, kernels, layers, losses, models, optim, schedules, trace
 from .checkpoint import Checkpoint
 from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
     DatasetError,
     ModelFileError,
     NotTrainedForwardError,
@@ -42,6 +44,8 @@ __all__ = [
     "trace",
     "errors",
     "TinynetError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "ShapeError",
     "NotTrainedForwardError",
     "TrainingDivergedError",

@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 
 from ._io import atomic_write
-from .errors import ModelFileError
+from .errors import ArgumentError, ModelFileError
 
 __all__ = ["Archive", "write_archive", "MAX_TEXT_CHARS"]
 
@@ -118,7 +118,7 @@ class Archive:
         read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                        (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if read_header is None:
-            raise ValueError(f"unsupported .npy version {version}")
+            raise ArgumentError(f"unsupported .npy version {version}")
         shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
         if dtype.hasobject:
             raise ModelFileError(

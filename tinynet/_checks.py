@@ -4,19 +4,69 @@ Checks live at the edges (constructors, ``fit``/``predict``, loaders), never ins
 kernels. Each message says what was received, what was expected and how to fix it.
 """
 
+import math
 import numbers
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import ArgumentError, ArgumentTypeError, ShapeError
+
+
+def is_int(value):
+    """True for an integer that is not a bool (``True`` is an int to Python, never to a user)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """True for a real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def number(value, name, owner, *, low=None, high=None, low_open=False, high_open=True, integer=False):
+    """``value`` as an int (``integer=True``) or a finite float within the bounds, or a clear error.
+
+    ``low`` and ``high`` are inclusive unless ``low_open``/``high_open`` (``high`` is open by
+    default: ``[low, high)``).
+
+    Examples
+    --------
+    >>> number(3, "epochs", "fit", low=0, integer=True)
+    3
+    >>> number(-1.0, "lr", "SGD", low=0)
+    Traceback (most recent call last):
+    ...
+    tinynet.errors.ArgumentError: SGD expects lr to be a finite number >= 0; received lr=-1.0.
+    """
+    if integer:
+        if low == 0 and low_open:
+            what = "a positive int"
+        else:
+            what = "an int" + (f" >= {low}" if low is not None else "") + (f" < {high}" if high is not None else "")
+    elif low is not None and high is not None:
+        what = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low == 0 and low_open:
+        what = "a positive number"
+    elif low is not None:
+        what = f"a finite number {'>' if low_open else '>='} {low}"
+    else:
+        what = "a finite number"
+    fits_type = is_int(value) if integer else is_real(value) and math.isfinite(value)
+    if not fits_type:
+        raise (ArgumentTypeError if not is_real(value) else ArgumentError)(
+            f"{owner} expects {name} to be {what}; received {name}={value!r}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise ArgumentError(f"{owner} expects {name} to be {what}; received {name}={value!r}.")
+    return int(value) if integer else float(value)
 
 
 def positive_int(value, name, owner):
     """``value`` as an int, or a ValueError/TypeError naming ``owner`` and ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner} expects {name} to be a positive int; received {name}={value!r}.")
+        raise ArgumentTypeError(f"{owner} expects {name} to be a positive int; received {name}={value!r}.")
     if value <= 0:
-        raise ValueError(f"{owner} expects {name} to be a positive int; received {name}={value}.")
+        raise ArgumentError(f"{owner} expects {name} to be a positive int; received {name}={value}.")
     return int(value)
 
 
@@ -29,10 +79,10 @@ def int_pair(value, name, owner, minimum=1):
     else:
         pair = ()
     if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair):
-        raise TypeError(f"{owner} expects {name} to be an int or a pair of ints; received {name}={value!r}.")
+        raise ArgumentTypeError(f"{owner} expects {name} to be an int or a pair of ints; received {name}={value!r}.")
     if any(v < minimum for v in pair):
         bound = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{owner} expects {name} to be {bound}; received {name}={value!r}.")
+        raise ArgumentError(f"{owner} expects {name} to be {bound}; received {name}={value!r}.")
     return int(pair[0]), int(pair[1])
 
 
@@ -40,7 +90,7 @@ def float_array(x, owner, name="input"):
     """``x`` as a floating ndarray, or a TypeError naming ``owner`` and the dtype received."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{owner} expects a floating-point {name}; received dtype {x.dtype}. "
             f"Convert it first, e.g. x.astype(np.float32) (scale uint8 images by 1/255)."
         )

@@ -10,7 +10,7 @@ import io
 import numpy as np
 
 from ._io import atomic_write
-from .errors import DatasetError
+from .errors import ArgumentError, DatasetError
 
 __all__ = ["load_kaggle_csv", "write_kaggle_submission", "load_mnist_original"]
 
@@ -110,15 +110,15 @@ def write_kaggle_submission(path, labels, rows=None):
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or labels.size == 0):
-        raise ValueError(
+        raise ArgumentError(
             f"write_kaggle_submission expects integer labels of shape (N,); received dtype {labels.dtype}, "
             f"shape {labels.shape}. Pass model.predict(x).argmax(axis=1)."
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"write_kaggle_submission expects digits 0..9; received values from {labels.min()} "
+        raise ArgumentError(f"write_kaggle_submission expects digits 0..9; received values from {labels.min()} "
                          f"to {labels.max()}.")
     if rows is not None and len(labels) != rows:
-        raise ValueError(f"write_kaggle_submission was given {len(labels)} labels for {rows} test images; "
+        raise ArgumentError(f"write_kaggle_submission was given {len(labels)} labels for {rows} test images; "
                          f"predict every row of test.csv, in its order.")
     text = io.StringIO()
     text.write("ImageId,Label\n")

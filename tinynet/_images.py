@@ -10,7 +10,7 @@ where strokes usually are.
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import ArgumentError, DatasetError
 
 __all__ = ["load_images", "prepare_digit"]
 
@@ -64,7 +64,7 @@ def load_images(paths):
 def _on_white(image, Image):
     """Grey levels in [0, 1], transparent parts composited on white paper."""
     if image.width == 0 or image.height == 0:
-        raise ValueError("the image is empty (0 pixels)")
+        raise ArgumentError("the image is empty (0 pixels)")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -5,10 +5,11 @@ batch and a ``numpy.random.Generator``; it must return a new array (never modify
 """
 
 import math
-import numbers
 
 import numpy as np
 
+from ._checks import is_int, is_real
+from .errors import ArgumentError
 from .kernels import affine_warp
 
 __all__ = ["random_shift", "random_affine"]
@@ -28,8 +29,8 @@ def random_shift(max_shift=2):
     >>> float(shifted.sum()), shifted.shape
     (1.0, (1, 1, 5, 5))
     """
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"random_shift expects max_shift to be an int >= 0; received max_shift={max_shift!r}.")
+    if not is_int(max_shift) or max_shift < 0:
+        raise ArgumentError(f"random_shift expects max_shift to be an int >= 0; received max_shift={max_shift!r}.")
 
     def shift(x, rng):
         n, _, h, w = x.shape
@@ -45,8 +46,8 @@ def random_shift(max_shift=2):
 
 
 def _range_check(value, name, low_ok, message):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not low_ok(value):
-        raise ValueError(f"random_affine expects {name} {message}; received {name}={value!r}.")
+    if not is_real(value) or not math.isfinite(value) or not low_ok(value):
+        raise ArgumentError(f"random_affine expects {name} {message}; received {name}={value!r}.")
     return float(value)
 
 
@@ -80,7 +81,7 @@ def random_affine(rotation=10.0, scale=(0.9, 1.1), shift=2.0):
     """
     rotation = _range_check(rotation, "rotation", lambda v: v >= 0, "to be an angle in degrees >= 0")
     if not isinstance(scale, (tuple, list)) or len(scale) != 2:
-        raise ValueError(f"random_affine expects scale=(low, high); received scale={scale!r}.")
+        raise ArgumentError(f"random_affine expects scale=(low, high); received scale={scale!r}.")
     low = _range_check(scale[0], "scale[0]", lambda v: v > 0, "to be a zoom factor > 0")
     high = _range_check(scale[1], "scale[1]", lambda v: v >= low, f"to be >= scale[0]={low}")
     shift = _range_check(shift, "shift", lambda v: v >= 0, "to be a number of pixels >= 0")

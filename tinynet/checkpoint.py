@@ -21,13 +21,13 @@ accept but that would hang or bias training, the epoch count against the history
 """
 
 import json
-import numbers
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._archive import Archive, write_archive
+from ._checks import is_int
 from .errors import ModelFileError
 from .history import History
 from .optim import SGD, Adam, AdamW, Optimizer, named_parameters
@@ -133,7 +133,7 @@ def read_checkpoint(path, make_model):
 
 
 def _is_int(value, low, high):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value < high
+    return is_int(value) and low <= value < high
 
 
 def _meta(meta, path):

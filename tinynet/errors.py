@@ -8,6 +8,8 @@ and how to fix it.
 
 __all__ = [
     "TinynetError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "ShapeError",
     "NotTrainedForwardError",
     "TrainingDivergedError",
@@ -18,6 +20,14 @@ __all__ = [
 
 class TinynetError(Exception):
     """Base class of every error tinynet raises on purpose."""
+
+
+class ArgumentError(TinynetError, ValueError):
+    """An argument has a value the call cannot use (``stride=0``, ``lr=-1``, an unknown name)."""
+
+
+class ArgumentTypeError(TinynetError, TypeError):
+    """An argument has a type the call cannot use (a string for a number, ints for float images)."""
 
 
 class ShapeError(TinynetError, ValueError):

@@ -1,5 +1,7 @@
 """What ``fit`` returns: per-epoch metrics, as a dict of lists and as a DataFrame."""
 
+from .errors import ArgumentError
+
 __all__ = ["History"]
 
 
@@ -48,7 +50,7 @@ class History:
         import pandas as pd
 
         if not self.trace:
-            raise ValueError("This history has no trace; train with fit(..., trace=True) to record one.")
+            raise ArgumentError("This history has no trace; train with fit(..., trace=True) to record one.")
         return pd.DataFrame(self.trace)
 
     def __repr__(self):

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from .errors import ArgumentError, ArgumentTypeError
+
 __all__ = ["as_generator", "he_normal", "glorot_uniform", "INITIALIZERS"]
 
 
@@ -26,7 +28,7 @@ def as_generator(rng):
         return rng
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
-    raise TypeError(f"Expected a numpy.random.Generator, an int seed or None; received {rng!r}.")
+    raise ArgumentTypeError(f"Expected a numpy.random.Generator, an int seed or None; received {rng!r}.")
 
 
 def he_normal(shape, fan_in, fan_out, rng, dtype=np.float32):
@@ -79,7 +81,7 @@ def weights_to_be_overwritten():
 def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
     """Draw weights with the initialiser named ``init``, or a ValueError listing the names."""
     if init not in INITIALIZERS:
-        raise ValueError(f"{owner} received init={init!r}; expected one of {sorted(INITIALIZERS)}.")
+        raise ArgumentError(f"{owner} received init={init!r}; expected one of {sorted(INITIALIZERS)}.")
     if _skip_drawing.get():
         return np.empty(shape, dtype=dtype)
     return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)

@@ -17,7 +17,7 @@ Mean squared error over all ``N*K`` elements::
 import numpy as np
 
 from ._checks import expect_rank, float_array
-from .errors import NotTrainedForwardError, ShapeError
+from .errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError, ShapeError
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "check_labels"]
 
@@ -32,18 +32,18 @@ def check_labels(labels, n_samples, n_classes, owner):
     >>> check_labels([0, 3], 2, 3, "fit")
     Traceback (most recent call last):
     ...
-    ValueError: fit expects labels in 0..2 (the model has 3 outputs); received values from 0 to 3.
+    tinynet.errors.ArgumentError: fit expects labels in 0..2 (the model has 3 outputs); received values from 0 to 3.
     """
     labels = np.asarray(labels)
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{owner} expects integer class labels; received dtype {labels.dtype}. "
             f"Convert them with labels.astype(np.int64)."
         )
     if labels.shape != (n_samples,):
         raise ShapeError(f"{owner} expects labels of shape ({n_samples},), one per sample; got {tuple(labels.shape)}.")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(
+        raise ArgumentError(
             f"{owner} expects labels in 0..{n_classes - 1} (the model has {n_classes} outputs); "
             f"received values from {labels.min()} to {labels.max()}."
         )

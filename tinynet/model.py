@@ -17,7 +17,7 @@ import numpy as np
 
 from . import training
 from .engine import build_plan
-from .errors import ShapeError
+from .errors import ArgumentError, ArgumentTypeError, ShapeError
 from .layers import Layer
 from .layers.base import check_state
 from .serialization import save_model, state_arrays
@@ -52,7 +52,7 @@ class Sequential:
 
     def __init__(self, layers):
         if isinstance(layers, (str, bytes, Layer)) or not hasattr(layers, "__iter__"):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"Sequential expects a list of layers; received {type(layers).__name__}. "
                 f"Wrap it in a list: Sequential([Dense(784, 10)])."
             )
@@ -60,7 +60,7 @@ class Sequential:
         first_position = {}
         for position, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"Sequential expects tinynet layers; item {position} is {layer!r} "
                     f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)."
                 )
@@ -68,7 +68,7 @@ class Sequential:
             # at two places would overwrite the first place's and get its gradients wrong.
             earlier = first_position.setdefault(id(layer), position)
             if earlier != position:
-                raise ValueError(
+                raise ArgumentError(
                     f"Sequential got the same {type(layer).__name__} object at positions {earlier} and {position}. "
                     f"Each position needs its own layer: build one per position, e.g. [ReLU(), ..., ReLU()]."
                 )

@@ -30,23 +30,17 @@ error instead of updating the wrong arrays, and state follows its parameter's dt
 """
 
 import math
-import numbers
 
 import numpy as np
 
 from . import kernels
+from ._checks import is_int, number
+from .errors import ArgumentError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "adam_update", "named_parameters"]
 
 #: A step count no real run reaches; larger values in a file are refused.
 MAX_STEPS = 2**53
-
-
-def _non_negative(value, name, owner, upper=math.inf):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < upper:
-        bound = f"in [0, {upper})" if upper != math.inf else "a finite number >= 0"
-        raise ValueError(f"{owner} expects {name} {bound}; received {name}={value!r}.")
-    return float(value)
 
 
 def named_parameters(layers):
@@ -78,7 +72,7 @@ class Optimizer:
     STATE_NAMES = ()
 
     def __init__(self, lr):
-        self.lr = _non_negative(lr, "lr", type(self).__name__)
+        self.lr = number(lr, "lr", type(self).__name__, low=0)
         self.state = {}  # parameter name -> {state name: array}
         self.steps = 0
 
@@ -94,7 +88,7 @@ class Optimizer:
         """Refuse, before anything changes, state or gradients that do not fit the parameters."""
         owner = type(self).__name__
         if self.state and set(self.state) != {name for name, _, _ in named}:
-            raise ValueError(
+            raise ArgumentError(
                 f"{owner} holds state for the parameters {sorted(self.state)[:6]}, not for this model's "
                 f"{[name for name, _, _ in named][:6]}: it was used with another model. Build a new "
                 f"{owner} for this model, or call optimizer.reset()."
@@ -103,15 +97,16 @@ class Optimizer:
             param = layer.params[key]
             grad = layer.grads.get(key)
             if grad is None:
-                raise ValueError(f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step().")
+                raise ArgumentError(
+                    f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step().")
             if grad.shape != param.shape:
-                raise ValueError(
+                raise ArgumentError(
                     f"The gradient of parameter {name} has shape {grad.shape}; the parameter has {param.shape}."
                 )
             state = self.state.get(name, {})
             for state_name, array in state.items():
                 if array.shape != param.shape:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{owner}'s {state_name} for parameter {name} has shape {array.shape}, the parameter "
                         f"{param.shape}: the optimizer was used with another model. Build a new {owner} for "
                         f"this model, or call optimizer.reset()."
@@ -156,23 +151,23 @@ class Optimizer:
         """
         owner = type(self).__name__
         if not isinstance(data, dict) or set(data) != {"config", "steps", "state"}:
-            raise ValueError(f"{owner}.load_state_dict expects the dict that state_dict() returns.")
+            raise ArgumentError(f"{owner}.load_state_dict expects the dict that state_dict() returns.")
         fresh = type(self)(**data["config"])  # validates the settings
         steps = data["steps"]
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 0 <= steps < MAX_STEPS:
-            raise ValueError(f"{owner}.load_state_dict: steps must be an int in [0, 2**53); received {steps!r}.")
+        if not is_int(steps) or not 0 <= steps < MAX_STEPS:
+            raise ArgumentError(f"{owner}.load_state_dict: steps must be an int in [0, 2**53); received {steps!r}.")
         state = {}
         for entry, array in data["state"].items():
             name, _, state_name = entry.rpartition(".")
             if state_name not in self.STATE_NAMES or not name:
-                raise ValueError(f"{owner}.load_state_dict: unexpected state array {entry!r}.")
+                raise ArgumentError(f"{owner}.load_state_dict: unexpected state array {entry!r}.")
             if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or not np.isfinite(array).all():
-                raise ValueError(f"{owner}.load_state_dict: {entry} must be a finite float array.")
+                raise ArgumentError(f"{owner}.load_state_dict: {entry} must be a finite float array.")
             if state_name == "exp_avg_sq" and (array < 0).any():
-                raise ValueError(f"{owner}.load_state_dict: {entry} holds negative values; it is a mean of squares.")
+                raise ArgumentError(f"{owner}.load_state_dict: {entry} holds negative values; it is a mean of squares.")
             state.setdefault(name, {})[state_name] = np.array(array)
         if any(set(arrays) != set(self.STATE_NAMES) for arrays in state.values()):
-            raise ValueError(f"{owner}.load_state_dict: every parameter needs all of {self.STATE_NAMES} or none.")
+            raise ArgumentError(f"{owner}.load_state_dict: every parameter needs all of {self.STATE_NAMES} or none.")
         self.__dict__.update(fresh.__dict__)
         self.steps, self.state = int(steps), state
 
@@ -192,10 +187,10 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(lr)
-        self.momentum = _non_negative(momentum, "momentum", "SGD")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay", "SGD")
+        self.momentum = number(momentum, "momentum", "SGD", low=0)
+        self.weight_decay = number(weight_decay, "weight_decay", "SGD", low=0)
         if nesterov and self.momentum == 0:
-            raise ValueError("SGD with nesterov=True needs momentum > 0; received momentum=0.")
+            raise ArgumentError("SGD with nesterov=True needs momentum > 0; received momentum=0.")
         self.nesterov = bool(nesterov)
         self.STATE_NAMES = ("momentum_buffer",) if self.momentum else ()
 
@@ -236,10 +231,10 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr)
         owner = type(self).__name__
-        self.beta1 = _non_negative(beta1, "beta1", owner, upper=1)
-        self.beta2 = _non_negative(beta2, "beta2", owner, upper=1)
-        self.eps = _non_negative(eps, "eps", owner)
-        self.weight_decay = _non_negative(weight_decay, "weight_decay", owner)
+        self.beta1 = number(beta1, "beta1", owner, low=0, high=1)
+        self.beta2 = number(beta2, "beta2", owner, low=0, high=1)
+        self.eps = number(eps, "eps", owner, low=0)
+        self.weight_decay = number(weight_decay, "weight_decay", owner, low=0)
 
     def get_config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ArgumentError
+
 __all__ = [
     "class_counts",
     "sample_grid",
@@ -255,7 +257,7 @@ def conv_filters(model, path, initial=None, title="First convolution layer: 3x3 
     plt = _pyplot()
     conv = next((layer for layer in model.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is None:
-        raise ValueError("conv_filters needs a model with a Conv2D layer.")
+        raise ArgumentError("conv_filters needs a model with a Conv2D layer.")
     sets = [("after training", conv.params["W"][:, 0])]  # (F, kh, kw)
     if initial is not None:
         sets.insert(0, ("before training", np.asarray(initial)[:, 0]))
@@ -294,7 +296,7 @@ def dense_weights(model, path, count=16, title="First Dense layer: what each uni
     plt = _pyplot()
     dense = next((layer for layer in model.layers if type(layer).__name__ == "Dense"), None)
     if dense is None or dense.params["W"].shape[0] != 784:
-        raise ValueError("dense_weights needs a model whose first Dense layer takes 784 = 28x28 inputs.")
+        raise ArgumentError("dense_weights needs a model whose first Dense layer takes 784 = 28x28 inputs.")
     weights = dense.params["W"][:, :count].T.reshape(-1, 28, 28)
     columns = 8
     rows = int(np.ceil(len(weights) / columns))

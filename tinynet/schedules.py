@@ -21,17 +21,11 @@ counterpart:
 """
 
 import math
-import numbers
+
+from ._checks import is_int, is_real, number
+from .errors import ArgumentError
 
 __all__ = ["Schedule", "OneCycle", "CosineDecay", "ExponentialDecay"]
-
-
-def _positive(value, name, owner, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or not math.isfinite(value):
-        what = "a positive int" if integer else "a positive number"
-        raise ValueError(f"{owner} expects {name} to be {what}; received {name}={value!r}.")
-    return int(value) if integer else float(value)
 
 
 class Schedule:
@@ -48,10 +42,10 @@ class Schedule:
     total_steps = None
 
     def __call__(self, step):
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"{type(self).__name__} takes a step count >= 0; received {step!r}.")
+        if not is_int(step) or step < 0:
+            raise ArgumentError(f"{type(self).__name__} takes a step count >= 0; received {step!r}.")
         if self.total_steps is not None and step >= self.total_steps:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__} was built for total_steps={self.total_steps}; step {step} is past its end. "
                 f"Build it with total_steps = epochs * batches per epoch."
             )
@@ -89,21 +83,21 @@ class OneCycle(Schedule):
     """
 
     def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-        self.max_lr = _positive(max_lr, "max_lr", "OneCycle")
-        self.total_steps = _positive(total_steps, "total_steps", "OneCycle", integer=True)
-        if isinstance(pct_start, bool) or not isinstance(pct_start, numbers.Real) or not 0 < pct_start < 1:
-            raise ValueError(f"OneCycle expects pct_start in (0, 1); received pct_start={pct_start!r}.")
+        self.max_lr = number(max_lr, "max_lr", "OneCycle", low=0, low_open=True)
+        self.total_steps = number(total_steps, "total_steps", "OneCycle", low=0, low_open=True, integer=True)
+        if not is_real(pct_start) or not 0 < pct_start < 1:
+            raise ArgumentError(f"OneCycle expects pct_start in (0, 1); received pct_start={pct_start!r}.")
         self.pct_start = float(pct_start)
-        self.div_factor = _positive(div_factor, "div_factor", "OneCycle")
-        self.final_div_factor = _positive(final_div_factor, "final_div_factor", "OneCycle")
+        self.div_factor = number(div_factor, "div_factor", "OneCycle", low=0, low_open=True)
+        self.final_div_factor = number(final_div_factor, "final_div_factor", "OneCycle", low=0, low_open=True)
 
     def _lr_at(self, step):
         initial = self.max_lr / self.div_factor
         phases = [(float(self.pct_start * self.total_steps) - 1, initial, self.max_lr),
                   (self.total_steps - 1, self.max_lr, initial / self.final_div_factor)]
         start_step = 0.0
-        for number, (end_step, start_lr, end_lr) in enumerate(phases):
-            if step <= end_step or number == len(phases) - 1:
+        for phase, (end_step, start_lr, end_lr) in enumerate(phases):
+            if step <= end_step or phase == len(phases) - 1:
                 span = end_step - start_step
                 fraction = (step - start_step) / span if span else 1.0
                 return end_lr + (start_lr - end_lr) * (1 + math.cos(math.pi * fraction)) / 2
@@ -122,10 +116,10 @@ class CosineDecay(Schedule):
     """
 
     def __init__(self, lr, total_steps, final_lr=0.0):
-        self.lr = _positive(lr, "lr", "CosineDecay")
-        self.total_steps = _positive(total_steps, "total_steps", "CosineDecay", integer=True)
-        if isinstance(final_lr, bool) or not isinstance(final_lr, numbers.Real) or not 0 <= final_lr <= self.lr:
-            raise ValueError(f"CosineDecay expects 0 <= final_lr <= lr; received final_lr={final_lr!r}.")
+        self.lr = number(lr, "lr", "CosineDecay", low=0, low_open=True)
+        self.total_steps = number(total_steps, "total_steps", "CosineDecay", low=0, low_open=True, integer=True)
+        if not is_real(final_lr) or not 0 <= final_lr <= self.lr:
+            raise ArgumentError(f"CosineDecay expects 0 <= final_lr <= lr; received final_lr={final_lr!r}.")
         self.final_lr = float(final_lr)
 
     def _lr_at(self, step):
@@ -143,9 +137,9 @@ class ExponentialDecay(Schedule):
     """
 
     def __init__(self, lr, rate, steps=1):
-        self.lr = _positive(lr, "lr", "ExponentialDecay")
-        self.rate = _positive(rate, "rate", "ExponentialDecay")
-        self.steps = _positive(steps, "steps", "ExponentialDecay", integer=True)
+        self.lr = number(lr, "lr", "ExponentialDecay", low=0, low_open=True)
+        self.rate = number(rate, "rate", "ExponentialDecay", low=0, low_open=True)
+        self.steps = number(steps, "steps", "ExponentialDecay", low=0, low_open=True, integer=True)
 
     def _lr_at(self, step):
         return self.lr * self.rate ** (step // self.steps)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import layers as layer_module
 from ._archive import write_archive
-from .errors import ModelFileError
+from .errors import ArgumentTypeError, ModelFileError
 from .init import weights_to_be_overwritten
 
 __all__ = ["save_model", "model_arrays", "read_layers", "architecture", "state_arrays", "check_state_values",
@@ -45,7 +45,7 @@ def architecture(layers):
     for position, layer in enumerate(layers):
         name = type(layer).__name__
         if LAYER_CLASSES.get(name) is not type(layer):
-            raise TypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
+            raise ArgumentTypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
         description.append({"class": name, "config": layer.get_config()})
     return {"format": FORMAT, "version": VERSION, "layers": description}
 

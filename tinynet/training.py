@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ._allocator import keep_freed_memory
+from ._checks import is_real, number
 from .checkpoint import read_checkpoint, save_checkpoint
-from .errors import ModelFileError, ShapeError, TrainingDivergedError
+from .errors import ArgumentError, ArgumentTypeError, ModelFileError, ShapeError, TrainingDivergedError
 from .history import History
 from .layers import Softmax
 from .layers.softmax import softmax
@@ -42,7 +43,7 @@ def prepare_inputs(x, owner, check_finite=True):
     """
     x = np.asarray(x)
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{owner} expects float images (scaled to [0, 1]) or uint8 images (scaled here by 1/255); "
             f"received dtype {x.dtype}. Convert with x.astype(np.float32) / 255 or pass uint8."
         )
@@ -57,7 +58,7 @@ def _check_finite(x, owner):
     with np.errstate(over="ignore", invalid="ignore"):  # a square sum past float's range only means: look closer
         finite = x.dtype == np.uint8 or _all_finite(x)
     if not finite:
-        raise ValueError(f"{owner} received inputs containing NaN or inf; clean or drop those samples first.")
+        raise ArgumentError(f"{owner} received inputs containing NaN or inf; clean or drop those samples first.")
 
 
 def _all_finite(x):
@@ -81,13 +82,6 @@ def as_batch(x, dtype):
     return x.astype(dtype, copy=False)
 
 
-def _positive_int(value, name, owner, allow_zero=False):
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{owner} expects {name} to be an int >= {low}; received {name}={value!r}.")
-    return int(value)
-
-
 def batches(n, batch_size, order=None):
     """Index slices (or index arrays, given an ``order``) of consecutive batches of ``n`` samples."""
     for start in range(0, n, batch_size):
@@ -107,18 +101,18 @@ def _named(value, names, kind, base, example):
     if isinstance(value, str):
         build = names.get(value.lower())
         if build is None:
-            raise ValueError(f"fit does not know the {kind} {value!r}; known names are {sorted(names)}, "
+            raise ArgumentError(f"fit does not know the {kind} {value!r}; known names are {sorted(names)}, "
                              f"or pass an object, e.g. {kind}={example}.")
         return build()
     if not isinstance(value, base):
-        raise TypeError(f"fit expects {kind} to be a tinynet {base.__name__} (e.g. {kind}={example}) or one of "
+        raise ArgumentTypeError(f"fit expects {kind} to be a tinynet {base.__name__} (e.g. {kind}={example}) or one of "
                         f"{sorted(names)}; received {value!r} ({type(value).__name__}).")
     return value
 
 
 def _check_model(model, owner):
     if not model.layers:
-        raise ValueError(f"{owner}: the model has no layers. Build it with some, e.g. "
+        raise ArgumentError(f"{owner}: the model has no layers. Build it with some, e.g. "
                          f"tinynet.Sequential([Flatten(), Dense(784, 10)]).")
 
 
@@ -296,10 +290,10 @@ def fit(
     checkpoint=None, resume=False, trace=False,
 ):
     """Train ``model`` on ``(x, y)``; see :meth:`tinynet.Sequential.fit`."""
-    epochs = _positive_int(epochs, "epochs", "fit", allow_zero=True)
-    batch_size = _positive_int(batch_size, "batch_size", "fit")
+    epochs = number(epochs, "epochs", "fit", low=0, integer=True)
+    batch_size = number(batch_size, "batch_size", "fit", low=1, integer=True)
     if resume and checkpoint is None:
-        raise ValueError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
+        raise ArgumentError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
     _check_model(model, "fit")
     if optimizer is not None:
         optimizer = _named(optimizer, OPTIMIZER_NAMES, "optimizer", Optimizer, "tinynet.optim.Adam(lr=1e-3)")
@@ -348,7 +342,7 @@ def _refuse_softmax_before_logits_loss(model, loss):
     # SoftmaxCrossEntropy applies the softmax itself: after a Softmax layer it would train
     # on softmax(softmax(x)), whose gradients are tiny and whose loss means nothing.
     if isinstance(loss, SoftmaxCrossEntropy) and _ends_in_softmax(model):
-        raise ValueError(
+        raise ArgumentError(
             "The model ends in a Softmax layer, but SoftmaxCrossEntropy takes logits and applies the softmax "
             "itself. Remove the final Softmax (predict() returns probabilities anyway), or pass another loss."
         )
@@ -375,13 +369,13 @@ def _check_schedule(lr_schedule, epochs, steps_per_epoch):
     if lr_schedule is None:
         return
     if isinstance(lr_schedule, (str, numbers.Number)) or not callable(lr_schedule):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"fit expects lr_schedule to be a function of the step, e.g. tinynet.schedules.OneCycle(1e-2, "
             f"total_steps); received {lr_schedule!r}. For a constant rate, set the optimizer's lr instead."
         )
     total = getattr(lr_schedule, "total_steps", None)
     if total is not None and total < epochs * steps_per_epoch:
-        raise ValueError(
+        raise ArgumentError(
             f"lr_schedule has total_steps={total}, shorter than the run: {epochs} epochs x {steps_per_epoch} "
             f"batches = {epochs * steps_per_epoch} steps. Build it with total_steps={epochs * steps_per_epoch}."
         )
@@ -389,15 +383,15 @@ def _check_schedule(lr_schedule, epochs, steps_per_epoch):
 
 def _scheduled_rate(lr_schedule, step):
     rate = lr_schedule(step)
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate < 0:
-        raise ValueError(f"lr_schedule({step}) returned {rate!r}; a learning rate is a finite number >= 0.")
+    if not is_real(rate) or not math.isfinite(rate) or rate < 0:
+        raise ArgumentError(f"lr_schedule({step}) returned {rate!r}; a learning rate is a finite number >= 0.")
     return float(rate)
 
 
 def _check_validation(validation_data, model, dtype):
     """``(x_val, y_val)`` checked before training starts, not after the first epoch."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise TypeError("fit expects validation_data=(x_val, y_val); "
+        raise ArgumentTypeError("fit expects validation_data=(x_val, y_val); "
                         f"received {type(validation_data).__name__}.")
     x_val = prepare_inputs(validation_data[0], "fit(validation_data)")
     classes = _output_classes(model, x_val, dtype, "fit(validation_data)")
@@ -482,7 +476,7 @@ class _Run:
 
 def predict_logits(model, x, batch_size, owner):
     """The model's raw outputs for every sample, computed batch by batch."""
-    batch_size = _positive_int(batch_size, "batch_size", owner)
+    batch_size = number(batch_size, "batch_size", owner, low=1, integer=True)
     _check_model(model, owner)
     keep_freed_memory()
     dtype = model.dtype

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ..errors import ArgumentError
 from . import reference
 from .reference import output_size
 
@@ -54,7 +55,7 @@ def use_backend(name):
     """
     global _jitted, BACKEND
     if name not in ("numba", "reference"):
-        raise ValueError(f"use_backend expects 'numba' or 'reference'; received {name!r}.")
+        raise ArgumentError(f"use_backend expects 'numba' or 'reference'; received {name!r}.")
     wanted = _load_jitted() if name == "numba" else None
     if name == "numba" and wanted is None:
         raise RuntimeError("use_backend('numba') needs numba installed and NUMBA_DISABLE_JIT unset.")
@@ -88,8 +89,8 @@ def set_num_threads(count):
     >>> set_num_threads(previous)
     """
     global _threads
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"set_num_threads expects a positive int; received {count!r}.")
+    if not (isinstance(count, int) and not isinstance(count, bool)) or count < 1:
+        raise ArgumentError(f"set_num_threads expects a positive int; received {count!r}.")
     _threads = count
 
 
@@ -277,7 +278,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.
     [0.9 1.1]
     """
     if not (param.shape == grad.shape == m.shape == v.shape) or not (param.dtype == m.dtype == v.dtype):
-        raise ValueError(
+        raise ArgumentError(
             f"adam_update needs param, grad and moments of one shape and dtype; received "
             f"{param.dtype}{param.shape}, {grad.dtype}{grad.shape}, {m.dtype}{m.shape}, {v.dtype}{v.shape}."
         )

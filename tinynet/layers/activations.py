@@ -15,11 +15,11 @@ that); their derivatives from ``y`` lose the far tails in float32 (``y`` rounds 
 Sigmoid's derivative at ``x = 20`` comes out 0), where the true value is below 1e-8 anyway.
 """
 
-import numbers
 
 import numpy as np
 
-from .._checks import float_array
+from .._checks import float_array, is_real
+from ..errors import ArgumentError
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
@@ -78,8 +78,8 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha=0.01):
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (0 <= alpha < np.inf):
-            raise ValueError(f"LeakyReLU expects alpha to be a finite number >= 0; received alpha={alpha!r}.")
+        if not is_real(alpha) or not (0 <= alpha < np.inf):
+            raise ArgumentError(f"LeakyReLU expects alpha to be a finite number >= 0; received alpha={alpha!r}.")
         self.alpha = float(alpha)
 
     def forward(self, x, training=False):

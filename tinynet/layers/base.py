@@ -19,7 +19,7 @@ restored and converted everywhere once it is in ``params`` or ``buffers``.
 
 import numpy as np
 
-from ..errors import NotTrainedForwardError
+from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
 __all__ = ["Layer", "check_state"]
 
@@ -27,17 +27,17 @@ __all__ = ["Layer", "check_state"]
 def check_state(mine, theirs, owner):
     """Raise a ValueError unless ``theirs`` has exactly the names and shapes of ``mine``, in floats."""
     if not isinstance(theirs, dict):
-        raise TypeError(f"{owner}.load_state_dict expects a dict of arrays; received {type(theirs).__name__}.")
+        raise ArgumentTypeError(f"{owner}.load_state_dict expects a dict of arrays; received {type(theirs).__name__}.")
     missing, unexpected = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
     if missing or unexpected:
-        raise ValueError(
+        raise ArgumentError(
             f"{owner}.load_state_dict: the names do not match (missing {missing}, unexpected {unexpected})."
         )
     for key, array in mine.items():
         value = theirs[key]
         if not isinstance(value, np.ndarray) or value.shape != array.shape or value.dtype.kind != "f":
             found = f"{value.dtype}{value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-            raise ValueError(
+            raise ArgumentError(
                 f"{owner}.load_state_dict: {key!r} must be a float array of shape {array.shape}; received {found}."
             )
 

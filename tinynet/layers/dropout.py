@@ -9,11 +9,11 @@ so the expected output equals the input and nothing needs rescaling at test time
 With ``training=False`` the layer is the identity.
 """
 
-import numbers
 
 import numpy as np
 
-from .._checks import float_array
+from .._checks import float_array, is_real
+from ..errors import ArgumentError
 from ..init import as_generator
 from .base import Layer
 
@@ -46,8 +46,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, *, rng=None):
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(
+        if not is_real(rate) or not 0 <= rate < 1:
+            raise ArgumentError(
                 f"Dropout expects rate in [0, 1) (the probability of dropping an input); received rate={rate!r}."
             )
         self.rate = float(rate)

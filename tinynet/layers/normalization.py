@@ -23,12 +23,11 @@ docs/backprop.md derives the training form step by step. Inside a ``Sequential``
 the tests check that it agrees with this code.
 """
 
-import numbers
 
 import numpy as np
 
-from .._checks import expect_rank, float_array, positive_int
-from ..errors import ShapeError
+from .._checks import expect_rank, float_array, is_real, positive_int
+from ..errors import ArgumentError, ShapeError
 from .base import Layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
@@ -45,13 +44,13 @@ class _BatchNorm(Layer):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(num_features, self._size_name, name)
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
-            raise ValueError(
+        if not is_real(momentum) or not 0 < momentum <= 1:
+            raise ArgumentError(
                 f"{name} expects momentum in (0, 1] (the weight of each batch in the running statistics); "
                 f"received momentum={momentum!r}. PyTorch's and tinynet's default is 0.1."
             )
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0 or not np.isfinite(eps):
-            raise ValueError(f"{name} expects eps > 0 (it keeps the division finite); received eps={eps!r}.")
+        if not is_real(eps) or not eps > 0 or not np.isfinite(eps):
+            raise ArgumentError(f"{name} expects eps > 0 (it keeps the division finite); received eps={eps!r}.")
         self.momentum, self.eps = float(momentum), float(eps)
         self.params = {"gamma": np.ones(self.num_features, dtype), "beta": np.zeros(self.num_features, dtype)}
         self.buffers = {"running_mean": np.zeros(self.num_features, dtype),
@@ -82,7 +81,7 @@ class _BatchNorm(Layer):
     def check_batch(self, count):
         """A ValueError unless ``count`` values per feature (at least two) can estimate a variance."""
         if count < 2:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__} in training needs more than one value per {self._feature_word[:-1]} to "
                 f"estimate a variance; got {count}. Use a batch of two or more (or training=False)."
             )

@@ -18,12 +18,11 @@ For classification, prefer logits plus :class:`tinynet.losses.SoftmaxCrossEntrop
 fused gradient ``(p - onehot) / N`` is cheaper and more accurate.
 """
 
-import numbers
 
 import numpy as np
 
-from .._checks import float_array
-from ..errors import ShapeError
+from .._checks import float_array, is_int
+from ..errors import ArgumentTypeError, ShapeError
 from .base import Layer
 
 __all__ = ["Softmax", "softmax"]
@@ -71,8 +70,8 @@ class Softmax(Layer):
 
     def __init__(self, axis=-1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise TypeError(f"Softmax expects axis to be an int; received axis={axis!r}.")
+        if not is_int(axis):
+            raise ArgumentTypeError(f"Softmax expects axis to be an int; received axis={axis!r}.")
         self.axis = int(axis)
 
     def forward(self, x, training=False):
