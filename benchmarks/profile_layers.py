@@ -37,7 +37,10 @@ def _layers_as_steps(model):
 def profile(model_name, batch, repeats, seed=0):
     import tinynet
     from tinynet import training
-    from tinynet._allocator import keep_freed_memory
+    try:
+        from tinynet.training._allocator import keep_freed_memory
+    except ImportError:  # revisions before the package was grouped into rooms
+        from tinynet._allocator import keep_freed_memory
     from tinynet.losses import SoftmaxCrossEntropy
 
     keep_freed_memory()  # as fit does before its first batch
@@ -47,7 +50,8 @@ def profile(model_name, batch, repeats, seed=0):
     y = rng.integers(0, 10, batch)
     loss, optimizer = SoftmaxCrossEntropy(), tinynet.optim.Adam()
     if hasattr(training, "train_step"):
-        guard = training._DivergenceGuard(model, optimizer)
+        guard = getattr(training, "DivergenceGuard", None) or training._DivergenceGuard
+        guard = guard(model, optimizer)
 
         def train_once():
             training.train_step(model, loss, optimizer, guard, x, y)

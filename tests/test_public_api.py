@@ -55,7 +55,7 @@ def test_allocator_tuning_can_be_switched_off():
     """TINYNET_KEEP_FREED_MEMORY=0 leaves the C allocator alone; otherwise fit tunes it once (glibc only)."""
     code = (
         "import numpy as np, tinynet\n"
-        "from tinynet import _allocator\n"
+        "from tinynet.training import _allocator\n"
         "m = tinynet.Sequential([tinynet.layers.Dense(2, 2, rng=0)])\n"
         "m.fit(np.zeros((4, 2), np.float32), np.zeros(4, int), verbose=0)\n"
         "print(_allocator._done)\n"
@@ -109,4 +109,21 @@ def test_imports_go_one_way():
         if module not in state:
             visit(module, [module])
     assert not loops, f"import loops: {loops}"
-    assert "tinynet.model" not in graph["tinynet.serialization"] | graph["tinynet.checkpoint"]
+    assert "tinynet.model" not in graph["tinynet.files.serialization"] | graph["tinynet.files.checkpoint"]
+
+
+def test_imports_go_down_the_layers_only():
+    """model -> engine -> layers -> kernels: nothing below imports upward, and layers know no engine."""
+    from pathlib import Path
+
+    root = Path(tinynet.__file__).parent
+    graph = dict(_imports_within_tinynet(path.relative_to(root.parent)) for path in root.rglob("*.py"))
+
+    def imports_of(package):
+        return {target for module, targets in graph.items() if module.startswith(package) for target in targets}
+
+    upward = ("tinynet.model", "tinynet.training", "tinynet.files", "tinynet.engine", "tinynet.plots")
+    assert not {t for t in imports_of("tinynet.layers") if t.startswith(upward)}
+    assert not {t for t in imports_of("tinynet.engine") if t.startswith(upward[:3] + upward[4:])}
+    assert not {t for t in imports_of("tinynet.kernels") if t.startswith(upward + ("tinynet.layers",))}
+    assert not {t for t in imports_of("tinynet.data") if t.startswith(upward + ("tinynet.layers",))}

@@ -1,11 +1,24 @@
 """tinynet: a from-scratch neural-network library on NumPy, with hand-written backprop.
 
-Every layer has a readable ``forward`` and ``backward``; convolutions and pooling run on
-numba-compiled kernels that each have a plain-NumPy twin. See the README to start.
+The package, room by room:
+
+- the textbook: ``layers/`` (one file per layer, its forward and backward), ``losses``,
+  ``optim``, ``schedules``, ``init``, ``gradcheck``;
+- the engine: ``engine/`` (how a model runs fast) and ``kernels/`` (numba loops, each with a
+  plain-NumPy twin);
+- the model: ``model`` (``Sequential``), ``models`` (the reference architectures), ``history``;
+- training: ``training/`` (the loop, its guards, inputs, trace);
+- input and output: ``files/`` (save, load, checkpoints, export);
+- data: ``data/`` (data sets, file formats, your own images, augmentation);
+- pictures: ``plots``.
+
+Imports go one way: model -> engine -> layers -> kernels. See the README to start.
 """
 
-from . import augment, datasets, errors, export, init, kernels, layers, losses, models, optim, schedules, trace
-from .checkpoint import Checkpoint
+import sys
+
+from . import errors, init, kernels, layers, losses, models, optim, schedules
+from .data import augment, datasets
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -16,10 +29,21 @@ from .errors import (
     TinynetError,
     TrainingDivergedError,
 )
+from .files import checkpoint, export, loading, serialization
+from .files.checkpoint import Checkpoint
+from .files.loading import load_checkpoint, load_model
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
-from .loading import load_checkpoint, load_model
 from .model import Sequential
+from .training import trace
+
+# The modules' public paths from before the package was grouped into rooms (data/, files/,
+# training/): `import tinynet.datasets` and `from tinynet.export import to_onnx` keep working,
+# and name the very module objects of the new layout, not copies.
+for _name, _module in {"datasets": datasets, "augment": augment, "export": export, "checkpoint": checkpoint,
+                       "serialization": serialization, "loading": loading, "trace": trace}.items():
+    sys.modules[f"{__name__}.{_name}"] = _module
+del _name, _module
 
 __version__ = "0.1.0"
 

@@ -18,9 +18,9 @@ import numpy as np
 from . import training
 from .engine import build_plan
 from .errors import ArgumentError, ArgumentTypeError, ShapeError
+from .files.serialization import save_model, state_arrays
 from .layers import Layer
 from .layers.base import check_state
-from .serialization import save_model, state_arrays
 
 __all__ = ["Sequential"]
 

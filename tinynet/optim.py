@@ -37,7 +37,8 @@ from . import kernels
 from ._checks import is_int, number
 from .errors import ArgumentError
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "adam_update", "named_parameters"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "adam_update", "named_parameters", "OPTIMIZERS",
+           "OPTIMIZER_NAMES"]
 
 #: A step count no real run reaches; larger values in a file are refused.
 MAX_STEPS = 2**53
@@ -310,3 +311,9 @@ class AdamW(Adam):
 
     def _decay(self):
         return 0.0, 1.0 - self.lr * self.weight_decay
+
+
+#: Every optimizer by its class name (how checkpoints name them).
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW)}
+#: The names a Keras user types for ``fit(optimizer=...)``, with Keras's default settings.
+OPTIMIZER_NAMES = {"adam": Adam, "adamw": AdamW, "sgd": lambda: SGD(lr=0.01)}

@@ -19,10 +19,10 @@ import json
 
 import numpy as np
 
-from . import layers as layer_module
+from .. import layers as layer_module
+from ..errors import ArgumentTypeError, ModelFileError
+from ..init import weights_to_be_overwritten
 from ._archive import write_archive
-from .errors import ArgumentTypeError, ModelFileError
-from .init import weights_to_be_overwritten
 
 __all__ = ["save_model", "model_arrays", "read_layers", "architecture", "state_arrays", "check_state_values",
            "LAYER_CLASSES", "MAX_LAYERS", "MAX_SCALARS"]

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
+from ..errors import DatasetError
 from ._formats import load_kaggle_csv, load_mnist_original, write_kaggle_submission
 from ._images import load_images
-from ._io import atomic_write
-from .errors import DatasetError
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_original", "load_kaggle_csv", "write_kaggle_submission",
            "load_images", "read_idx", "MNIST", "FASHION_MNIST"]

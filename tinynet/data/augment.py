@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from ._checks import is_int, is_real
-from .errors import ArgumentError
-from .kernels import affine_warp
+from .._checks import is_int, is_real
+from ..errors import ArgumentError
+from ..kernels import affine_warp
 
 __all__ = ["random_shift", "random_affine"]
 

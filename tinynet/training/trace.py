@@ -29,7 +29,7 @@ Examples
 
 import numpy as np
 
-from .layers import Sigmoid, Tanh
+from ..layers import Sigmoid, Tanh
 
 __all__ = ["Tracer", "PROBE_SIZE"]
 

@@ -4,9 +4,9 @@ The one module that knows both the file formats (:mod:`.serialization`,
 :mod:`.checkpoint`) and the model class, so that neither format imports the model.
 """
 
+from ..model import Sequential
 from ._archive import Archive
 from .checkpoint import CHECKPOINT_ENTRIES, read_checkpoint
-from .model import Sequential
 from .serialization import read_layers
 
 __all__ = ["load_model", "load_checkpoint"]

@@ -9,8 +9,8 @@ import io
 
 import numpy as np
 
-from ._io import atomic_write
-from .errors import ArgumentError, DatasetError
+from .._io import atomic_write
+from ..errors import ArgumentError, DatasetError
 
 __all__ = ["load_kaggle_csv", "write_kaggle_submission", "load_mnist_original"]
 

@@ -18,9 +18,9 @@ a clear error naming the package (``pip install -e ".[export]"``).
 
 import numpy as np
 
-from . import layers as L
-from ._io import atomic_write
-from .errors import TinynetError
+from .. import layers as L
+from .._io import atomic_write
+from ..errors import TinynetError
 
 __all__ = ["to_onnx", "to_torch", "ExportError", "OPSET", "IR_VERSION"]
 

@@ -26,18 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import is_int
+from ..errors import ModelFileError
+from ..history import History
+from ..optim import OPTIMIZERS, Optimizer, named_parameters
 from ._archive import Archive, write_archive
-from ._checks import is_int
-from .errors import ModelFileError
-from .history import History
-from .optim import SGD, Adam, AdamW, Optimizer, named_parameters
-from .serialization import architecture, model_arrays, read_layers
+from .serialization import architecture, model_arrays, read_layers, state_arrays
 
 __all__ = ["Checkpoint", "save_checkpoint", "read_checkpoint", "CHECKPOINT_ENTRIES"]
 
 FORMAT = "tinynet.checkpoint"
 VERSION = 2
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 #: Name prefixes of the entries a checkpoint adds to a model file.
 CHECKPOINT_ENTRIES = ("__checkpoint__", "optimizer.")
 #: More epochs than any run has; a larger count in a file is refused.
@@ -212,3 +211,42 @@ def generator_from_state(state, what):
     generator = np.random.default_rng()
     generator.bit_generator.state = state
     return generator
+
+
+def resume_training(model, optimizer, path):
+    """The saved training state, checked against ``model`` before anything of it is changed."""
+    saved = read_checkpoint(path, make_model=list)
+    mine, theirs = architecture(model.layers)["layers"], saved.architecture
+    saved_dtype = next((a.dtype for a in state_arrays(saved.model).values()), model.dtype)
+    if mine != theirs or saved_dtype != model.dtype:
+        raise ModelFileError(
+            f"{path} is a checkpoint of a different model or configuration: {differences(theirs, mine)}"
+            f"{f'; saved in {saved_dtype}, this model is {model.dtype}' if saved_dtype != model.dtype else ''}. "
+            f"Resuming needs the same layers with the same settings. Use another checkpoint path or resume=False."
+        )
+    if optimizer is not None and type(optimizer) is not type(saved.optimizer):
+        raise ModelFileError(
+            f"{path} holds {type(saved.optimizer).__name__} state; fit was given {type(optimizer).__name__}. "
+            f"Pass the same optimizer type (or none, to use the saved one)."
+        )
+    model.load_state_dict(state_arrays(saved.model))
+    for position in saved.layer_rng_states:  # read_checkpoint rebuilt these generators in their saved state
+        model.layers[position].rng = saved.model[position].rng
+    if optimizer is None:
+        optimizer = saved.optimizer
+    else:
+        optimizer.load_state_dict(saved.optimizer.state_dict())
+    return saved, optimizer
+
+
+def differences(saved, mine):
+    """Where two architectures differ, e.g. ``layer 4 is Dropout(rate=0.5) there, Dropout(rate=0.1) here``."""
+
+    def describe(entry):
+        return f"{entry['class']}({', '.join(f'{k}={v!r}' for k, v in entry['config'].items())})"
+
+    if len(saved) != len(mine):
+        return (f"it has {len(saved)} layers ({', '.join(e['class'] for e in saved)}), this model "
+                f"{len(mine)} ({', '.join(e['class'] for e in mine)})")
+    return "; ".join(f"layer {i} is {describe(a)} there, {describe(b)} here"
+                     for i, (a, b) in enumerate(zip(saved, mine, strict=True)) if a != b) or "same layers"

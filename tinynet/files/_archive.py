@@ -21,8 +21,8 @@ import zipfile
 
 import numpy as np
 
-from ._io import atomic_write
-from .errors import ArgumentError, ModelFileError
+from .._io import atomic_write
+from ..errors import ArgumentError, ModelFileError
 
 __all__ = ["Archive", "write_archive", "MAX_TEXT_CHARS"]
 

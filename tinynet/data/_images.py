@@ -10,7 +10,7 @@ where strokes usually are.
 
 import numpy as np
 
-from .errors import ArgumentError, DatasetError
+from ..errors import ArgumentError, DatasetError
 
 __all__ = ["load_images", "prepare_digit"]
 

@@ -13,84 +13,29 @@ batch by batch, so a 60,000-image uint8 data set is never copied whole as floats
 
 import math
 import numbers
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import is_real, number
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError
+from ..files.checkpoint import resume_training, save_checkpoint
+from ..history import History
+from ..layers import Softmax
+from ..layers.softmax import softmax
+from ..losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
+from ..optim import OPTIMIZER_NAMES, Adam, Optimizer
 from ._allocator import keep_freed_memory
-from ._checks import is_real, number
-from .checkpoint import read_checkpoint, save_checkpoint
-from .errors import ArgumentError, ArgumentTypeError, ModelFileError, ShapeError, TrainingDivergedError
-from .history import History
-from .layers import Softmax
-from .layers.softmax import softmax
-from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
-from .optim import SGD, Adam, AdamW, Optimizer
-from .serialization import architecture, state_arrays
+from .guards import DivergenceGuard, StopAtBatchEnd
+from .inputs import as_batch, batches, prepare_inputs, refuse_non_finite
 from .trace import PROBE_SIZE, Tracer
 
-__all__ = ["fit", "train_step", "evaluate", "predict", "prepare_inputs", "batches"]
+__all__ = ["fit", "train_step", "evaluate", "predict"]
 
 
-def prepare_inputs(x, owner, check_finite=True):
-    """Check ``x`` once at the edge: a non-empty array of floats (finite) or uint8 images.
-
-    ``check_finite=False`` leaves the NaN/inf check to the caller (see :func:`predict_logits`).
-    """
-    x = np.asarray(x)
-    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-        raise ArgumentTypeError(
-            f"{owner} expects float images (scaled to [0, 1]) or uint8 images (scaled here by 1/255); "
-            f"received dtype {x.dtype}. Convert with x.astype(np.float32) / 255 or pass uint8."
-        )
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ShapeError(f"{owner} expects a non-empty batch of samples (N, ...); got shape {tuple(x.shape)}.")
-    if check_finite:
-        _check_finite(x, owner)
-    return x
-
-
-def _check_finite(x, owner):
-    with np.errstate(over="ignore", invalid="ignore"):  # a square sum past float's range only means: look closer
-        finite = x.dtype == np.uint8 or _all_finite(x)
-    if not finite:
-        raise ArgumentError(f"{owner} received inputs containing NaN or inf; clean or drop those samples first.")
-
-
-def _all_finite(x):
-    """True when no element of ``x`` is NaN or inf.
-
-    Fast path: ``x . x`` (one BLAS pass, no temporary array; twice as fast as
-    ``np.isfinite(x).all()``) is finite whenever every element is; only when it is not
-    (NaN, inf, or squares too large to sum) does the exact element-wise check decide.
-    Callers silence the overflow warning that sum may raise (fit's loop already runs under
-    ``np.errstate(over="ignore", invalid="ignore")``).
-    """
-    if x.flags.c_contiguous and x.size and np.isfinite(np.dot(x.reshape(-1), x.reshape(-1))):
-        return True
-    return bool(np.isfinite(x).all())
-
-
-def as_batch(x, dtype):
-    """A batch in the model's dtype; uint8 images are scaled to [0, 1]."""
-    if x.dtype == np.uint8:
-        return x.astype(dtype) * dtype.type(1 / 255)
-    return x.astype(dtype, copy=False)
-
-
-def batches(n, batch_size, order=None):
-    """Index slices (or index arrays, given an ``order``) of consecutive batches of ``n`` samples."""
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        yield slice(start, stop) if order is None else order[start:stop]
-
-
-#: The names a Keras user types for ``optimizer=`` and ``loss=`` (Keras's default settings).
-OPTIMIZER_NAMES = {"adam": Adam, "adamw": AdamW, "sgd": lambda: SGD(lr=0.01)}
+#: The names a Keras user types for ``loss=`` (the optimizers' are optim.OPTIMIZER_NAMES).
 LOSS_NAMES = {"sparse_categorical_crossentropy": SoftmaxCrossEntropy, "categorical_crossentropy": SoftmaxCrossEntropy,
               "crossentropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy,
               "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError}
@@ -138,143 +83,6 @@ def _seed_stochastic_layers(model, rng):
             layer.rng = np.random.default_rng(rng.integers(2**63))
 
 
-class _DivergenceGuard:
-    """Stops training at the first non-finite loss, gradient or weight, keeping the state before that batch.
-
-    At the start of each batch it copies the model's state (parameters and buffers) and the
-    optimizer's (moments, step count) into arrays allocated once; if the batch produces NaN
-    or inf (finite gradients can still overflow), both are put back, so the next attempt (at
-    a lower learning rate, say) starts from a consistent state, not from a half-applied step.
-    The copies cost one pass over the weights and moments per batch (about 30 us for the
-    basic MLP's 100k weights).
-    """
-
-    def __init__(self, model, optimizer):
-        self.model, self.optimizer = model, optimizer
-        self._key, self._watched, self._backups, self.optimizer_steps = None, [], [], 0
-
-    def _arrays(self):
-        """``[(is_model_state, name, array)]`` for the model's and the optimizer's state, rebuilt when they change."""
-        key = [id(array) for layer in self.model.layers for store in (layer.params, layer.buffers)
-               for array in store.values()]
-        key += [id(array) for state in self.optimizer.state.values() for array in state.values()]
-        if key != self._key:
-            self._watched = [(True, name, array) for name, array in self.model.state_dict().items()]
-            self._watched += [(False, name, array) for name, array in self.optimizer.state_dict()["state"].items()]
-            self._backups = [array.copy() for _, _, array in self._watched]
-            self._key = key
-        return self._watched
-
-    def save(self):
-        for (_, _, array), backup in zip(self._arrays(), self._backups, strict=True):
-            np.copyto(backup, array)
-        self.optimizer_steps = self.optimizer.steps
-
-    def _restore_and_raise(self, what, epoch, batch):
-        model_state, optimizer_state = {}, {}
-        for (of_model, name, _), backup in zip(self._watched, self._backups, strict=True):
-            (model_state if of_model else optimizer_state)[name] = backup
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict({"config": self.optimizer.get_config(), "steps": self.optimizer_steps,
-                                        "state": optimizer_state})
-        raise TrainingDivergedError(
-            f"Training diverged: {what} became NaN or inf at epoch {epoch}, batch {batch}. "
-            f"The weights and optimizer state are those before that batch. Try a lower learning rate."
-        )
-
-    def check_loss(self, value, epoch, batch):
-        if not math.isfinite(value):
-            self._restore_and_raise("the loss", epoch, batch)
-
-    def check_step(self, epoch, batch):
-        """After the optimizer step: every weight finite, else restore and name the cause.
-
-        A NaN or inf gradient always makes some weight non-finite (every update rule adds a
-        multiple of the gradient, or of a moment built from it), so checking the weights
-        alone catches both; the gradients are looked at only to say which it was.
-        """
-        if not all(_all_finite(array) for layer in self.model.layers for array in layer.state_dict().values()):
-            gradients_finite = all(_all_finite(g) for layer in self.model.layers for g in layer.grads.values())
-            self._restore_and_raise("a weight" if gradients_finite else "a gradient", epoch, batch)
-
-
-class _StopAtBatchEnd:
-    """Turns the first Ctrl-C during ``fit`` into a request to stop after the current batch.
-
-    A KeyboardInterrupt raised in the middle of an optimizer step would leave some
-    parameters updated and others not; deferring it to the batch boundary keeps the model
-    consistent. A second Ctrl-C raises at once. Signal handlers can only be installed from
-    the main thread; elsewhere Ctrl-C behaves as usual. When SIGINT is ignored (a program
-    started in the background with ``&`` or ``nohup``), it stays ignored, as Python leaves
-    it; on exit the handler found at the start is put back.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._installed = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt("second Ctrl-C: fit stopped at once")
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is not signal.SIG_IGN:
-                try:
-                    self._previous = signal.signal(signal.SIGINT, self._handler)
-                    self._installed = True
-                except ValueError:
-                    pass
-        return self
-
-    def __exit__(self, *exc_info):
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-        return False
-
-
-def _resume(model, optimizer, path):
-    """The saved training state, checked against ``model`` before anything of it is changed."""
-    saved = read_checkpoint(path, make_model=list)
-    mine, theirs = architecture(model.layers)["layers"], saved.architecture
-    saved_dtype = next((a.dtype for a in state_arrays(saved.model).values()), model.dtype)
-    if mine != theirs or saved_dtype != model.dtype:
-        raise ModelFileError(
-            f"{path} is a checkpoint of a different model or configuration: {_differences(theirs, mine)}"
-            f"{f'; saved in {saved_dtype}, this model is {model.dtype}' if saved_dtype != model.dtype else ''}. "
-            f"Resuming needs the same layers with the same settings. Use another checkpoint path or resume=False."
-        )
-    if optimizer is not None and type(optimizer) is not type(saved.optimizer):
-        raise ModelFileError(
-            f"{path} holds {type(saved.optimizer).__name__} state; fit was given {type(optimizer).__name__}. "
-            f"Pass the same optimizer type (or none, to use the saved one)."
-        )
-    model.load_state_dict(state_arrays(saved.model))
-    for position in saved.layer_rng_states:  # read_checkpoint rebuilt these generators in their saved state
-        model.layers[position].rng = saved.model[position].rng
-    if optimizer is None:
-        optimizer = saved.optimizer
-    else:
-        optimizer.load_state_dict(saved.optimizer.state_dict())
-    return saved, optimizer
-
-
-def _differences(saved, mine):
-    """Where two architectures differ, e.g. ``layer 4 is Dropout(rate=0.5) there, Dropout(rate=0.1) here``."""
-
-    def describe(entry):
-        return f"{entry['class']}({', '.join(f'{k}={v!r}' for k, v in entry['config'].items())})"
-
-    if len(saved) != len(mine):
-        return (f"it has {len(saved)} layers ({', '.join(e['class'] for e in saved)}), this model "
-                f"{len(mine)} ({', '.join(e['class'] for e in mine)})")
-    return "; ".join(f"layer {i} is {describe(a)} there, {describe(b)} here"
-                     for i, (a, b) in enumerate(zip(saved, mine, strict=True)) if a != b) or "same layers"
-
-
 def _progress(verbose, total, epoch, epochs):
     """A tqdm progress bar for one epoch, or None when not verbose."""
     if verbose != 1:
@@ -311,7 +119,7 @@ def fit(
     history = History()
     first_epoch = 1
     if resume and Path(checkpoint).exists():
-        saved, optimizer = _resume(model, optimizer, checkpoint)
+        saved, optimizer = resume_training(model, optimizer, checkpoint)
         rng = saved.generator()
         history = saved.history
         first_epoch = saved.epoch + 1
@@ -326,7 +134,7 @@ def fit(
                validation_data, verbose, history)
     if trace:
         run.tracer = Tracer(model, as_batch(x[:PROBE_SIZE], dtype))
-    with _StopAtBatchEnd() as interrupt:
+    with StopAtBatchEnd() as interrupt:
         for epoch in range(first_epoch, epochs + 1):
             run.train_epoch(epoch, interrupt)
             if checkpoint is not None:
@@ -419,7 +227,7 @@ class _Run:
     history: History
 
     def __post_init__(self):
-        self.guard = _DivergenceGuard(self.model, self.optimizer)
+        self.guard = DivergenceGuard(self.model, self.optimizer)
         self.tracer = None
         self.n_batches = math.ceil(len(self.x) / self.batch_size)
 
@@ -487,7 +295,7 @@ def predict_logits(model, x, batch_size, owner):
         # Checked batch by batch: the forward pass then reads the batch from cache, so the
         # check costs no extra pass over the whole data set. Inference changes nothing, so
         # stopping part-way is safe.
-        _check_finite(batch, owner)
+        refuse_non_finite(batch, owner)
         outputs.append(model.forward(as_batch(batch, dtype)))
     return np.concatenate(outputs)
 
