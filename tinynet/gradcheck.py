@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .layers.base import named_arrays
+
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
 
 
@@ -153,7 +155,7 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True, entri
     # What rounding alone can put into one central difference (module docstring), times 10.
     rounding = 10 * np.finfo(np.float64).eps * float(np.sum(np.abs(y * grad_out))) / eps
     if whole_model:
-        grads = {f"{i}.{key}": value for i, part in enumerate(probe.layers) for key, value in part.grads.items()}
+        grads = named_arrays(probe.layers, "grads")
     else:
         grads = probe.grads
     analytic = {"input": grad_x, **grads}

@@ -11,9 +11,9 @@ import numbers
 
 import numpy as np
 
-from .errors import ArgumentError, ArgumentTypeError
+from .errors import ArgumentError, ArgumentTypeError, ModelFileError
 
-__all__ = ["as_generator", "he_normal", "glorot_uniform", "INITIALIZERS"]
+__all__ = ["as_generator", "generator_from_state", "he_normal", "glorot_uniform", "INITIALIZERS"]
 
 
 def as_generator(rng):
@@ -85,3 +85,40 @@ def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
     if _skip_drawing.get():
         return np.empty(shape, dtype=dtype)
     return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)
+
+
+def _int_in(value, low, high):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value < high
+
+
+def generator_from_state(state, what):
+    """A PCG64 ``Generator`` in ``state``, after checking every field numpy would accept blindly.
+
+    numpy takes any ints for PCG64's state; an even ``inc`` gives a generator that yields
+    zeros, on which ``Generator.integers`` loops forever in C (deaf to Ctrl-C), and Dropout
+    drops every unit. So: ints only, ``state`` and ``inc`` in ``[0, 2**128)``, ``inc`` odd,
+    ``has_uint32`` 0 or 1, ``uinteger`` in ``[0, 2**32)``.
+
+    Examples
+    --------
+    >>> state = np.random.default_rng(0).bit_generator.state
+    >>> int(generator_from_state(state, "a state").integers(100)) == int(np.random.default_rng(0).integers(100))
+    True
+    >>> state["state"]["inc"] = 2          # even: a generator that yields zeros forever
+    >>> generator_from_state(state, "a state")
+    Traceback (most recent call last):
+    ...
+    tinynet.errors.ModelFileError: a state has an invalid saved state (not one a PCG64 generator can be in).
+    """
+    inner = state.get("state") if isinstance(state, dict) else None
+    valid = (
+        isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+        and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
+        and _int_in(inner["state"], 0, 2**128) and _int_in(inner["inc"], 0, 2**128) and inner["inc"] % 2 == 1
+        and _int_in(state["has_uint32"], 0, 2) and _int_in(state["uinteger"], 0, 2**32)
+    )
+    if not valid:
+        raise ModelFileError(f"{what} has an invalid saved state (not one a PCG64 generator can be in).")
+    generator = np.random.default_rng()
+    generator.bit_generator.state = state
+    return generator

@@ -18,9 +18,9 @@ import numpy as np
 from . import training
 from .engine import build_plan
 from .errors import ArgumentError, ArgumentTypeError, ShapeError
-from .files.serialization import save_model, state_arrays
+from .files.serialization import save_model
 from .layers import Layer
-from .layers.base import check_state
+from .layers.base import check_state, named_arrays, qualified_name
 
 __all__ = ["Sequential"]
 
@@ -103,7 +103,7 @@ class Sequential:
     @property
     def params(self):
         """Every trainable array, as ``{"<layer index>.<name>": array}``."""
-        return {f"{i}.{key}": array for i, layer in enumerate(self.layers) for key, array in layer.params.items()}
+        return named_arrays(self.layers, "params")
 
     def state_dict(self):
         """Every layer's state under ``"<layer index>.<name>"``: parameters and buffers (the arrays themselves).
@@ -114,7 +114,7 @@ class Sequential:
         >>> sorted(Sequential([Dense(2, 3, rng=0), ReLU(), Dense(3, 1, rng=0)]).state_dict())
         ['0.W', '0.b', '2.W', '2.b']
         """
-        return state_arrays(self.layers)
+        return named_arrays(self.layers)
 
     def load_state_dict(self, state):
         """Copy ``state`` (as :meth:`state_dict` returns it) into the layers, in place.
@@ -124,7 +124,7 @@ class Sequential:
         """
         check_state(self.state_dict(), state, "Sequential")
         for position, layer in enumerate(self.layers):
-            layer.load_state_dict({key: state[f"{position}.{key}"] for key in layer.state_dict()})
+            layer.load_state_dict({key: state[qualified_name(position, key)] for key in layer.state_dict()})
 
     def count_params(self):
         """Total number of trainable scalars."""

@@ -36,6 +36,7 @@ import numpy as np
 from . import kernels
 from ._checks import is_int, number
 from .errors import ArgumentError
+from .layers.base import qualified_name
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "adam_update", "named_parameters", "OPTIMIZERS",
            "OPTIMIZER_NAMES"]
@@ -55,7 +56,7 @@ def named_parameters(layers):
     """
     for position, layer in enumerate(layers):
         for key in sorted(layer.params):
-            yield f"{position}.{key}", layer, key
+            yield qualified_name(position, key), layer, key
 
 
 class Optimizer:

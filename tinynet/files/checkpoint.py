@@ -29,6 +29,7 @@ import numpy as np
 from .._checks import is_int
 from ..errors import ModelFileError
 from ..history import History
+from ..init import generator_from_state
 from ..optim import OPTIMIZERS, Optimizer, named_parameters
 from ._archive import Archive, write_archive
 from .serialization import architecture, model_arrays, read_layers, state_arrays
@@ -95,8 +96,8 @@ def save_checkpoint(path, model, optimizer, epoch, history, rng):
         "epoch": int(epoch),
         "history": history.history,
         "rng": rng.bit_generator.state,
-        "layer_rngs": {str(i): layer.rng.bit_generator.state for i, layer in enumerate(model.layers)
-                       if isinstance(getattr(layer, "rng", None), np.random.Generator)},
+        "layer_rngs": {str(i): layer.get_extra_state() for i, layer in enumerate(model.layers)
+                       if layer.get_extra_state() is not None},
         "optimizer": {"class": type(optimizer).__name__, "config": state["config"], "steps": state["steps"]},
     }
     for name, array in state["state"].items():
@@ -121,12 +122,17 @@ def read_checkpoint(path, make_model):
         layers = read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES)
         optimizer = _optimizer(meta, archive, layers, path)
     layer_rng_states = {}
+    # "layer_rngs" holds each layer's extra state (Layer.get_extra_state): a Dropout's generator.
     for key, state in meta["layer_rngs"].items():
-        if not (_LAYER_POSITION.fullmatch(key) and int(key) < len(layers) and hasattr(layers[int(key)], "rng")):
+        if not (_LAYER_POSITION.fullmatch(key) and int(key) < len(layers)
+                and layers[int(key)].get_extra_state() is not None):
             raise ModelFileError(f"{path}: a generator state is saved for layer {key!r}, which draws none.")
-        layers[int(key)].rng = generator_from_state(state, f"{path}: layer {key}'s random generator")
+        try:
+            layers[int(key)].set_extra_state(state)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: layer {key}'s random generator: {error}") from None
         layer_rng_states[int(key)] = state
-    generator_from_state(meta["rng"], f"{path}: fit's random generator")
+    generator_from_state(meta["rng"], f"{path}: fit's random generator")  # checked now, used on resume
     return Checkpoint(make_model(layers), optimizer, meta["epoch"], History(meta["history"]), meta["rng"],
                       layer_rng_states, architecture(layers)["layers"])
 
@@ -191,26 +197,6 @@ def _optimizer(meta, archive, layers, path):
     return optimizer
 
 
-def generator_from_state(state, what):
-    """A PCG64 ``Generator`` in ``state``, after checking every field numpy would accept blindly.
-
-    numpy takes any ints for PCG64's state; an even ``inc`` gives a generator that yields
-    zeros, on which ``Generator.integers`` loops forever in C (deaf to Ctrl-C), and Dropout
-    drops every unit. So: ints only, ``state`` and ``inc`` in ``[0, 2**128)``, ``inc`` odd,
-    ``has_uint32`` 0 or 1, ``uinteger`` in ``[0, 2**32)``.
-    """
-    inner = state.get("state") if isinstance(state, dict) else None
-    valid = (
-        isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
-        and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
-        and _is_int(inner["state"], 0, 2**128) and _is_int(inner["inc"], 0, 2**128) and inner["inc"] % 2 == 1
-        and _is_int(state["has_uint32"], 0, 2) and _is_int(state["uinteger"], 0, 2**32)
-    )
-    if not valid:
-        raise ModelFileError(f"{what} has an invalid saved state (not one a PCG64 generator can be in).")
-    generator = np.random.default_rng()
-    generator.bit_generator.state = state
-    return generator
 
 
 def resume_training(model, optimizer, path):
@@ -230,8 +216,8 @@ def resume_training(model, optimizer, path):
             f"Pass the same optimizer type (or none, to use the saved one)."
         )
     model.load_state_dict(state_arrays(saved.model))
-    for position in saved.layer_rng_states:  # read_checkpoint rebuilt these generators in their saved state
-        model.layers[position].rng = saved.model[position].rng
+    for position, state in saved.layer_rng_states.items():  # each Dropout's generator, where it stopped
+        model.layers[position].set_extra_state(state)
     if optimizer is None:
         optimizer = saved.optimizer
     else:

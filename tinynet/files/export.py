@@ -21,6 +21,7 @@ import numpy as np
 from .. import layers as L
 from .._io import atomic_write
 from ..errors import TinynetError
+from ..layers.base import qualified_name
 
 __all__ = ["to_onnx", "to_torch", "ExportError", "OPSET", "IR_VERSION"]
 
@@ -145,20 +146,21 @@ def to_onnx(model, path, input_shape=None):
         output = f"layer{position}"
         kind = type(layer)
         if kind is L.Dense:
-            nodes.append(helper.make_node("Gemm", [current, constant(f"{position}.W", layer.params["W"]),
-                                                   constant(f"{position}.b", layer.params["b"])], [output]))
+            weights = constant(qualified_name(position, "W"), layer.params["W"])
+            bias = constant(qualified_name(position, "b"), layer.params["b"])
+            nodes.append(helper.make_node("Gemm", [current, weights, bias], [output]))
         elif kind is L.Conv2D:
             (ph, pw), (kh, kw) = layer.padding, layer.kernel_size
             nodes.append(helper.make_node(
-                "Conv", [current, constant(f"{position}.W", layer.params["W"]),
-                         constant(f"{position}.b", layer.params["b"])], [output],
+                "Conv", [current, constant(qualified_name(position, "W"), layer.params["W"]),
+                         constant(qualified_name(position, "b"), layer.params["b"])], [output],
                 kernel_shape=[kh, kw], strides=list(layer.stride), pads=[ph, pw, ph, pw]))
         elif kind in (L.MaxPool2D, L.AvgPool2D):
             nodes.append(helper.make_node(
                 "MaxPool" if kind is L.MaxPool2D else "AveragePool", [current], [output],
                 kernel_shape=list(layer.pool_size), strides=list(layer.stride), pads=[0, 0, 0, 0], ceil_mode=0))
         elif kind in (L.BatchNorm1D, L.BatchNorm2D):
-            names = [constant(f"{position}.{key}", value) for key, value in (
+            names = [constant(qualified_name(position, key), value) for key, value in (
                 ("gamma", layer.params["gamma"]), ("beta", layer.params["beta"]),
                 ("running_mean", layer.buffers["running_mean"]), ("running_var", layer.buffers["running_var"]))]
             nodes.append(helper.make_node("BatchNormalization", [current, *names], [output], epsilon=layer.eps))

@@ -22,6 +22,7 @@ import numpy as np
 from .. import layers as layer_module
 from ..errors import ArgumentTypeError, ModelFileError
 from ..init import weights_to_be_overwritten
+from ..layers.base import named_arrays, qualified_name
 from ._archive import write_archive
 
 __all__ = ["save_model", "model_arrays", "read_layers", "architecture", "state_arrays", "check_state_values",
@@ -52,7 +53,7 @@ def architecture(layers):
 
 def state_arrays(layers):
     """Every layer's ``state_dict()`` under ``"<position>.<name>"`` (the arrays themselves)."""
-    return {f"{i}.{key}": array for i, layer in enumerate(layers) for key, array in layer.state_dict().items()}
+    return named_arrays(layers)
 
 
 def check_state_values(arrays, where):
@@ -133,7 +134,7 @@ def read_layers(archive, path, other_entries=()):
     for position, entry in enumerate(entries):
         layer = _build_layer(entry, position, path)
         for key, array in layer.state_dict().items():
-            expected[f"{position}.{key}"] = array.shape
+            expected[qualified_name(position, key)] = array.shape
             total += array.size
         if total > MAX_SCALARS:
             raise ModelFileError(
@@ -150,6 +151,6 @@ def read_layers(archive, path, other_entries=()):
     with np.errstate(invalid="ignore"):  # the placeholder weights are uninitialised memory, overwritten next
         layers = [layer.astype(dtype) for layer in entries]
     for position, layer in enumerate(layers):
-        layer.load_state_dict({key: arrays[f"{position}.{key}"] for key in layer.state_dict()})
+        layer.load_state_dict({key: arrays[qualified_name(position, key)] for key in layer.state_dict()})
     return layers
 

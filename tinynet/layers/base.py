@@ -21,7 +21,28 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
-__all__ = ["Layer", "check_state"]
+__all__ = ["Layer", "check_state", "qualified_name", "named_arrays"]
+
+
+def qualified_name(position, key):
+    """The name of a layer's array inside a model: ``"<position>.<key>"``, e.g. ``"3.W"`` (as PyTorch's)."""
+    return f"{position}.{key}"
+
+
+def named_arrays(layers, kind="state"):
+    """Every layer's ``params``, ``grads`` or ``state`` (params and buffers) under its qualified name.
+
+    Examples
+    --------
+    >>> from tinynet.layers import Dense, ReLU
+    >>> sorted(named_arrays([Dense(2, 3, rng=0), ReLU(), Dense(3, 1, rng=0)], "params"))
+    ['0.W', '0.b', '2.W', '2.b']
+    """
+    def arrays(layer):
+        return layer.state_dict() if kind == "state" else getattr(layer, kind)
+
+    return {qualified_name(position, key): array for position, layer in enumerate(layers)
+            for key, array in arrays(layer).items()}
 
 
 def check_state(mine, theirs, owner):
@@ -139,6 +160,19 @@ class Layer:
         check_state(self.state_dict(), state, type(self).__name__)
         for key, array in self.state_dict().items():
             np.copyto(array, state[key], casting="same_kind")
+
+    def get_extra_state(self):
+        """State that is not an array (a Dropout's random generator), JSON-serialisable; None for most layers.
+
+        Checkpoints save it and ``fit(seed=...)`` reseeds through :meth:`set_extra_state`, so
+        a resumed or seeded run draws the same numbers (PyTorch's ``get_extra_state``).
+        """
+        return None
+
+    def set_extra_state(self, state):
+        """Restore what :meth:`get_extra_state` returned."""
+        if state is not None:
+            raise ArgumentError(f"{type(self).__name__} keeps no extra state; received {type(state).__name__}.")
 
     def astype(self, dtype):
         """Convert every parameter and buffer to ``dtype`` in place and return the layer."""

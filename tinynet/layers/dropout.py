@@ -14,7 +14,7 @@ import numpy as np
 
 from .._checks import float_array, is_real
 from ..errors import ArgumentError
-from ..init import as_generator
+from ..init import as_generator, generator_from_state
 from .base import Layer
 
 __all__ = ["Dropout"]
@@ -66,6 +66,14 @@ class Dropout(Layer):
     def backward(self, grad_out):
         (mask,) = self._saved_values()
         return grad_out if mask is None else grad_out * mask
+
+    def get_extra_state(self):
+        """The generator's state, so a checkpoint resumes the same masks."""
+        return self.rng.bit_generator.state
+
+    def set_extra_state(self, state):
+        """Continue drawing masks from a saved generator state (checked: numpy accepts states that loop)."""
+        self.rng = generator_from_state(state, "Dropout's generator state")
 
     def get_config(self):
         return {"rate": self.rate}
