@@ -30,6 +30,7 @@ def test_affine_warp_matches_reference(warp, dtype, seed):
 
 
 def test_the_identity_and_whole_pixel_moves_are_exact():
+    """The identity and whole pixel moves are exact."""
     x = np.random.default_rng(0).random((2, 1, 5, 6), dtype=np.float32)
     identity = np.tile([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], (2, 1, 1))
     np.testing.assert_array_equal(affine_warp(x, identity), x)
@@ -81,5 +82,6 @@ def test_random_affine_trains_through_fit():
     ],
 )
 def test_bad_ranges_name_the_argument(kwargs, message):
+    """Bad ranges name the argument."""
     with pytest.raises(ValueError, match=message):
         random_affine(**kwargs)

@@ -23,6 +23,7 @@ def _public_objects():
 
 @pytest.mark.parametrize("obj", list(_public_objects()))
 def test_public_docstring_has_examples(obj):
+    """Public docstring has examples."""
     doc = inspect.getdoc(obj) or ""
     assert doc, "no docstring"
     assert "Examples\n--------" in doc, "no numpydoc Examples section"

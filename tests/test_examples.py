@@ -186,6 +186,7 @@ def test_kaggle_example_trains_on_csv_and_writes_a_submission(tmp_path, mnist_di
 
 
 def test_kaggle_example_with_a_broken_csv_says_which_file(tmp_path):
+    """Kaggle example with a broken csv says which file."""
     (tmp_path / "train.csv").write_text("label,pixel0\n1,0\n")
     result = _run_example("kaggle_digit_recognizer.py", "--train", str(tmp_path / "train.csv"), "--test",
                           str(tmp_path / "train.csv"), tmp_path=tmp_path)
@@ -230,6 +231,7 @@ def test_predict_digit_prints_the_top_three_and_draws(tmp_path, mnist_dir):
 
 
 def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
+    """Predict digit without a model says how to get one."""
     result = _run_example("predict_digit.py", "x.png", "--model", str(tmp_path / "none.npz"), tmp_path=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "python examples/mnist_cnn.py" in result.stderr

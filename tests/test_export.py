@@ -23,6 +23,7 @@ def every_layer_model():
 
 
 def test_onnx_graph_runs_in_onnxruntime_with_the_same_outputs(tmp_path):
+    """Onnx graph runs in onnxruntime with the same outputs."""
     onnx = pytest.importorskip("onnx", reason="onnx is in the export extra: pip install -e '.[export]'")
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
     model, x = every_layer_model()
@@ -42,6 +43,7 @@ def test_onnx_graph_runs_in_onnxruntime_with_the_same_outputs(tmp_path):
 
 
 def test_torch_module_gives_the_same_outputs():
+    """Torch module gives the same outputs."""
     torch = pytest.importorskip("torch", reason="PyTorch is in the export extra: pip install -e '.[export]'")
     model, x = every_layer_model()
     module = to_torch(model)
@@ -54,6 +56,7 @@ def test_torch_module_gives_the_same_outputs():
 
 
 def test_a_layer_without_a_mapping_is_named(tmp_path):
+    """A layer without a mapping is named."""
     pytest.importorskip("onnx", reason="onnx is in the export extra")
 
     class Square(L.Layer):
@@ -67,6 +70,7 @@ def test_a_layer_without_a_mapping_is_named(tmp_path):
 
 
 def test_the_mnist_cnn_exports_with_the_default_input_shape(tmp_path):
+    """The mnist cnn exports with the default input shape."""
     pytest.importorskip("onnx", reason="onnx is in the export extra")
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
     model = tinynet.models.cnn(rng=0)

@@ -19,6 +19,7 @@ def _csv(path, images, labels=None):
 
 
 def test_kaggle_csv_round_trip(tmp_path):
+    """Kaggle csv round trip."""
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (5, 28, 28)), rng.integers(0, 10, 5)
     x, y = load_kaggle_csv(_csv(tmp_path / "train.csv", images, labels))
@@ -40,6 +41,7 @@ def test_kaggle_csv_round_trip(tmp_path):
     ],
 )
 def test_bad_kaggle_csvs_name_the_file_and_the_problem(tmp_path, text, message):
+    """Bad kaggle csvs name the file and the problem."""
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(tinynet.DatasetError, match=message) as caught:
@@ -48,6 +50,7 @@ def test_bad_kaggle_csvs_name_the_file_and_the_problem(tmp_path, text, message):
 
 
 def test_submission_is_kaggles_format_and_checked(tmp_path):
+    """Submission is kaggles format and checked."""
     path = tmp_path / "submission.csv"
     write_kaggle_submission(path, np.array([3, 0, 9]), rows=3)
     assert path.read_text() == "ImageId,Label\n1,3\n2,0\n3,9\n"
@@ -88,6 +91,7 @@ def test_mnist_original_mat_splits_like_load_mnist(tmp_path):
     ],
 )
 def test_bad_mat_files_name_the_file(tmp_path, content, message):
+    """Bad mat files name the file."""
     scipy_io = pytest.importorskip("scipy.io", reason="scipy reads MATLAB files: pip install scipy")
     path = tmp_path / "odd.mat"
     scipy_io.savemat(path, content, do_compression=True)

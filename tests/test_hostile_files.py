@@ -68,6 +68,7 @@ def _refused(loader, path, match):
 
 # 1. compressed members that decompress to gigabytes
 def test_a_compressed_member_declaring_a_gigabyte_is_refused_unread(tmp_path):
+    """A compressed member declaring a gigabyte is refused unread."""
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive, archive.open("x.npy", "w", force_zip64=True) as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2**28,)})
@@ -77,6 +78,7 @@ def test_a_compressed_member_declaring_a_gigabyte_is_refused_unread(tmp_path):
 
 
 def test_a_stored_member_whose_header_lies_about_its_shape_is_refused_before_its_data(tmp_path):
+    """A stored member whose header lies about its shape is refused before its data."""
     arrays = tinynet.serialization.model_arrays(_cnn())
     path = _write(tmp_path / "m.npz", {k: v for k, v in arrays.items() if k != "0.W"})
     with zipfile.ZipFile(path, "a") as archive, archive.open("0.W.npy", "w", force_zip64=True) as f:
@@ -86,6 +88,7 @@ def test_a_stored_member_whose_header_lies_about_its_shape_is_refused_before_its
 
 
 def test_a_member_shorter_than_its_header_declares_is_refused(tmp_path):
+    """A member shorter than its header declares is refused."""
     arrays = tinynet.serialization.model_arrays(_cnn())
     path = _write(tmp_path / "m.npz", {k: v for k, v in arrays.items() if k != "0.W"})
     with zipfile.ZipFile(path, "a") as archive, archive.open("0.W.npy", "w") as f:
@@ -97,6 +100,7 @@ def test_a_member_shorter_than_its_header_declares_is_refused(tmp_path):
 # 2. duplicate names, names that shadow each other, members that are not arrays
 @pytest.mark.filterwarnings("ignore:Duplicate name")  # the duplicate is the point of the test
 def test_a_duplicate_member_name_is_refused(tmp_path):
+    """A duplicate member name is refused."""
     path = _write(tmp_path / "dup.npz", tinynet.serialization.model_arrays(_cnn()))
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("0.W.npy", path.read_bytes()[:10])
@@ -105,6 +109,7 @@ def test_a_duplicate_member_name_is_refused(tmp_path):
 
 @pytest.mark.parametrize("junk_name", ["0.W", "evil.txt"])
 def test_members_that_are_not_npy_arrays_are_refused(tmp_path, junk_name):
+    """Members that are not npy arrays are refused."""
     path = _write(tmp_path / "junk.npz", tinynet.serialization.model_arrays(_cnn()))
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr(junk_name, b"not an array")
@@ -112,6 +117,7 @@ def test_members_that_are_not_npy_arrays_are_refused(tmp_path, junk_name):
 
 
 def test_object_arrays_are_refused_as_objects():
+    """Object arrays are refused as objects."""
     buffer = io.BytesIO()
     np.savez(buffer, __architecture__=np.array([{"format": "tinynet.model"}], dtype=object))
     with pytest.raises(tinynet.ModelFileError, match="Python objects.*never unpickles"):
@@ -130,6 +136,7 @@ def test_object_arrays_are_refused_as_objects():
 )
 @pytest.mark.parametrize("where", ["rng", "layer_rngs"])
 def test_generator_states_numpy_would_accept_blindly_are_refused(tmp_path, checkpoint_arrays, state, where):
+    """Generator states numpy would accept blindly are refused."""
     def edit(meta):
         target = meta["rng"] if where == "rng" else meta["layer_rngs"]["4"]
         target["state"] = state
@@ -144,6 +151,7 @@ def test_generator_states_numpy_would_accept_blindly_are_refused(tmp_path, check
 
 @pytest.mark.parametrize("field, value", [("has_uint32", 7), ("uinteger", 2**40), ("bit_generator", "MT19937")])
 def test_other_generator_fields_are_checked(tmp_path, checkpoint_arrays, field, value):
+    """Other generator fields are checked."""
     path = _checkpoint(tmp_path, checkpoint_arrays, edit_meta=lambda meta: meta["rng"].update({field: value}))
     _refused(tinynet.load_checkpoint, path, "invalid saved state")
 
@@ -151,17 +159,20 @@ def test_other_generator_fields_are_checked(tmp_path, checkpoint_arrays, field, 
 # 4. and 5. descriptions that would build huge models
 @pytest.mark.parametrize("count, message", [(1_000_000, "characters long"), (1_001, "1,001 layers.*at most 1,000")])
 def test_a_million_layers_are_refused_before_they_are_built(tmp_path, count, message):
+    """A million layers are refused before they are built."""
     architecture = {"format": "tinynet.model", "version": 1, "layers": [{"class": "ReLU"}] * count}
     path = _write(tmp_path / "deep.npz", {"__architecture__": np.array(json.dumps(architecture))})
     _refused(tinynet.load_model, path, message)
 
 
 def test_an_architecture_longer_than_the_text_limit_is_refused_unread(tmp_path):
+    """An architecture longer than the text limit is refused unread."""
     path = _write(tmp_path / "long.npz", {"__architecture__": np.array(" " * (2**20 + 1))})
     _refused(tinynet.load_model, path, "characters long")
 
 
 def test_conv2d_padding_beyond_the_kernel_is_refused(tmp_path):
+    """Conv2d padding beyond the kernel is refused."""
     model = tinynet.Sequential([Conv2D(1, 2, 3, rng=0)])
     arrays = tinynet.serialization.model_arrays(model)
     arrays["__architecture__"] = np.array(str(arrays["__architecture__"]).replace('"padding": [0, 0]',
@@ -171,6 +182,7 @@ def test_conv2d_padding_beyond_the_kernel_is_refused(tmp_path):
 
 # 6. values that load but compute nonsense
 def test_nan_or_inf_weights_are_refused(tmp_path):
+    """Nan or inf weights are refused."""
     for value in (np.nan, np.inf):
         arrays = tinynet.serialization.model_arrays(_cnn())
         arrays["5.W"] = arrays["5.W"].copy()
@@ -180,6 +192,7 @@ def test_nan_or_inf_weights_are_refused(tmp_path):
 
 @pytest.mark.parametrize("value, message", [(np.nan, "finite"), (-1.0, "negative")])
 def test_nan_or_negative_adam_moments_are_refused(tmp_path, checkpoint_arrays, value, message):
+    """Nan or negative adam moments are refused."""
     def edit(arrays):
         arrays["optimizer.5.W.exp_avg_sq"][0, 0] = value
 
@@ -189,12 +202,14 @@ def test_nan_or_negative_adam_moments_are_refused(tmp_path, checkpoint_arrays, v
 # 8. built-in errors instead of tinynet's
 @pytest.mark.parametrize("entry", ["__architecture__", "__checkpoint__"])
 def test_deeply_nested_json_is_a_model_file_error(tmp_path, checkpoint_arrays, entry):
+    """Deeply nested json is a model file error."""
     arrays, meta = checkpoint_arrays
     arrays = {**arrays, "__checkpoint__": np.array(json.dumps(meta)), entry: np.array("[" * 100_000)}
     _refused(tinynet.load_checkpoint, _write(tmp_path / "nested.npz", arrays), "not valid JSON")
 
 
 def test_unicode_digits_in_names_are_refused(tmp_path, checkpoint_arrays):
+    """Unicode digits in names are refused."""
     def rename_rng(meta):
         meta["layer_rngs"]["\u00b9"] = meta["layer_rngs"].pop("4")
 
@@ -209,6 +224,7 @@ def test_unicode_digits_in_names_are_refused(tmp_path, checkpoint_arrays):
 
 @pytest.mark.parametrize("steps", [10**1000, -1, 2.5, True])
 def test_impossible_step_counts_are_refused(tmp_path, checkpoint_arrays, steps):
+    """Impossible step counts are refused."""
     path = _checkpoint(tmp_path, checkpoint_arrays, edit_meta=lambda meta: meta["optimizer"].update(steps=steps))
     _refused(tinynet.load_checkpoint, path, "steps")
 
@@ -216,6 +232,7 @@ def test_impossible_step_counts_are_refused(tmp_path, checkpoint_arrays, steps):
 # 9. epoch counts that do not match the history
 @pytest.mark.parametrize("epoch", [10**100, 1, 3])
 def test_an_epoch_count_that_does_not_fit_the_history_is_refused(tmp_path, checkpoint_arrays, epoch):
+    """An epoch count that does not fit the history is refused."""
     path = _checkpoint(tmp_path, checkpoint_arrays, edit_meta=lambda meta: meta.update(epoch=epoch))
     _refused(tinynet.load_checkpoint, path, "epoch")
     model = _cnn()
@@ -224,6 +241,7 @@ def test_an_epoch_count_that_does_not_fit_the_history_is_refused(tmp_path, check
 
 
 def test_a_history_longer_than_the_epochs_is_refused(tmp_path, checkpoint_arrays):
+    """A history longer than the epochs is refused."""
     def pad(meta):
         meta["history"]["loss"] = meta["history"]["loss"] * 500
 

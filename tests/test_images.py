@@ -81,6 +81,7 @@ def test_transparency_polarity_and_colour_are_handled(tmp_path):
 
 @pytest.mark.parametrize("content, message", [(b"not an image", "not an image Pillow can read"), (None, "no ink")])
 def test_bad_images_name_the_file(tmp_path, content, message):
+    """Bad images name the file."""
     path = tmp_path / "mine.png"
     if content is None:
         Image.new("L", (30, 30), 255).save(path)  # a blank page

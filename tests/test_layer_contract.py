@@ -240,13 +240,6 @@ def test_forward_rejects_wrong_inputs_with_a_fix(layer, x, message):
         layer.forward(x)
 
 
-def test_conv2d_inference_in_chunks_equals_one_pass():
-    """Inference unfolds large batches a few images at a time; the output is the training-mode output."""
-    conv = L.Conv2D(32, 8, 3, padding=1, rng=0)
-    x = np.random.default_rng(0).standard_normal((70, 32, 13, 13)).astype(np.float32)  # > 1 chunk of columns
-    np.testing.assert_allclose(conv.forward(x), conv.forward(x, training=True), rtol=1e-6, atol=1e-6)
-
-
 @given(st.integers(1, 50), st.integers(1, 70), st.integers(0, 2**16))
 def test_softmax_row_reductions_equal_numpy(n, k, seed):
     """The column-by-column row max and sum used by softmax equal NumPy's own reductions."""

@@ -20,6 +20,7 @@ def test_training_normalises_with_the_batch_and_updates_the_running_statistics()
 
 
 def test_inference_uses_the_running_statistics():
+    """Inference uses the running statistics."""
     layer = BatchNorm2D(2).astype(np.float64)
     layer.buffers["running_mean"][...] = [1.0, -1.0]
     layer.buffers["running_var"][...] = [4.0, 0.25]
@@ -117,6 +118,7 @@ def test_the_plan_runs_batchnorm2d_channels_last_with_the_same_results():
     ],
 )
 def test_bad_settings_name_the_argument(build, message):
+    """Bad settings name the argument."""
     with pytest.raises(ValueError, match=message):
         build()
 

@@ -27,6 +27,7 @@ def _text(notebook):
 
 
 def test_the_backprop_notebook_runs_and_every_check_passes(monkeypatch):
+    """The backprop notebook runs and every check passes."""
     text = _text(_execute(BACKPROP, monkeypatch))
     assert "DIFFERENT" not in text
     assert text.count("  ok") == 9  # every hand-written forward and backward agrees with tinynet
@@ -34,6 +35,7 @@ def test_the_backprop_notebook_runs_and_every_check_passes(monkeypatch):
 
 
 def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
+    """The mnist notebook runs in quick mode."""
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
     notebook = _execute(DIGITS, monkeypatch)
     text = _text(notebook)

@@ -107,6 +107,7 @@ def test_keras_names_for_optimizer_and_loss_are_accepted():
 
 
 def test_a_model_without_layers_is_a_clear_error():
+    """A model without layers is a clear error."""
     empty = tinynet.Sequential([])
     for call in (lambda: empty.fit(X, Y, verbose=0), lambda: empty.predict(X), lambda: empty.evaluate(X, Y)):
         with pytest.raises(ValueError, match="no layers"):
@@ -162,6 +163,7 @@ def test_checkpoint_holds_weights_optimizer_epoch_history_and_rng(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_another_model_and_changes_nothing(tmp_path):
+    """Resume refuses a checkpoint of another model and changes nothing."""
     _fit(_cnn(), tmp_path / "c.npz", epochs=1)
     other = tinynet.Sequential([Flatten(), Dense(36, 4, rng=0)])
     before = _weights(other)
@@ -343,6 +345,7 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FUZZ
 @given(data=st.binary(max_size=2000))
 def test_random_bytes_give_only_model_file_errors(tmp_path, data):
+    """Random bytes give only model file errors."""
     path = tmp_path / "random.npz"
     path.write_bytes(data)
     for loader in (tinynet.load_model, tinynet.load_checkpoint):
@@ -352,6 +355,7 @@ def test_random_bytes_give_only_model_file_errors(tmp_path, data):
 @FUZZ
 @given(cut=st.integers(0, len(MODEL_BYTES) - 1))
 def test_truncated_model_files_give_model_file_errors(tmp_path, cut):
+    """Truncated model files give model file errors."""
     path = tmp_path / "cut.npz"
     path.write_bytes(MODEL_BYTES[:cut])
     with pytest.raises(tinynet.ModelFileError):
@@ -373,6 +377,7 @@ def test_corrupted_model_files_give_model_file_errors_or_load(tmp_path, edits):
 @settings(max_examples=40, deadline=None)
 @given(cut=st.floats(0, 1, exclude_max=True), edit=st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)))
 def test_truncated_or_corrupted_checkpoints_give_model_file_errors(tmp_path_factory, cut, edit):
+    """Truncated or corrupted checkpoints give model file errors."""
     folder = tmp_path_factory.mktemp("checkpoint")
     original = _checkpoint_bytes(folder)
     truncated = folder / "cut.npz"
@@ -416,6 +421,7 @@ def test_lying_architectures_are_refused_without_allocating(tmp_path, layers, me
 
 
 def test_a_model_file_is_not_a_checkpoint(tmp_path):
+    """A model file is not a checkpoint."""
     path = tmp_path / "m.npz"
     path.write_bytes(MODEL_BYTES)
     with pytest.raises(tinynet.ModelFileError, match="not a checkpoint"):

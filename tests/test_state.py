@@ -46,6 +46,7 @@ def test_model_state_dict_round_trips_into_another_model():
 
 
 def test_model_load_state_dict_changes_nothing_when_one_entry_does_not_fit():
+    """Model load state dict changes nothing when one entry does not fit."""
     model = _cnn()
     before = _copy(model.state_dict())
     wrong = {**_copy(model.state_dict()), "5.W": np.zeros((3, 3), np.float32)}
@@ -123,6 +124,7 @@ def test_an_optimizer_reused_on_another_model_is_refused_not_a_crash():
 
 
 def test_reset_lets_an_optimizer_start_fresh_on_another_model():
+    """Reset lets an optimizer start fresh on another model."""
     x, y = _data()
     optimizer = Adam()
     _cnn().fit(x, y, epochs=1, optimizer=optimizer, verbose=0)
@@ -177,6 +179,7 @@ def test_resume_refuses_a_checkpoint_with_other_layer_settings(tmp_path):
 
 # -- models that would train wrongly ------------------------------------------------------------
 def test_the_same_layer_object_twice_is_refused():
+    """The same layer object twice is refused."""
     relu = ReLU()
     with pytest.raises(ValueError, match="positions 1 and 3.*one per position"):
         tinynet.Sequential([Dense(4, 4, rng=0), relu, Dense(4, 4, rng=1), relu])
@@ -196,6 +199,7 @@ def test_a_final_softmax_is_refused_by_fit_and_evaluated_correctly():
 
 # -- what save writes, load_model reads ---------------------------------------------------------
 def test_save_refuses_mixed_dtypes_and_non_finite_weights(tmp_path):
+    """Save refuses mixed dtypes and non finite weights."""
     mixed = tinynet.Sequential([Dense(3, 3, rng=0), Dense(3, 2, rng=1).astype(np.float64)])
     with pytest.raises(ValueError, match=r"all float32 or all float64.*astype"):
         mixed.save(tmp_path / "mixed.npz")
@@ -209,6 +213,7 @@ def test_save_refuses_mixed_dtypes_and_non_finite_weights(tmp_path):
 
 
 def test_float64_models_with_every_layer_type_round_trip(tmp_path):
+    """Float64 models with every layer type round trip."""
     model = tinynet.Sequential([
         Conv2D(1, 2, 3, padding=1, rng=0), ReLU(), tinynet.layers.AvgPool2D(2), MaxPool2D(1),
         Flatten(), Dropout(0.1), Dense(18, 5, rng=0), tinynet.layers.LeakyReLU(0.2), tinynet.layers.Tanh(),

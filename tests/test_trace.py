@@ -66,6 +66,7 @@ def test_no_trace_is_a_clear_error_and_tracing_changes_no_weight():
 
 
 def test_gradient_norm_plot_is_written(tmp_path):
+    """Gradient norm plot is written."""
     history = _deep(Sigmoid, depth=3).fit(*_data(), epochs=2, verbose=0, seed=0, trace=True)
     from tinynet import plots
 
