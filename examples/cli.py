@@ -6,6 +6,8 @@ and the program exits with status 1. Any other error keeps its traceback: it is 
 report. Ctrl-C prints what was kept and exits with status 130, as shells expect.
 """
 
+import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -23,3 +25,34 @@ def run(main, *args):
     except KeyboardInterrupt as error:
         print(f"\n{program}: stopped: {error or 'Ctrl-C'}", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def whole_number(low):
+    """An argparse type: an int >= ``low``, refused by argparse's own usage message otherwise."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def real_number(low, high=math.inf, low_open=False):
+    """An argparse type: a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value > high or (value <= low if low_open else value < low):
+            bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high != math.inf else "")
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse

@@ -12,6 +12,7 @@ rotation, zoom and shift), predicts every row of test.csv and writes ``ImageId,L
 import argparse
 
 import numpy as np
+from cli import whole_number
 from mnist_cnn import CNN
 from mnist_run import augmentation, one_cycle
 
@@ -23,14 +24,17 @@ def main(argv=None):
     parser.add_argument("--train", required=True, metavar="CSV", help="Kaggle's train.csv (with a label column)")
     parser.add_argument("--test", required=True, metavar="CSV", help="Kaggle's test.csv (pixels only)")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="where to write the submission")
-    parser.add_argument("--epochs", type=int, default=CNN.epochs)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=whole_number(1), default=CNN.epochs)
+    parser.add_argument("--seed", type=whole_number(0), default=0)
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     args = parser.parse_args(argv)
 
     x, y = tinynet.datasets.load_kaggle_csv(args.train)
     if y is None:
         raise tinynet.DatasetError(f"{args.train} has no 'label' column; --train takes Kaggle's train.csv.")
+    if len(x) < 3:  # a tenth (at least one row) is held out, and a training batch needs two
+        raise tinynet.DatasetError(f"{args.train} holds {len(x)} labelled row(s); training needs at least 3 "
+                                   f"(Kaggle's train.csv has 42,000).")
     x_test, _ = tinynet.datasets.load_kaggle_csv(args.test)
     order = np.random.default_rng(args.seed).permutation(len(x))
     held_out = max(1, len(x) // 10)

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli import real_number, whole_number
+
 import tinynet
 
 
@@ -35,6 +37,10 @@ class Recipe:
     shift: float  # and largest translation in pixels (all three 0: none)
 
 
+#: MNIST's training set (load_mnist and load_mnist_original both return it).
+TRAINING_IMAGES = 60_000
+
+
 def one_cycle(lr, epochs, n_images, batch_size):
     """Adam's rate: up to ``lr`` over the first 30% of the run's steps, then annealed (cosine) to nearly 0."""
     return tinynet.schedules.OneCycle(lr, epochs * math.ceil(n_images / batch_size))
@@ -49,19 +55,21 @@ def augmentation(rotation, scale, shift):
 
 def parse_args(recipe, argv=None):
     parser = argparse.ArgumentParser(description=f"Train tinynet's {recipe.name} on MNIST and evaluate it.")
-    parser.add_argument("--epochs", type=int, default=recipe.epochs, help="passes over the 60,000 training images")
-    parser.add_argument("--batch-size", type=int, default=recipe.batch_size)
-    parser.add_argument("--lr", type=float, default=recipe.lr,
+    parser.add_argument("--epochs", type=whole_number(1), default=recipe.epochs,
+                        help="passes over the 60,000 training images")
+    parser.add_argument("--batch-size", type=whole_number(1), default=recipe.batch_size)
+    parser.add_argument("--lr", type=real_number(0, low_open=True), default=recipe.lr,
                         help="peak learning rate of Adam's one-cycle schedule (default: %(default)s)")
-    parser.add_argument("--rotation", type=float, default=recipe.rotation,
+    parser.add_argument("--rotation", type=real_number(0, 180), default=recipe.rotation,
                         help="random rotation up to this many degrees (default: %(default)s)")
-    parser.add_argument("--scale", type=float, default=recipe.scale,
+    parser.add_argument("--scale", type=real_number(0, 0.9), default=recipe.scale,
                         help="random zoom between 1 - SCALE and 1 + SCALE (default: %(default)s)")
-    parser.add_argument("--shift", type=float, default=recipe.shift,
+    parser.add_argument("--shift", type=real_number(0, 14), default=recipe.shift,
                         help="random shift up to this many pixels (default: %(default)s; all three 0: no augmentation)")
-    parser.add_argument("--validation", type=int, default=0, metavar="N",
+    parser.add_argument("--validation", type=whole_number(0), default=0, metavar="N",
                         help="hold out the last N training images and report their accuracy after every epoch")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling, dropout and augmentation")
+    parser.add_argument("--seed", type=whole_number(0), default=0,
+                        help="seeds weights, shuffling, dropout and augmentation")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
     parser.add_argument("--offline", action="store_true", help="never download: use the files that are there")
@@ -75,7 +83,14 @@ def parse_args(recipe, argv=None):
                         help="continue from --checkpoint if it exists (Ctrl-C stops at the end of a batch)")
     parser.add_argument("--plots", default=None, metavar="DIR", help="write PNG pictures to DIR")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="0 quiet, 1 progress bars, 2 lines")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Checked before any work starts, with argparse's usage line, like the types above.
+    if args.resume and not args.checkpoint:
+        parser.error("--resume needs --checkpoint PATH: the file to resume from")
+    if args.validation >= TRAINING_IMAGES - 1:
+        parser.error(f"--validation takes at most {TRAINING_IMAGES - 2:,} of the {TRAINING_IMAGES:,} training "
+                     f"images, got {args.validation:,}")
+    return args
 
 
 def comparison_table(recipe, accuracy, seconds, epochs):
@@ -97,8 +112,6 @@ def comparison_table(recipe, accuracy, seconds, epochs):
 
 def main(recipe, argv=None):
     args = parse_args(recipe, argv)
-    if args.resume and not args.checkpoint:
-        raise SystemExit("--resume needs --checkpoint PATH: the file to resume from.")
     started = time.perf_counter()
     if args.mat:
         (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist_original(args.mat)
@@ -108,9 +121,6 @@ def main(recipe, argv=None):
     x_train, x_test = x_train[:, None], x_test[:, None]
     validation_data = None
     if args.validation:
-        if not 0 < args.validation < len(x_train):
-            raise SystemExit(f"--validation expects a number of images between 1 and {len(x_train) - 1}; "
-                             f"received {args.validation}.")
         validation_data = (x_train[-args.validation:], y_train[-args.validation:])
         x_train, y_train = x_train[:-args.validation], y_train[:-args.validation]
 

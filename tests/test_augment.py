@@ -74,9 +74,9 @@ def test_random_affine_trains_through_fit():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(rotation=-5), "rotation.*>= 0.*rotation=-5"),
-        (dict(scale=(0, 1.1)), r"scale\[0\].*> 0"),
-        (dict(scale=(1.2, 1.1)), r"scale\[1\].*>= scale\[0\]"),
+        (dict(rotation=-5), r"rotation.*\[0, 180\].*rotation=-5"),
+        (dict(scale=(0, 1.1)), r"scale\[0\].*\[0.001, 1000\]"),
+        (dict(scale=(1.2, 1.1)), r"scale\[1\].*\[scale\[0\]=1.2"),
         (dict(scale=1.1), r"scale=\(low, high\)"),
         (dict(shift=float("nan")), "shift"),
     ],

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import tinynet
 
@@ -63,8 +64,8 @@ def test_the_test_set_stays_out_of_training_and_validation_is_held_out(tmp_path,
     assert "50,000 training images, 10,000 held out for validation" in held.stdout
     assert "val_accuracy=" in held.stdout
     refused = run("--validation", "60000")
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "--validation expects a number of images between 1 and 59999; received 60000" in refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr  # argparse's usage error
+    assert "--validation takes at most 59,998 of the 60,000 training images, got 60,000" in refused.stderr
 
 
 def test_examples_explain_their_options():
@@ -235,3 +236,51 @@ def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
     result = _run_example("predict_digit.py", "x.png", "--model", str(tmp_path / "none.npz"), tmp_path=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "python examples/mnist_cnn.py" in result.stderr
+
+
+@pytest.mark.parametrize("program, arguments, complaint", [
+    ("mnist_cnn.py", ["--epochs", "0"], "--epochs: must be at least 1"),
+    ("mnist_cnn.py", ["--epochs", "-1"], "--epochs: must be at least 1"),
+    ("mnist_cnn.py", ["--batch-size", "0"], "--batch-size: must be at least 1"),
+    ("mnist_cnn.py", ["--lr", "-1"], "--lr: must be a finite number > 0"),
+    ("mnist_cnn.py", ["--lr", "nan"], "--lr: must be a finite number > 0"),
+    ("mnist_mlp.py", ["--epochs", "two"], "--epochs: expected a whole number"),
+    ("mnist_mlp.py", ["--scale", "1.5"], "--scale: must be a finite number >= 0 and <= 0.9"),
+    ("mnist_mlp.py", ["--validation", "60000"], "--validation takes at most 59,998"),
+    ("mnist_mlp.py", ["--resume"], "--resume needs --checkpoint"),
+    ("kaggle_digit_recognizer.py", ["--train", "a.csv", "--test", "b.csv", "--epochs", "0"],
+     "--epochs: must be at least 1"),
+])
+def test_example_arguments_are_checked_before_any_work(program, arguments, complaint, tmp_path):
+    """A bad argument is argparse's usage line and one message, exit status 2, no traceback, no data read."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / program), *arguments, "--data-dir", str(tmp_path)]
+                            if program != "kaggle_digit_recognizer.py" else
+                            [sys.executable, str(EXAMPLES / program), *arguments],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert complaint in result.stderr and "usage:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a MATLAB file\n"], ids=["empty", "text"])
+def test_a_mat_file_that_is_not_one_is_a_message_not_a_traceback(content, tmp_path):
+    """--mat on an empty or a text file: exit status 1 and a message naming the file."""
+    pytest.importorskip("scipy", reason="reading .mat files needs scipy")
+    path = tmp_path / "mnist-original.mat"
+    path.write_bytes(content)
+    result = subprocess.run([sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--mat", str(path), "--epochs", "1"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "mnist-original.mat" in result.stderr and "error:" in result.stderr
+
+
+def test_the_kaggle_example_refuses_a_one_row_train_csv_with_a_message(tmp_path):
+    """A train.csv of one row leaves nothing to train on: a message, exit status 1, no traceback."""
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    (tmp_path / "train.csv").write_text(header + "\n" + "3," + ",".join(["0"] * 784) + "\n")
+    (tmp_path / "test.csv").write_text(header.split(",", 1)[1] + "\n" + ",".join(["0"] * 784) + "\n")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "kaggle_digit_recognizer.py"), "--train", "train.csv",
+                             "--test", "test.csv", "--epochs", "1", "--verbose", "0"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "train.csv" in result.stderr

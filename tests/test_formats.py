@@ -31,7 +31,7 @@ def test_kaggle_csv_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("label," + HEADER.replace(",pixel783", "") + "\n1" + ",0" * 783, r"missing \['pixel783'\]"),
+        ("label," + HEADER.replace(",pixel783", "") + "\n1" + ",0" * 783, r"missing 1 of them \(\['pixel783'\]"),
         ("label,id," + HEADER + "\n1,5" + ",0" * 784, r"unexpected \['id'\]"),
         ("label," + HEADER + "\n1,dark" + ",0" * 783, "must be numbers; row 1.*'pixel0'.*'dark'"),
         ("label," + HEADER + "\n1,256" + ",0" * 783, r"whole numbers in 0\.\.255; row 1.*'pixel0'"),

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import number
+from .errors import ArgumentTypeError
 from .layers.base import named_arrays
 
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
@@ -141,10 +143,18 @@ def gradcheck(layer, x, grad_out=None, *, eps=1e-6, seed=0, training=True, entri
     (['0.W', '0.b', '2.W', '2.b', 'input'], True)
     """
     whole_model = hasattr(layer, "layers")
+    if not (whole_model or hasattr(layer, "backward")) or not hasattr(layer, "astype"):
+        raise ArgumentTypeError(f"gradcheck expects a tinynet layer or Sequential; received {type(layer).__name__}.")
+    eps = number(eps, "eps", "gradcheck", low=0, low_open=True)
+    if entries is not None:
+        entries = number(entries, "entries", "gradcheck", low=1, integer=True)
     if whole_model and entries is None:
         entries = 20
+    try:
+        x = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"gradcheck expects x as an array of numbers; received {type(x).__name__}.") from None
     start = copy.deepcopy(layer).astype(np.float64)
-    x = np.array(x, dtype=np.float64)
 
     probe = copy.deepcopy(start)
     y = probe.forward(x, training=training)

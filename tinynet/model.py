@@ -214,6 +214,9 @@ class Sequential:
             Class indices ``0 .. classes-1``.
         epochs : int, default 1
         batch_size : int, default 128
+            Samples per step. A last batch of a single sample joins the batch before it, so
+            a BatchNorm always has two or more values to normalise and every sample is seen
+            once per epoch.
         optimizer : Optimizer or str, default ``Adam()``
             Or a name as Keras users type it: ``"adam"``, ``"adamw"``, ``"sgd"`` (Keras's
             default settings: Adam lr 1e-3, SGD lr 0.01).

@@ -152,9 +152,14 @@ class Optimizer:
         ``exp_avg_sq`` non-negative). Nothing changes unless all of it fits.
         """
         owner = type(self).__name__
-        if not isinstance(data, dict) or set(data) != {"config", "steps", "state"}:
-            raise ArgumentError(f"{owner}.load_state_dict expects the dict that state_dict() returns.")
-        fresh = type(self)(**data["config"])  # validates the settings
+        if (not isinstance(data, dict) or set(data) != {"config", "steps", "state"}
+                or not isinstance(data["config"], dict) or not isinstance(data["state"], dict)):
+            raise ArgumentError(f"{owner}.load_state_dict expects the dict that state_dict() returns: "
+                                f'{{"config": dict, "steps": int, "state": dict of arrays}}.')
+        try:
+            fresh = type(self)(**data["config"])  # validates the settings
+        except TypeError as error:  # an unknown or missing keyword
+            raise ArgumentError(f"{owner}.load_state_dict: the config does not fit {owner}: {error}.") from None
         steps = data["steps"]
         if not is_int(steps) or not 0 <= steps < MAX_STEPS:
             raise ArgumentError(f"{owner}.load_state_dict: steps must be an int in [0, 2**53); received {steps!r}.")

@@ -142,4 +142,12 @@ class ExponentialDecay(Schedule):
         self.steps = number(steps, "steps", "ExponentialDecay", low=0, low_open=True, integer=True)
 
     def _lr_at(self, step):
-        return self.lr * self.rate ** (step // self.steps)
+        try:
+            rate = self.lr * self.rate ** (step // self.steps)
+        except OverflowError:
+            rate = math.inf
+        if not math.isfinite(rate):
+            raise ArgumentError(
+                f"ExponentialDecay({self.lr}, rate={self.rate}, steps={self.steps}) overflows at step {step}: "
+                f"rate ** {step // self.steps} is beyond float range. A decay uses a rate <= 1.")
+        return rate

@@ -48,14 +48,23 @@ def load_kaggle_csv(path):
                            f"competition and give their paths.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
         raise DatasetError(f"{path} is not a readable CSV file ({error}).") from error
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        # pandas reads rows with more fields than the header as having an index column: the
+        # labels would silently become the index and the pixels shift by one.
+        raise DatasetError(f"{path}: its rows have more fields than its header (an extra column, or a comma at "
+                           f"the end of each row); Kaggle's files have 'label' and pixel0..pixel783 only.")
     columns = [str(name) for name in frame.columns]
     missing = [name for name in PIXELS if name not in columns]
     extra = [name for name in columns if name not in PIXELS and name != "label"]
     if missing or extra:
+        shown = [name if len(name) <= 30 else name[:27] + "..." for name in extra[:5]]
+        separator = next((mark for mark in ";\t|" if any(mark in name for name in columns)), None)
+        hint = f" The columns seem separated by {separator!r}; Kaggle's files use commas." if separator else ""
         raise DatasetError(
             f"{path} does not have Kaggle's Digit Recognizer columns: "
-            f"{f'missing {missing[:5]}' if missing else ''}{' and ' if missing and extra else ''}"
-            f"{f'unexpected {extra[:5]}' if extra else ''}. Expected an optional 'label' and pixel0..pixel783."
+            f"{f'missing {len(missing)} of them ({missing[:3]}...)' if missing else ''}"
+            f"{' and ' if missing and extra else ''}{f'unexpected {shown}' if extra else ''}. "
+            f"Expected an optional 'label' and pixel0..pixel783.{hint}"
         )
     x = _whole_numbers(frame[PIXELS], path, "pixel values", 0, 255).astype(np.uint8).reshape(-1, 28, 28)
     y = None
@@ -156,12 +165,15 @@ def load_mnist_original(path):
         from scipy.io import loadmat
     except ImportError as error:
         raise DatasetError(f"Reading {path} (a MATLAB file) needs scipy: pip install scipy") from error
+    from scipy.io.matlab import MatReadError
+
     try:
         content = loadmat(path)
     except FileNotFoundError:
         raise DatasetError(f"No file at {path}; it is Kaggle's 'mnist-original.mat' (dataset 'MNIST original').") \
             from None
-    except (ValueError, TypeError, OSError, NotImplementedError, IndexError, KeyError, EOFError) as error:
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, IndexError, KeyError,
+            EOFError) as error:
         # scipy's reader reports a short or foreign file in several ways, IndexError among them.
         raise DatasetError(f"{path} is not a readable MATLAB file ({type(error).__name__}: {error}).") from error
     missing = [name for name in ("data", "label") if name not in content]
@@ -173,9 +185,15 @@ def load_mnist_original(path):
         raise DatasetError(f"{path}: 'data' is {data.shape} and 'label' {label.shape}; mnist-original.mat holds "
                            f"(784, 70000) and (1, 70000). Is it another file?")
     label = label.reshape(-1)
+    if not (np.isfinite(data).all() and np.isfinite(label).all()):
+        raise DatasetError(f"{path}: its pixels or labels hold NaN or inf; the file is corrupted.")
+    if data.dtype.kind == "f" and data.max() <= 1 and data.any():
+        # Already scaled to [0, 1] (a re-saved copy): back to MNIST's 0..255, not read as black.
+        data = np.round(data * 255)
     if not (np.all(label == np.round(label)) and label.min() >= 0 and label.max() <= 9) or (
-            data.min() < 0 or data.max() > 255):
-        raise DatasetError(f"{path}: labels must be digits 0..9 and pixels 0..255; the file is corrupted.")
+            data.min() < 0 or data.max() > 255 or not np.all(data == np.round(data))):
+        raise DatasetError(f"{path}: labels must be digits 0..9 and pixels whole numbers 0..255; the file is "
+                           f"corrupted.")
     images = data.T.reshape(70000, 28, 28).astype(np.uint8)
     labels = label.astype(np.uint8)
     return (images[:60000], labels[:60000]), (images[60000:], labels[60000:])

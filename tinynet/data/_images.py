@@ -42,7 +42,7 @@ def load_images(paths):
     ((1, 1, 28, 28), dtype('float32'), 1.0)
     """
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError as error:
         raise DatasetError("Reading images needs Pillow: pip install pillow") from error
     if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__"):
@@ -52,9 +52,14 @@ def load_images(paths):
         try:
             with Image.open(path) as image:
                 image.load()
-                grey = _on_white(image, Image)
+                # A phone stores a photo as the sensor saw it, with an EXIF tag saying how to
+                # turn it upright: without it an upright "1" reads as a bar lying down.
+                grey = _on_white(ImageOps.exif_transpose(image), Image)
         except FileNotFoundError:
             raise DatasetError(f"No image at {path}; check the path.") from None
+        except Image.DecompressionBombError as error:
+            raise DatasetError(f"{path} claims {error}; a digit needs far fewer pixels (refused: it could fill "
+                               f"the memory). Scale it down first.") from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise DatasetError(f"{path} is not an image Pillow can read ({error}).") from error
         prepared.append(prepare_digit(grey, name=str(path)))
@@ -69,6 +74,14 @@ def _on_white(image, Image):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, rgba)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit (or 32-bit, float) grey: Pillow's conversion to 8 bits clips at 255 instead of
+        # scaling, so ink at 10000 on paper at 60000 would both read as white.
+        values = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        if image.mode == "F" and values.max() <= 1:
+            full_scale = 1.0
+        return np.clip(values / full_scale, 0, 1).astype(np.float32)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
 
 

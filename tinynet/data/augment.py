@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .._checks import is_int, is_real
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 from ..kernels import affine_warp
 
 __all__ = ["random_shift", "random_affine"]
@@ -33,6 +33,7 @@ def random_shift(max_shift=2):
         raise ArgumentError(f"random_shift expects max_shift to be an int >= 0; received max_shift={max_shift!r}.")
 
     def shift(x, rng):
+        _check_images(x, "random_shift")
         n, _, h, w = x.shape
         s = max_shift
         padded = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)))
@@ -43,6 +44,15 @@ def random_shift(max_shift=2):
         return np.ascontiguousarray(picked.transpose(0, 3, 1, 2))
 
     return shift
+
+
+def _check_images(x, owner):
+    """A ShapeError unless ``x`` is a batch of images ``(N, C, H, W)``: augmentation moves pixels."""
+    if getattr(x, "ndim", None) != 4:
+        raise ShapeError(
+            f"{owner} moves the pixels of images (N, C, H, W); got a batch of shape {tuple(np.shape(x))}. "
+            f"Give fit images, e.g. x.reshape(-1, 1, 28, 28), with a Flatten() layer first in the model."
+        )
 
 
 def _range_check(value, name, low_ok, message):
@@ -79,14 +89,17 @@ def random_affine(rotation=10.0, scale=(0.9, 1.1), shift=2.0):
     >>> out.shape, out.dtype, bool(np.array_equal(out, augment(x, np.random.default_rng(1))))
     ((4, 1, 28, 28), dtype('float32'), True)
     """
-    rotation = _range_check(rotation, "rotation", lambda v: v >= 0, "to be an angle in degrees >= 0")
+    rotation = _range_check(rotation, "rotation", lambda v: 0 <= v <= 180, "to be an angle in degrees in [0, 180]")
     if not isinstance(scale, (tuple, list)) or len(scale) != 2:
         raise ArgumentError(f"random_affine expects scale=(low, high); received scale={scale!r}.")
-    low = _range_check(scale[0], "scale[0]", lambda v: v > 0, "to be a zoom factor > 0")
-    high = _range_check(scale[1], "scale[1]", lambda v: v >= low, f"to be >= scale[0]={low}")
-    shift = _range_check(shift, "shift", lambda v: v >= 0, "to be a number of pixels >= 0")
+    # Bounded so the warp's matrices stay finite: a zoom of 1e-300 or a shift of 1e308 pixels
+    # would only overflow, never augment.
+    low = _range_check(scale[0], "scale[0]", lambda v: 1e-3 <= v <= 1e3, "to be a zoom factor in [0.001, 1000]")
+    high = _range_check(scale[1], "scale[1]", lambda v: low <= v <= 1e3, f"to be in [scale[0]={low}, 1000]")
+    shift = _range_check(shift, "shift", lambda v: 0 <= v <= 1e4, "to be a number of pixels in [0, 10000]")
 
     def warp(x, rng):
+        _check_images(x, "random_affine")
         n, _, h, w = x.shape
         angle = np.deg2rad(rng.uniform(-rotation, rotation, n))
         zoom = rng.uniform(low, high, n)

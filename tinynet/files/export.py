@@ -19,6 +19,7 @@ a clear error naming the package (``pip install -e ".[export]"``).
 import numpy as np
 
 from .. import layers as L
+from .._checks import is_int
 from .._io import atomic_write
 from ..errors import TinynetError
 from ..layers.base import qualified_name
@@ -193,8 +194,15 @@ def to_onnx(model, path, input_shape=None):
 
 
 def _sample_shape(first, input_shape):
+    """One sample's shape as a list of positive ints: an int, a tuple, or Keras's ``(None, C, H, W)``."""
     if input_shape is not None:
-        return list(input_shape)
+        shape = [input_shape] if is_int(input_shape) else input_shape
+        if isinstance(shape, (tuple, list)) and shape and shape[0] is None:  # Keras spells the batch axis None
+            shape = shape[1:]
+        if not isinstance(shape, (tuple, list)) or not shape or not all(is_int(v) and v > 0 for v in shape):
+            raise ExportError(f"to_onnx expects input_shape to be one sample's shape, e.g. (1, 28, 28) or 784, "
+                              f"without the batch axis; received input_shape={input_shape!r}.")
+        return [int(v) for v in shape]
     if isinstance(first, L.Dense):
         return [first.in_features]
     return [getattr(first, "in_channels", getattr(first, "num_features", 1)), 28, 28]

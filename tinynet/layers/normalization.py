@@ -66,6 +66,21 @@ class _BatchNorm(Layer):
         """Running (unbiased) variance of each feature (a buffer)."""
         return self.buffers["running_var"]
 
+    def load_state_dict(self, state):
+        """As :meth:`Layer.load_state_dict`, refusing running statistics no batch could give.
+
+        A NaN, an infinity or a negative variance would make every prediction NaN; such a
+        state comes from a diverged run or a damaged file, never from training.
+        """
+        for key in ("running_mean", "running_var"):
+            value = state.get(key) if isinstance(state, dict) else None
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and (
+                    not np.isfinite(value).all() or (key == "running_var" and (value < 0).any())):
+                raise ArgumentError(f"{type(self).__name__}.load_state_dict: {key} must be finite"
+                                    f"{' and >= 0' if key == 'running_var' else ''}; this state holds "
+                                    f"{'NaN or inf' if not np.isfinite(value).all() else 'negative values'}.")
+        super().load_state_dict(state)
+
     def check_input(self, x):
         """``x`` as a float array of the layer's rank and features, in its dtype, or a clear error."""
         name = type(self).__name__

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 
-__all__ = ["prepare_inputs", "refuse_non_finite", "all_finite", "as_batch", "batches"]
+__all__ = ["prepare_inputs", "refuse_non_finite", "all_finite", "as_batch", "batches", "training_batches",
+           "training_batch_count"]
 
 
 def prepare_inputs(x, owner, check_finite=True):
@@ -61,4 +62,31 @@ def batches(n, batch_size, order=None):
     """Index slices (or index arrays, given an ``order``) of consecutive batches of ``n`` samples."""
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
+        yield slice(start, stop) if order is None else order[start:stop]
+
+
+def training_batch_count(n, batch_size):
+    """How many batches :func:`training_batches` makes of ``n`` samples."""
+    full, rest = divmod(n, batch_size)
+    return max(1, full + (rest > 1))
+
+
+def training_batches(n, batch_size, order=None):
+    """The batches of a training epoch: as :func:`batches`, but a last batch of one sample joins the one before.
+
+    A BatchNorm cannot estimate a variance from a single sample, so a run whose last batch
+    held one (129 samples in batches of 128) would stop after its weights had moved; one
+    batch of ``batch_size + 1`` keeps every sample in the epoch instead (Keras trains on the
+    lone sample, PyTorch's users drop it with ``drop_last``).
+
+    Examples
+    --------
+    >>> [(s.start, s.stop) for s in training_batches(129, 128)]
+    [(0, 129)]
+    >>> [(s.start, s.stop) for s in training_batches(130, 128)]
+    [(0, 128), (128, 130)]
+    """
+    count = training_batch_count(n, batch_size)
+    for number in range(count):
+        start, stop = number * batch_size, n if number == count - 1 else (number + 1) * batch_size
         yield slice(start, stop) if order is None else order[start:stop]

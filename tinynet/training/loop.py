@@ -29,7 +29,7 @@ from ..losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
 from ..optim import OPTIMIZER_NAMES, Adam, Optimizer
 from ._allocator import keep_freed_memory
 from .guards import DivergenceGuard, StopAtBatchEnd
-from .inputs import as_batch, batches, prepare_inputs, refuse_non_finite
+from .inputs import as_batch, batches, prepare_inputs, refuse_non_finite, training_batch_count, training_batches
 from .trace import PROBE_SIZE, Tracer
 
 __all__ = ["fit", "train_step", "evaluate", "predict"]
@@ -114,7 +114,7 @@ def fit(
     y = check_labels(y, n, _output_classes(model, x, dtype), "fit")
     if validation_data is not None:
         validation_data = _check_validation(validation_data, model, dtype)
-    _check_schedule(lr_schedule, epochs, math.ceil(n / batch_size))
+    _check_schedule(lr_schedule, epochs, training_batch_count(n, batch_size))
     rng = np.random.default_rng(seed)
     history = History()
     first_epoch = 1
@@ -229,7 +229,7 @@ class _Run:
     def __post_init__(self):
         self.guard = DivergenceGuard(self.model, self.optimizer)
         self.tracer = None
-        self.n_batches = math.ceil(len(self.x) / self.batch_size)
+        self.n_batches = training_batch_count(len(self.x), self.batch_size)
 
     def train_epoch(self, epoch, interrupt):
         """One pass over the data; appends the epoch's metrics to the history."""
@@ -239,7 +239,7 @@ class _Run:
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         try:
-            for batch, index in enumerate(batches(len(self.x), self.batch_size, order), start=1):
+            for batch, index in enumerate(training_batches(len(self.x), self.batch_size, order), start=1):
                 if self.lr_schedule is not None:
                     optimizer.lr = _scheduled_rate(self.lr_schedule, (epoch - 1) * self.n_batches + batch - 1)
                 x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
