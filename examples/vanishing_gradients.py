@@ -17,6 +17,8 @@ their steep middle, and the gradient reaches the first layers again.
 import argparse
 from pathlib import Path
 
+from cli import whole_number
+
 import tinynet
 from tinynet.layers import BatchNorm1D, Dense, Flatten, ReLU, Sigmoid, Tanh
 
@@ -43,11 +45,13 @@ def first_to_last(history):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--images", type=int, default=10_000, help="training images used")
+    parser.add_argument("--epochs", type=whole_number(1), default=3)
+    parser.add_argument("--images", type=whole_number(2), default=10_000, help="training images used (2 to 60,000)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--plots", default=None, metavar="DIR")
     args = parser.parse_args(argv)
+    if args.images > 60_000:
+        parser.error(f"--images takes at most the 60,000 training images, got {args.images:,}")
 
     (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir)
     x_train, y_train = x_train[: args.images, None], y_train[: args.images]

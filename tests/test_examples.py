@@ -250,6 +250,11 @@ def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
     ("mnist_mlp.py", ["--resume"], "--resume needs --checkpoint"),
     ("kaggle_digit_recognizer.py", ["--train", "a.csv", "--test", "b.csv", "--epochs", "0"],
      "--epochs: must be at least 1"),
+    ("backprop_by_hand.py", ["--digit-index", "10000"], "--digit-index picks one of the 10,000"),
+    ("backprop_by_hand.py", ["--digit-index", "-1"], "--digit-index: must be at least 0"),
+    ("vanishing_gradients.py", ["--epochs", "0"], "--epochs: must be at least 1"),
+    ("vanishing_gradients.py", ["--images", "1"], "--images: must be at least 2"),
+    ("vanishing_gradients.py", ["--images", "70000"], "--images takes at most the 60,000"),
 ])
 def test_example_arguments_are_checked_before_any_work(program, arguments, complaint, tmp_path):
     """A bad argument is argparse's usage line and one message, exit status 2, no traceback, no data read."""
