@@ -23,6 +23,7 @@ from .errors import (
     ArgumentError,
     ArgumentTypeError,
     DatasetError,
+    FolderNotFoundError,
     ModelFileError,
     NotTrainedForwardError,
     ShapeError,
@@ -75,4 +76,5 @@ __all__ = [
     "TrainingDivergedError",
     "ModelFileError",
     "DatasetError",
+    "FolderNotFoundError",
 ]

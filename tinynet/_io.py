@@ -4,6 +4,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from .errors import FolderNotFoundError
+
 __all__ = ["atomic_write"]
 
 
@@ -24,7 +26,7 @@ def atomic_write(path):
     """
     path = Path(path)
     if not path.parent.is_dir():  # named here, so the error shows the user's path, not the temporary file's
-        raise FileNotFoundError(
+        raise FolderNotFoundError(
             f"Cannot write {path}: the folder {path.parent} does not exist. Create it first, or choose another path."
         )
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -15,6 +15,7 @@ __all__ = [
     "TrainingDivergedError",
     "ModelFileError",
     "DatasetError",
+    "FolderNotFoundError",
 ]
 
 
@@ -48,3 +49,7 @@ class ModelFileError(TinynetError, ValueError):
 
 class DatasetError(TinynetError, OSError):
     """A data set file could not be found, downloaded, verified or parsed."""
+
+
+class FolderNotFoundError(TinynetError, FileNotFoundError):
+    """A file was to be written into a folder that does not exist (nothing is written)."""

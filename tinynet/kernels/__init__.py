@@ -58,7 +58,7 @@ def use_backend(name):
         raise ArgumentError(f"use_backend expects 'numba' or 'reference'; received {name!r}.")
     wanted = _load_jitted() if name == "numba" else None
     if name == "numba" and wanted is None:
-        raise RuntimeError("use_backend('numba') needs numba installed and NUMBA_DISABLE_JIT unset.")
+        raise ArgumentError("use_backend('numba') needs numba installed and NUMBA_DISABLE_JIT unset.")
     previous = _jitted, BACKEND
     _jitted, BACKEND = wanted, name
     try:
@@ -284,7 +284,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.
             f"{param.dtype}{param.shape}, {grad.dtype}{grad.shape}, {m.dtype}{m.shape}, {v.dtype}{v.shape}."
         )
     if _jitted is None or not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
-        raise RuntimeError("kernels.adam_update needs numba and contiguous arrays; use tinynet.optim.adam_update.")
+        raise ArgumentError("kernels.adam_update needs numba and contiguous arrays; use tinynet.optim.adam_update.")
     dtype = param.dtype.type
     # Flat views: one compiled signature per dtype, whatever the parameter's shape.
     _jitted.adam_update(
