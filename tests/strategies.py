@@ -14,6 +14,7 @@ from tinynet.layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -102,11 +103,27 @@ def layer_and_input_shape(draw, kind):
         return BatchNorm2D(channels, eps=draw(st.sampled_from([1e-5, 1e-3]))), shape
     if kind == "Flatten":
         return Flatten(), (draw(small), draw(small), draw(small), draw(small))
+    if kind == "Residual":  # shape-keeping inner layers: a convolution block or a dense block
+        if draw(st.booleans()):
+            channels, size = draw(st.integers(1, 3)), draw(st.integers(3, 6))
+            kernel = draw(st.sampled_from([1, 3]))
+            second = Conv2D(channels, channels, kernel, padding=kernel // 2, rng=seed + 1)
+            # Near the identity map, as the dense block below, so the first layer's gradient is not tiny.
+            second.params["W"][...] = 0.2 * np.random.default_rng(seed).standard_normal(second.params["W"].shape)
+            second.params["W"][range(channels), range(channels), kernel // 2, kernel // 2] += 1
+            inner = [Conv2D(channels, channels, kernel, padding=kernel // 2, rng=seed), Tanh(), second]
+            return Residual(*inner), (draw(small), channels, size, size)
+        width = draw(st.integers(2, 6))
+        second = Dense(width, width, rng=seed + 1)
+        # Near the identity: the gradient reaching the first layer then has the size of the
+        # output's, not a product of small random weights that finite differences cannot resolve.
+        second.params["W"][...] = np.eye(width) + 0.2 * np.random.default_rng(seed).standard_normal((width, width))
+        return Residual(Dense(width, width, rng=seed), Sigmoid(), second), (draw(st.integers(2, 3)), width)
     simple = {"ReLU": ReLU(), "LeakyReLU": LeakyReLU(0.1), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
     return simple[kind], (draw(small), draw(st.integers(1, 5)), draw(small))
 
 
 LAYER_KINDS = [
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
-    "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D",
+    "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D", "Residual",
 ]

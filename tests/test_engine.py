@@ -8,13 +8,25 @@ from hypothesis import strategies as st
 import tinynet
 from tinynet import kernels
 from tinynet.engine import conv as engine_conv
-from tinynet.layers import AvgPool2D, BatchNorm2D, Conv2D, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid
+from tinynet.layers import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sigmoid,
+)
 
 
 def every_step(rng=0):
     """A model that has each kind of engine step: fused and plain convolutions and pools, BatchNorm2D, Dropout."""
     return tinynet.Sequential([
         Conv2D(1, 3, 3, rng=rng), BatchNorm2D(3), ReLU(), MaxPool2D(2),             # 28 -> 26 -> 13
+        Residual(Conv2D(3, 3, 3, padding=1, rng=rng + 4), BatchNorm2D(3), ReLU(), Conv2D(3, 3, 1, rng=rng + 5)),
         Conv2D(3, 4, 3, stride=2, padding=1, rng=rng + 1), Sigmoid(), AvgPool2D(2),  # 13 -> 7 -> 3
         MaxPool2D(2, stride=1), Dropout(0.3), Conv2D(4, 2, 1, rng=rng + 2), LeakyReLU(0.1),  # 3 -> 2
         Flatten(), tinynet.layers.Dense(8, 10, rng=rng + 3),
@@ -102,7 +114,7 @@ def test_every_step_kind_is_in_the_test_model():
     """The model the agreement tests run has each step the engine can choose, so none goes untested."""
     kinds = {type(step).__name__ for step in every_step().execution_plan()}
     assert kinds == {"ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast", "ConvStep", "BatchNormStep",
-                     "MaxPoolStep", "AvgPoolStep", "LayerStep", "DenseStep"}
+                     "MaxPoolStep", "AvgPoolStep", "LayerStep", "DenseStep", "ResidualStep"}
     assert "2 ReLU + 3 MaxPool2D (fused, NHWC)" in [step.describe() for step in every_step().execution_plan()]
     fused = tinynet.Sequential([Conv2D(1, 2, 3, rng=0), ReLU(), MaxPool2D(2)]).execution_plan()
     assert type(fused[1]).__name__ == "ConvReluMaxPoolStep"

@@ -202,3 +202,45 @@ def test_gradcheck_treats_an_exactly_zero_gradient_as_zero_not_as_noise(monkeypa
     monkeypatch.setattr(tinynet.layers.Dense, "backward", backward_losing_the_bias_gradient)
     with model.layer_by_layer():  # the layers' own code, where the patched backward runs
         assert tinynet.gradcheck(model, x).errors["3.b"] > 0.5  # a real gradient set to 0 is still caught
+
+
+def test_a_model_with_residual_blocks_saves_loads_and_resumes(tmp_path):
+    """Residual blocks (one inside another, with Dropout): save/load, state_dict names and checkpoints round-trip."""
+    def build():
+        return tinynet.Sequential([
+            Conv2D(1, 3, 3, padding=1, rng=0), ReLU(),
+            tinynet.layers.Residual(Conv2D(3, 3, 3, padding=1, rng=1), ReLU(), Dropout(0.2),
+                                    tinynet.layers.Residual(Conv2D(3, 3, 1, rng=2))),
+            Flatten(), Dense(3 * 6 * 6, 4, rng=3),
+        ])
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 1, 6, 6), dtype=np.float32), rng.integers(0, 4, 40)
+    model = build()
+    assert {"2.0.W", "2.3.0.W", "2.3.0.b"} <= set(model.state_dict())
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1)
+    model.save(tmp_path / "residual.npz")
+    np.testing.assert_array_equal(tinynet.load_model(tmp_path / "residual.npz").predict(x), model.predict(x))
+    whole = build()
+    whole.fit(x, y, epochs=3, batch_size=16, verbose=0, seed=1)
+    first = build()
+    first.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1, checkpoint=tmp_path / "run.npz")
+    resumed = build()
+    resumed.fit(x, y, epochs=3, batch_size=16, verbose=0, seed=1, checkpoint=tmp_path / "run.npz", resume=True)
+    for name, array in whole.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[name], array)
+
+
+def test_a_residual_block_that_changes_the_shape_or_nests_too_deep_is_refused(tmp_path):
+    """A shape-changing inner layer is a ShapeError naming the fix; a file nesting Residuals 9 deep is refused."""
+    with pytest.raises(tinynet.ShapeError, match="keep the shape"):
+        tinynet.layers.Residual(Dense(3, 4, rng=0)).forward(np.ones((2, 3), np.float32))
+    with pytest.raises(tinynet.ShapeError, match="keep the shape"):
+        tinynet.Sequential([tinynet.layers.Residual(Dense(3, 4, rng=0))]).predict(np.ones((2, 3), np.float32))
+    block = Dense(2, 2, rng=0)
+    for _ in range(9):
+        block = tinynet.layers.Residual(block)
+    model = tinynet.Sequential([block])
+    model.save(tmp_path / "deep.npz")
+    with pytest.raises(tinynet.ModelFileError, match="nested more than 8"):
+        tinynet.load_model(tmp_path / "deep.npz")

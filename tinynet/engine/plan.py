@@ -21,13 +21,14 @@ layer-by-layer plan (``fast=False``, :meth:`Sequential.layer_by_layer`) runs eve
 own code, and the tests check that both give the same results.
 """
 
-from ..layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from ..errors import ShapeError
+from ..layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Residual
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .normalization import BatchNormStep
 from .pool import AvgPoolStep, MaxPoolStep
-from .steps import DenseStep, FlattenChannelsLast, LayerStep, ToChannelsFirst, ToChannelsLast
+from .steps import DenseStep, FlattenChannelsLast, LayerStep, Step, ToChannelsFirst, ToChannelsLast
 
-__all__ = ["build_plan", "FAST_STEPS"]
+__all__ = ["build_plan", "FAST_STEPS", "OWN_STEPS", "ResidualStep"]
 
 #: The layers the engine runs on channels-last activations, and the step that runs each.
 FAST_STEPS = {
@@ -36,6 +37,42 @@ FAST_STEPS = {
     AvgPool2D: lambda position, layer: AvgPoolStep((position,), layer),
     BatchNorm2D: BatchNormStep,
 }
+
+
+class ResidualStep(Step):
+    """A Residual layer whose inner layers run as a plan of their own: ``x + plan(x)``, NCHW at both ends."""
+
+    def __init__(self, position, layer):
+        super().__init__()
+        self.positions, self.layer = (position,), layer
+        self.inner = build_plan(layer.layers)
+        self.trainable = bool(layer.params)
+
+    def forward(self, x, training=False):
+        self._saved = None
+        out = x
+        for step in self.inner:
+            out = step.forward(out, training=training)
+        if out.shape != x.shape:
+            raise ShapeError(f"Residual adds its input to its inner layers' output, so they must keep the shape; "
+                             f"{tuple(x.shape)} became {tuple(out.shape)}.")
+        self._saved = True if training else None
+        return x + out
+
+    def backward(self, grad, input_grad=True):
+        self._saved_values()
+        inner_grad = grad
+        for step in reversed(self.inner):  # fills the inner layers' grads
+            inner_grad = step.backward(inner_grad)
+        return grad + inner_grad if input_grad else None  # dX = dY + f.backward(dY)
+
+    def describe(self):
+        inner = "; ".join(step.describe() for step in self.inner)
+        return f"{self.positions[0]} Residual [{inner}]"
+
+
+#: Layers the engine runs in their own layout (NCHW, or rows) with a step of its own.
+OWN_STEPS = {Dense: DenseStep, Residual: ResidualStep}
 
 
 def _is(layer, kind):
@@ -54,7 +91,7 @@ def build_plan(layers, fast=True):
     while position < count:
         layer = layers[position]
         if type(layer) not in FAST_STEPS:
-            plan.append(DenseStep(position, layer) if _is(layer, Dense) else LayerStep(position, layer))
+            plan.append(OWN_STEPS.get(type(layer), LayerStep)(position, layer))
             position += 1
             continue
         plan.append(ToChannelsLast(layer))

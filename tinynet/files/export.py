@@ -79,12 +79,29 @@ def to_torch(model):
     return module
 
 
+def _torch_residual(nn):
+    """A torch module computing ``x + inner(x)`` (PyTorch has no residual layer of its own)."""
+
+    class Residual(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return x + self.inner(x)
+
+    return Residual
+
+
 def _tensor(torch, array):
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def _torch_module(layer, position, nn, torch):
     kind = type(layer)
+    if kind is L.Residual:
+        inner = [_torch_module(part, f"{position}.{i}", nn, torch) for i, part in enumerate(layer.layers)]
+        return _torch_residual(nn)(nn.Sequential(*inner))
     if kind is L.Dense:
         module = nn.Linear(layer.in_features, layer.out_features)
         weights = {"weight": layer.params["W"].T, "bias": layer.params["b"]}  # Linear's weight is (out, in)
@@ -143,10 +160,19 @@ def to_onnx(model, path, input_shape=None):
         initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
         return name
 
-    for position, layer in enumerate(layers):
+    def emit(layers, current, prefix=""):
+        """Append the nodes of ``layers`` reading ``current``; returns the name of their output."""
+        for position, layer in enumerate(layers):
+            current = emit_layer(layer, f"{prefix}{position}", current)
+        return current
+
+    def emit_layer(layer, position, current):
         output = f"layer{position}"
         kind = type(layer)
-        if kind is L.Dense:
+        if kind is L.Residual:  # x + f(x): the inner layers' nodes, then one Add
+            inner = emit(layer.layers, current, f"{position}.")
+            nodes.append(helper.make_node("Add", [current, inner], [output]))
+        elif kind is L.Dense:
             weights = constant(qualified_name(position, "W"), layer.params["W"])
             bias = constant(qualified_name(position, "b"), layer.params["b"])
             nodes.append(helper.make_node("Gemm", [current, weights, bias], [output]))
@@ -174,7 +200,9 @@ def to_onnx(model, path, input_shape=None):
                 raise ExportError(f"Layer {position} ({kind.__name__}) has no ONNX mapping.")
             op, attributes = simple[kind]
             nodes.append(helper.make_node(op, [current], [output], **attributes))
-        current = output
+        return output
+
+    current = emit(layers, current)
     sample = _sample_shape(layers[0], input_shape)
     try:  # the output's shape, by a forward pass on one sample
         out_shape = ["N", *model.output_shapes(sample)[-1]]

@@ -44,11 +44,18 @@ def architecture(layers):
     """The JSON-ready description of ``layers``: format, version and each layer's class and config."""
     description = []
     for position, layer in enumerate(layers):
-        name = type(layer).__name__
-        if LAYER_CLASSES.get(name) is not type(layer):
-            raise ArgumentTypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
-        description.append({"class": name, "config": layer.get_config()})
+        _check_own(layer, position)
+        description.append({"class": type(layer).__name__, "config": layer.get_config()})
     return {"format": FORMAT, "version": VERSION, "layers": description}
+
+
+def _check_own(layer, position):
+    """Only tinynet's own layers (inner layers of a Residual too) can be rebuilt from a file."""
+    name = type(layer).__name__
+    if LAYER_CLASSES.get(name) is not type(layer):
+        raise ArgumentTypeError(f"save() can store only tinynet's own layers; layer {position} is {name}.")
+    for inner, part in enumerate(getattr(layer, "layers", ())):
+        _check_own(part, f"{position}.{inner}")
 
 
 def state_arrays(layers):
@@ -103,7 +110,7 @@ def _layer_entries(archive, path):
     return entries
 
 
-def _build_layer(entry, position, path):
+def _build_layer(entry, position, path, depth=0):
     if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
         raise ModelFileError(f"{path}: layer {position} is not described as {{'class': ..., 'config': {{...}}}}.")
     name = entry.get("class")
@@ -112,8 +119,12 @@ def _build_layer(entry, position, path):
             f"{path}: layer {position} has unknown type {name!r}; known types are {sorted(LAYER_CLASSES)}."
         )
     try:
+        kind, config = LAYER_CLASSES[name], entry.get("config", {})
+        if hasattr(kind, "from_config"):  # a layer of layers (Residual): each inner one built the same way
+            return kind.from_config(config, lambda inner, level: _build_layer(inner, f"{position}.x", path, level),
+                                    depth)
         with weights_to_be_overwritten():
-            return LAYER_CLASSES[name](**entry.get("config", {}))
+            return kind(**config)
     except MemoryError as error:
         raise ModelFileError(f"{path}: layer {position} ({name}) is too large to build: {error}") from error
     except (TypeError, ValueError, OverflowError) as error:

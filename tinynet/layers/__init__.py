@@ -8,6 +8,7 @@ from .dropout import Dropout
 from .normalization import BatchNorm1D, BatchNorm2D
 from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
+from .residual import Residual
 from .softmax import Softmax
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Dropout",
     "BatchNorm1D",
     "BatchNorm2D",
+    "Residual",
 ]

@@ -174,6 +174,10 @@ class Layer:
         if state is not None:
             raise ArgumentError(f"{type(self).__name__} keeps no extra state; received {type(state).__name__}.")
 
+    def reseed(self, rng):
+        """Draw this layer's random numbers from a new generator seeded by ``rng`` (``fit(seed=...)``);
+        nothing for a layer that draws none."""
+
     def astype(self, dtype):
         """Convert every parameter and buffer to ``dtype`` in place and return the layer."""
         dtype = np.dtype(dtype)

@@ -67,6 +67,10 @@ class Dropout(Layer):
         (mask,) = self._saved_values()
         return grad_out if mask is None else grad_out * mask
 
+    def reseed(self, rng):
+        """Draw the masks from a new generator seeded by ``rng``: a seeded fit drops the same units."""
+        self.rng = np.random.default_rng(rng.integers(2**63))
+
     def get_extra_state(self):
         """The generator's state, so a checkpoint resumes the same masks."""
         return self.rng.bit_generator.state

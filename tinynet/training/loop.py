@@ -79,8 +79,7 @@ def _seed_stochastic_layers(model, rng):
     # Dropout masks are drawn from the fit seed, so a seeded fit is reproducible
     # whatever generator the layers were built with.
     for layer in model.layers:
-        if layer.get_extra_state() is not None:  # a layer that draws random numbers: its own generator
-            layer.set_extra_state(np.random.default_rng(rng.integers(2**63)).bit_generator.state)
+        layer.reseed(rng)  # a layer that draws random numbers (Dropout) takes a generator of its own
 
 
 def _progress(verbose, total, epoch, epochs):
