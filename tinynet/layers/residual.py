@@ -73,36 +73,21 @@ class Residual(Layer):
             raise ArgumentError("Residual got the same layer object twice; each position needs its own layer.")
         self.layers = list(layers)
 
-    # The inner layers own the arrays; these views name them by position.
-    @property
-    def params(self):
-        return {qualified_name(i, key): array for i, layer in enumerate(self.layers)
-                for key, array in layer.params.items()}
+    # The inner layers own the arrays; params, grads and buffers are views that name them by
+    # position. Layer.__init__ sets each to {}, which is accepted; anything else is refused.
+    def _inner(kind):
+        def read(self):
+            return {qualified_name(i, key): array for i, layer in enumerate(self.layers)
+                    for key, array in getattr(layer, kind).items()}
 
-    @params.setter
-    def params(self, value):  # Layer.__init__ sets {}; the inner layers hold the parameters
-        if value:
-            raise ArgumentError("Residual's params are its inner layers'; set them on those layers.")
+        def write(self, value):
+            if value:
+                raise ArgumentError(f"Residual's {kind} are its inner layers'; set them on those layers.")
 
-    @property
-    def grads(self):
-        return {qualified_name(i, key): array for i, layer in enumerate(self.layers)
-                for key, array in layer.grads.items()}
+        return property(read, write, doc=f"The inner layers' {kind}, named ``\"<inner position>.<name>\"``.")
 
-    @grads.setter
-    def grads(self, value):
-        if value:
-            raise ArgumentError("Residual's grads are written by its inner layers' backward.")
-
-    @property
-    def buffers(self):
-        return {qualified_name(i, key): array for i, layer in enumerate(self.layers)
-                for key, array in layer.buffers.items()}
-
-    @buffers.setter
-    def buffers(self, value):
-        if value:
-            raise ArgumentError("Residual's buffers are its inner layers'.")
+    params, grads, buffers = _inner("params"), _inner("grads"), _inner("buffers")
+    del _inner
 
     def forward(self, x, training=False):
         """``x + f(x)``; a ShapeError when the inner layers change the shape."""
