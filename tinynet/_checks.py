@@ -17,6 +17,11 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def int_in(value, low, high):
+    """True for an int (not a bool) with ``low <= value < high``: how a file's counts and states are checked."""
+    return is_int(value) and low <= value < high
+
+
 def is_real(value):
     """True for a real number that is not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -7,10 +7,10 @@ activations such as tanh: ``W ~ U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out
 
 import contextlib
 import contextvars
-import numbers
 
 import numpy as np
 
+from ._checks import int_in, is_int
 from .errors import ArgumentError, ArgumentTypeError, ModelFileError
 
 __all__ = ["as_generator", "generator_from_state", "he_normal", "glorot_uniform", "INITIALIZERS"]
@@ -26,7 +26,7 @@ def as_generator(rng):
     """
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+    if rng is None or is_int(rng):
         return np.random.default_rng(rng)
     raise ArgumentTypeError(f"Expected a numpy.random.Generator, an int seed or None; received {rng!r}.")
 
@@ -87,10 +87,6 @@ def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
     return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)
 
 
-def _int_in(value, low, high):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value < high
-
-
 def generator_from_state(state, what):
     """A PCG64 ``Generator`` in ``state``, after checking every field numpy would accept blindly.
 
@@ -114,8 +110,8 @@ def generator_from_state(state, what):
     valid = (
         isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
         and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
-        and _int_in(inner["state"], 0, 2**128) and _int_in(inner["inc"], 0, 2**128) and inner["inc"] % 2 == 1
-        and _int_in(state["has_uint32"], 0, 2) and _int_in(state["uinteger"], 0, 2**32)
+        and int_in(inner["state"], 0, 2**128) and int_in(inner["inc"], 0, 2**128) and inner["inc"] % 2 == 1
+        and int_in(state["has_uint32"], 0, 2) and int_in(state["uinteger"], 0, 2**32)
     )
     if not valid:
         raise ModelFileError(f"{what} has an invalid saved state (not one a PCG64 generator can be in).")

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..kernels import col2im, im2col, im2col_transposed, maxpool_backward, maxpool_forward, output_size
+from .pool import check_pool_fits
 from .steps import Step
 
 __all__ = ["ConvStep", "ConvReluMaxPoolStep"]
@@ -202,9 +203,7 @@ class ConvReluMaxPoolStep(Step):
         x = np.ascontiguousarray(x[:, : self._rows_read(x.shape[1], 0), : self._rows_read(x.shape[2], 1)])
         y_shape = conv.output_shape(x.shape)
         window, bias = (*self.pool.pool_size, *self.pool.stride), self.conv.params["b"]
-        if y_shape[1] < window[0] or y_shape[2] < window[1]:
-            raise ShapeError(f"MaxPool2D pool_size={self.pool.pool_size} is larger than the input's "
-                             f"{y_shape[1:3]} images; use a smaller pool_size or fewer pooling layers.")
+        check_pool_fits(self.pool, y_shape[1], y_shape[2])
         kept = [] if training and conv.keeps_columns(x.shape) else None
         pooled = [maxpool_forward(y, *window, relu=True, bias=bias) for _, y in conv.chunks(x, kept)]
         if pooled:

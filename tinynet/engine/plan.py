@@ -21,7 +21,6 @@ layer-by-layer plan (``fast=False``, :meth:`Sequential.layer_by_layer`) runs eve
 own code, and the tests check that both give the same results.
 """
 
-from ..errors import ShapeError
 from ..layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Residual
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .normalization import BatchNormStep
@@ -53,9 +52,7 @@ class ResidualStep(Step):
         out = x
         for step in self.inner:
             out = step.forward(out, training=training)
-        if out.shape != x.shape:
-            raise ShapeError(f"Residual adds its input to its inner layers' output, so they must keep the shape; "
-                             f"{tuple(x.shape)} became {tuple(out.shape)}.")
+        self.layer.check_output(x.shape, out.shape)
         self._saved = True if training else None
         return x + out
 

@@ -11,7 +11,16 @@ from ..errors import ShapeError
 from ..kernels import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 from .steps import Step
 
-__all__ = ["MaxPoolStep", "AvgPoolStep"]
+__all__ = ["MaxPoolStep", "AvgPoolStep", "check_pool_fits"]
+
+
+def check_pool_fits(pool, height, width):
+    """A ShapeError unless a ``height x width`` map holds at least one of ``pool``'s windows."""
+    if height < pool.pool_size[0] or width < pool.pool_size[1]:
+        raise ShapeError(
+            f"{type(pool).__name__} pool_size={pool.pool_size} is larger than the input's {(height, width)} "
+            f"images; use a smaller pool_size or fewer pooling layers."
+        )
 
 
 class _PoolStep(Step):
@@ -21,11 +30,9 @@ class _PoolStep(Step):
         self.window = (*pool.pool_size, *pool.stride)  # kh, kw, sh, sw
 
     def _check(self, x):
-        if x.ndim != 4 or x.shape[1] < self.window[0] or x.shape[2] < self.window[1]:
-            raise ShapeError(
-                f"{type(self.pool).__name__} pool_size={self.pool.pool_size} is larger than the input's "
-                f"{tuple(x.shape[1:3])} images; use a smaller pool_size or fewer pooling layers."
-            )
+        if x.ndim != 4:
+            raise ShapeError(f"{type(self.pool).__name__} expects images; got activations of shape {tuple(x.shape)}.")
+        check_pool_fits(self.pool, x.shape[1], x.shape[2])
 
 
 class MaxPoolStep(_PoolStep):

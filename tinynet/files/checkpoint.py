@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import is_int
+from .._checks import int_in
 from ..errors import ModelFileError
 from ..history import History
 from ..init import generator_from_state
@@ -137,17 +137,13 @@ def read_checkpoint(path, make_model):
                       layer_rng_states, architecture(layers)["layers"])
 
 
-def _is_int(value, low, high):
-    return is_int(value) and low <= value < high
-
-
 def _meta(meta, path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tinynet checkpoint.")
     if meta.get("version") not in (1, VERSION):
         raise ModelFileError(f"{path} is checkpoint version {meta.get('version')!r}; this tinynet reads 1 and 2.")
     epoch, history = meta.get("epoch"), meta.get("history")
-    if not _is_int(epoch, 0, MAX_EPOCHS):
+    if not int_in(epoch, 0, MAX_EPOCHS):
         raise ModelFileError(f"{path}: the number of completed epochs must be an int in [0, {MAX_EPOCHS}); "
                              f"found {str(epoch)[:40]}.")
     if not isinstance(history, dict) or not all(

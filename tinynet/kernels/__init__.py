@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from .._checks import is_int
 from ..errors import ArgumentError
 from . import reference
 from .reference import output_size
@@ -89,7 +90,7 @@ def set_num_threads(count):
     >>> set_num_threads(previous)
     """
     global _threads
-    if not (isinstance(count, int) and not isinstance(count, bool)) or count < 1:
+    if not is_int(count) or count < 1:
         raise ArgumentError(f"set_num_threads expects a positive int; received {count!r}.")
     _threads = count
 

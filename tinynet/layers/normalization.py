@@ -131,9 +131,10 @@ class _BatchNorm(Layer):
         self.check_batch(count)
         # Sums in float64: a float32 sum over 100,000 values would lose digits the variance needs.
         mean = x.mean(axis=self._row_axes, keepdims=True, dtype=np.float64)
-        var = ((x - mean) ** 2).mean(axis=self._row_axes, keepdims=True)  # biased, as the normalisation uses
+        centred = x - mean
+        var = (centred**2).mean(axis=self._row_axes, keepdims=True)  # biased, as the normalisation uses
         inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)
-        x_hat = (x - mean).astype(self.dtype) * inv_std  # zero mean, unit variance per feature
+        x_hat = centred.astype(self.dtype) * inv_std  # zero mean, unit variance per feature
         self.update_running_statistics(mean.ravel(), var.ravel(), count)
         self._save(True, x_hat, inv_std)
         return gamma * x_hat + beta

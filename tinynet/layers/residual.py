@@ -21,7 +21,7 @@ The inner layers' arrays are the residual layer's own, named by position: inside
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
-from .base import Layer, qualified_name
+from .base import Layer, check_state, qualified_name
 
 __all__ = ["Residual"]
 
@@ -94,13 +94,18 @@ class Residual(Layer):
         out = x
         for layer in self.layers:
             out = layer.forward(out, training=training)
-        if out.shape != np.shape(x):
-            raise ShapeError(
-                f"Residual adds its input to its inner layers' output, so they must keep the shape; "
-                f"{tuple(np.shape(x))} became {tuple(out.shape)}. Use padding=kernel_size // 2 and as many "
-                f"output channels as input channels.")
+        self.check_output(np.shape(x), out.shape)
         self._save(training, True)
         return x + out
+
+    @staticmethod
+    def check_output(input_shape, output_shape):
+        """A ShapeError unless the inner layers kept the shape: ``x + f(x)`` needs them equal."""
+        if tuple(output_shape) != tuple(input_shape):
+            raise ShapeError(
+                f"Residual adds its input to its inner layers' output, so they must keep the shape; "
+                f"{tuple(input_shape)} became {tuple(output_shape)}. Use padding=kernel_size // 2 and as many "
+                f"output channels as input channels.")
 
     def backward(self, grad_out):
         """``dX = dY + f.backward(dY)``: the direct path and the path through the inner layers."""
@@ -112,8 +117,6 @@ class Residual(Layer):
 
     def load_state_dict(self, state):
         """Each inner layer loads its part (its own checks apply); nothing changes unless every name fits."""
-        from .base import check_state
-
         check_state(self.state_dict(), state, "Residual")
         for i, layer in enumerate(self.layers):
             prefix = f"{i}."
