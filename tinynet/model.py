@@ -179,6 +179,36 @@ class Sequential:
         finally:
             self._fast = previous
 
+    @contextlib.contextmanager
+    def gradients_at_inference(self):
+        """Backpropagate through the model as it predicts, layer by layer, inside the ``with`` block.
+
+        ``forward(x)`` (``training=False``: BatchNorm's running statistics, no dropout) then
+        keeps what each layer's ``backward`` needs, so ``backward`` gives the gradients of
+        the predicting model: saliency maps, adversarial examples, the page's "teach it"
+        (PyTorch's ``eval()`` mode with autograd). Running statistics are not updated.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tinynet.layers import BatchNorm1D, Dense
+        >>> model = Sequential([Dense(3, 2, rng=0), BatchNorm1D(2)])
+        >>> with model.gradients_at_inference():
+        ...     y = model.forward(np.ones((1, 3), np.float32))      # one image is enough
+        ...     grad_x = model.backward(np.ones_like(y))
+        >>> grad_x.shape
+        (1, 3)
+        """
+        layers = list(_all_layers(self.layers))
+        with self.layer_by_layer():
+            for layer in layers:
+                layer.record_at_inference = True
+            try:
+                yield self
+            finally:
+                for layer in layers:
+                    del layer.record_at_inference  # back to the class's False
+
     def forward(self, x, training=False):
         """Apply every layer in order. Returns the last layer's output."""
         for step in self.execution_plan():
@@ -353,3 +383,10 @@ class Sequential:
         weights of mixed dtypes, NaN or inf.
         """
         save_model(self, path)
+
+
+def _all_layers(layers):
+    """``layers`` and, depth first, the inner layers of each layer of layers (Residual)."""
+    for layer in layers:
+        yield layer
+        yield from _all_layers(getattr(layer, "layers", ()))

@@ -46,7 +46,7 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         x = float_array(x, "ReLU")
         # The mask is only needed by backward: inference skips it.
-        self._save(training, *((x > 0,) if training else ()))
+        self._save(training, *((x > 0,) if self._keeps(training) else ()))
         return np.maximum(x, x.dtype.type(0))
 
     def backward(self, grad_out):

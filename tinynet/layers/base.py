@@ -119,9 +119,19 @@ class Layer:
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------------
+    #: Keep what backward needs after an inference forward too (``forward(x, training=False)``
+    #: still behaves as at inference: running statistics, no dropout). Set by
+    #: :meth:`tinynet.Sequential.gradients_at_inference` for saliency maps and the page's
+    #: "teach it": the gradients of the model as it predicts, as PyTorch gives in ``eval()`` mode.
+    record_at_inference = False
+
+    def _keeps(self, training):
+        """Whether this forward must keep values for backward."""
+        return bool(training) or self.record_at_inference
+
     def _save(self, training, *values):
-        """Keep ``values`` for backward after a training forward; forget them otherwise."""
-        self._saved = values if training else None
+        """Keep ``values`` for backward after a training forward (or when recording at inference)."""
+        self._saved = values if self._keeps(training) else None
 
     def _saved_values(self):
         """What the last training forward saved, or a clear error if there was none."""

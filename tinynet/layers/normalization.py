@@ -123,10 +123,12 @@ class _BatchNorm(Layer):
         x = self.check_input(x)
         gamma, beta = self._per_feature(self.params["gamma"]), self._per_feature(self.params["beta"])
         if not training:
-            self._save(False)
             mean = self._per_feature(self.buffers["running_mean"])
             inv_std = 1 / np.sqrt(self._per_feature(self.buffers["running_var"]) + self.dtype.type(self.eps))
-            return gamma * (x - mean) * inv_std + beta
+            x_hat = (x - mean) * inv_std
+            # At inference mean and var are constants: backward needs no batch sums (count None).
+            self._save(False, x_hat, inv_std, None)
+            return gamma * x_hat + beta
         count = x.size // self.num_features  # values per feature: N (1D) or N*H*W (2D)
         self.check_batch(count)
         # Sums in float64: a float32 sum over 100,000 values would lose digits the variance needs.
@@ -136,7 +138,7 @@ class _BatchNorm(Layer):
         inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)
         x_hat = centred.astype(self.dtype) * inv_std  # zero mean, unit variance per feature
         self.update_running_statistics(mean.ravel(), var.ravel(), count)
-        self._save(True, x_hat, inv_std)
+        self._save(True, x_hat, inv_std, count)
         return gamma * x_hat + beta
 
     def backward(self, grad_out):
@@ -147,14 +149,18 @@ class _BatchNorm(Layer):
 
             dbeta  = sum(g)        dgamma = sum(g * x_hat)
             dx     = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
+
+        After an inference forward (recorded by ``Sequential.gradients_at_inference``) the
+        statistics are constants and ``dx = gamma * inv_std * g``.
         """
-        x_hat, inv_std = self._saved_values()
+        x_hat, inv_std, count = self._saved_values()  # count M: the rows each feature's statistics came from
         grad = grad_out.astype(self.dtype, copy=False)
-        count = grad.size // self.num_features  # M: the rows each feature's statistics were taken over
         grad_beta = grad.sum(axis=self._row_axes, dtype=np.float64)  # (C,)
         grad_gamma = (grad * x_hat).sum(axis=self._row_axes, dtype=np.float64)  # (C,)
         self.grads = {"gamma": grad_gamma.astype(self.dtype), "beta": grad_beta.astype(self.dtype)}
         gamma = self._per_feature(self.params["gamma"])
+        if count is None:  # after an inference forward (gradients_at_inference): y is affine in x
+            return gamma * inv_std * grad
         scale = gamma * inv_std / self.dtype.type(count)
         return scale * (count * grad - self._per_feature(self.grads["beta"]) - x_hat * self._per_feature(
             self.grads["gamma"]))

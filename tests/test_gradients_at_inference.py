@@ -1,0 +1,95 @@
+"""Sequential.gradients_at_inference: backward through the model as it predicts (running statistics, no dropout)."""
+
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet.layers import BatchNorm1D, BatchNorm2D, Dense, Dropout, Flatten, ReLU, Residual
+
+from test_engine import every_step
+
+
+def _numerical_input_gradient(model, x, weights, step=1e-6):
+    """d(sum(weights * model.forward(x)))/dx by central differences, one input value at a time."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        saved = x[index]
+        x[index] = saved + step
+        up = float((weights * model.forward(x)).sum())
+        x[index] = saved - step
+        down = float((weights * model.forward(x)).sum())
+        x[index] = saved
+        grad[index] = (up - down) / (2 * step)
+    return grad
+
+
+def _trained_statistics(model, x):
+    """Move every BatchNorm's running statistics away from (0, 1), as a trained model's are."""
+    for _ in range(3):
+        model.forward(x * 2 + 0.5, training=True)
+
+
+@pytest.mark.parametrize("build", [tinynet.models.cnn, every_step], ids=["cnn", "every_step"])
+def test_the_input_gradient_is_that_of_the_predicting_model(build):
+    """One image (BatchNorm1D could not train on it): the gradient matches finite differences of predict's function."""
+    rng = np.random.default_rng(0)
+    model = build(rng=0).astype(np.float64)
+    _trained_statistics(model, rng.random((8, 1, 28, 28)))
+    x = rng.random((1, 1, 28, 28))
+    before = {name: array.copy() for name, array in model.state_dict().items()}
+    with model.gradients_at_inference():
+        y = model.forward(x)
+        weights = rng.standard_normal(y.shape)
+        analytic = model.backward(weights)
+    np.testing.assert_allclose(y, model.forward(x), rtol=1e-12)  # inference behaviour: the same outputs
+    for name, array in model.state_dict().items():  # no running statistics moved
+        np.testing.assert_array_equal(array, before[name], err_msg=name)
+    # 784 inputs: check a 6x6 patch in the middle of the digit
+    x_patch = x[:, :, 11:17, 11:17]
+
+    class Patch:
+        @staticmethod
+        def forward(patch):
+            whole = x.copy()
+            whole[:, :, 11:17, 11:17] = patch
+            return model.forward(whole)
+    numerical = _numerical_input_gradient(Patch, x_patch.copy(), weights)
+    analytic = analytic[:, :, 11:17, 11:17]
+    error = np.abs(analytic - numerical).max() / max(np.abs(numerical).max(), 1e-12)
+    assert error < 1e-6
+
+
+def test_parameter_gradients_at_inference_match_finite_differences():
+    """BatchNorm's gamma and beta gradients at inference: dgamma = sum(g * x_hat), dbeta = sum(g)."""
+    rng = np.random.default_rng(1)
+    model = tinynet.Sequential([Dense(4, 3, rng=0), BatchNorm1D(3), ReLU(), Dropout(0.5, rng=0),
+                                Residual(Dense(3, 3, rng=1), BatchNorm1D(3)), Dense(3, 2, rng=2)]).astype(np.float64)
+    _trained_statistics(model, rng.standard_normal((16, 4)))
+    x, weights = rng.standard_normal((2, 4)), rng.standard_normal((2, 2))
+    with model.gradients_at_inference():
+        model.forward(x)
+        model.backward(weights)
+    for layer in (model.layers[1], model.layers[4].layers[1]):
+        for key, param in layer.params.items():
+            numerical = np.zeros_like(param)
+            for i in range(param.size):
+                saved = param.flat[i]
+                param.flat[i] = saved + 1e-6
+                up = (weights * model.forward(x)).sum()
+                param.flat[i] = saved - 1e-6
+                down = (weights * model.forward(x)).sum()
+                param.flat[i] = saved
+                numerical.flat[i] = (up - down) / 2e-6
+            np.testing.assert_allclose(layer.grads[key], numerical, rtol=1e-6, atol=1e-9, err_msg=key)
+
+
+def test_outside_the_block_backward_needs_a_training_forward_again():
+    """The recording ends with the block: an inference forward then keeps nothing, as before."""
+    model = tinynet.Sequential([BatchNorm2D(1), Flatten(), Dense(4, 2, rng=0)])
+    x = np.ones((1, 1, 2, 2), np.float32)
+    with model.gradients_at_inference():
+        model.backward(np.ones_like(model.forward(x)))
+    assert not any(layer.record_at_inference for layer in model.layers)
+    with model.layer_by_layer(), pytest.raises(tinynet.NotTrainedForwardError):
+        model.forward(x)
+        model.backward(np.ones((1, 2), np.float32))
