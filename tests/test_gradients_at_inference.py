@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from test_engine import every_step
 
 import tinynet
 from tinynet.layers import BatchNorm1D, BatchNorm2D, Dense, Dropout, Flatten, ReLU, Residual
-
-from test_engine import every_step
 
 
 def _numerical_input_gradient(model, x, weights, step=1e-6):
