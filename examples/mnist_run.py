@@ -11,7 +11,12 @@ last N training images here too and reports their accuracy after every epoch.
 """
 
 import argparse
+import datetime
 import math
+import platform
+import shlex
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +115,48 @@ def comparison_table(recipe, accuracy, seconds, epochs):
     return f"{table.to_string()}\n\n{abs(margin):.2f} percentage points {verdict} the reference."
 
 
+def revision():
+    """The git commit of this checkout, marked when files differ from it; "unknown" outside a checkout."""
+    def git(*words):
+        return subprocess.run(["git", *words], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_name():
+    """The processor's model name (Linux's /proc/cpuinfo), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(recipe, args, argv, test_accuracy, train_seconds, training_images, test_images):
+    """What a saved model carries in ``model.metadata``: how it was made and how well it did."""
+    return {
+        "made_by": shlex.join(["python", f"examples/mnist_{recipe.name}.py", *argv]),
+        "recipe": {"model": f"tinynet.models.{recipe.build.__name__}", "epochs": args.epochs,
+                   "batch_size": args.batch_size, "optimizer": "Adam", "lr_schedule": f"one-cycle, peak {args.lr}",
+                   "rotation": args.rotation, "scale": args.scale, "shift": args.shift,
+                   "training_images": training_images},
+        "seed": args.seed,
+        "revision": revision(),
+        "tinynet_version": tinynet.__version__,
+        "test_accuracy": round(float(test_accuracy), 6),
+        "test_images": test_images,
+        "train_seconds": round(train_seconds, 1),
+        "cpu": cpu_name(),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
 def main(recipe, argv=None):
     args = parse_args(recipe, argv)
     started = time.perf_counter()
@@ -150,6 +197,8 @@ def main(recipe, argv=None):
               "\n The test accuracy is measured afterwards, with both off.)")
 
     if args.save:
+        command = sys.argv[1:] if argv is None else argv
+        model.metadata = provenance(recipe, args, command, scores["accuracy"], train_seconds, len(x_train), len(x_test))
         model.save(args.save)
         print(f"Model saved to {args.save} (load it with tinynet.load_model).")
     if args.plots:
@@ -162,4 +211,4 @@ def main(recipe, argv=None):
     return scores["accuracy"]
 
 
-__all__ = ["Recipe", "main", "comparison_table", "augmentation", "one_cycle"]
+__all__ = ["Recipe", "main", "comparison_table", "augmentation", "one_cycle", "provenance"]

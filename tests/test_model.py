@@ -91,6 +91,38 @@ def test_save_and_load_give_identical_predictions(tmp_path):
     assert not list(tmp_path.glob(".*tmp")), "the temporary file of the atomic write was left behind"
 
 
+def test_metadata_is_saved_and_loaded(tmp_path):
+    """model.metadata (where the model came from) survives save and load; a model without any loads {}."""
+    model = tinynet.models.basic_mlp(rng=0)
+    model.metadata = {"recipe": {"epochs": 12, "lr": 0.01}, "seed": 0, "test_accuracy": 0.9951}
+    model.save(tmp_path / "m.npz")
+    assert tinynet.load_model(tmp_path / "m.npz").metadata == model.metadata
+    tinynet.models.basic_mlp(rng=0).save(tmp_path / "plain.npz")
+    assert tinynet.load_model(tmp_path / "plain.npz").metadata == {}
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"accuracy": float("nan")}, "only JSON values"), ({"weights": np.zeros(2)}, "only JSON values"),
+    ({1: "one"}, "text keys"), (["seed", 0], "dict"), ({"notes": "x" * 70_000}, "at most 65,536"),
+])
+def test_metadata_json_cannot_hold_is_refused_before_writing(tmp_path, metadata, message):
+    """save() refuses metadata a file could not hold, naming the problem, and writes nothing."""
+    model = tinynet.models.basic_mlp(rng=0)
+    model.metadata = metadata
+    with pytest.raises(tinynet.ArgumentError, match=message):
+        model.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_file_whose_metadata_is_not_a_dict_is_refused(tmp_path):
+    """Metadata of the wrong kind in a file is a ModelFileError naming it."""
+    arrays = tinynet.serialization.model_arrays(tinynet.models.basic_mlp(rng=0))
+    arrays["__architecture__"] = np.array(str(arrays["__architecture__"])[:-1] + ', "metadata": [1, 2]}')
+    np.savez(tmp_path / "m.npz", **arrays)
+    with pytest.raises(tinynet.ModelFileError, match="metadata must be a dict"):
+        tinynet.load_model(tmp_path / "m.npz")
+
+
 def test_float64_models_round_trip(tmp_path):
     """A model converted with astype(float64) saves and loads as float64."""
     model = tinynet.models.basic_mlp(rng=0).astype(np.float64)

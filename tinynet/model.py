@@ -77,6 +77,9 @@ class Sequential:
         self._fast = True  # False inside layer_by_layer()
         self.loss = None  # set by fit; evaluate reports this loss
         self.history = None  # the History of the latest fit, updated after every epoch
+        #: Where the model came from (recipe, seed, revision, test accuracy, ...): a JSON-ready
+        #: dict that ``save`` writes into the file and ``tinynet.load_model`` reads back.
+        self.metadata = {}
 
     # -- a container of layers ---------------------------------------------------------
     def __iter__(self):

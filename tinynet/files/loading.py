@@ -7,7 +7,7 @@ The one module that knows both the file formats (:mod:`.serialization`,
 from ..model import Sequential
 from ._archive import Archive
 from .checkpoint import CHECKPOINT_ENTRIES, read_checkpoint
-from .serialization import read_layers
+from .serialization import read_layers, read_metadata
 
 __all__ = ["load_model", "load_checkpoint"]
 
@@ -36,7 +36,9 @@ def load_model(path):
     True
     """
     with Archive(path, path) as archive:
-        return Sequential(read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES))
+        model = Sequential(read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES))
+        model.metadata = read_metadata(archive, path)
+    return model
 
 
 def load_checkpoint(path):

@@ -5,6 +5,9 @@ Layout of the archive (``numpy.savez``, stored members)::
     __architecture__   0-d unicode array: JSON {"format", "version", "layers": [...]}
     <i>.<name>         entry <name> of layer i's state_dict(), e.g. "1.W" or "3.running_mean"
 
+The description may hold ``"metadata"``: the model's ``metadata`` dict (JSON: where the
+model came from, e.g. the recipe, seed, revision and test accuracy of a shipped model).
+
 Loading never unpickles, builds layers only from the classes listed in
 :data:`LAYER_CLASSES`, bounds the description (at most :data:`MAX_LAYERS` layers and
 :data:`MAX_SCALARS` numbers), refuses every array the rebuilt layers do not name before
@@ -20,18 +23,21 @@ import json
 import numpy as np
 
 from .. import layers as layer_module
-from ..errors import ArgumentTypeError, ModelFileError
+from ..errors import ArgumentError, ArgumentTypeError, ModelFileError
 from ..init import weights_to_be_overwritten
 from ..layers.base import named_arrays, qualified_name
 from ._archive import write_archive
 
-__all__ = ["save_model", "model_arrays", "read_layers", "architecture", "state_arrays", "check_state_values",
+__all__ = ["save_model", "model_arrays", "read_layers", "read_metadata", "architecture", "check_metadata",
+           "state_arrays", "check_state_values",
            "LAYER_CLASSES", "MAX_LAYERS", "MAX_SCALARS"]
 
 FORMAT = "tinynet.model"
 VERSION = 1
 #: The most layers a model file may describe.
 MAX_LAYERS = 1_000
+#: The most characters a model's metadata may take as JSON.
+MAX_METADATA_CHARS = 65_536
 #: The most numbers (parameters and buffers) a model file may hold: 1 GiB of float32.
 MAX_SCALARS = 1 << 28
 FLOAT_DTYPES = frozenset({"float32", "float64"})
@@ -40,13 +46,30 @@ FLOAT_DTYPES = frozenset({"float32", "float64"})
 LAYER_CLASSES = {name: getattr(layer_module, name) for name in layer_module.__all__ if name != "Layer"}
 
 
-def architecture(layers):
-    """The JSON-ready description of ``layers``: format, version and each layer's class and config."""
+def architecture(layers, metadata=None):
+    """The JSON-ready description of ``layers``: format, version, each layer's class and config, metadata."""
     description = []
     for position, layer in enumerate(layers):
         _check_own(layer, position)
         description.append({"class": type(layer).__name__, "config": layer.get_config()})
-    return {"format": FORMAT, "version": VERSION, "layers": description}
+    document = {"format": FORMAT, "version": VERSION, "layers": description}
+    if metadata:
+        document["metadata"] = check_metadata(metadata)
+    return document
+
+
+def check_metadata(metadata, where="model.metadata", error=ArgumentError):
+    """``metadata`` if it is a dict with text keys that JSON can hold (no NaN) in MAX_METADATA_CHARS, else ``error``."""
+    if not isinstance(metadata, dict) or not all(isinstance(key, str) for key in metadata):
+        raise error(f"{where} must be a dict with text keys; received {type(metadata).__name__}.")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as problem:
+        raise error(f"{where} must hold only JSON values (text, numbers, lists, dicts): {problem}.") from None
+    if len(text) > MAX_METADATA_CHARS:
+        raise error(f"{where} takes {len(text):,} characters as JSON; a model file holds at most "
+                    f"{MAX_METADATA_CHARS:,}.")
+    return metadata
 
 
 def _check_own(layer, position):
@@ -83,7 +106,7 @@ def model_arrays(model):
     """The arrays of a model file, checked as :func:`read_layers` will check them."""
     arrays = dict(state_arrays(model.layers))
     check_state_values(arrays, "save()")
-    description = architecture(model.layers)
+    description = architecture(model.layers, model.metadata)
     arrays["__architecture__"] = np.array(json.dumps(description))
     return arrays
 
@@ -93,7 +116,7 @@ def save_model(model, path):
     write_archive(path, model_arrays(model))
 
 
-def _layer_entries(archive, path):
+def _document(archive, path):
     document = archive.read_json("__architecture__", "architecture")
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
@@ -102,7 +125,17 @@ def _layer_entries(archive, path):
         raise ModelFileError(
             f"{path} is model format version {document.get('version')!r}; this tinynet reads version {VERSION}."
         )
-    entries = document.get("layers")
+    return document
+
+
+def read_metadata(archive, path):
+    """The model's metadata dict ({} when the file has none), checked as save checks it."""
+    metadata = _document(archive, path).get("metadata", {})
+    return dict(check_metadata(metadata, f"{path}: the metadata", ModelFileError))
+
+
+def _layer_entries(archive, path):
+    entries = _document(archive, path).get("layers")
     if not isinstance(entries, list):
         raise ModelFileError(f"{path}: the architecture has no list of layers.")
     if len(entries) > MAX_LAYERS:
