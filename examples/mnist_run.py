@@ -138,7 +138,7 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def provenance(recipe, args, argv, test_accuracy, train_seconds, training_images, test_images):
+def provenance(recipe, args, argv, code_revision, test_accuracy, train_seconds, training_images, test_images):
     """What a saved model carries in ``model.metadata``: how it was made and how well it did."""
     return {
         "made_by": shlex.join(["python", f"examples/mnist_{recipe.name}.py", *argv]),
@@ -147,7 +147,7 @@ def provenance(recipe, args, argv, test_accuracy, train_seconds, training_images
                    "rotation": args.rotation, "scale": args.scale, "shift": args.shift,
                    "training_images": training_images},
         "seed": args.seed,
-        "revision": revision(),
+        "revision": code_revision,
         "tinynet_version": tinynet.__version__,
         "test_accuracy": round(float(test_accuracy), 6),
         "test_images": test_images,
@@ -160,6 +160,7 @@ def provenance(recipe, args, argv, test_accuracy, train_seconds, training_images
 def main(recipe, argv=None):
     args = parse_args(recipe, argv)
     started = time.perf_counter()
+    code_revision = revision()  # of the code that runs now, before anyone edits the checkout
     if args.mat:
         (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist_original(args.mat)
     else:
@@ -198,7 +199,8 @@ def main(recipe, argv=None):
 
     if args.save:
         command = sys.argv[1:] if argv is None else argv
-        model.metadata = provenance(recipe, args, command, scores["accuracy"], train_seconds, len(x_train), len(x_test))
+        model.metadata = provenance(recipe, args, command, code_revision, scores["accuracy"], train_seconds,
+                                    len(x_train), len(x_test))
         model.save(args.save)
         print(f"Model saved to {args.save} (load it with tinynet.load_model).")
     if args.plots:

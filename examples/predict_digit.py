@@ -1,12 +1,14 @@
 """Read your own handwriting: the top three digits for each image, with probabilities.
 
-    python examples/predict_digit.py IMAGE [IMAGE ...] [--model mnist_cnn.npz] [--plot digits.png]
+    python examples/predict_digit.py IMAGE [IMAGE ...] [--model PATH] [--plot digits.png]
 
 Each image (any format, size or colour; dark ink on light paper or the reverse) is prepared
 the way MNIST digits were (light on black, cropped, scaled into 20x20, centred by its centre
-of mass: ``tinynet.datasets.load_images``), then read by a trained model: by default the one
-``python examples/mnist_cnn.py`` saves as ``mnist_cnn.npz``. ``--plot PATH`` draws each
-image as read, as prepared, and the model's probabilities.
+of mass: ``tinynet.datasets.load_images``), then read by a trained model: ``--model PATH``,
+else the ``mnist_cnn.npz`` that ``python examples/mnist_cnn.py`` saves when there is one here,
+else the CNN shipped with tinynet (``tinynet.models.pretrained("cnn")``). ``--plot PATH``
+draws each image as read, as prepared, and the model's probabilities. Two digits to try
+ship beside this file: ``examples/digits/seven.png`` and ``examples/digits/three.jpg``.
 """
 
 import argparse
@@ -15,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 import tinynet
+
+#: What examples/mnist_cnn.py saves, read when --model is not given.
+TRAINED_HERE = "mnist_cnn.npz"
 
 
 def draw(paths, prepared, probabilities, path):
@@ -44,15 +49,23 @@ def draw(paths, prepared, probabilities, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--model", default="mnist_cnn.npz",
-                        help="a model saved by model.save (default: %(default)s, from examples/mnist_cnn.py)")
+    parser.add_argument("--model", default=None,
+                        help="a model saved by model.save (default: mnist_cnn.npz from examples/mnist_cnn.py "
+                             "when it is here, else the CNN shipped with tinynet)")
     parser.add_argument("--plot", default=None, metavar="PATH", help="draw the images, as prepared, and the bars")
     args = parser.parse_args(argv)
 
-    if not Path(args.model).exists():
-        raise tinynet.ModelFileError(f"No model file at {args.model}. Train one first: python examples/mnist_cnn.py "
-                                     f"(it saves mnist_cnn.npz), or pass --model PATH.")
-    model = tinynet.load_model(args.model)
+    if args.model is None and not Path(TRAINED_HERE).exists():
+        model = tinynet.models.pretrained("cnn")
+        print(f"Reading with the CNN shipped with tinynet ({model.metadata['test_accuracy']:.2%} on the MNIST "
+              f"test set); train your own with python examples/mnist_cnn.py.")
+    else:
+        path = args.model or TRAINED_HERE
+        if not Path(path).exists():
+            raise tinynet.ModelFileError(f"No model file at {path}. Train one with python examples/mnist_cnn.py "
+                                         f"(it saves {TRAINED_HERE}), or leave --model out to use the shipped CNN.")
+        model = tinynet.load_model(path)
+        print(f"Reading with {path}.")
     prepared = tinynet.datasets.load_images(args.images)
     probabilities = model.predict(prepared)
     for path, probs in zip(args.images, probabilities, strict=True):

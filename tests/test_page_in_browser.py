@@ -1,0 +1,140 @@
+"""The draw-a-digit page in a real browser (Debian's Chromium, driven by Playwright): draw, read, teach, fail loudly.
+
+Screenshots go to ``$TINYNET_SCREENSHOTS`` when it is set (the README's picture comes from
+there), else to the test's temporary folder.
+"""
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet.app.server import make_server
+
+CHROMIUM = os.environ.get("TINYNET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browser_or_skip():
+    """Playwright and a Chromium executable; in CI (CI=true) their absence fails instead of skipping."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = "Playwright (pip install -e '.[dev]')" if sync_playwright is None else \
+        "Chromium (apt-get install chromium)" if CHROMIUM is None else None
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} is missing; .ci/run installs it")
+        pytest.skip(f"needs {missing} to drive a real browser")
+    return sync_playwright
+
+
+#: Digits as mouse strokes on the 280x280 pad: lists of points (x, y).
+STROKES = {
+    "seven": [[(70, 60), (210, 55)], [(210, 55), (170, 140), (130, 235)]],
+    "zero": [[(140, 40), (85, 80), (75, 160), (140, 240), (200, 170), (205, 85), (140, 40)]],
+}
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory):
+    sync_playwright = _browser_or_skip()
+    model = tinynet.models.pretrained("cnn")
+    server = make_server(model, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shots = Path(os.environ.get("TINYNET_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        yield page, model, shots
+        browser.close()
+    server.shutdown()
+    server.server_close()
+
+
+def draw(page, strokes):
+    """Draw ``strokes`` with the mouse and wait for the answer to the last one."""
+    box = page.locator("#pad").bounding_box()
+    answers = page.evaluate("window.tinynet.answers")
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+            for t in np.linspace(0, 1, 12)[1:]:
+                page.mouse.move(box["x"] + x0 + t * (x1 - x0), box["y"] + y0 + t * (y1 - y0))
+        page.mouse.up()
+    page.wait_for_function(f"window.tinynet.answers >= {answers + len(strokes)}", timeout=30_000)
+
+
+def shown_probabilities(page):
+    return [float(text) for text in page.locator("#probabilities .value").all_inner_texts()]
+
+
+def layer_pixels(page):
+    """Every layer map's pixels as the page painted them (data URLs)."""
+    return page.evaluate("[...document.querySelectorAll('#layers canvas')].map(c => c.toDataURL())")
+
+
+def test_the_page_shows_what_model_predict_says(browser_page):
+    """Mouse-drawn digits: prediction and probabilities (3 decimals) are model.predict's on the page's 28x28 image."""
+    page, model, shots = browser_page
+    seen = {}
+    for name, strokes in STROKES.items():
+        page.click("#clear")
+        draw(page, strokes)
+        image = np.array(page.evaluate("window.tinynet.last.image"), np.float32)
+        expected = model.predict(image[None, None])[0]
+        assert shown_probabilities(page) == [round(float(p), 3) for p in expected]
+        assert page.inner_text("#prediction").startswith(f"It reads {expected.argmax()}")
+        assert page.locator("#layers .layer").count() == len(model.layers)
+        assert "first 8 of 32 channels" in page.inner_text("#layers")
+        seen[name] = (int(expected.argmax()), layer_pixels(page))
+        page.screenshot(path=str(shots / f"page_{name}.png"), full_page=True)
+    assert seen["seven"][0] == 7 and seen["zero"][0] == 0
+    assert seen["seven"][1] != seen["zero"][1]  # the layer maps were painted again for the new digit
+
+
+def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser_page):
+    """Pick a label: the loss and saliency change; a step shows before/after bars; reset restores the answer."""
+    page, model, shots = browser_page
+    page.click("#clear")
+    draw(page, STROKES["seven"])
+    before_pixels = layer_pixels(page)
+    loss_own = page.inner_text("#loss")
+    answers = page.evaluate("window.tinynet.answers")
+    page.click("#labels button[data-digit='1']")
+    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    assert "label 1" in page.inner_text("#loss") and page.inner_text("#loss") != loss_own
+    assert layer_pixels(page) != before_pixels  # the gradient maps are those of the new loss
+    assert page.locator("#weight-grads .row").count() == len(tinynet.layers.base.named_arrays(model.layers,
+                                                                                          "params"))
+    probability_of_one = shown_probabilities(page)[1]
+    answers = page.evaluate("window.tinynet.answers")
+    page.select_option("#lr", "0.01")
+    page.click("#step")
+    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    assert page.locator("#step-result .row").count() == 10
+    assert "→" in page.inner_text("#step-result") and shown_probabilities(page)[1] > probability_of_one
+    page.screenshot(path=str(shots / "page_teach_it.png"), full_page=True)
+    answers = page.evaluate("window.tinynet.answers")
+    page.click("#reset")
+    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    assert shown_probabilities(page)[1] == probability_of_one
+
+
+def test_an_error_from_the_server_is_shown(browser_page):
+    """A step the server refuses (a learning rate out of range) puts the server's message on the page."""
+    page, _, _ = browser_page
+    page.click("#clear")
+    draw(page, STROKES["zero"])
+    page.click("#labels button[data-digit='0']")
+    page.evaluate("document.getElementById('lr').add(new Option('1000', '1000', true, true))")
+    page.click("#step")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "lr must be a number in (0, 10.0]" in page.inner_text("#error")
