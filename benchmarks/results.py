@@ -20,7 +20,7 @@ RESULTS_DIR = Path(os.environ.get("TINYNET_BENCH_RESULTS", Path(__file__).parent
 
 @dataclass
 class Row:
-    section: str  # training, inference, kernels, layers, startup, accuracy, time_to_accuracy
+    section: str  # training, inference, kernels, layers, startup, page, accuracy, time_to_accuracy
     model: str  # model, kernel or layer name
     framework: str
     metric: str  # e.g. epoch_s, img_s
@@ -52,6 +52,7 @@ class Results:
             "Kernels: numba against the readable reference (batch 128)": _kernel_table,
             "Layers: forward + backward (batch 128)": _layer_table,
             "Start-up and memory": _startup_table,
+            "The draw-a-digit page: one stroke's answer (forward, every layer's maps, backward)": _page_table,
             "Accuracy (examples' default runs, one process per seed)": _accuracy_table,
             "Time to accuracy, CNN recipe (training seconds; test accuracy after every epoch)": (
                 _time_to_accuracy_table),
@@ -257,6 +258,14 @@ def _startup_table(frame):
         return None
     return pd.DataFrame({"measurement": part.metric, "model": part.model, "value": part.value.map(
         lambda v: _fmt(v, 2)), "unit": part.unit, "how": part.detail}).reset_index(drop=True)
+
+
+def _page_table(frame):
+    part = frame[frame.section == "page"]
+    if part.empty:
+        return None
+    return pd.DataFrame({"measurement": part.metric, "model": part.model, "ms": part.value.map(
+        lambda v: _fmt(v, 1)), "how": part.detail}).reset_index(drop=True)
 
 
 def _accuracy_table(frame):

@@ -122,6 +122,8 @@ def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser
     assert page.locator("#step-result .row").count() == 10
     assert "→" in page.inner_text("#step-result") and shown_probabilities(page)[1] > probability_of_one
     page.screenshot(path=str(shots / "page_teach_it.png"), full_page=True)
+    page.screenshot(path=str(shots / "page_teach_it_top.png"), full_page=True,  # the README's picture
+                    clip={"x": 0, "y": 0, "width": 1280, "height": 1240})
     answers = page.evaluate("window.tinynet.answers")
     page.click("#reset")
     page.wait_for_function(f"window.tinynet.answers > {answers}")
