@@ -231,6 +231,16 @@ def test_predict_digit_prints_the_top_three_and_draws(tmp_path, mnist_dir):
     assert (tmp_path / "read.png").stat().st_size > 5000
 
 
+def test_predict_digit_reads_the_sample_digits_with_the_shipped_cnn(tmp_path):
+    """The README's command, right after install: no model trained, the two sample digits read as 7 and 3."""
+    samples = [str(EXAMPLES / "digits" / "seven.png"), str(EXAMPLES / "digits" / "three.jpg")]
+    result = subprocess.run([sys.executable, str(EXAMPLES / "predict_digit.py"), *samples], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert "CNN shipped with tinynet" in result.stdout
+    readings = [line.split(": ")[1][0] for line in result.stdout.splitlines() if line.startswith(tuple(samples))]
+    assert readings == ["7", "3"]
+
+
 def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
     """Predict digit without a model says how to get one."""
     result = _run_example("predict_digit.py", "x.png", "--model", str(tmp_path / "none.npz"), tmp_path=tmp_path)
