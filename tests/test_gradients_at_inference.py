@@ -92,3 +92,21 @@ def test_outside_the_block_backward_needs_a_training_forward_again():
     with model.layer_by_layer(), pytest.raises(tinynet.NotTrainedForwardError):
         model.forward(x)
         model.backward(np.ones((1, 2), np.float32))
+
+
+def test_input_gradient_is_each_images_own_loss_gradient():
+    """tinynet.input_gradient: batch by batch, each image's dL_i/dx_i, equal to a one-image backward."""
+    rng = np.random.default_rng(2)
+    model = tinynet.models.cnn(rng=0)
+    _trained_statistics(model, rng.random((8, 1, 28, 28), dtype=np.float32))
+    x, labels = rng.random((5, 1, 28, 28), dtype=np.float32), np.array([3, 1, 4, 1, 5])
+    grads = tinynet.input_gradient(model, x, labels, batch_size=2)
+    assert grads.shape == x.shape and grads.dtype == np.float32
+    for i in range(len(x)):
+        loss = tinynet.losses.SoftmaxCrossEntropy()
+        with model.gradients_at_inference():
+            loss.forward(model.forward(x[i:i + 1]), labels[i:i + 1])
+            alone = model.backward(loss.backward())
+        np.testing.assert_allclose(grads[i], alone[0], rtol=1e-4, atol=1e-7)
+    with pytest.raises(tinynet.ArgumentError, match="labels in 0..9"):
+        tinynet.input_gradient(model, x, np.array([3, 1, 4, 1, 50]))

@@ -6,7 +6,9 @@ The package, room by room:
   ``optim``, ``schedules``, ``init``, ``gradcheck``;
 - the engine: ``engine/`` (how a model runs fast) and ``kernels/`` (numba loops, each with a
   plain-NumPy twin);
-- the model: ``model`` (``Sequential``), ``models`` (the reference architectures), ``history``;
+- the model: ``model`` (``Sequential``), ``models`` (the reference architectures and the shipped,
+  trained ones), ``history``, ``saliency`` (gradients with respect to the input);
+- the page: ``app/`` (``python -m tinynet.app``: draw a digit, watch backprop);
 - training: ``training/`` (the loop, its guards, inputs, trace);
 - input and output: ``files/`` (save, load, checkpoints, export);
 - data: ``data/`` (data sets, file formats, your own images, augmentation);
@@ -36,6 +38,7 @@ from .files.loading import load_checkpoint, load_model
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
 from .model import Sequential
+from .saliency import input_gradient
 from .training import trace
 
 # The modules' public paths from before the package was grouped into rooms (data/, files/,
@@ -56,6 +59,7 @@ __all__ = [
     "Checkpoint",
     "gradcheck",
     "GradcheckResult",
+    "input_gradient",
     "layers",
     "losses",
     "optim",
