@@ -93,7 +93,10 @@ def _worked_examples(model, activations, gradients, label):
     i = int(np.argmax(flat))
     print(f"  Dense: dL/dW[{i}, {label}] = x[{i}] * dL/dlogits[{label}] = {flat[i]:.4f} * {dlogits[label]:+.4f} "
           f"= {flat[i] * dlogits[label]:+.5f}  (backward wrote {dense.grads['W'][i, label]:+.5f})")
-    print(f"         dL/db = dL/dlogits, dL/dx = dL/dlogits @ W.T: dL/dx[{i}] = {gradients[4][0, i]:+.5f}")
+    weights = dense.params["W"][i]  # row i: how x[i] feeds each of the ten logits
+    by_hand = float(np.dot(dlogits, weights))  # dL/dx[i] = sum over k of dL/dlogits[k] * W[i, k]
+    print(f"         dL/db = dL/dlogits; dL/dx[{i}] = sum_k dL/dlogits[k] * W[{i}, k] = {by_hand:+.5f}  "
+          f"(backward wrote {gradients[4][0, i]:+.5f})")
     relu_out, pooled_grad, relu_grad = activations[2][0, 0], gradients[3][0, 0], gradients[2][0, 0]
     window = np.unravel_index(int(np.argmax(np.abs(pooled_grad))), pooled_grad.shape)
     top, left = 2 * window[0], 2 * window[1]
