@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..layers.base import qualified_name
+from ..layers.softmax import softmax
 from ..losses import SoftmaxCrossEntropy
 from ..optim import SGD
 
@@ -62,7 +63,7 @@ def explain(model, image, label=None):
         if logits.shape != (1, 10):
             raise ArgumentError(f"The page needs a model with ten class scores per image; this one gives "
                                 f"{logits.shape[1:]}.")
-        probabilities = _softmax(logits[0].astype(np.float64))
+        probabilities = softmax(logits[0].astype(np.float64))
         label = int(probabilities.argmax()) if label is None else label
         loss = SoftmaxCrossEntropy()
         value = loss.forward(logits, np.array([label]))
@@ -83,11 +84,6 @@ def explain(model, image, label=None):
 def take_step(model, lr):
     """One SGD step, ``W -= lr * dL/dW``, with the gradients :func:`explain` just left in ``model``'s layers."""
     SGD(lr=lr).step(model.layers)
-
-
-def _softmax(logits):
-    shifted = np.exp(logits - logits.max())
-    return shifted / shifted.sum()
 
 
 def encode_maps(array, centred=False):

@@ -27,6 +27,7 @@ from importlib import resources
 
 import numpy as np
 
+from .._checks import int_in, is_real
 from ..data._images import prepare_digit
 from ..errors import DatasetError
 from .explain import encode_maps, explain, take_step
@@ -124,7 +125,7 @@ def parse_drawing(body):
         raise RequestError(HTTPStatus.BAD_REQUEST, "The request must be a JSON object with width, height and pixels.")
     width, height, pixels = request.get("width"), request.get("height"), request.get("pixels")
     for name, side in (("width", width), ("height", height)):
-        if not isinstance(side, int) or isinstance(side, bool) or not MIN_SIDE <= side <= MAX_SIDE:
+        if not int_in(side, MIN_SIDE, MAX_SIDE + 1):
             raise RequestError(HTTPStatus.BAD_REQUEST,
                                f"{name} must be a whole number from {MIN_SIDE} to {MAX_SIDE}; received {side!r}.")
     if not isinstance(pixels, list) or len(pixels) != width * height:
@@ -145,14 +146,14 @@ def parse_drawing(body):
     except DatasetError as error:
         raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{error} Draw a digit first.") from None
     label = request.get("label")
-    if label is not None and (not isinstance(label, int) or isinstance(label, bool) or not 0 <= label <= 9):
+    if label is not None and not int_in(label, 0, 10):
         raise RequestError(HTTPStatus.BAD_REQUEST, f"label must be a digit 0-9 (or left out); received {label!r}.")
     return image, label, request
 
 
 def _learning_rate(request):
     lr = request.get("lr", 0.01)
-    if type(lr) not in (int, float) or not math.isfinite(lr) or not 0 < lr <= MAX_LR:
+    if not is_real(lr) or not math.isfinite(lr) or not 0 < lr <= MAX_LR:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"lr must be a number in (0, {MAX_LR}]; received {lr!r}.")
     return float(lr)
 
