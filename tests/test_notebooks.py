@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -9,24 +10,38 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist_digits.ipynb"
 SEES = NOTEBOOKS / "what_the_network_sees.ipynb"
-#: The exercises of what_the_network_sees.ipynb, answered in solutions/what_the_network_sees.py.
-SEES_EXERCISES = ("saliency", "targeted_fgsm", "fgsm_gain")
+#: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
+EXERCISES = {
+    BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
+               "maxpool_backward", "batchnorm_backward"),
+    SEES: ("saliency", "targeted_fgsm", "fgsm_gain"),
+}
 
 
-def _execute(path, monkeypatch, solutions=None):
-    """Run the notebook in quick mode; with ``solutions`` (a module name), its answers replace the stubs."""
+def _answers(path):
+    """The solutions notebook's code cells, by the name of the function each defines."""
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is in the dev extra: pip install -e '.[dev]'")
+    cells = nbformat.read(NOTEBOOKS / "solutions" / path.name, as_version=4).cells
+    return {name: cell.source for cell in cells if cell.cell_type == "code"
+            for name in re.findall(r"^def (\w+)\(", cell.source, re.MULTILINE)}
+
+
+def _execute(path, monkeypatch, solved=False):
+    """Run the notebook in quick mode; ``solved``: the solutions notebook's answers typed below each stub."""
     nbformat = pytest.importorskip("nbformat", reason="nbformat is in the dev extra: pip install -e '.[dev]'")
     nbclient = pytest.importorskip("nbclient", reason="nbclient is in the dev extra: pip install -e '.[dev]'")
     pytest.importorskip("ipykernel", reason="a Jupyter kernel (ipykernel) is in the dev extra")
     monkeypatch.setenv("TINYNET_NOTEBOOK_QUICK", "1")
     notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells if solutions else ():
-        for name in SEES_EXERCISES:
-            if cell.source.startswith(f"def {name}(") and "raise NotImplementedError" in cell.source:
-                # The learner's answer, as if typed below the stub: it replaces the stub's definition.
-                cell.source = cell.source.replace("\n\n\n", f"\n\n\nfrom {solutions} import {name}\n", 1)
+    answers = _answers(path) if solved else {}
+    stubs = [cell for cell in notebook.cells if cell.cell_type == "code" and "raise NotImplementedError" in cell.source]
+    assert [re.match(r"def (\w+)\(", cell.source).group(1) for cell in stubs] == list(EXERCISES.get(path, ()))
+    for cell in stubs if solved else ():
+        name = re.match(r"def (\w+)\(", cell.source).group(1)
+        # The learner's answer, as if typed below the stub: it replaces the stub's definition.
+        cell.source = cell.source.replace("\n\n\n", f"\n\n\n{answers[name]}\n\n\n", 1)
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
     return notebook
 
 
@@ -35,12 +50,15 @@ def _text(notebook):
                      if output.get("output_type") == "stream")
 
 
-def test_the_backprop_notebook_runs_and_every_check_passes(monkeypatch):
-    """The backprop notebook runs and every check passes."""
-    text = _text(_execute(BACKPROP, monkeypatch))
-    assert "DIFFERENT" not in text
-    assert text.count("  ok") == 9  # every hand-written forward and backward agrees with tinynet
-    assert "not written yet" in text  # the exercises are left for the reader, and say so
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_the_backprop_exercises_run_with_the_stubs_and_with_the_solutions(monkeypatch, solved):
+    """The stubs say "not done yet" and the worked parts agree with tinynet; the solutions pass every check."""
+    text = _text(_execute(BACKPROP, monkeypatch, solved))
+    for name in EXERCISES[BACKPROP]:
+        assert (f"{name}: ok" if solved else f"{name}: not done yet") in text
+    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
+    worked = ("Dense forward", "Dense dX", "Dense dW", "Dense db", "six loops = Conv2D", "im2col product = Conv2D")
+    assert all(f"{name}: ok" in text for name in worked)
 
 
 def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
@@ -57,10 +75,10 @@ def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
 def test_what_the_network_sees_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
     """Quick mode: the stubs say "not done yet"; with the solutions injected every check passes."""
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
-    notebook = _execute(SEES, monkeypatch, "solutions.what_the_network_sees" if solved else None)
+    notebook = _execute(SEES, monkeypatch, solved)
     text = _text(notebook)
     assert "quick mode: True" in text and "accuracy" in text
-    for name in SEES_EXERCISES:
+    for name in EXERCISES[SEES]:
         assert (f"{name}: ok" if solved else f"{name}: not done yet") in text
     assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
     images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
@@ -84,7 +102,7 @@ def test_the_exercise_checker_says_what_is_wrong(capsys, monkeypatch):
     import numpy as np
 
     monkeypatch.syspath_prepend(str(NOTEBOOKS))
-    from exercise_checks import check_exercise
+    from exercise_checks import check_exercise, compare
 
     reference = np.arange(6.0).reshape(2, 3)
 
@@ -94,7 +112,8 @@ def test_the_exercise_checker_says_what_is_wrong(capsys, monkeypatch):
     for function in (not_done, lambda: 1 / 0, lambda: reference.reshape(3, 2), lambda: reference.astype(np.float32),
                      lambda: reference + np.eye(2, 3), lambda: reference.copy()):
         check_exercise("exercise", function, (), reference)
+    assert compare("broadcast", np.zeros((3, 1)), np.zeros((3, 5))) is False  # NumPy would broadcast it to "equal"
     lines = capsys.readouterr().out.splitlines()
     expected = ["not done yet", "raised ZeroDivisionError", "WRONG SHAPE (3, 2)", "WRONG DTYPE float32",
-                "DIFFERENT at index (0, 0)", ": ok"]
+                "DIFFERENT at index (0, 0)", ": ok", "WRONG SHAPE (3, 1)"]
     assert len(lines) == len(expected) and all(part in line for part, line in zip(expected, lines, strict=True))
