@@ -200,7 +200,7 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(table.columns), 1)))
     for colour, layer in zip(colours, table.columns, strict=True):
         axis.plot(table.index, table[layer], "o-", color=colour, label=f"layer {layer}")
-    axis.set(yscale="log", xlabel="epoch", ylabel="mean ||dL/dθ||₂ over the epoch", title=title)
+    axis.set(yscale="log", xlabel="epoch", ylabel="mean ‖dL/dθ‖ (all the layer's parameters) over the epoch", title=title)
     axis.set_xticks(table.index)
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -233,7 +233,7 @@ def gradient_norms_by_depth(histories, path, title="Gradient norm against depth 
         depth = np.arange(1, len(last) + 1)
         axis.plot(depth, last.grad_norm.to_numpy(), "o-", label=label)
     axis.set(yscale="log", xlabel="depth of the layer (1 = nearest the input)",
-             ylabel="mean ||dL/dW||₂ over the epoch", title=title)
+             ylabel="mean ‖dL/dθ‖ (W and b together) over the epoch", title=title)
     axis.grid(alpha=0.3, which="both")
     axis.legend()
     return _save(figure, path)

@@ -4,8 +4,8 @@ The arithmetic is the layer's (:mod:`tinynet.layers.conv`): ``Y = cols @ Wmat.T 
 its backward. What changes is how it is laid out:
 
 - **channels-last.** On NHWC images the ``C`` values of a pixel are adjacent, so im2col
-  copies ``kh*kw`` runs of ``C`` floats per window instead of gathering single floats from
-  ``C`` planes, and the product's ``(N*P, F)`` result already is the next layer's NHWC
+  copies each window as ``kh`` runs of ``kw*C`` adjacent floats (one per window row) instead
+  of gathering single floats from ``C`` planes, and the product's ``(N*P, F)`` result already is the next layer's NHWC
   input. The columns run over ``(i, j, c)``, so the filters are read as
   ``Wmat = K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)``.
 - **chunks.** A few images at a time, so their columns and outputs stay in cache from the

@@ -6,8 +6,8 @@ and the layers fall back to these when numba is missing or ``NUMBA_DISABLE_JIT=1
 
 The kernels work on channels-last images (NHWC), the layout tinynet computes in behind
 its NCHW interface: the ``C`` values of one pixel are adjacent in memory, so unfolding a
-window copies ``kw`` runs of ``C`` floats instead of gathering single floats from ``C``
-planes, and every output row of a convolution is one row of a single matrix product.
+window copies ``kh`` runs of ``kw*C`` adjacent floats (one per window row) instead of
+gathering single floats from ``C`` planes, and every output row of a convolution is one row of a single matrix product.
 
 Shapes used throughout:
 

@@ -1,21 +1,22 @@
 r"""Batch normalisation: each feature (channel) scaled to zero mean and unit variance over the batch.
 
-Forward in training, for ``x`` of ``N`` rows (``BatchNorm2D``: every pixel of every image is
-a row, ``N*H*W`` of them) and ``C`` features, per feature::
+Forward in training, for ``x`` of ``M`` rows (``BatchNorm1D``: the batch's ``N`` examples;
+``BatchNorm2D``: every pixel of every image is a row, ``M = N*H*W``) and ``C`` features, per
+feature::
 
-    mu    = mean(x)                    var = mean((x - mu)^2)        (biased, over the N rows)
+    mu    = mean(x)                    var = mean((x - mu)^2)        (biased, over the M rows)
     x_hat = (x - mu) / sqrt(var + eps)
     y     = gamma * x_hat + beta
 
 and the running statistics, used instead of the batch's at inference, move towards the
 batch's: ``running = (1 - momentum) * running + momentum * batch`` (the variance unbiased,
-``var * N / (N - 1)``), as in PyTorch.
+``var * M / (M - 1)``), as in PyTorch.
 
 Backward, with ``g = dY``, in its compact form (every row's ``x_hat`` depends on ``mu`` and
 ``var``, which depend on every row: the two sums carry those paths)::
 
     dbeta  = sum(g)                    dgamma = sum(g * x_hat)
-    dx     = gamma / (N * sqrt(var + eps)) * (N * g - sum(g) - x_hat * sum(g * x_hat))
+    dx     = gamma / (M * sqrt(var + eps)) * (M * g - sum(g) - x_hat * sum(g * x_hat))
 
 At inference ``mu`` and ``var`` are constants, so ``dx = gamma * g / sqrt(running_var + eps)``.
 docs/backprop.md derives the training form step by step. Inside a ``Sequential`` the engine

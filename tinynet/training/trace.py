@@ -2,15 +2,16 @@
 
 ``model.fit(..., trace=True)`` records, once per epoch and for every layer:
 
-- the gradient norm ``||dL/dθ||₂`` of its parameters, averaged over the epoch's batches
-  (layers with parameters only). In a deep stack of Sigmoid layers these norms shrink
-  layer by layer towards the input, because every Sigmoid multiplies the backward signal
-  by ``σ'(z) ≤ 1/4``: the vanishing-gradient problem. ReLU passes it through unchanged
+- the gradient norm of its parameters (the Euclidean norm of all of them together, ``W``
+  and ``b``), averaged over the epoch's batches (layers with parameters only). In a deep
+  stack of Sigmoid layers these norms shrink layer by layer towards the input, because
+  every Sigmoid multiplies the backward signal by ``σ'(z)``, about 1/4 near ``z = 0``, while
+  Glorot-scaled weights keep a typical vector's length: the vanishing-gradient problem. ReLU passes it through unchanged
   where the unit is active, so the norms stay comparable.
 - statistics of its output on a fixed probe batch (the first 256 training samples, in
   inference mode): mean, standard deviation, the fraction of exact zeros (dead ReLU units)
-  and the fraction of saturated values (``|y| > 0.99`` after Sigmoid or Tanh, where the
-  derivative is almost zero).
+  and the fraction of saturated values (``y < 0.01`` or ``y > 0.99`` after Sigmoid,
+  ``|y| > 0.99`` after Tanh, where the derivative is almost zero).
 
 The records land in ``history.trace`` (a list of dicts) and ``history.trace_frame()`` (a
 pandas DataFrame); :func:`tinynet.plots.gradient_norms` draws them.
