@@ -200,7 +200,8 @@ def gradient_norms(history, path, title="Gradient norm per layer (trace mode)"):
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(table.columns), 1)))
     for colour, layer in zip(colours, table.columns, strict=True):
         axis.plot(table.index, table[layer], "o-", color=colour, label=f"layer {layer}")
-    axis.set(yscale="log", xlabel="epoch", ylabel="mean ‖dL/dθ‖ (all the layer's parameters) over the epoch", title=title)
+    axis.set(yscale="log", xlabel="epoch", ylabel="mean ‖dL/dθ‖ (all the layer's parameters) over the epoch",
+             title=title)
     axis.set_xticks(table.index)
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
