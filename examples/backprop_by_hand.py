@@ -138,7 +138,7 @@ def check_every_layer(model, image, seed=0):
     return results
 
 
-def draw(activations, gradients, model, path):
+def draw(activations, gradients, model, label, path):
     """The computation as a figure: forward activations on top, backward gradients below."""
     import matplotlib
 
@@ -147,11 +147,11 @@ def draw(activations, gradients, model, path):
 
     # Column c shows activations[c] (the image, then each layer's output) on top and, below,
     # gradients[c] = dL/d(activations[c]), the gradient the next layer's backward hands back.
-    names = ["input"] + [f"after {i} {type(layer).__name__}" for i, layer in enumerate(model.layers)]
+    names = ["input"] + [f"output of layer {i} ({type(layer).__name__})" for i, layer in enumerate(model.layers)]
     channels = [array.shape[1] if array.ndim == 4 else None for array in activations]
     figure, axes = plt.subplots(2, len(names), figsize=(2.3 * len(names), 5.2))
     for column, name in enumerate(names):
-        for row, (arrays, label) in enumerate([(activations, name), (gradients, f"dL/d({name})")]):
+        for row, (arrays, title) in enumerate([(activations, name), (gradients, f"dL/d({name})")]):
             axis = axes[row, column]
             value = arrays[column][0]
             if value.ndim == 3 and row == 0:
@@ -161,13 +161,22 @@ def draw(activations, gradients, model, path):
                 image = axis.imshow(value[0], cmap="RdBu_r", vmin=-limit, vmax=limit)
             else:
                 image = None
-                axis.bar(np.arange(value.size), value, width=1.0, color="tab:blue" if row == 0 else "tab:red")
+                axis.bar(np.arange(value.size), value, width=0.9 if value.size <= 10 else 1.0,
+                         color=np.where(value < 0, "tab:blue", "tab:red"))
+                axis.axhline(0, color="black", linewidth=0.5)
+                axis.tick_params(labelsize=6)
+                if value.size <= 10:  # logits and their gradient: one bar a class, the true class marked
+                    axis.set_xticks(range(value.size))
+                    axis.set_xlabel(f"class (true: {label})", fontsize=7)
+                    axis.get_xticklabels()[label].set_fontweight("bold")
+                else:
+                    axis.set_xlabel("feature", fontsize=7)
             if image is not None:
                 figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+                axis.set_xticks([])
+                axis.set_yticks([])
             shown = f", channel 0 of {channels[column]}" if channels[column] else ""
-            axis.set_title(f"{label}\n{tuple(arrays[column].shape)}{shown}", fontsize=7)
-            axis.set_xticks([])
-            axis.set_yticks([])
+            axis.set_title(f"{title}\n{tuple(arrays[column].shape)}{shown}", fontsize=7)
     for column in range(len(names) - 1):
         beside = 1.55 if channels[column] else 1.12  # past the colour bar, where there is one
         for row, arrow in ((0, "→"), (1, "←")):
@@ -198,7 +207,7 @@ def main(argv=None):
     activations, gradients = walk_through(model, image, label)
     results = check_every_layer(model, image)
     if args.plots:
-        path = draw(activations, gradients, model, Path(args.plots) / "backprop_by_hand.png")
+        path = draw(activations, gradients, model, label, Path(args.plots) / "backprop_by_hand.png")
         print(f"\nPicture: {path}")
     return results
 

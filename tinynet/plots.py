@@ -35,10 +35,11 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path):
+def _save(figure, path, tight=True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
+    if tight:
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     _pyplot().close(figure)
     return path
@@ -313,7 +314,13 @@ def dense_weights(model, path, count=16, title="First Dense layer: what each uni
 
 
 def feature_maps(model, image, path, channels=8, title="One digit through the network"):
-    """The output of every layer for one image: up to ``channels`` maps per layer, vectors as bars.
+    """The output of every layer for one image: the first ``channels`` maps per layer, vectors as bars.
+
+    Every map of a layer shares one colour scale, with its colour bar, so layers that rescale
+    their input (BatchNorm) look different from the layer before them: a signed output is
+    drawn on a scale centred on 0 (white is 0), a non-negative one from 0 up. Each row says
+    how many of the layer's channels it shows. The model runs in inference mode (Dropout
+    passes its input through unchanged).
 
     Examples
     --------
@@ -331,26 +338,48 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
     out = x
     for position, layer in enumerate(model.layers):
         out = layer.forward(out)
-        outputs.append((f"{position} {type(layer).__name__}", out[0]))
-    figure, axes = plt.subplots(len(outputs), channels, figsize=(channels * 1.1, len(outputs) * 1.15),
-                                squeeze=False)
+        name = f"{position} {type(layer).__name__}" + (" (inference: identity)" if type(layer).__name__ == "Dropout"
+                                                        else "")
+        outputs.append((name, out[0]))
+    figure, axes = plt.subplots(len(outputs), channels + 1, figsize=(channels * 1.15 + 0.8, len(outputs) * 1.25),
+                                squeeze=False, gridspec_kw={"width_ratios": [1] * channels + [0.12]})
     for row, (name, value) in zip(axes, outputs, strict=True):
         for axis in row:
             axis.axis("off")
         if value.ndim == 3:
-            for axis, plane in zip(row, value[:channels], strict=False):
-                axis.imshow(plane, cmap="viridis")
+            shown = value[:channels]
+            if value.min() < 0:  # signed: centred on 0, white is 0
+                limit = float(np.abs(shown).max()) or 1.0
+                scale = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+            else:
+                scale = {"cmap": "viridis", "vmin": 0.0, "vmax": float(shown.max()) or 1.0}
+            for axis, plane in zip(row, shown, strict=False):
+                image_drawn = axis.imshow(plane, **scale)
+            row[-1].axis("on")
+            figure.colorbar(image_drawn, cax=row[-1])
+            row[-1].tick_params(labelsize=6)
+            count = f"first {len(shown)} of {len(value)} channels" if len(value) > len(shown) else \
+                f"{len(value)} channel{'s' if len(value) > 1 else ''}"
+            row[0].set_title(f"{name}: {count}, {tuple(value.shape)}, one colour scale", fontsize=8, loc="left")
         else:
             wide = row[0].get_gridspec()[row[0].get_subplotspec().rowspan.start, :]
             for axis in row:
                 axis.remove()
             axis = figure.add_subplot(wide)
-            axis.bar(np.arange(len(value)), value, color="tab:blue", width=1.0)
-            axis.set_xticks([])
+            axis.bar(np.arange(len(value)), value, color=np.where(value < 0, "tab:blue", "tab:red"), width=0.9)
+            axis.axhline(0, color="black", linewidth=0.5)
+            if len(value) <= 10:  # the classifier's outputs: one bar a class
+                axis.set_xticks(np.arange(len(value)))
+                axis.set_xlabel("class", fontsize=7, labelpad=1)
+            else:
+                axis.set_xticks([])
             axis.tick_params(labelsize=6)
-        (row[0] if value.ndim == 3 else axis).set_title(f"{name} {tuple(value.shape)}", fontsize=8, loc="left")
+            logits = " (logits)" if value is outputs[-1][1] else ""
+            axis.set_title(f"{name} {tuple(value.shape)}{logits}", fontsize=8, loc="left")
     figure.suptitle(title)
-    return _save(figure, path)
+    figure.subplots_adjust(left=0.03, right=0.93, top=1 - 0.6 / figure.get_figheight(), bottom=0.03,
+                           hspace=0.45, wspace=0.08)
+    return _save(figure, path, tight=False)  # placed above: tight_layout cannot place the colour bars
 
 
 def most_wrong(model, images, labels, path, count=16, title="The test digits the model gets most wrong",
