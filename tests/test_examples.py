@@ -1,7 +1,9 @@
 """The MNIST examples run end to end: summary, training, comparison table, saved model, pictures."""
 
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +307,33 @@ def test_the_kaggle_example_refuses_a_one_row_train_csv_with_a_message(tmp_path)
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "train.csv" in result.stderr
+
+
+NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?%?")
+
+
+def _same_output(printed, quoted):
+    """The same words and, number by number, the same values to printing precision (another CPU may round
+    a last digit differently; values below 1e-6, such as gradient-check errors, are rounding themselves)."""
+    if NUMBER.sub("#", printed) != NUMBER.sub("#", quoted):
+        return False
+    for mine, theirs in zip(NUMBER.findall(printed), NUMBER.findall(quoted), strict=True):
+        a, b = (float(value.replace(",", "").rstrip("%")) for value in (mine, theirs))
+        if max(abs(a), abs(b)) > 1e-6 and abs(a - b) > max(1e-2 * abs(b), 2e-4):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("example, first_line", [("backprop_by_hand.py", "An untrained tiny CNN"),
+                                                 ("vanishing_gradients.py", "At initialisation")])
+def test_the_docs_quote_the_examples_output_as_they_print_it(tmp_path, mnist_dir, example, first_line):
+    """docs/backprop.md pastes each example's output: rerunning the command it names prints the same."""
+    docs = (EXAMPLES.parent / "docs" / "backprop.md").read_text()
+    blocks = [textwrap.dedent(block).strip() for block in re.findall(r"```text\n(.*?)```", docs, flags=re.S)]
+    (quoted,) = [block for block in blocks if block.startswith(first_line)]
+    result = subprocess.run([sys.executable, str(EXAMPLES / example), "--data-dir", str(mnist_dir),
+                             "--plots", str(tmp_path)], capture_output=True, text=True, timeout=300, check=True)
+    printed = "\n".join(line for line in result.stdout.splitlines() if not line.startswith("Picture:"))
+    printed = printed.split("\nWhy the Sigmoid")[0].strip()
+    quoted = "\n".join(line for line in quoted.splitlines() if not line.startswith("Picture:")).strip()
+    assert _same_output(printed, quoted), f"docs/backprop.md quotes an older output of {example}:\n{printed}"
