@@ -9,13 +9,20 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist_digits.ipynb"
-SEES = NOTEBOOKS / "what_the_network_sees.ipynb"
+SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residual_connections.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
                "maxpool_backward", "batchnorm_backward"),
     SEES: ("saliency", "targeted_fgsm", "fgsm_gain"),
+    RESIDUAL: ("residual_block", "variance_after"),
 }
+
+
+def _checks_say(text, name, verdict):
+    """Every check line of exercise ``name`` (``name: ...`` or ``name PART: ...``) says ``verdict``."""
+    lines = re.findall(rf"^{name}(?: \w+)?: (.*)$", text, flags=re.MULTILINE)
+    return bool(lines) and all(line.startswith(verdict) for line in lines)
 
 
 def _answers(path):
@@ -66,9 +73,9 @@ def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
     notebook = _execute(DIGITS, monkeypatch)
     text = _text(notebook)
-    assert "quick mode: True" in text and "reached" in text
+    assert "quick mode: True" in text and "like with like" in text and "plain recipe" in text
     images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    assert images >= 5  # class counts, samples, learning curves, predictions, confusion matrix
+    assert images >= 6  # class counts, samples, two models' learning curves, predictions, confusion matrix
 
 
 @pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
@@ -85,7 +92,21 @@ def test_what_the_network_sees_runs_with_the_stubs_and_with_the_solutions(monkey
     assert images >= 5  # saliency, class models, the FGSM curve, the smallest flips, the training comparison
 
 
-@pytest.mark.parametrize("path", [BACKPROP, DIGITS, SEES], ids=lambda path: path.name)
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_residual_connections_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
+    """Quick mode: the gradient against depth, both deep networks trained, the CNNs compared; every check passes."""
+    monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
+    notebook = _execute(RESIDUAL, monkeypatch, solved)
+    text = _text(notebook)
+    assert "quick mode: True" in text and "first/last" in text
+    for name in EXERCISES[RESIDUAL]:
+        assert _checks_say(text, name, "ok" if solved else "not done yet"), name
+    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
+    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    assert images >= 2  # the gradient against depth, the training curves
+
+
+@pytest.mark.parametrize("path", [BACKPROP, DIGITS, SEES, RESIDUAL], ids=lambda path: path.name)
 def test_the_committed_notebooks_carry_a_full_runs_outputs(path):
     """Readable on a code host without running: outputs saved, pictures included, well under 1 MB."""
     notebook = json.loads(path.read_text())
