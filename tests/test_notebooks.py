@@ -10,12 +10,14 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist_digits.ipynb"
 SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residual_connections.ipynb"
+DYNAMICS = NOTEBOOKS / "training_dynamics.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
                "maxpool_backward", "batchnorm_backward"),
     SEES: ("saliency", "targeted_fgsm", "fgsm_gain"),
     RESIDUAL: ("residual_block", "variance_after"),
+    DYNAMICS: ("momentum_path", "adam_path"),
 }
 
 
@@ -106,7 +108,21 @@ def test_residual_connections_runs_with_the_stubs_and_with_the_solutions(monkeyp
     assert images >= 2  # the gradient against depth, the training curves
 
 
-@pytest.mark.parametrize("path", [BACKPROP, DIGITS, SEES, RESIDUAL], ids=lambda path: path.name)
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_training_dynamics_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
+    """Quick mode: optimizers on the bowl and on MNIST, initialisation, over-fitting, the range test, one-cycle."""
+    monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
+    notebook = _execute(DYNAMICS, monkeypatch, solved)
+    text = _text(notebook)
+    assert "quick mode: True" in text and "validation accuracy per epoch" in text and "steepest fall" in text
+    for name in EXERCISES[DYNAMICS]:
+        assert _checks_say(text, name, "ok" if solved else "not done yet"), name
+    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
+    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    assert images >= 6  # the bowl, MNIST curves, the histograms, over-fitting, the range test, one-cycle
+
+
+@pytest.mark.parametrize("path", [BACKPROP, DIGITS, SEES, RESIDUAL, DYNAMICS], ids=lambda path: path.name)
 def test_the_committed_notebooks_carry_a_full_runs_outputs(path):
     """Readable on a code host without running: outputs saved, pictures included, well under 1 MB."""
     notebook = json.loads(path.read_text())
