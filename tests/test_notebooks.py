@@ -54,6 +54,10 @@ def _execute(path, monkeypatch, solved=False):
     return notebook
 
 
+def _images(notebook):
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
 def _text(notebook):
     return "\n".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
                      if output.get("output_type") == "stream")
@@ -76,50 +80,33 @@ def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
     notebook = _execute(DIGITS, monkeypatch)
     text = _text(notebook)
     assert "quick mode: True" in text and "like with like" in text and "plain recipe" in text
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    assert images >= 6  # class counts, samples, two models' learning curves, predictions, confusion matrix
+    assert _images(notebook) >= 6  # class counts, samples, two models' learning curves, predictions, confusion matrix
+
+
+#: What each chapter prints in quick mode, and how many pictures it draws at least:
+#: saliency, class models, the FGSM curve, the smallest flips, the training comparison;
+#: the gradient against depth, the training curves;
+#: the bowl, the MNIST curves, the histograms, over-fitting, the range test, one-cycle.
+CHAPTERS = {
+    SEES: (("accuracy",), 5),
+    RESIDUAL: (("first/last",), 2),
+    DYNAMICS: (("validation accuracy per epoch", "steepest fall"), 6),
+}
 
 
 @pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
-def test_what_the_network_sees_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
+@pytest.mark.parametrize("path", list(CHAPTERS), ids=lambda path: path.stem)
+def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, path, solved):
     """Quick mode: the stubs say "not done yet"; with the solutions injected every check passes."""
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
-    notebook = _execute(SEES, monkeypatch, solved)
+    notebook = _execute(path, monkeypatch, solved)
     text = _text(notebook)
-    assert "quick mode: True" in text and "accuracy" in text
-    for name in EXERCISES[SEES]:
-        assert (f"{name}: ok" if solved else f"{name}: not done yet") in text
-    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    assert images >= 5  # saliency, class models, the FGSM curve, the smallest flips, the training comparison
-
-
-@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
-def test_residual_connections_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
-    """Quick mode: the gradient against depth, both deep networks trained, the CNNs compared; every check passes."""
-    monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
-    notebook = _execute(RESIDUAL, monkeypatch, solved)
-    text = _text(notebook)
-    assert "quick mode: True" in text and "first/last" in text
-    for name in EXERCISES[RESIDUAL]:
+    printed, pictures = CHAPTERS[path]
+    assert "quick mode: True" in text and all(part in text for part in printed)
+    for name in EXERCISES[path]:
         assert _checks_say(text, name, "ok" if solved else "not done yet"), name
     assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    assert images >= 2  # the gradient against depth, the training curves
-
-
-@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
-def test_training_dynamics_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
-    """Quick mode: optimizers on the bowl and on MNIST, initialisation, over-fitting, the range test, one-cycle."""
-    monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
-    notebook = _execute(DYNAMICS, monkeypatch, solved)
-    text = _text(notebook)
-    assert "quick mode: True" in text and "validation accuracy per epoch" in text and "steepest fall" in text
-    for name in EXERCISES[DYNAMICS]:
-        assert _checks_say(text, name, "ok" if solved else "not done yet"), name
-    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    assert images >= 6  # the bowl, MNIST curves, the histograms, over-fitting, the range test, one-cycle
+    assert _images(notebook) >= pictures
 
 
 @pytest.mark.parametrize("path", [BACKPROP, DIGITS, SEES, RESIDUAL, DYNAMICS], ids=lambda path: path.name)
