@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import tinynet
 from tinynet import kernels
 from tinynet.engine import conv as engine_conv
+from tinynet.layers.softmax import softmax
 from tinynet.layers import (
     AvgPool2D,
     BatchNorm2D,
@@ -239,3 +240,71 @@ def test_a_fused_convolution_computes_only_what_its_pooling_reads(size, kernel, 
     x = rng.standard_normal((3, 2, size, size))
     grad = rng.standard_normal(model.forward(x).shape)
     _assert_same(_run(model, x, grad, by_layer=False), _run(model, x, grad, by_layer=True), rtol=1e-12, atol=1e-12)
+
+
+def _with_statistics(model, seed=0):
+    """``model`` with BatchNorm scales, shifts and running statistics far from their initial 1s and 0s."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if "running_var" in getattr(layer, "buffers", {}):
+            layer.params["gamma"][...] = rng.standard_normal(layer.num_features)  # negative scales too
+            layer.params["beta"][...] = rng.standard_normal(layer.num_features)
+            layer.buffers["running_mean"][...] = rng.standard_normal(layer.num_features)
+            layer.buffers["running_var"][...] = rng.random(layer.num_features) + 0.1
+    return model
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["cache-sized chunks", "one image per chunk"])
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
+def test_the_inference_plan_and_the_layers_agree_in_float64(build, chunk_bytes, backend, monkeypatch):
+    """Each rewrite of the inference plan (Dropout left out, BatchNorm, bias and ReLU as an epilogue, pooling
+    without argmax) gives what the layers give one by one at inference, to 1e-10 in float64."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(engine_conv, "_CHUNK_BYTES", chunk_bytes)
+    model = _with_statistics(build(rng=0).astype(np.float64))
+    x = np.random.default_rng(5).random((7, 1, 28, 28))
+    with model.layer_by_layer():
+        expected = model.forward(x)
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(model.predict(x), softmax(expected), rtol=1e-10, atol=1e-12)
+
+
+def test_the_inference_plan_rewrites_what_it_says():
+    """cnn()'s inference plan: BatchNorm and ReLU joined to the products, Dropout gone, positions kept."""
+    described = [step.describe() for step in tinynet.models.cnn(rng=0).inference_plan()]
+    assert described == [
+        "NCHW -> NHWC",
+        "0 Conv2D + 1 ReLU + 2 MaxPool2D + 3 BatchNorm2D (inference, NHWC, chunked)",
+        "4 Conv2D + 5 ReLU + 6 MaxPool2D + 7 BatchNorm2D (inference, NHWC, chunked)",
+        "8 Conv2D + 9 BatchNorm2D + 10 ReLU (inference, NHWC, chunked)",
+        "11 Flatten (from NHWC)",
+        "12 Dense + 13 BatchNorm1D + 14 ReLU (inference)",
+        "16 Dense (inference)",
+    ]
+    kinds = {type(step).__name__ for step in every_step().inference_plan()}
+    assert {"ConvEpilogueStep", "ConvPoolInferenceStep", "DenseEpilogueStep"} <= kinds | {
+        type(step).__name__ for step in tinynet.models.cnn(rng=0).inference_plan()}
+
+
+def test_predictions_follow_weights_changed_by_hand():
+    """Nothing is folded into a copy of the weights: a change to a weight or a statistic shows at the next call."""
+    model = _with_statistics(tinynet.models.cnn(rng=0))
+    x = np.random.default_rng(6).random((3, 1, 28, 28), dtype=np.float32)
+    before = model.predict(x)
+    model.layers[9].buffers["running_var"][...] *= 4  # the third convolution's BatchNorm
+    model.layers[8].params["W"][0, 0, 0, 0] += 1.0
+    with model.layer_by_layer():
+        expected = model.predict(x)
+    after = model.predict(x)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_an_inference_forward_leaves_nothing_for_backward():
+    """A training forward, then a predicting one: backward refuses rather than use the first one's values."""
+    model = tinynet.models.cnn(rng=0)
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    model.forward(x, training=True)
+    model.predict(x)
+    with pytest.raises(tinynet.NotTrainedForwardError, match="training=True"):
+        model.backward(np.zeros((2, 10), np.float32))

@@ -93,6 +93,25 @@ def test_maxpool_matches_reference(geometry, dtype, seed, relu, with_bias):
     )
 
 
+@given(pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
+def test_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_affine):
+    """The inference pooling (no argmax, the BatchNorm after it as scale and shift) agrees with its twin exactly."""
+    x_shape, window = geometry
+    x_shape = _channels_last(x_shape)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, x_shape).astype(dtype)
+    bias = rng.integers(-1, 2, x_shape[3]).astype(dtype)
+    scale, shift = (rng.integers(-2, 3, x_shape[3]).astype(dtype), rng.integers(-1, 2, x_shape[3]).astype(dtype)
+                    ) if with_affine else (None, None)
+    ones, zeros = np.ones(x_shape[3], dtype), np.zeros(x_shape[3], dtype)
+    out = jitted.maxpool_infer(x, *window, relu, bias, ones if scale is None else scale,
+                               zeros if shift is None else shift)
+    np.testing.assert_array_equal(out, reference.maxpool_infer_reference(x, *window, relu, bias, scale, shift))
+    trained, _ = reference.maxpool_forward_reference(x, *window, relu, bias)
+    if not with_affine:  # the training pooling's values, without its argmax
+        np.testing.assert_array_equal(out, trained)
+
+
 @given(pool_geometry(), seeds)
 def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
     """relu=True gives relu(maxpool(x)), and its backward the gradient of that composition."""

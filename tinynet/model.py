@@ -74,6 +74,7 @@ class Sequential:
                 )
         self.layers = layers
         self._plan, self._plan_key = None, None  # the engine's plan, and the layers and mode it was built for
+        self._inference_plan, self._inference_plan_key = None, None  # the same for predicting
         self._fast = True  # False inside layer_by_layer()
         self.loss = None  # set by fit; evaluate reports this loss
         self.history = None  # the History of the latest fit, updated after every epoch
@@ -156,6 +157,29 @@ class Sequential:
             self._plan, self._plan_key = build_plan(self.layers, fast=self._fast), key
         return self._plan
 
+    def inference_plan(self):
+        """The steps ``forward(x, training=False)`` runs: the engine's rewrites for a model that predicts.
+
+        Dropout left out, BatchNorm, bias and ReLU applied in the epilogue of the product
+        before them (see :mod:`tinynet.engine.inference`); layer by layer inside
+        :meth:`layer_by_layer`, like :meth:`execution_plan`.
+
+        Examples
+        --------
+        >>> from tinynet.layers import BatchNorm1D, Dense, Dropout, ReLU
+        >>> model = Sequential([Dense(4, 8, rng=0), BatchNorm1D(8), ReLU(), Dropout(0.5), Dense(8, 2, rng=0)])
+        >>> for step in model.inference_plan():
+        ...     print(step.describe())
+        0 Dense + 1 BatchNorm1D + 2 ReLU (inference)
+        4 Dense (inference)
+        """
+        if not self._fast:
+            return self.execution_plan()
+        key = tuple(map(id, self.layers))
+        if self._inference_plan_key != key:
+            self._inference_plan, self._inference_plan_key = build_plan(self.layers, inference=True), key
+        return self._inference_plan
+
     @contextlib.contextmanager
     def layer_by_layer(self):
         """Run every layer's own ``forward`` and ``backward``, one by one, inside the ``with`` block.
@@ -213,9 +237,20 @@ class Sequential:
                     del layer.record_at_inference  # back to the class's False
 
     def forward(self, x, training=False):
-        """Apply every layer in order. Returns the last layer's output."""
-        for step in self.execution_plan():
-            x = step.forward(x, training=training)
+        """Apply every layer in order. Returns the last layer's output.
+
+        With ``training=False`` the engine runs its inference plan (:meth:`inference_plan`),
+        which keeps nothing for a backward pass.
+        """
+        if training or not self._fast:
+            for step in self.execution_plan():
+                x = step.forward(x, training=training)
+            return x
+        if self._plan is not None:  # what a training forward kept is no longer the model's last forward
+            for step in self._plan:
+                step._saved = None
+        for step in self.inference_plan():
+            x = step.forward(x)
         return x
 
     def backward(self, grad, input_grad=True):

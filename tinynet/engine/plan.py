@@ -21,8 +21,10 @@ layer-by-layer plan (``fast=False``, :meth:`Sequential.layer_by_layer`) runs eve
 own code, and the tests check that both give the same results.
 """
 
-from ..layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Residual
+from ..layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
+                      Residual)
 from .conv import ConvReluMaxPoolStep, ConvStep
+from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep
 from .pool import AvgPoolStep, MaxPoolStep
 from .steps import DenseStep, FlattenChannelsLast, LayerStep, Step, ToChannelsFirst, ToChannelsLast
@@ -76,38 +78,73 @@ def _is(layer, kind):
     return type(layer) is kind
 
 
-def build_plan(layers, fast=True):
-    """The steps that run ``layers``; with ``fast=False`` each layer's own code, one by one."""
+def build_plan(layers, fast=True, inference=False):
+    """The steps that run ``layers``; with ``fast=False`` each layer's own code, one by one.
+
+    ``inference=True`` gives the plan of a model that predicts (see :mod:`.inference`): no
+    Dropout, BatchNorm, bias and ReLU in the epilogue of the product before them. Its
+    steps run only with ``training=False``.
+    """
     if not fast:
         return [LayerStep(position, layer) for position, layer in enumerate(layers)]
-    plan, position, count = [], 0, len(layers)
+    # (position in the model, layer): the positions stay the model's when Dropout is left out.
+    kept = [(position, layer) for position, layer in enumerate(layers) if not (inference and _is(layer, Dropout))]
+    plan, index, count = [], 0, len(kept)
 
     def at(offset):
-        return layers[position + offset] if position + offset < count else None
+        return kept[index + offset][1] if index + offset < count else None
 
-    while position < count:
-        layer = layers[position]
+    def take(number):
+        """The positions and layers of the next ``number`` layers, and move past them."""
+        nonlocal index
+        positions, taken = zip(*kept[index:index + number], strict=True)
+        index += number
+        return positions, taken
+
+    while index < count:
+        position, layer = kept[index]
+        if inference and _is(layer, Dense):
+            norm = at(1) if _is(at(1), BatchNorm1D) else None
+            relu = _is(at(1 + (norm is not None)), ReLU)
+            positions, taken = take(1 + (norm is not None) + relu)
+            plan.append(DenseEpilogueStep(positions, taken, layer, norm, relu))
+            continue
+        if inference and _is(layer, Flatten):
+            plan.append(FlattenRows(position, layer))
+            index += 1
+            continue
         if type(layer) not in FAST_STEPS:
             plan.append(OWN_STEPS.get(type(layer), LayerStep)(position, layer))
-            position += 1
+            index += 1
             continue
         plan.append(ToChannelsLast(layer))
-        while position < count and (type(at(0)) in FAST_STEPS or at(0).elementwise):
+        while index < count and (type(at(0)) in FAST_STEPS or at(0).elementwise):
+            position = kept[index][0]
             if _is(at(0), Conv2D) and _is(at(1), ReLU) and _is(at(2), MaxPool2D):
-                plan.append(ConvReluMaxPoolStep((position, position + 1, position + 2), at(0), at(2)))
-                position += 3
+                if inference:
+                    norm = at(3) if _is(at(3), BatchNorm2D) else None
+                    positions, taken = take(3 + (norm is not None))
+                    plan.append(ConvPoolInferenceStep(positions, taken, taken[0], taken[2], norm))
+                else:
+                    positions, taken = take(3)
+                    plan.append(ConvReluMaxPoolStep(positions, taken[0], taken[2]))
+            elif inference and _is(at(0), Conv2D):
+                norm = at(1) if _is(at(1), BatchNorm2D) else None
+                relu = _is(at(1 + (norm is not None)), ReLU)
+                positions, taken = take(1 + (norm is not None) + relu)
+                plan.append(ConvEpilogueStep(positions, taken, taken[0], norm, relu))
             elif _is(at(0), ReLU) and _is(at(1), MaxPool2D):
-                plan.append(MaxPoolStep((position, position + 1), at(1), relu=True))
-                position += 2
+                plan.append(MaxPoolStep((position, kept[index + 1][0]), at(1), relu=True))
+                index += 2
             elif type(at(0)) in FAST_STEPS:
                 plan.append(FAST_STEPS[type(at(0))](position, at(0)))
-                position += 1
+                index += 1
             else:
                 plan.append(LayerStep(position, at(0)))
-                position += 1
+                index += 1
         if _is(at(0), Flatten):
-            plan.append(FlattenChannelsLast(position, at(0)))
-            position += 1
+            plan.append(FlattenChannelsLast(kept[index][0], at(0)))
+            index += 1
         else:
             plan.append(ToChannelsFirst())
     return plan

@@ -198,6 +198,25 @@ def maxpool_forward(x, kh, kw, sh, sw, relu=False, bias=None):
         return _jitted.maxpool_forward(_contiguous(x), kh, kw, sh, sw, bool(relu), bias)
 
 
+def maxpool_infer(x, kh, kw, sh, sw, relu=False, bias=None, scale=None, shift=None):
+    """The pooled values only, ``* scale + shift`` per channel; see :func:`.reference.maxpool_infer_reference`.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 5.0, 3.0, 4.0]).reshape(1, 2, 2, 1)
+    >>> float(maxpool_infer(x, 2, 2, 2, 2, scale=np.array([2.0]), shift=np.array([1.0]))[0, 0, 0, 0])
+    11.0
+    """
+    if _jitted is None:
+        return reference.maxpool_infer_reference(x, kh, kw, sh, sw, relu, bias, scale, shift)
+    channels, dtype = x.shape[3], x.dtype
+    # One compiled signature: what is not given is the identity (+ 0, * 1), which changes no value.
+    bias, scale, shift = (np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
+                          for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
+    with _kernel_threads():
+        return _jitted.maxpool_infer(_contiguous(x), kh, kw, sh, sw, bool(relu), bias, scale, shift)
+
+
 def maxpool_backward(grad_out, argmax, x_shape, kh, kw, sh, sw):
     """Gradient routed to each window's maximum; see :func:`.reference.maxpool_backward_reference`.
 
@@ -340,6 +359,7 @@ __all__ = [
     "im2col_transposed",
     "col2im",
     "maxpool_forward",
+    "maxpool_infer",
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",

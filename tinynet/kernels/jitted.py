@@ -188,6 +188,58 @@ def maxpool_forward(x, kh, kw, sh, sw, relu, bias):
 
 
 @njit(parallel=True, cache=True)
+def _maxpool_infer_2x2(x, relu, bias, scale, shift):
+    # The 2x2 pooling of a model that predicts: no argmax to write, and the BatchNorm after
+    # the pooling (scale, shift) applied to each value as it is written.
+    n, h, w, c = x.shape
+    out_h, out_w = h // 2, w // 2
+    out = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+    for b in prange(n):
+        for y in range(out_h):
+            for xo in range(out_w):
+                top, left = 2 * y, 2 * xo
+                for ch in range(c):
+                    best = x[b, top, left, ch] + bias[ch]
+                    for value in (x[b, top, left + 1, ch] + bias[ch], x[b, top + 1, left, ch] + bias[ch],
+                                  x[b, top + 1, left + 1, ch] + bias[ch]):
+                        if _beats(value, best):
+                            best = value
+                    if relu and best < 0:
+                        best = 0
+                    out[b, y, xo, ch] = best * scale[ch] + shift[ch]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def maxpool_infer(x, kh, kw, sh, sw, relu, bias, scale, shift):
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2:
+        return _maxpool_infer_2x2(x, relu, bias, scale, shift)
+    n, h, w, c = x.shape
+    out_h = (h - kh) // sh + 1
+    out_w = (w - kw) // sw + 1
+    out = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+    for b in prange(n):
+        for y in range(out_h):
+            for xo in range(out_w):
+                best = out[b, y, xo]
+                first = x[b, y * sh, xo * sw]
+                for ch in range(c):
+                    best[ch] = first[ch] + bias[ch]
+                for i in range(kh):
+                    for j in range(kw):
+                        pixel = x[b, y * sh + i, xo * sw + j]
+                        for ch in range(c):
+                            value = pixel[ch] + bias[ch]
+                            if _beats(value, best[ch]):
+                                best[ch] = value
+                for ch in range(c):
+                    if relu and best[ch] < 0:
+                        best[ch] = 0
+                    best[ch] = best[ch] * scale[ch] + shift[ch]
+    return out
+
+
+@njit(parallel=True, cache=True)
 def _maxpool_backward_2x2(grad_out, argmax, x_shape):
     # Every input pixel is in exactly one window (or, in an odd last row or column, in
     # none): each is written once, channels innermost, no zeroing pass first.

@@ -137,6 +137,20 @@ def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False, bias=None):
     return out, argmax
 
 
+def maxpool_infer_reference(x, kh, kw, sh, sw, relu=False, bias=None, scale=None, shift=None):
+    """The pooled values of :func:`maxpool_forward_reference` alone (no argmax), then ``* scale + shift``.
+
+    What a model that predicts needs: ``scale`` and ``shift`` ``(C,)``, if given, are the
+    BatchNorm after the pooling as an affine map per channel.
+    """
+    out, _ = maxpool_forward_reference(x, kh, kw, sh, sw, relu, bias)
+    if scale is not None:
+        out = out * scale
+    if shift is not None:
+        out = out + shift
+    return out
+
+
 def maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw):
     """Route each output gradient to the input that was the maximum of its window.
 

@@ -288,6 +288,9 @@ def predict_logits(model, x, batch_size, owner):
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner, check_finite=False)
+    if len(x) <= batch_size:  # one batch (one image, say): nothing to split or join
+        refuse_non_finite(x, owner)
+        return model.forward(as_batch(x, dtype))
     outputs = []
     for index in batches(len(x), batch_size):
         batch = x[index]

@@ -1,0 +1,234 @@
+"""The MNIST speedrun: a fixed recipe per target accuracy, trained on two CPU cores, timed.
+
+    python benchmarks/speedrun.py 99.0|99.5|99.7 [--seeds N] [--framework tinynet|pytorch]
+    python benchmarks/speedrun.py 99.0 --validation [--set epochs=3 --set width=16 ...]
+
+Each seed builds the target's network from its own initial weights, trains it on the
+60,000 training images with the target's recipe and evaluates the 10,000 test images once,
+at the end; it prints one JSON line. The last line sums the seeds up::
+
+    {"target", "framework", "seeds", "mean_test_accuracy", "std", "mean_train_seconds", "cpu", ...}
+
+Training time counts the passes over the data only: loading MNIST and the one-time JIT
+compilation (a throwaway model trained for two batches first) are timed and reported apart.
+
+The recipes were chosen with ``--validation``: trained on the first 50,000 training images,
+judged on the last 10,000, the test set untouched (``--set name=value`` changes one field of
+the recipe for such a trial). Every field a recipe keeps was measured that way; the figures
+are in RESULTS.md.
+
+``--framework pytorch`` trains the same recipe from the same initial weights (tinynet's,
+copied with ``tinynet.export.to_torch``) with PyTorch's fused Adam: the same batches, the
+same learning rate at every step, the same augmentation of every image (one NumPy generator,
+seeded alike), so only the framework differs.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import _cpu_info, vector_extensions  # noqa: E402
+
+import tinynet  # noqa: E402
+from tinynet.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU  # noqa: E402
+
+VALIDATION_IMAGES = 10_000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A network and how it is trained; every field was chosen on the validation split."""
+
+    width: int  # channels of the first convolution; the second has twice as many
+    dense: int  # units of the hidden dense layer (0: none)
+    batchnorm: bool  # BatchNorm after each convolution block and the hidden dense layer
+    epochs: int
+    batch_size: int
+    lr: float  # peak of the one-cycle schedule
+    beta1: float
+    beta2: float
+    pct_start: float  # fraction of the steps spent warming up
+    shift: float = 0.0  # augmentation: largest translation in pixels,
+    rotation: float = 0.0  # largest angle in degrees,
+    scale: float = 0.0  # largest zoom away from 1 (all three 0: no augmentation)
+    third_conv: bool = False  # a 3x3 convolution of 4x width on the 5x5 maps before the classifier
+
+    def build(self, rng):
+        """The network: two (or three) 3x3 convolutions, each block Conv, ReLU, MaxPool 2 (fused by the engine)."""
+        rng = tinynet.init.as_generator(rng)
+        first, second = self.width, 2 * self.width
+        norm2d = (lambda channels: [BatchNorm2D(channels)]) if self.batchnorm else (lambda channels: [])
+        layers = [Conv2D(1, first, 3, rng=rng), ReLU(), MaxPool2D(2), *norm2d(first),
+                  Conv2D(first, second, 3, rng=rng), ReLU(), MaxPool2D(2), *norm2d(second)]
+        features = second * 5 * 5
+        if self.third_conv:
+            layers += [Conv2D(second, 4 * self.width, 3, rng=rng), *norm2d(4 * self.width), ReLU()]
+            features = 4 * self.width * 3 * 3
+        layers.append(Flatten())
+        if self.dense:
+            layers += [Dense(features, self.dense, rng=rng), *([BatchNorm1D(self.dense)] if self.batchnorm else []),
+                       ReLU()]
+            features = self.dense
+        layers.append(Dense(features, 10, rng=rng))
+        return tinynet.Sequential(layers)
+
+    def schedule(self, images):
+        steps = self.epochs * math.ceil(images / self.batch_size)
+        return tinynet.schedules.OneCycle(self.lr, steps, pct_start=self.pct_start)
+
+    def augment(self):
+        if self.rotation == self.scale == self.shift == 0:
+            return None
+        return tinynet.augment.random_affine(rotation=self.rotation, scale=(1 - self.scale, 1 + self.scale),
+                                             shift=self.shift)
+
+
+RECIPES = {
+    "99.0": Recipe(width=16, dense=64, batchnorm=True, epochs=2, batch_size=256, lr=2e-2, beta1=0.7, beta2=0.9,
+                   pct_start=0.25),
+    "99.5": Recipe(width=32, dense=128, batchnorm=True, epochs=6, batch_size=128, lr=1e-2, beta1=0.9, beta2=0.999,
+                   pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True),
+    "99.7": Recipe(width=32, dense=128, batchnorm=True, epochs=30, batch_size=128, lr=1e-2, beta1=0.9,
+                   beta2=0.999, pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True),
+}
+
+
+def _load(validation):
+    """``(train, evaluation, name)``: uint8 NCHW images; the evaluation set is the validation split or the test set."""
+    (x, y), (x_test, y_test) = tinynet.datasets.load_mnist(download=False)
+    x, x_test = x[:, None], x_test[:, None]
+    if validation:
+        cut = len(x) - VALIDATION_IMAGES
+        return (x[:cut], y[:cut]), (x[cut:], y[cut:]), "validation_accuracy"
+    return (x, y), (x_test, y_test), "test_accuracy"
+
+
+def _compile_kernels(recipe, train):
+    """Train a throwaway model for two batches so every numba kernel is compiled before the clock starts."""
+    started = time.perf_counter()
+    images, labels = (part[: 2 * recipe.batch_size] for part in train)
+    recipe.build(rng=0).fit(images, labels, epochs=1, batch_size=recipe.batch_size, verbose=0,
+                            augment=recipe.augment(), optimizer=tinynet.optim.Adam())
+    return time.perf_counter() - started
+
+
+def train_tinynet(recipe, train, seed):
+    """The trained model and its training seconds."""
+    model = recipe.build(rng=seed)
+    optimizer = tinynet.optim.Adam(lr=recipe.lr, beta1=recipe.beta1, beta2=recipe.beta2)
+    started = time.perf_counter()
+    model.fit(*train, epochs=recipe.epochs, batch_size=recipe.batch_size, seed=seed, verbose=0,
+              optimizer=optimizer, lr_schedule=recipe.schedule(len(train[0])), augment=recipe.augment())
+    return model.predict, time.perf_counter() - started
+
+
+def train_pytorch(recipe, train, seed):
+    """PyTorch trained from the same initial weights on the same batches; its predict and training seconds."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TINYNET_BENCH_THREADS", "2")))
+    torch.manual_seed(seed)
+    net = tinynet.export.to_torch(recipe.build(rng=seed))
+    optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, betas=(recipe.beta1, recipe.beta2), fused=True)
+    schedule, augment = recipe.schedule(len(train[0])), recipe.augment()
+    rng = np.random.default_rng(seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
+    x, y = train
+    labels = torch.from_numpy(y.astype(np.int64))
+    scale = np.float32(1 / 255)
+    step = 0
+    started = time.perf_counter()
+    net.train()
+    for _ in range(recipe.epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), recipe.batch_size):
+            index = order[start:start + recipe.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = schedule(step)
+            batch = x[index].astype(np.float32) * scale
+            if augment is not None:
+                batch = augment(batch, rng)
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index]).backward()
+            optimizer.step()
+            step += 1
+    seconds = time.perf_counter() - started
+    net.eval()
+
+    def predict(images):
+        with torch.inference_mode():
+            batches = [torch.from_numpy(images[i:i + 1000].astype(np.float32) * scale) for i in range(0, len(images),
+                                                                                                     1000)]
+            return torch.cat([net(batch) for batch in batches]).numpy()
+
+    return predict, seconds
+
+
+def cpu():
+    name, flags = _cpu_info()
+    return f"{name}, {os.cpu_count()} logical cores, {vector_extensions(flags)}"
+
+
+def _recipe(target, settings):
+    recipe = RECIPES[target]
+    fields = {field.name: field.type for field in dataclasses.fields(Recipe)}
+    changes = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in fields:
+            raise SystemExit(f"speedrun.py: --set {setting}: no recipe field {name!r}; the fields are "
+                             f"{', '.join(fields)}")
+        kind = {int: int, float: float, bool: lambda text: text.lower() in ("1", "true", "yes")}[fields[name]]
+        changes[name] = kind(value)
+    return dataclasses.replace(recipe, **changes)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", choices=sorted(RECIPES))
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--framework", choices=["tinynet", "pytorch"], default="tinynet")
+    parser.add_argument("--validation", action="store_true",
+                        help="train on the first 50,000 training images and report the accuracy on the last 10,000")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change one field of the recipe (for trials on the validation split)")
+    args = parser.parse_args(argv)
+    recipe = _recipe(args.target, args.set)
+
+    started = time.perf_counter()
+    train, evaluation, metric = _load(args.validation)
+    load_seconds = time.perf_counter() - started
+    jit_seconds = _compile_kernels(recipe, train) if args.framework == "tinynet" else 0.0
+    trainer = train_tinynet if args.framework == "tinynet" else train_pytorch
+    runs = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        predict, seconds = trainer(recipe, train, seed)
+        accuracy = float((np.argmax(predict(evaluation[0]), axis=1) == evaluation[1]).mean())  # once, at the end
+        runs.append({"seed": seed, metric: accuracy, "train_seconds": round(seconds, 2)})
+        print(json.dumps({"target": args.target, "framework": args.framework, **runs[-1]}), flush=True)
+    accuracies = [run[metric] for run in runs]
+    print(json.dumps({
+        "target": args.target, "framework": args.framework, "seeds": len(runs),
+        f"mean_{metric}": round(statistics.mean(accuracies), 5),
+        "std": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else 0.0,
+        "mean_train_seconds": round(statistics.mean(run["train_seconds"] for run in runs), 2),
+        "cpu": cpu(), "load_seconds": round(load_seconds, 2), "jit_seconds": round(jit_seconds, 2),
+        "threads": f"BLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+                   f"numba {tinynet.kernels.get_num_threads()}",
+        "recipe": dataclasses.asdict(recipe), "python": platform.python_version(),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

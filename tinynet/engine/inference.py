@@ -1,0 +1,142 @@
+"""Inference in the engine: the rewrites a runtime makes before it serves a model.
+
+A model that predicts (``forward(x, training=False)``, ``predict``, ``evaluate``) runs a plan
+of its own, made by :func:`~.plan.build_plan` with ``inference=True`` from the same layers.
+It computes what the layers compute at inference, with the rewrites ONNX Runtime and
+PyTorch's ``freeze`` make, each tested against the layers run one by one:
+
+- **Dropout goes**: at inference it is the identity.
+- **BatchNorm becomes an epilogue.** With its running statistics it is an affine map per
+  channel, ``y = s*x + t`` with ``s = gamma / sqrt(var + eps)`` and ``t = beta - mean*s``.
+  It is applied to the output of the step before it while that output is still in cache:
+  ``(x @ W + b)*s + t`` after a convolution or a dense layer, ``s*pool + t`` after a pooling.
+  Runtimes fold ``s`` into the weights instead, which needs a copy of the weights kept in
+  step with every change to them; ``s`` and ``t`` are a few dozen numbers, worked out again
+  at every call from the layers as they are, so a model whose weights or statistics change
+  never predicts with stale ones.
+- **Bias and ReLU join the product's epilogue**: one pass over each output chunk instead
+  of a step per layer.
+- **Pooling keeps no argmax**: nothing will route a gradient back.
+
+Everything else runs on the training engine's steps with ``training=False``.
+"""
+
+import math
+
+import numpy as np
+
+from ..kernels import maxpool_infer
+from .conv import ConvReluMaxPoolStep, _Convolution
+from .pool import check_pool_fits
+from .steps import Step
+
+__all__ = ["batchnorm_affine", "ConvEpilogueStep", "ConvPoolInferenceStep", "DenseEpilogueStep", "FlattenRows"]
+
+
+def batchnorm_affine(norm):
+    """``(s, t)``: a BatchNorm layer at inference as ``y = s*x + t`` per channel (in its dtype)."""
+    scale = norm.params["gamma"] / np.sqrt(norm.running_var + norm.dtype.type(norm.eps))
+    return scale, norm.params["beta"] - norm.running_mean * scale
+
+
+def _epilogue(y, bias, norm, relu):
+    """``y + bias``, then the BatchNorm's affine map and a ReLU when given, in place on ``y``."""
+    if norm is None:
+        y += bias
+    else:
+        scale, shift = batchnorm_affine(norm)
+        y *= scale
+        y += bias * scale + shift  # (y + b)*s + t
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
+
+
+def _named(positions, layers, suffix):
+    names = " + ".join(f"{position} {type(layer).__name__}" for position, layer in zip(positions, layers,
+                                                                                           strict=True))
+    return f"{names} ({suffix})"
+
+
+class ConvEpilogueStep(Step):
+    """Conv2D on NHWC activations, then (optionally) its BatchNorm2D and a ReLU on each chunk while in cache."""
+
+    def __init__(self, positions, layers, conv, norm=None, relu=False):
+        super().__init__()
+        self.positions, self.layers = positions, layers
+        self.conv, self.norm, self.relu = conv, norm, relu
+
+    def forward(self, x, training=False):
+        convolution = _Convolution(self.conv)
+        x = convolution.checked(x)
+        out = np.empty(convolution.output_shape(x.shape), dtype=self.conv.dtype)
+        bias = self.conv.params["b"]
+        for _, y in convolution.chunks(x, out=out):
+            _epilogue(y, bias, self.norm, self.relu)
+        return out
+
+    def describe(self):
+        return _named(self.positions, self.layers, "inference, NHWC, chunked")
+
+
+class ConvPoolInferenceStep(ConvReluMaxPoolStep):
+    """Conv2D, ReLU, MaxPool2D and (optionally) the BatchNorm2D after them, a chunk of images at a time.
+
+    The training step's arithmetic (:class:`~.conv.ConvReluMaxPoolStep`), with the pooling's
+    argmax left out and the BatchNorm applied to each pooled value as it is written.
+    """
+
+    def __init__(self, positions, layers, conv, pool, norm=None):
+        super().__init__(positions, conv, pool)
+        self.layers, self.norm = layers, norm
+
+    def forward(self, x, training=False):
+        convolution = _Convolution(self.conv)
+        x = convolution.checked(x)
+        x = x[:, : self._rows_read(x.shape[1], 0), : self._rows_read(x.shape[2], 1)]
+        window = (*self.pool.pool_size, *self.pool.stride)
+        if not len(x):  # an empty batch: the training step's shapes, no work
+            return super().forward(x)
+        y_shape = convolution.output_shape(x.shape)
+        check_pool_fits(self.pool, y_shape[1], y_shape[2])
+        scale, shift = (None, None) if self.norm is None else batchnorm_affine(self.norm)
+        pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
+                  for _, y in convolution.chunks(np.ascontiguousarray(x))]
+        return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
+
+    def describe(self):
+        return _named(self.positions, self.layers, "inference, NHWC, chunked")
+
+
+class DenseEpilogueStep(Step):
+    """Dense, then (optionally) its BatchNorm1D and a ReLU, in place on the product."""
+
+    def __init__(self, positions, layers, dense, norm=None, relu=False):
+        super().__init__()
+        self.positions, self.layers = positions, layers
+        self.dense, self.norm, self.relu = dense, norm, relu
+
+    def forward(self, x, training=False):
+        weights = self.dense.params["W"]
+        if not (x.ndim == 2 and x.shape[1] == len(weights) and x.dtype == weights.dtype):
+            x = self.dense.check_input(x)  # converts, or says what is wrong
+        return _epilogue(x @ self.dense.params["W"], self.dense.params["b"], self.norm, self.relu)  # (N,D)@(D,M)
+
+    def describe(self):
+        return _named(self.positions, self.layers, "inference")
+
+
+class FlattenRows(Step):
+    """Flatten of NCHW (or any) floats at inference: a reshape, the layer's checks only when it has something to say."""
+
+    def __init__(self, position, layer):
+        super().__init__()
+        self.positions, self.layer = (position,), layer
+
+    def forward(self, x, training=False):
+        if isinstance(x, np.ndarray) and x.ndim >= 2 and x.dtype.kind == "f":
+            return x.reshape(len(x), math.prod(x.shape[1:]))
+        return self.layer.forward(x)
+
+    def describe(self):
+        return f"{self.positions[0]} Flatten (inference)"
