@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 import tinynet
 from tinynet import kernels
 from tinynet.engine import conv as engine_conv
-from tinynet.layers.softmax import softmax
 from tinynet.layers import (
     AvgPool2D,
     BatchNorm2D,
@@ -21,6 +20,7 @@ from tinynet.layers import (
     Residual,
     Sigmoid,
 )
+from tinynet.layers.softmax import softmax
 
 
 def every_step(rng=0):

@@ -21,8 +21,7 @@ layer-by-layer plan (``fast=False``, :meth:`Sequential.layer_by_layer`) runs eve
 own code, and the tests check that both give the same results.
 """
 
-from ..layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
-                      Residual)
+from ..layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Residual
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep

@@ -211,8 +211,9 @@ def maxpool_infer(x, kh, kw, sh, sw, relu=False, bias=None, scale=None, shift=No
         return reference.maxpool_infer_reference(x, kh, kw, sh, sw, relu, bias, scale, shift)
     channels, dtype = x.shape[3], x.dtype
     # One compiled signature: what is not given is the identity (+ 0, * 1), which changes no value.
-    bias, scale, shift = (np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
-                          for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
+    bias, scale, shift = (
+        np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
+        for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
     with _kernel_threads():
         return _jitted.maxpool_infer(_contiguous(x), kh, kw, sh, sw, bool(relu), bias, scale, shift)
 
