@@ -28,10 +28,14 @@ from frameworks import MODELS, forward_flops, training_gemms, worker_environment
 
 import tinynet
 
-ROUNDS = int(os.environ.get("TINYNET_BENCH_ROUNDS", "5"))
-IMAGES = int(os.environ.get("TINYNET_BENCH_IMAGES", "60000"))
-INFERENCE_BATCHES = (128, 1000)
-FRAMEWORK_NAMES = ("tinynet", "pytorch", "keras")
+# The plain `pytest benchmarks` finishes in five minutes on two cores: 3 interleaved rounds,
+# each training epoch timed over its first 12,800 images (100 batches) and scaled to 60,000.
+# TINYNET_BENCH_ROUNDS=5 TINYNET_BENCH_IMAGES=60000 times whole epochs, as RESULTS.md reports.
+ROUNDS = int(os.environ.get("TINYNET_BENCH_ROUNDS", "3"))
+IMAGES = int(os.environ.get("TINYNET_BENCH_IMAGES", "12800"))
+INFERENCE_BATCHES = (1, 128, 1000)
+FRAMEWORK_NAMES = ("tinynet", "pytorch", "keras", "onnxruntime")
+TRAINING_FRAMEWORKS = ("tinynet", "pytorch", "keras")  # ONNX Runtime only serves
 WORKER = Path(__file__).with_name("worker.py")
 
 
@@ -66,10 +70,10 @@ class Worker:
             self.process.wait(timeout=60)
 
 
-def _workers(model_name, results):
+def _workers(model_name, results, names=FRAMEWORK_NAMES):
     """The workers for the frameworks that are installed; the others' reasons go into the results."""
     workers = []
-    for name in FRAMEWORK_NAMES:
+    for name in names:
         worker = Worker(name, model_name)
         if "unavailable" in worker.greeting:
             results.context[name] = f"not compared: {worker.greeting['unavailable']}"
@@ -100,7 +104,7 @@ def _record_spread(results, section, model_name, framework, seconds, detail):
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_training_epochs(results, model_name):
-    workers = _workers(model_name, results)
+    workers = _workers(model_name, results, TRAINING_FRAMEWORKS)
     try:
         answers = _interleaved(workers, ROUNDS, task="train", images=IMAGES)
     finally:
@@ -108,9 +112,11 @@ def test_training_epochs(results, model_name):
             worker.close()
     for name, rounds in answers.items():
         # What was timed really trained: after one epoch every model is far above chance.
-        if IMAGES >= 60_000:
+        # What was timed really trained: after 100 batches every model is far above chance (10%).
+        if IMAGES >= 12_800:
             worst = min(answer["accuracy"] for answer in rounds)
-            assert worst > 0.9, f"{name} {model_name} reached only {worst:.1%} after one epoch"
+            floor = 0.9 if IMAGES >= 60_000 else 0.8
+            assert worst > floor, f"{name} {model_name} reached only {worst:.1%} after {IMAGES:,} images"
         _record_spread(results, "training", model_name, name, [a["seconds"] for a in rounds],
                        f"{ROUNDS} rounds, batch 128")
 
@@ -123,7 +129,9 @@ def test_inference(results, model_name):
             answers = _interleaved(workers, ROUNDS, task="predict", batch=batch)
             for name, rounds in answers.items():
                 assert all(answer["rows_sum_to_one"] for answer in rounds), f"{name} did not return probabilities"
-                _record_spread(results, "inference", model_name, name, [a["seconds"] for a in rounds], str(batch))
+                # Seconds per 10,000 images, whatever number was timed (batch 1 times 1,000).
+                _record_spread(results, "inference", model_name, name,
+                               [a["seconds"] * 10_000 / a["images"] for a in rounds], str(batch))
     finally:
         for worker in workers:
             worker.close()

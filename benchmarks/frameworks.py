@@ -1,4 +1,4 @@
-"""The same models, trained and run the same way, in tinynet, PyTorch and Keras.
+"""The same models, trained and run the same way, in tinynet, PyTorch and Keras (and served by ONNX Runtime).
 
 Each framework gets one small adapter with four methods, so a benchmark is written once:
 
@@ -191,10 +191,66 @@ class KerasAdapter:
         model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
 
     def predict(self, model, data, batch_size):
+        if len(data[0]) <= batch_size:  # one batch: a direct call, as Keras advises for small inputs
+            return np.asarray(model.probabilities(data[0], training=False))
         return np.asarray(model.probabilities.predict(data[0], batch_size=batch_size, verbose=0))
 
 
-ADAPTERS = {"tinynet": TinynetAdapter, "pytorch": TorchAdapter, "keras": KerasAdapter}
+class OnnxRuntimeAdapter:
+    """ONNX Runtime serving tinynet's own model, exported with ``tinynet.export.to_onnx``, a Softmax appended.
+
+    Inference only: what a user who takes the model to a runtime gets. The session is built
+    with every graph optimisation (ORT's default) on ``THREADS`` intra-op threads.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self):
+        try:
+            import onnx
+            import onnxruntime
+        except ImportError as error:
+            raise Unavailable(f"ONNX Runtime is not installed ({error}); pip install onnx onnxruntime to compare "
+                              f"with it") from error
+        self.onnx, self.ort = onnx, onnxruntime
+        self.version = f"onnxruntime {onnxruntime.__version__}"
+
+    def threads(self):
+        return f"intra-op {THREADS}, inter-op 1"
+
+    def details(self):
+        return {"providers": ",".join(self.ort.get_available_providers())}
+
+    def prepare(self, x, y):
+        return np.ascontiguousarray(x, dtype=np.float32), y
+
+    def build(self, name, seed):
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.onnx"
+            tinynet.export.to_onnx(getattr(tinynet.models, name)(rng=seed), path)
+            graph = self.onnx.load(path)
+        logits = graph.graph.output[0].name
+        graph.graph.node.append(self.onnx.helper.make_node("Softmax", [logits], ["probabilities"], axis=1))
+        graph.graph.output[0].name = "probabilities"
+        options = self.ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+        return self.ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def train_epoch(self, model, data, batch_size, seed=0):
+        raise Unavailable("ONNX Runtime serves models; it does not train them here")
+
+    def predict(self, model, data, batch_size):
+        x = data[0]
+        name = model.get_inputs()[0].name
+        return np.concatenate([model.run(None, {name: x[start:start + batch_size]})[0]
+                               for start in range(0, len(x), batch_size)])
+
+
+ADAPTERS = {"tinynet": TinynetAdapter, "pytorch": TorchAdapter, "keras": KerasAdapter,
+            "onnxruntime": OnnxRuntimeAdapter}
 _made = {}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-FRAMEWORKS = ("tinynet", "pytorch", "keras")
+FRAMEWORKS = ("tinynet", "pytorch", "keras", "onnxruntime")
 RESULTS_DIR = Path(os.environ.get("TINYNET_BENCH_RESULTS", Path(__file__).parent / "results"))
 
 
@@ -48,7 +48,7 @@ class Results:
         builders = {
             "Training (60,000-image epoch, batch 128, Adam): median [interquartile range] of the rounds": (
                 _training_table),
-            "Inference (10,000 test images, class probabilities): median [interquartile range]": _inference_table,
+            "Inference (class probabilities; batch 1: one image a call), images/s: median [interquartile range]": _inference_table,
             "Kernels: numba against the readable reference (batch 128)": _kernel_table,
             "Layers: forward + backward (batch 128)": _layer_table,
             "Start-up and memory": _startup_table,
@@ -188,6 +188,12 @@ def _iqr(spread, scale=1.0, digits=2):
     return f"{median:,.{digits}f} [{low:,.{digits}f}-{high:,.{digits}f}]"
 
 
+def _present(spread):
+    """The frameworks with at least one figure in a section, in the order of FRAMEWORKS."""
+    found = {name for sides in spread.values() for name in sides}
+    return [name for name in FRAMEWORKS if name in found or name == "tinynet"]
+
+
 def _training_table(frame):
     spread = _spread(frame, "training")
     if not spread:
@@ -195,12 +201,13 @@ def _training_table(frame):
     bounds = {metric: _pick(frame, "training", metric).set_index("model")["value"]
               for metric in ("flop_bound_s", "gemm_bound_s")}
     rows = []
+    present = _present(spread)
     for (model, _), sides in spread.items():
         mine = sides.get("tinynet")
         row = {"model": model}
-        for name in FRAMEWORKS:
+        for name in present:
             row[f"{name} epoch s [IQR]"] = _iqr(sides.get(name))
-        for name in FRAMEWORKS[1:]:
+        for name in present[1:]:
             row[f"tinynet/{name}"] = compare(mine, sides.get(name))
         for metric, title in (("flop_bound_s", "FLOP bound s"), ("gemm_bound_s", "GEMM-shape bound s")):
             lower = bounds[metric].get(model)
@@ -216,11 +223,12 @@ def _inference_table(frame):
     if not spread:
         return None
     rows = []
+    present = _present(spread)
     for (model, batch), sides in spread.items():
         row = {"model": model, "batch": batch}
-        for name in FRAMEWORKS:
+        for name in present:
             row[f"{name} img/s [IQR]"] = _iqr(sides.get(name), scale=10_000.0, digits=0)
-        for name in FRAMEWORKS[1:]:
+        for name in present[1:]:
             mine, other = sides.get("tinynet"), sides.get(name)
             # Throughput ratio: the other's time over tinynet's (above 1: tinynet is faster).
             row[f"tinynet/{name} img/s"] = compare(other, mine) if mine and other else ""
