@@ -111,7 +111,6 @@ def test_training_epochs(results, model_name):
         for worker in workers:
             worker.close()
     for name, rounds in answers.items():
-        # What was timed really trained: after one epoch every model is far above chance.
         # What was timed really trained: after 100 batches every model is far above chance (10%).
         if IMAGES >= 12_800:
             worst = min(answer["accuracy"] for answer in rounds)
