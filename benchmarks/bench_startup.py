@@ -3,7 +3,8 @@
 Each measurement runs ``first_batch.py`` in a fresh Python process with its own numba
 cache folder: the first run finds the cache empty and compiles every kernel (cold), the
 second loads them from disk (warm). The warm run then trains a full epoch of the CNN and
-reports the process's peak resident memory, data set included.
+reports the process's peak resident memory, data set included. About 40 seconds: marked
+``slow``, so it runs with ``pytest benchmarks --long`` (or ``-m slow``).
 """
 
 import json
@@ -28,6 +29,7 @@ def _run(cache_dir, *args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["basic_mlp", "cnn"])
 def test_startup_cold_then_warm_and_epoch_memory(results, tmp_path, model):
     cold = _run(tmp_path, "--model", model)

@@ -29,10 +29,10 @@ from frameworks import MODELS, forward_flops, training_gemms, worker_environment
 import tinynet
 
 # The plain `pytest benchmarks` finishes in five minutes on two cores: 3 interleaved rounds,
-# each training epoch timed over its first 12,800 images (100 batches) and scaled to 60,000.
+# each training epoch timed over its first 6,400 images (50 batches) and scaled to 60,000.
 # TINYNET_BENCH_ROUNDS=5 TINYNET_BENCH_IMAGES=60000 times whole epochs, as RESULTS.md reports.
 ROUNDS = int(os.environ.get("TINYNET_BENCH_ROUNDS", "3"))
-IMAGES = int(os.environ.get("TINYNET_BENCH_IMAGES", "12800"))
+IMAGES = int(os.environ.get("TINYNET_BENCH_IMAGES", "6400"))
 INFERENCE_BATCHES = (1, 128, 1000)
 FRAMEWORK_NAMES = ("tinynet", "pytorch", "keras", "onnxruntime")
 TRAINING_FRAMEWORKS = ("tinynet", "pytorch", "keras")  # ONNX Runtime only serves
@@ -111,10 +111,10 @@ def test_training_epochs(results, model_name):
         for worker in workers:
             worker.close()
     for name, rounds in answers.items():
-        # What was timed really trained: after 100 batches every model is far above chance (10%).
-        if IMAGES >= 12_800:
+        # What was timed really trained: after 60 batches every model is far above chance (10%).
+        if IMAGES >= 6_400:
             worst = min(answer["accuracy"] for answer in rounds)
-            floor = 0.9 if IMAGES >= 60_000 else 0.8
+            floor = 0.9 if IMAGES >= 60_000 else 0.7
             assert worst > floor, f"{name} {model_name} reached only {worst:.1%} after {IMAGES:,} images"
         _record_spread(results, "training", model_name, name, [a["seconds"] for a in rounds],
                        f"{ROUNDS} rounds, batch 128")
@@ -128,7 +128,7 @@ def test_inference(results, model_name):
             answers = _interleaved(workers, ROUNDS, task="predict", batch=batch)
             for name, rounds in answers.items():
                 assert all(answer["rows_sum_to_one"] for answer in rounds), f"{name} did not return probabilities"
-                # Seconds per 10,000 images, whatever number was timed (batch 1 times 1,000).
+                # Seconds per 10,000 images, whatever number was timed (batch 1 times 0.3 s worth).
                 _record_spread(results, "inference", model_name, name,
                                [a["seconds"] * 10_000 / a["images"] for a in rounds], str(batch))
     finally:

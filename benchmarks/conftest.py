@@ -24,6 +24,27 @@ _BLAS_LIMITS = threadpool_limits(limits=THREADS, user_api="blas")
 RESULTS = Results()
 
 
+#: Markers of the benchmarks a plain ``pytest benchmarks`` leaves out (they take tens of minutes).
+LONG_MARKERS = ("accuracy", "slow")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="also run the long benchmarks: accuracy over seeds, time to accuracy, the speedrun, "
+                          "start-up with a cold cache (tens of minutes); -m accuracy or -m slow picks one kind")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave the long benchmarks out of a plain run, saying how to run them; -m or --long brings them in."""
+    if config.getoption("--long") or config.option.markexpr:
+        return
+    skip = pytest.mark.skip(reason="long benchmark, left out of the plain run: pytest benchmarks --long "
+                                   "(or -m accuracy / -m slow)")
+    for item in items:
+        if any(marker in item.keywords for marker in LONG_MARKERS):
+            item.add_marker(skip)
+
+
 def pytest_configure(config):
     RESULTS.context.update({
         "machine": machine_description(),
