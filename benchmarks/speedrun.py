@@ -95,10 +95,10 @@ class Recipe:
 
 
 RECIPES = {
-    "99.0": Recipe(width=16, dense=64, batchnorm=True, epochs=2, batch_size=256, lr=2e-2, beta1=0.7, beta2=0.9,
+    "99.0": Recipe(width=12, dense=64, batchnorm=True, epochs=2, batch_size=256, lr=2e-2, beta1=0.7, beta2=0.9,
                    pct_start=0.25),
-    "99.5": Recipe(width=32, dense=128, batchnorm=True, epochs=6, batch_size=128, lr=1e-2, beta1=0.9, beta2=0.999,
-                   pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True),
+    "99.5": Recipe(width=24, dense=128, batchnorm=True, epochs=6, batch_size=256, lr=2e-2, beta1=0.7, beta2=0.9,
+                   pct_start=0.25, shift=2, rotation=10, scale=0.1),
     "99.7": Recipe(width=32, dense=128, batchnorm=True, epochs=30, batch_size=128, lr=1e-2, beta1=0.9,
                    beta2=0.999, pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True),
 }
