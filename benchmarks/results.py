@@ -46,9 +46,10 @@ class Results:
         """Readable tables, keyed by title; sections with no rows are left out."""
         frame = self.frame()
         builders = {
-            "Training (60,000-image epoch, batch 128, Adam): median [interquartile range] of the rounds": (
+            "Training (epoch of 60,000 images, batch 128, Adam): median [interquartile range] of the rounds": (
                 _training_table),
-            "Inference (class probabilities; batch 1: one image a call), images/s: median [interquartile range]": _inference_table,
+            "Inference (class probabilities; batch 1: one image a call), images/s: median [interquartile range]": (
+                _inference_table),
             "Kernels: numba against the readable reference (batch 128)": _kernel_table,
             "Layers: forward + backward (batch 128)": _layer_table,
             "Start-up and memory": _startup_table,
