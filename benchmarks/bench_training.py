@@ -128,7 +128,7 @@ def test_inference(results, model_name):
             answers = _interleaved(workers, ROUNDS, task="predict", batch=batch)
             for name, rounds in answers.items():
                 assert all(answer["rows_sum_to_one"] for answer in rounds), f"{name} did not return probabilities"
-                # Seconds per 10,000 images, whatever number was timed (batch 1 times 0.3 s worth).
+                # Seconds per 10,000 images, whatever number was timed (batch 1 times 0.2 s worth).
                 _record_spread(results, "inference", model_name, name,
                                [a["seconds"] * 10_000 / a["images"] for a in rounds], str(batch))
     finally:

@@ -11,7 +11,7 @@ Protocol: one JSON object per line on stdin, one JSON answer per line on stdout.
     {"task": "info"}                              versions, threads, CPU capability
     {"task": "train", "seed": 0, "images": 60000}  one timed epoch after a 10-batch warm-up
     {"task": "predict", "seed": 0, "batch": 128}   class probabilities for the 10,000 test images
-                                                  (batch 1: one image a call, for 0.3 s)
+                                                  (batch 1: one image a call, for 0.2 s)
 
     python benchmarks/worker.py pytorch keras_convnet
 """
@@ -23,7 +23,7 @@ import time
 BATCH = 128
 WARM_UP_BATCHES = 10
 ONE_AT_A_TIME = 1000  # test images predicted one per call at "batch 1"
-MIN_TIMED_SECONDS = 0.3
+MIN_TIMED_SECONDS = 0.2
 
 
 def _answer(payload):
@@ -44,7 +44,7 @@ def _data():
 
 def _one_at_a_time(adapter, model, x_test, y_test):
     """``(seconds, images, probabilities)`` of test images predicted one per call, as a server answers
-    requests: after 20 calls to warm up, as many as 0.3 s takes (at most ONE_AT_A_TIME)."""
+    requests: after 20 calls to warm up, as many as 0.2 s takes (at most ONE_AT_A_TIME)."""
     import numpy as np
 
     single = [adapter.prepare(x_test[i:i + 1], y_test[i:i + 1]) for i in range(ONE_AT_A_TIME)]
@@ -95,7 +95,7 @@ def serve(framework_name, model_name):
             else:
                 started = time.perf_counter()
                 first = adapter.predict(model, test, batch)  # warm-up, and a check of what is timed
-                # Passes enough for 0.3 s: a fast model's single pass (10 ms) is mostly timer noise.
+                # Passes enough for 0.2 s: a fast model's single pass (10 ms) is mostly timer noise.
                 passes = max(1, min(50, round(MIN_TIMED_SECONDS / (time.perf_counter() - started))))
                 started = time.perf_counter()
                 for _ in range(passes):
