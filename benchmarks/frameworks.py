@@ -272,6 +272,31 @@ def made():
     return dict(_made)
 
 
+def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, step=0):
+    """One epoch of PyTorch training on the batches tinynet's ``fit`` would make; returns the step count after it.
+
+    ``x`` holds uint8 images, shuffled by ``rng`` and scaled batch by batch; ``schedule(step)``
+    sets the learning rate before every step; ``augment`` (or None) changes each batch with the
+    same generator. ``labels`` is a tensor of int64 classes.
+    """
+    import torch
+
+    scale = np.float32(1 / 255)
+    order = rng.permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        index = order[start:start + batch_size]
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(step)
+        batch = x[index].astype(np.float32) * scale
+        if augment is not None:
+            batch = augment(batch, rng)
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index]).backward()
+        optimizer.step()
+        step += 1
+    return step
+
+
 def blas_threads():
     """Threads of the BLAS library NumPy uses (what its matrix products run on)."""
     from threadpoolctl import threadpool_info

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frameworks import torch_epoch  # noqa: E402
 from results import _cpu_info, vector_extensions  # noqa: E402
 
 import tinynet  # noqa: E402
@@ -151,18 +152,7 @@ def train_pytorch(recipe, train, seed):
     started = time.perf_counter()
     net.train()
     for _ in range(recipe.epochs):
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(step)
-            batch = x[index].astype(np.float32) * scale
-            if augment is not None:
-                batch = augment(batch, rng)
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index]).backward()
-            optimizer.step()
-            step += 1
+        step = torch_epoch(net, optimizer, x, labels, recipe.batch_size, rng, schedule, augment, step)
     seconds = time.perf_counter() - started
     net.eval()
 

@@ -27,6 +27,7 @@ import numpy as np
 import tinynet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from frameworks import torch_epoch  # noqa: E402 (the benchmarks folder, this script's own)
 from mnist_cnn import CNN  # noqa: E402
 from mnist_run import augmentation, one_cycle  # noqa: E402
 
@@ -63,18 +64,7 @@ def train_pytorch(recipe, train, test, seed, epochs, threads):
     for epoch in range(1, epochs + 1):
         net.train()
         started = time.perf_counter()
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(step)
-            batch = x[index].astype(np.float32) * np.float32(1 / 255)
-            if augment is not None:
-                batch = augment(batch, rng)
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index]).backward()
-            optimizer.step()
-            step += 1
+        step = torch_epoch(net, optimizer, x, labels, recipe.batch_size, rng, schedule, augment, step)
         seconds += time.perf_counter() - started
         net.eval()
         with torch.inference_mode():

@@ -248,7 +248,7 @@ class Sequential:
             return x
         if self._plan is not None:  # what a training forward kept is no longer the model's last forward
             for step in self._plan:
-                step._saved = None
+                step.forget()
         for step in self.inference_plan():
             x = step.forward(x)
         return x

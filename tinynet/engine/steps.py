@@ -45,6 +45,10 @@ class Step:
     def describe(self):
         raise NotImplementedError
 
+    def forget(self):
+        """Drop what the last training forward kept: a backward after this one refuses."""
+        self._saved = None
+
     def _saved_values(self):
         if self._saved is None:
             raise NotTrainedForwardError(

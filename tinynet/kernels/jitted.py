@@ -214,28 +214,14 @@ def _maxpool_infer_2x2(x, relu, bias, scale, shift):
 def maxpool_infer(x, kh, kw, sh, sw, relu, bias, scale, shift):
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
         return _maxpool_infer_2x2(x, relu, bias, scale, shift)
-    n, h, w, c = x.shape
-    out_h = (h - kh) // sh + 1
-    out_w = (w - kw) // sw + 1
-    out = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+    # Other windows are rare: the training pooling's values, then the affine map.
+    out, _ = maxpool_forward(x, kh, kw, sh, sw, relu, bias)
+    n, out_h, out_w, c = out.shape
     for b in prange(n):
         for y in range(out_h):
             for xo in range(out_w):
-                best = out[b, y, xo]
-                first = x[b, y * sh, xo * sw]
                 for ch in range(c):
-                    best[ch] = first[ch] + bias[ch]
-                for i in range(kh):
-                    for j in range(kw):
-                        pixel = x[b, y * sh + i, xo * sw + j]
-                        for ch in range(c):
-                            value = pixel[ch] + bias[ch]
-                            if _beats(value, best[ch]):
-                                best[ch] = value
-                for ch in range(c):
-                    if relu and best[ch] < 0:
-                        best[ch] = 0
-                    best[ch] = best[ch] * scale[ch] + shift[ch]
+                    out[b, y, xo, ch] = out[b, y, xo, ch] * scale[ch] + shift[ch]
     return out
 
 
