@@ -1,13 +1,13 @@
-"""Training and inference speed of each model in tinynet, PyTorch and Keras, side by side.
+"""Training and inference speed of each model in tinynet, PyTorch, Keras and ONNX Runtime, side by side.
 
 Same architecture, batch size (128), optimizer (Adam, lr 1e-3; PyTorch's fused one), dtype
-(float32) and thread count on every side. Each (framework, model) runs in a fresh process
-of its own (``worker.py``) with the thread variables set, and the rounds interleave:
-tinynet, PyTorch, Keras, tinynet, ... ``TINYNET_BENCH_ROUNDS`` times (default 5), each
-round a fresh model trained for one epoch after a 10-batch warm-up (JIT compilation and
-graph tracing stay out of the timing). Reported: the median epoch time, its interquartile
-range, and the ratio of medians; where the two ranges overlap the table says "no
-difference" rather than a ratio nobody should quote.
+(float32) and thread count on every side. Each (framework, model) runs in a process of its
+own (``worker.py``), started with the thread variables set and kept for that model's training
+and inference tests, and the rounds interleave: tinynet, PyTorch, Keras, tinynet, ...
+``TINYNET_BENCH_ROUNDS`` times (default 3), each round a fresh model trained for one epoch
+after a 10-batch warm-up (JIT compilation and graph tracing stay out of the timing).
+Reported: the median epoch time, its interquartile range, and the ratio of medians; where
+the two ranges overlap the table says "no difference" rather than a ratio nobody should quote.
 
 The FLOP bound is an epoch's training FLOPs, ``3F - F_first`` per image (forward, weight
 gradient and input gradient, less the input gradient of the first layer, which nobody
@@ -48,6 +48,10 @@ class Worker:
             [sys.executable, str(WORKER), framework_name, model_name], env=worker_environment(WORKER.parent),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=WORKER.parent,
         )
+        self.greeting = None
+
+    def greet(self):
+        """Wait for the worker to have loaded its framework and the data (its first line)."""
         self.greeting = self._read()
 
     def _read(self):
@@ -71,20 +75,33 @@ class Worker:
 
 
 def _workers(model_name, results, names=FRAMEWORK_NAMES):
-    """The workers for the frameworks that are installed; the others' reasons go into the results."""
+    """The workers for the frameworks that are installed; the others' reasons go into the results.
+
+    All of them start at once: a worker's start is mostly imports and loading MNIST, one core each."""
+    started = [Worker(name, model_name) for name in names]
     workers = []
-    for name in names:
-        worker = Worker(name, model_name)
+    for worker in started:
+        worker.greet()
         if "unavailable" in worker.greeting:
-            results.context[name] = f"not compared: {worker.greeting['unavailable']}"
+            results.context[worker.name] = f"not compared: {worker.greeting['unavailable']}"
             worker.close()
             continue
         info = worker.ask(task="info")
         extra = ", ".join(f"{key} {value}" for key, value in info.items() if key not in ("version", "threads"))
-        key = "tinynet worker" if name == "tinynet" else name  # "tinynet" holds the version and revision
+        key = "tinynet worker" if worker.name == "tinynet" else worker.name  # "tinynet" holds the revision
         results.context[key] = f"{info['version']} ({info['threads']}{', ' + extra if extra else ''})"
         workers.append(worker)
     return workers
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model_workers(request, results):
+    """``(model name, workers)``: one process per installed framework for one model, shared by the training
+    and inference tests of that model (pytest runs them back to back), closed after them."""
+    workers = _workers(request.param, results)
+    yield request.param, workers
+    for worker in workers:
+        worker.close()
 
 
 def _interleaved(workers, rounds, **request):
@@ -102,14 +119,10 @@ def _record_spread(results, section, model_name, framework, seconds, detail):
         results.record(section, model_name, metric, value, "s", framework, detail=detail)
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-def test_training_epochs(results, model_name):
-    workers = _workers(model_name, results, TRAINING_FRAMEWORKS)
-    try:
-        answers = _interleaved(workers, ROUNDS, task="train", images=IMAGES)
-    finally:
-        for worker in workers:
-            worker.close()
+def test_training_epochs(results, model_workers):
+    model_name, workers = model_workers
+    training = [worker for worker in workers if worker.name in TRAINING_FRAMEWORKS]
+    answers = _interleaved(training, ROUNDS, task="train", images=IMAGES)
     for name, rounds in answers.items():
         # What was timed really trained: after 60 batches every model is far above chance (10%).
         if IMAGES >= 6_400:
@@ -120,20 +133,15 @@ def test_training_epochs(results, model_name):
                        f"{ROUNDS} rounds, batch 128")
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-def test_inference(results, model_name):
-    workers = _workers(model_name, results)
-    try:
-        for batch in INFERENCE_BATCHES:
-            answers = _interleaved(workers, ROUNDS, task="predict", batch=batch)
-            for name, rounds in answers.items():
-                assert all(answer["rows_sum_to_one"] for answer in rounds), f"{name} did not return probabilities"
-                # Seconds per 10,000 images, whatever number was timed (batch 1 times 0.2 s worth).
-                _record_spread(results, "inference", model_name, name,
-                               [a["seconds"] * 10_000 / a["images"] for a in rounds], str(batch))
-    finally:
-        for worker in workers:
-            worker.close()
+def test_inference(results, model_workers):
+    model_name, workers = model_workers
+    for batch in INFERENCE_BATCHES:
+        answers = _interleaved(workers, ROUNDS, task="predict", batch=batch)
+        for name, rounds in answers.items():
+            assert all(answer["rows_sum_to_one"] for answer in rounds), f"{name} did not return probabilities"
+            # Seconds per 10,000 images, whatever number was timed (batch 1 times 0.2 s worth).
+            _record_spread(results, "inference", model_name, name,
+                           [a["seconds"] * 10_000 / a["images"] for a in rounds], str(batch))
 
 
 def _gemm_seconds(m, k, n, repeats=7):
