@@ -274,7 +274,7 @@ def test_the_inference_plan_rewrites_what_it_says():
     described = [step.describe() for step in tinynet.models.cnn(rng=0).inference_plan()]
     assert described == [
         "NCHW -> NHWC",
-        "0 Conv2D + 1 ReLU + 2 MaxPool2D + 3 BatchNorm2D (inference, NHWC, chunked)",
+        "0 Conv2D + 1 ReLU + 2 MaxPool2D + 3 BatchNorm2D (inference, NHWC, in the pooling windows)",
         "4 Conv2D + 5 ReLU + 6 MaxPool2D + 7 BatchNorm2D (inference, NHWC, chunked)",
         "8 Conv2D + 9 BatchNorm2D + 10 ReLU (inference, NHWC, chunked)",
         "11 Flatten (from NHWC)",
@@ -293,6 +293,7 @@ def test_predictions_follow_weights_changed_by_hand():
     before = model.predict(x)
     model.layers[9].buffers["running_var"][...] *= 4  # the third convolution's BatchNorm
     model.layers[8].params["W"][0, 0, 0, 0] += 1.0
+    model.layers[0].params["W"][0, 0, 1, 1] += 1.0  # the first convolution, computed inside its pooling
     with model.layer_by_layer():
         expected = model.predict(x)
     after = model.predict(x)

@@ -112,6 +112,46 @@ def test_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_affin
         np.testing.assert_array_equal(out, trained)
 
 
+@st.composite
+def conv_pool_geometry(draw):
+    """``(x_shape NHWC, conv window (kh, kw, sh, sw), pool window)``, with at least one pooled output."""
+    kh, kw, sh, sw = (draw(st.integers(1, 3)) for _ in range(4))
+    pool = tuple(draw(st.integers(1, 3)) for _ in range(4))
+    conv_h, conv_w = draw(st.integers(pool[0], 7)), draw(st.integers(pool[1], 7))
+    x_shape = (draw(st.integers(1, 3)), (conv_h - 1) * sh + kh + draw(st.integers(0, sh - 1)),
+               (conv_w - 1) * sw + kw + draw(st.integers(0, sw - 1)), draw(st.integers(1, 3)))
+    return x_shape, (kh, kw, sh, sw), pool
+
+
+@given(conv_pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
+def test_conv_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_affine):
+    """The convolution computed inside its pooling windows equals columns, product and pooling exactly (small
+    integer values make every sum exact, whatever its order), ties and fused ReLU included."""
+    x_shape, conv, pool = geometry
+    rng = np.random.default_rng(seed)
+    filters = int(rng.integers(1, 20))
+    x = rng.integers(-2, 3, x_shape).astype(dtype)
+    taps = rng.integers(-2, 3, (conv[0] * conv[1] * x_shape[3], filters)).astype(dtype)
+    bias = rng.integers(-1, 2, filters).astype(dtype)
+    scale, shift = (rng.integers(-2, 3, filters).astype(dtype), rng.integers(-1, 2, filters).astype(dtype)
+                    ) if with_affine else (None, None)
+    out = kernels.conv_maxpool_infer(x, taps, *conv, *pool, relu, bias, scale, shift)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, reference.conv_maxpool_infer_reference(x, taps, *conv, *pool, relu, bias,
+                                                                              scale, shift))
+
+
+def test_conv_maxpool_infer_passes_nan_on():
+    """A NaN pixel makes every pooled output whose windows read it NaN, in both twins (no fast-math shortcut)."""
+    x = np.zeros((1, 6, 6, 1), np.float32)
+    x[0, 0, 0, 0] = np.nan  # read by the first convolution output only
+    taps = np.ones((9, 2), np.float32)
+    for function in (jitted.conv_maxpool_infer, reference.conv_maxpool_infer_reference):
+        ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
+        out = function(x, taps, 3, 3, 1, 1, 2, 2, 2, 2, True, zeros, ones, zeros)
+        np.testing.assert_array_equal(np.isnan(out[0, :, :, 0]), [[True, False], [False, False]])
+
+
 @given(pool_geometry(), seeds)
 def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
     """relu=True gives relu(maxpool(x)), and its backward the gradient of that composition."""

@@ -17,6 +17,10 @@ PyTorch's ``freeze`` make, each tested against the layers run one by one:
 - **Bias and ReLU join the product's epilogue**: one pass over each output chunk instead
   of a step per layer.
 - **Pooling keeps no argmax**: nothing will route a gradient back.
+- **A thin convolution goes straight into its pooling.** One input channel and a 3x3 kernel
+  (9 products an output, 32 filters) is little arithmetic on a large output; the kernel
+  :func:`~tinynet.kernels.conv_maxpool_infer` sums a row of outputs at a time and pools it
+  at once, with neither columns nor the convolution's output ever stored.
 
 Everything else runs on the training engine's steps with ``training=False``.
 """
@@ -25,7 +29,7 @@ import math
 
 import numpy as np
 
-from ..kernels import maxpool_infer
+from ..kernels import conv_maxpool_infer, maxpool_infer
 from .conv import ConvReluMaxPoolStep, _Convolution
 from .pool import check_pool_fits
 from .steps import Step
@@ -83,7 +87,8 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
     """Conv2D, ReLU, MaxPool2D and (optionally) the BatchNorm2D after them, a chunk of images at a time.
 
     The training step's arithmetic (:class:`~.conv.ConvReluMaxPoolStep`), with the pooling's
-    argmax left out and the BatchNorm applied to each pooled value as it is written.
+    argmax left out and the BatchNorm applied to each pooled value as it is written; a thin
+    convolution without padding is computed inside its pooling windows instead.
     """
 
     def __init__(self, positions, layers, conv, pool, norm=None):
@@ -100,12 +105,17 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
         y_shape = convolution.output_shape(x.shape)
         check_pool_fits(self.pool, y_shape[1], y_shape[2])
         scale, shift = (None, None) if self.norm is None else batchnorm_affine(self.norm)
+        if convolution.thin and not any(self.conv.padding):
+            return conv_maxpool_infer(x, convolution.weight_rows().T, *self.conv.kernel_size, *self.conv.stride,
+                                      *window, True, self.conv.params["b"], scale, shift)
         pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
                   for _, y in convolution.chunks(np.ascontiguousarray(x))]
         return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
 
     def describe(self):
-        return _named(self.positions, self.layers, "inference, NHWC, chunked")
+        direct = _Convolution(self.conv).thin and not any(self.conv.padding)
+        return _named(self.positions, self.layers, "inference, NHWC, " + ("in the pooling windows" if direct
+                                                                          else "chunked"))
 
 
 class DenseEpilogueStep(Step):

@@ -209,13 +209,38 @@ def maxpool_infer(x, kh, kw, sh, sw, relu=False, bias=None, scale=None, shift=No
     """
     if _jitted is None:
         return reference.maxpool_infer_reference(x, kh, kw, sh, sw, relu, bias, scale, shift)
-    channels, dtype = x.shape[3], x.dtype
-    # One compiled signature: what is not given is the identity (+ 0, * 1), which changes no value.
-    bias, scale, shift = (
-        np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
-        for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
+    bias, scale, shift = _per_channel(x.shape[3], x.dtype, bias, scale, shift)
     with _kernel_threads():
         return _jitted.maxpool_infer(_contiguous(x), kh, kw, sh, sw, bool(relu), bias, scale, shift)
+
+
+def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, relu=False, bias=None,
+                       scale=None, shift=None):
+    """A convolution (no padding) computed straight into the max pooling after it, at inference;
+    see :func:`.reference.conv_maxpool_infer_reference`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> taps = np.zeros((9, 1)); taps[4] = 1.0             # a 3x3 filter that keeps the centre pixel
+    >>> conv_maxpool_infer(x, taps, 3, 3, 1, 1, 2, 2, 2, 2)[0, :, :, 0]   # max of pixels 5, 6, 9, 10
+    array([[10.]])
+    """
+    if _jitted is None:
+        return reference.conv_maxpool_infer_reference(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw,
+                                                      relu, bias, scale, shift)
+    filters, dtype = taps.shape[1], x.dtype
+    bias, scale, shift = _per_channel(filters, dtype, bias, scale, shift)
+    with _kernel_threads():
+        return _jitted.conv_maxpool_infer(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)), kh, kw, sh, sw,
+                                          pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias, scale, shift)
+
+
+def _per_channel(channels, dtype, bias, scale, shift):
+    """``(bias, scale, shift)`` as contiguous arrays; what is not given is the identity (+ 0, * 1), which changes
+    no value and keeps one compiled signature."""
+    return tuple(np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
+                 for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
 
 
 def maxpool_backward(grad_out, argmax, x_shape, kh, kw, sh, sw):
@@ -361,6 +386,7 @@ __all__ = [
     "col2im",
     "maxpool_forward",
     "maxpool_infer",
+    "conv_maxpool_infer",
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",

@@ -21,6 +21,8 @@ __all__ = [
     "im2col_transposed",
     "col2im",
     "maxpool_forward",
+    "maxpool_infer",
+    "conv_maxpool_infer",
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",
@@ -222,6 +224,55 @@ def maxpool_infer(x, kh, kw, sh, sw, relu, bias, scale, shift):
             for xo in range(out_w):
                 for ch in range(c):
                     out[b, y, xo, ch] = out[b, y, xo, ch] * scale[ch] + shift[ch]
+    return out
+
+
+@njit(cache=True, fastmath={"contract"})
+def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, relu, bias, scale, shift):
+    # A thin convolution (one input channel, 3x3: 9 products an output) is little arithmetic
+    # on a large output: as columns and a matrix product it writes its whole output (26x26x32
+    # floats an MNIST image) and reads it back to pool it. Here one row of convolution
+    # outputs at a time is summed in a small buffer and pooled at once; nothing else is
+    # stored. The innermost loop runs over the filters, which the compiler turns into vector
+    # multiply-adds ("contract" allows fused multiply-add and nothing else, so NaNs behave).
+    # A plain loop over the images, not prange: as a parallel loop the compiler kept the
+    # filter loop scalar (1,000 MNIST images, one thread: 18 ms here, 23-30 ms in parallel
+    # form, 27 ms as columns and a product).
+    n, h, w, c = x.shape
+    filters = taps.shape[1]
+    conv_w = (w - kw) // sw + 1
+    out_h = ((h - kh) // sh + 1 - pool_h) // pool_sh + 1
+    out_w = (conv_w - pool_w) // pool_sw + 1
+    out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
+    row = np.empty((conv_w, filters), dtype=x.dtype)  # one row of convolution outputs
+    best = np.empty((out_w, filters), dtype=x.dtype)  # the pooling windows' maxima so far
+    for b in range(n):
+        for y in range(out_h):
+            for wi in range(pool_h):
+                top = (y * pool_sh + wi) * sh
+                row[:] = 0
+                k = 0  # the column, in im2col's (i, j, c) order
+                for i in range(kh):
+                    for j in range(kw):
+                        for ch in range(c):
+                            for xc in range(conv_w):
+                                value = x[b, top + i, xc * sw + j, ch]
+                                for f in range(filters):
+                                    row[xc, f] += value * taps[k, f]
+                            k += 1
+                for xo in range(out_w):
+                    for wj in range(pool_w):  # row-major window order: the first maximum (or NaN) wins
+                        xc = xo * pool_sw + wj
+                        for f in range(filters):
+                            value = row[xc, f] + bias[f]
+                            if (wi == 0 and wj == 0) or _beats(value, best[xo, f]):
+                                best[xo, f] = value
+            for xo in range(out_w):
+                for f in range(filters):
+                    value = best[xo, f]
+                    if relu and value < 0:
+                        value = 0
+                    out[b, y, xo, f] = value * scale[f] + shift[f]
     return out
 
 

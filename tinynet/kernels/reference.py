@@ -30,6 +30,8 @@ __all__ = [
     "im2col_transposed_reference",
     "col2im_reference",
     "maxpool_forward_reference",
+    "maxpool_infer_reference",
+    "conv_maxpool_infer_reference",
     "maxpool_backward_reference",
     "avgpool_forward_reference",
     "avgpool_backward_reference",
@@ -149,6 +151,22 @@ def maxpool_infer_reference(x, kh, kw, sh, sw, relu=False, bias=None, scale=None
     if shift is not None:
         out = out + shift
     return out
+
+
+def conv_maxpool_infer_reference(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, relu=False, bias=None,
+                                 scale=None, shift=None):
+    """A convolution (no padding) and the max pooling after it, at inference: ``maxpool_infer(cols @ taps)``.
+
+    ``taps`` ``(kh*kw*C, F)`` are the filters in the columns' order (``Wmat.T``); ``(sh, sw)``
+    is the convolution's stride, ``pool_*`` the pooling's window and stride; ``relu``,
+    ``bias``, ``scale`` and ``shift`` are :func:`maxpool_infer_reference`'s. The fast twin
+    computes each convolution output inside the pooling window that reads it, so neither
+    the columns nor the convolution's output are ever stored.
+    """
+    n, h, w, _ = x.shape
+    out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
+    y = (im2col_reference(x, kh, kw, sh, sw, 0, 0) @ taps).reshape(n, out_h, out_w, taps.shape[1])
+    return maxpool_infer_reference(y, pool_h, pool_w, pool_sh, pool_sw, relu, bias, scale, shift)
 
 
 def maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw):
