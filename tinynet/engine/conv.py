@@ -14,6 +14,11 @@ its backward. What changes is how it is laid out:
   enough; larger batches unfold them again.
 - **thin windows** (``kh*kw*C`` <= 16, a 3x3 kernel on one channel) are unfolded transposed,
   ``(CKK, N*P)``, filled in contiguous runs; the products read them transposed.
+- **few outputs, filters as they are.** Re-laying out the filters into ``(i, j, c)`` order
+  copies ``F*CKK`` values at every call (nothing is cached, so a changed weight shows at
+  once). When a forward without kept columns has fewer output rows than filters (one image
+  through the MNIST CNN's third convolution: 9 rows, 128 filters) the columns are unfolded in
+  the filters' own ``(c, i, j)`` order instead and multiplied by a free view of the weights.
 
 :class:`ConvReluMaxPoolStep` runs a Conv2D, the ReLU and the MaxPool2D after it on each chunk
 while it is in cache; the convolution's output never exists for the whole batch.
@@ -90,12 +95,26 @@ class _Convolution:
         _, out_h, out_w, _ = self.output_shape(x_shape)
         return x_shape[0] * out_h * out_w * self.depth * self.layer.dtype.itemsize <= _KEPT_COLUMNS_BYTES
 
+    def rows_in_filter_order(self, x):
+        """The columns of NHWC ``x`` as ``(n*P, CKK)`` rows in the order ``(c, i, j)`` of ``K.reshape(F, CKK)``."""
+        kh, kw, sh, sw, ph, pw = self.window
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (n,oh,ow,C,kh,kw)
+        return windows.reshape(-1, self.depth)  # a copy, in (c, i, j) order
+
     def chunks(self, x, kept=None, out=None):
         """Yield ``(start, y)``: ``y = cols @ Wmat.T`` ``(n, out_h, out_w, F)`` for the images from
         ``start``, without the bias, written into ``out`` when given; each chunk's columns are
         appended to ``kept`` when it is a list."""
-        weights_t = self.weight_rows().T  # (CKK, F)
         shape = self.output_shape(x.shape)
+        if kept is None and len(x) * shape[1] * shape[2] < shape[3]:  # fewer output rows than filters
+            weights = self.layer.params["W"]
+            target = None if out is None else out.reshape(-1, shape[3])
+            y = np.matmul(self.rows_in_filter_order(x), weights.reshape(len(weights), -1).T, out=target)
+            yield 0, y.reshape(shape)  # (nP,CKK) @ (CKK,F) -> (nP,F)
+            return
+        weights_t = self.weight_rows().T  # (CKK, F)
         chunk = self.images_per_chunk(x.shape)
         for start in range(0, len(x), chunk):
             rows = self.rows(x[start : start + chunk])  # (nP, CKK)
