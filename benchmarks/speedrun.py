@@ -12,7 +12,7 @@ at the end; it prints one JSON line. The last line sums the seeds up::
 Training time counts the passes over the data only: loading MNIST and the one-time JIT
 compilation (a throwaway model trained for two batches first) are timed and reported apart.
 
-The 99.0% and 99.5% recipes were chosen with ``--validation``: trained on the first 50,000 training images,
+The recipes were chosen with ``--validation``: trained on the first 50,000 training images,
 judged on the last 10,000, the test set untouched (``--set name=value`` changes one field of
 the recipe for such a trial). Every field a recipe keeps was measured that way; the figures
 are in RESULTS.md.
