@@ -202,12 +202,17 @@ def test_the_first_trainable_step_can_skip_the_input_gradient():
                 np.testing.assert_array_equal(layer.grads[key], value)
 
 
-def test_a_step_without_a_training_forward_says_so():
-    """Backward after an inference forward is a clear NotTrainedForwardError, not a crash on stale values."""
-    model = tinynet.models.small_cnn(rng=0)
+@pytest.mark.parametrize("build, infer", [
+    (tinynet.models.small_cnn, lambda model, x: model.forward(x)),
+    (tinynet.models.cnn, lambda model, x: model.predict(x)),
+], ids=["small_cnn forward", "cnn predict"])
+def test_a_step_without_a_training_forward_says_so(build, infer):
+    """A training forward, then an inference one (forward or predict): backward is a clear
+    NotTrainedForwardError rather than a crash on, or a use of, the first one's values."""
+    model = build(rng=0)
     x = np.zeros((2, 1, 28, 28), np.float32)
     model.forward(x, training=True)
-    model.forward(x)
+    infer(model, x)
     with pytest.raises(tinynet.NotTrainedForwardError, match="training=True"):
         model.backward(np.zeros((2, 10), np.float32))
 
@@ -299,13 +304,3 @@ def test_predictions_follow_weights_changed_by_hand():
     after = model.predict(x)
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-6)
-
-
-def test_an_inference_forward_leaves_nothing_for_backward():
-    """A training forward, then a predicting one: backward refuses rather than use the first one's values."""
-    model = tinynet.models.cnn(rng=0)
-    x = np.zeros((2, 1, 28, 28), np.float32)
-    model.forward(x, training=True)
-    model.predict(x)
-    with pytest.raises(tinynet.NotTrainedForwardError, match="training=True"):
-        model.backward(np.zeros((2, 10), np.float32))

@@ -62,19 +62,23 @@ def _named(positions, layers, suffix):
     return f"{names} ({suffix})"
 
 
-class ConvEpilogueStep(Step):
-    """Conv2D on NHWC activations, then (optionally) its BatchNorm2D and a ReLU on each chunk while in cache."""
+class _EpilogueStep(Step):
+    """A product (``layer``), then (optionally) its BatchNorm and a ReLU applied to its output in place."""
 
-    def __init__(self, positions, layers, conv, norm=None, relu=False):
+    def __init__(self, positions, layers, layer, norm=None, relu=False):
         super().__init__()
         self.positions, self.layers = positions, layers
-        self.conv, self.norm, self.relu = conv, norm, relu
+        self.layer, self.norm, self.relu = layer, norm, relu
+
+
+class ConvEpilogueStep(_EpilogueStep):
+    """Conv2D on NHWC activations, then (optionally) its BatchNorm2D and a ReLU on each chunk while in cache."""
 
     def forward(self, x, training=False):
-        convolution = _Convolution(self.conv)
+        convolution = _Convolution(self.layer)
         x = convolution.checked(x)
-        out = np.empty(convolution.output_shape(x.shape), dtype=self.conv.dtype)
-        bias = self.conv.params["b"]
+        out = np.empty(convolution.output_shape(x.shape), dtype=self.layer.dtype)
+        bias = self.layer.params["b"]
         for _, y in convolution.chunks(x, out=out):
             _epilogue(y, bias, self.norm, self.relu)
         return out
@@ -105,32 +109,30 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
         y_shape = convolution.output_shape(x.shape)
         check_pool_fits(self.pool, y_shape[1], y_shape[2])
         scale, shift = (None, None) if self.norm is None else batchnorm_affine(self.norm)
-        if convolution.thin and not any(self.conv.padding):
+        if self._in_pooling_windows():
             return conv_maxpool_infer(x, convolution.weight_rows().T, *self.conv.kernel_size, *self.conv.stride,
                                       *window, True, self.conv.params["b"], scale, shift)
         pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
                   for _, y in convolution.chunks(np.ascontiguousarray(x))]
         return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
 
+    def _in_pooling_windows(self):
+        """Whether the convolution is computed inside the pooling windows: thin, and without padding."""
+        return _Convolution(self.conv).thin and not any(self.conv.padding)
+
     def describe(self):
-        direct = _Convolution(self.conv).thin and not any(self.conv.padding)
-        return _named(self.positions, self.layers, "inference, NHWC, " + ("in the pooling windows" if direct
-                                                                          else "chunked"))
+        how = "in the pooling windows" if self._in_pooling_windows() else "chunked"
+        return _named(self.positions, self.layers, f"inference, NHWC, {how}")
 
 
-class DenseEpilogueStep(Step):
+class DenseEpilogueStep(_EpilogueStep):
     """Dense, then (optionally) its BatchNorm1D and a ReLU, in place on the product."""
 
-    def __init__(self, positions, layers, dense, norm=None, relu=False):
-        super().__init__()
-        self.positions, self.layers = positions, layers
-        self.dense, self.norm, self.relu = dense, norm, relu
-
     def forward(self, x, training=False):
-        weights = self.dense.params["W"]
+        weights = self.layer.params["W"]
         if not (x.ndim == 2 and x.shape[1] == len(weights) and x.dtype == weights.dtype):
-            x = self.dense.check_input(x)  # converts, or says what is wrong
-        return _epilogue(x @ self.dense.params["W"], self.dense.params["b"], self.norm, self.relu)  # (N,D)@(D,M)
+            x = self.layer.check_input(x)  # converts, or says what is wrong
+        return _epilogue(x @ weights, self.layer.params["b"], self.norm, self.relu)  # (N,D)@(D,M)
 
     def describe(self):
         return _named(self.positions, self.layers, "inference")
