@@ -45,16 +45,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_report_header(config):
+    """What runs the arithmetic, at the top of the run, and a warning when a variable forces an older kernel."""
+    lines = [f"BLAS: {frameworks.blas_description()}; {frameworks.numba_target()}"]
+    if frameworks.kernel_warning():
+        lines.append(f"WARNING: {frameworks.kernel_warning()}")
+    return lines
+
+
 def pytest_configure(config):
     RESULTS.context.update({
         "machine": machine_description(),
         "blas": frameworks.blas_description(),
+        "numba": frameworks.numba_target(),
         "threads": f"tinynet: {framework('tinynet').threads()}; frameworks: {THREADS} intra-op, 1 inter-op; "
                    f"each (framework, model) in a process of its own",
         "tinynet": f"{tinynet.__version__}, kernels: {tinynet.kernels.BACKEND}, revision {code_revision()}",
         "numpy": np.__version__,
         "load average at start": load_average(),
     })
+    if frameworks.kernel_warning():
+        RESULTS.context["WARNING"] = frameworks.kernel_warning()
 
 
 @pytest.fixture(scope="session")

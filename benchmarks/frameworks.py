@@ -325,6 +325,34 @@ def blas_description():
     return "unknown"
 
 
+#: Environment variables that pick a BLAS or NumPy kernel by hand instead of by the CPU's features.
+#: Some machines set OPENBLAS_CORETYPE because older OpenBLAS builds crashed on their CPU; a current
+#: one then runs an older kernel (Haswell's AVX2 code on an AVX-512 CPU: a third less GEMM throughput).
+KERNEL_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+                    "NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+
+
+def kernel_warning(environ=None):
+    """A warning naming every variable in ``environ`` that forces a kernel choice, or "" when none does."""
+    environ = os.environ if environ is None else environ
+    forced = [f"{name}={environ[name]}" for name in KERNEL_OVERRIDES if environ.get(name)]
+    if not forced:
+        return ""
+    return (f"{', '.join(forced)} set: BLAS, NumPy or numba may run an older kernel than this CPU has, and the "
+            f"figures are slower than the CPU's own; unset them for the benchmark command alone to measure it")
+
+
+def numba_target():
+    """The CPU that numba compiles tinynet's kernels for (LLVM's name for it) and numba's version."""
+    try:
+        import numba
+        from llvmlite import binding
+    except ImportError:
+        return "numba not installed (reference kernels)"
+    name = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    return f"numba {numba.__version__}, LLVM target {name}"
+
+
 def forward_flops(model, input_shape=(1, 28, 28)):
     """Multiply-adds x 2 of one image's forward pass through the Dense and Conv2D layers.
 
