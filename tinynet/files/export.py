@@ -12,6 +12,11 @@ traps, and what is done about each:
   the exported pools say so explicitly (zero pads, floor mode).
 - Softmax along its axis; LeakyReLU's slope; BatchNorm's eps and running statistics.
 
+Each layer kind has one small exporter function for each target, registered by class in
+:data:`TORCH_EXPORTERS` and :data:`ONNX_EXPORTERS` (as ``torch.onnx`` registers its symbolic
+functions): ``to_torch`` and ``to_onnx`` only walk the model, so a new layer is exported by
+adding its two entries next to the others.
+
 ``onnx`` (and ``onnxruntime`` to run the graph) and ``torch`` are optional: a missing one is
 a clear error naming the package (``pip install -e ".[export]"``).
 """
@@ -24,7 +29,8 @@ from .._io import atomic_write
 from ..errors import TinynetError
 from ..layers.base import qualified_name
 
-__all__ = ["to_onnx", "to_torch", "ExportError", "OPSET", "IR_VERSION"]
+__all__ = ["to_onnx", "to_torch", "ExportError", "OPSET", "IR_VERSION", "TORCH_EXPORTERS", "ONNX_EXPORTERS",
+           "torch_exporter", "onnx_exporter"]
 
 #: The ONNX operator set of exported graphs, and the IR version: pinned so that current and
 #: older onnxruntime releases (1.14 and later) load them.
@@ -57,6 +63,68 @@ def _layers(model):
     return layers
 
 
+# -- the exporter tables ----------------------------------------------------------------------
+# One small function per layer kind, registered by class, as torch.onnx's symbolic functions:
+# exporting a new layer is one more entry, and to_torch / to_onnx only walk the model.
+
+#: PyTorch exporters by layer class: ``build(layer, position, builder) -> torch.nn.Module``.
+TORCH_EXPORTERS = {}
+#: ONNX exporters by layer class: ``emit(layer, position, graph, input_name) -> output_name``.
+ONNX_EXPORTERS = {}
+
+
+def _register(table, kinds):
+    def register(function):
+        for kind in kinds:
+            table[kind] = function
+        return function
+
+    return register
+
+
+def torch_exporter(*kinds):
+    """Register the decorated function as the PyTorch exporter of the layer classes ``kinds``.
+
+    The function takes ``(layer, position, builder)`` and returns a ``torch.nn.Module``;
+    ``builder`` has ``torch``, ``nn``, ``loaded(module, weights)`` and ``modules(layers)``.
+
+    Examples
+    --------
+    >>> from tinynet import layers as L
+    >>> TORCH_EXPORTERS[L.Tanh].__name__
+    '_torch_tanh'
+
+    A new layer's entry reads::
+
+        @torch_exporter(L.Tanh)
+        def _torch_tanh(layer, position, builder):
+            return builder.nn.Tanh()
+    """
+    return _register(TORCH_EXPORTERS, kinds)
+
+
+def onnx_exporter(*kinds):
+    """Register the decorated function as the ONNX exporter of the layer classes ``kinds``.
+
+    The function takes ``(layer, position, graph, current)``, appends its nodes reading the
+    tensor named ``current`` through ``graph.node`` and ``graph.constant``, and returns the name
+    of its output.
+
+    Examples
+    --------
+    >>> from tinynet import layers as L
+    >>> ONNX_EXPORTERS[L.Tanh].__name__
+    '_onnx_tanh'
+
+    A new layer's entry reads::
+
+        @onnx_exporter(L.Tanh)
+        def _onnx_tanh(layer, position, graph, current):
+            return graph.node("Tanh", [current], position)
+    """
+    return _register(ONNX_EXPORTERS, kinds)
+
+
 # -- PyTorch ----------------------------------------------------------------------------------
 def to_torch(model):
     """A ``torch.nn.Sequential`` with the same layers and weights; in ``eval()`` mode its output
@@ -69,20 +137,41 @@ def to_torch(model):
         module = tinynet.export.to_torch(tinynet.load_model("mnist_cnn.npz"))
         module(torch.from_numpy(x_test[:5, None] / 255).float())   # logits, as model.forward
     """
-    torch = _require("torch", "Exporting to PyTorch")
-    nn = torch.nn
-    modules = []
-    for position, layer in enumerate(_layers(model)):
-        modules.append(_torch_module(layer, position, nn, torch))
-    module = nn.Sequential(*modules)
+    builder = _TorchBuilder(_require("torch", "Exporting to PyTorch"))
+    module = builder.nn.Sequential(*builder.modules(_layers(model)))
     module.eval()
     return module
 
 
-def _torch_residual(nn):
+class _TorchBuilder:
+    """What a PyTorch exporter needs: ``torch``, ``nn``, weights copied in, inner layers built."""
+
+    def __init__(self, torch):
+        self.torch, self.nn = torch, torch.nn
+
+    def modules(self, layers, prefix=""):
+        """One module per layer, in order (positions ``prefix + i`` name them in errors)."""
+        return [self.module(layer, f"{prefix}{position}") for position, layer in enumerate(layers)]
+
+    def module(self, layer, position):
+        build = TORCH_EXPORTERS.get(type(layer))
+        if build is None:
+            raise ExportError(f"Layer {position} ({type(layer).__name__}) has no PyTorch mapping.")
+        return build(layer, position, self)
+
+    def loaded(self, module, weights):
+        """``module`` with its tensors named in ``weights`` (parameters or buffers) set to those arrays, as float32."""
+        with self.torch.no_grad():
+            for name, array in weights.items():
+                getattr(module, name).copy_(self.torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)))
+        return module
+
+
+@torch_exporter(L.Residual)
+def _torch_residual(layer, position, builder):
     """A torch module computing ``x + inner(x)`` (PyTorch has no residual layer of its own)."""
 
-    class Residual(nn.Module):
+    class Residual(builder.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
@@ -90,48 +179,72 @@ def _torch_residual(nn):
         def forward(self, x):
             return x + self.inner(x)
 
-    return Residual
+    return Residual(builder.nn.Sequential(*builder.modules(layer.layers, f"{position}.")))
 
 
-def _tensor(torch, array):
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+@torch_exporter(L.Dense)
+def _torch_dense(layer, position, builder):
+    return builder.loaded(builder.nn.Linear(layer.in_features, layer.out_features),
+                          {"weight": layer.params["W"].T, "bias": layer.params["b"]})  # Linear's weight is (out, in)
 
 
-def _torch_module(layer, position, nn, torch):
-    kind = type(layer)
-    if kind is L.Residual:
-        inner = [_torch_module(part, f"{position}.{i}", nn, torch) for i, part in enumerate(layer.layers)]
-        return _torch_residual(nn)(nn.Sequential(*inner))
-    if kind is L.Dense:
-        module = nn.Linear(layer.in_features, layer.out_features)
-        weights = {"weight": layer.params["W"].T, "bias": layer.params["b"]}  # Linear's weight is (out, in)
-    elif kind is L.Conv2D:
-        module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
-        weights = {"weight": layer.params["W"], "bias": layer.params["b"]}
-    elif kind in (L.BatchNorm1D, L.BatchNorm2D):
-        module = (nn.BatchNorm1d if kind is L.BatchNorm1D else nn.BatchNorm2d)(
-            layer.num_features, eps=layer.eps, momentum=layer.momentum)
-        weights = {"weight": layer.params["gamma"], "bias": layer.params["beta"],
-                   "running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"]}
-    else:
-        simple = {
-            L.MaxPool2D: lambda: nn.MaxPool2d(layer.pool_size, layer.stride),
-            L.AvgPool2D: lambda: nn.AvgPool2d(layer.pool_size, layer.stride),
-            L.Flatten: nn.Flatten,
-            L.ReLU: nn.ReLU,
-            L.LeakyReLU: lambda: nn.LeakyReLU(layer.alpha),
-            L.Sigmoid: nn.Sigmoid,
-            L.Tanh: nn.Tanh,
-            L.Softmax: lambda: nn.Softmax(dim=layer.axis),
-            L.Dropout: lambda: nn.Dropout(layer.rate),
-        }
-        if kind not in simple:
-            raise ExportError(f"Layer {position} ({kind.__name__}) has no PyTorch mapping.")
-        return simple[kind]()
-    with torch.no_grad():
-        for name, array in weights.items():
-            getattr(module, name).copy_(_tensor(torch, array))
-    return module
+@torch_exporter(L.Conv2D)
+def _torch_conv(layer, position, builder):
+    module = builder.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
+    return builder.loaded(module, {"weight": layer.params["W"], "bias": layer.params["b"]})
+
+
+@torch_exporter(L.BatchNorm1D, L.BatchNorm2D)
+def _torch_batchnorm(layer, position, builder):
+    kind = builder.nn.BatchNorm1d if isinstance(layer, L.BatchNorm1D) else builder.nn.BatchNorm2d
+    return builder.loaded(kind(layer.num_features, eps=layer.eps, momentum=layer.momentum), {
+        "weight": layer.params["gamma"], "bias": layer.params["beta"],
+        "running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"]})
+
+
+@torch_exporter(L.MaxPool2D)
+def _torch_maxpool(layer, position, builder):
+    return builder.nn.MaxPool2d(layer.pool_size, layer.stride)
+
+
+@torch_exporter(L.AvgPool2D)
+def _torch_avgpool(layer, position, builder):
+    return builder.nn.AvgPool2d(layer.pool_size, layer.stride)
+
+
+@torch_exporter(L.Flatten)
+def _torch_flatten(layer, position, builder):
+    return builder.nn.Flatten()
+
+
+@torch_exporter(L.ReLU)
+def _torch_relu(layer, position, builder):
+    return builder.nn.ReLU()
+
+
+@torch_exporter(L.LeakyReLU)
+def _torch_leaky_relu(layer, position, builder):
+    return builder.nn.LeakyReLU(layer.alpha)
+
+
+@torch_exporter(L.Sigmoid)
+def _torch_sigmoid(layer, position, builder):
+    return builder.nn.Sigmoid()
+
+
+@torch_exporter(L.Tanh)
+def _torch_tanh(layer, position, builder):
+    return builder.nn.Tanh()
+
+
+@torch_exporter(L.Softmax)
+def _torch_softmax(layer, position, builder):
+    return builder.nn.Softmax(dim=layer.axis)
+
+
+@torch_exporter(L.Dropout)
+def _torch_dropout(layer, position, builder):
+    return builder.nn.Dropout(layer.rate)
 
 
 # -- ONNX -------------------------------------------------------------------------------------
@@ -151,58 +264,10 @@ def to_onnx(model, path, input_shape=None):
         logits = session.run(None, {"input": x.astype(np.float32)})[0]   # == model.forward(x)
     """
     onnx = _require("onnx", "Exporting to ONNX")
-    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    helper = onnx.helper
     layers = _layers(model)
-    nodes, initializers = [], []
-    current = "input"
-
-    def constant(name, array):
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
-        return name
-
-    def emit(layers, current, prefix=""):
-        """Append the nodes of ``layers`` reading ``current``; returns the name of their output."""
-        for position, layer in enumerate(layers):
-            current = emit_layer(layer, f"{prefix}{position}", current)
-        return current
-
-    def emit_layer(layer, position, current):
-        output = f"layer{position}"
-        kind = type(layer)
-        if kind is L.Residual:  # x + f(x): the inner layers' nodes, then one Add
-            inner = emit(layer.layers, current, f"{position}.")
-            nodes.append(helper.make_node("Add", [current, inner], [output]))
-        elif kind is L.Dense:
-            weights = constant(qualified_name(position, "W"), layer.params["W"])
-            bias = constant(qualified_name(position, "b"), layer.params["b"])
-            nodes.append(helper.make_node("Gemm", [current, weights, bias], [output]))
-        elif kind is L.Conv2D:
-            (ph, pw), (kh, kw) = layer.padding, layer.kernel_size
-            nodes.append(helper.make_node(
-                "Conv", [current, constant(qualified_name(position, "W"), layer.params["W"]),
-                         constant(qualified_name(position, "b"), layer.params["b"])], [output],
-                kernel_shape=[kh, kw], strides=list(layer.stride), pads=[ph, pw, ph, pw]))
-        elif kind in (L.MaxPool2D, L.AvgPool2D):
-            nodes.append(helper.make_node(
-                "MaxPool" if kind is L.MaxPool2D else "AveragePool", [current], [output],
-                kernel_shape=list(layer.pool_size), strides=list(layer.stride), pads=[0, 0, 0, 0], ceil_mode=0))
-        elif kind in (L.BatchNorm1D, L.BatchNorm2D):
-            names = [constant(qualified_name(position, key), value) for key, value in (
-                ("gamma", layer.params["gamma"]), ("beta", layer.params["beta"]),
-                ("running_mean", layer.buffers["running_mean"]), ("running_var", layer.buffers["running_var"]))]
-            nodes.append(helper.make_node("BatchNormalization", [current, *names], [output], epsilon=layer.eps))
-        else:
-            simple = {L.Flatten: ("Flatten", {"axis": 1}), L.ReLU: ("Relu", {}), L.Sigmoid: ("Sigmoid", {}),
-                      L.Tanh: ("Tanh", {}), L.Dropout: ("Identity", {}),
-                      L.LeakyReLU: ("LeakyRelu", {"alpha": getattr(layer, "alpha", 0.0)}),
-                      L.Softmax: ("Softmax", {"axis": getattr(layer, "axis", -1)})}
-            if kind not in simple:
-                raise ExportError(f"Layer {position} ({kind.__name__}) has no ONNX mapping.")
-            op, attributes = simple[kind]
-            nodes.append(helper.make_node(op, [current], [output], **attributes))
-        return output
-
-    current = emit(layers, current)
+    graph = _OnnxGraph(onnx)
+    current = graph.layers(layers, "input")
     sample = _sample_shape(layers[0], input_shape)
     try:  # the output's shape, by a forward pass on one sample
         out_shape = ["N", *model.output_shapes(sample)[-1]]
@@ -211,14 +276,118 @@ def to_onnx(model, path, input_shape=None):
             f"to_onnx could not run the model on one sample of shape {tuple(sample)} ({error}). Pass the shape "
             f"of one input sample: to_onnx(model, path, input_shape=(C, H, W))."
         ) from error
-    graph = helper.make_graph(
-        nodes, "tinynet", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *sample])],
-        [helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, out_shape)], initializers)
-    proto = helper.make_model(graph, producer_name="tinynet", opset_imports=[helper.make_opsetid("", OPSET)])
+    proto_graph = helper.make_graph(
+        graph.nodes, "tinynet", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *sample])],
+        [helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, out_shape)], graph.initializers)
+    proto = helper.make_model(proto_graph, producer_name="tinynet", opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)
     with atomic_write(path) as handle:
         handle.write(proto.SerializeToString())
+
+
+class _OnnxGraph:
+    """The nodes and initializers being built, and the helpers an ONNX exporter writes them with."""
+
+    def __init__(self, onnx):
+        self.onnx, self.helper = onnx, onnx.helper
+        self.nodes, self.initializers = [], []
+
+    def layers(self, layers, current, prefix=""):
+        """Append the nodes of ``layers`` reading ``current``; returns the name of their output."""
+        for position, layer in enumerate(layers):
+            current = self.layer(layer, f"{prefix}{position}", current)
+        return current
+
+    def layer(self, layer, position, current):
+        emit = ONNX_EXPORTERS.get(type(layer))
+        if emit is None:
+            raise ExportError(f"Layer {position} ({type(layer).__name__}) has no ONNX mapping.")
+        return emit(layer, position, self, current)
+
+    def constant(self, position, key, array, dtype=np.float32):
+        """An initializer named ``"<position>.<key>"`` holding ``array``; returns its name."""
+        name = qualified_name(position, key)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array, dtype=dtype), name))
+        return name
+
+    def node(self, op, inputs, position, step="", outputs=1, **attributes):
+        """Append one ``op`` node; returns its output's name (``"layer<position>"``, then ``".<step>"``
+        for the inner steps of a layer made of several nodes), or a list of ``outputs`` names."""
+        name = f"layer{position}" + (f".{step}" if step else "")
+        names = [name] if outputs == 1 else [f"{name}.{i}" for i in range(outputs)]
+        self.nodes.append(self.helper.make_node(op, list(inputs), names, **attributes))
+        return names[0] if outputs == 1 else names
+
+
+@onnx_exporter(L.Residual)
+def _onnx_residual(layer, position, graph, current):  # x + f(x): the inner layers' nodes, then one Add
+    inner = graph.layers(layer.layers, current, f"{position}.")
+    return graph.node("Add", [current, inner], position)
+
+
+@onnx_exporter(L.Dense)
+def _onnx_dense(layer, position, graph, current):
+    weights = graph.constant(position, "W", layer.params["W"])  # Gemm takes (in, out) as it is
+    bias = graph.constant(position, "b", layer.params["b"])
+    return graph.node("Gemm", [current, weights, bias], position)
+
+
+@onnx_exporter(L.Conv2D)
+def _onnx_conv(layer, position, graph, current):
+    (ph, pw), (kh, kw) = layer.padding, layer.kernel_size
+    weights, bias = graph.constant(position, "W", layer.params["W"]), graph.constant(position, "b", layer.params["b"])
+    return graph.node("Conv", [current, weights, bias], position,
+                      kernel_shape=[kh, kw], strides=list(layer.stride), pads=[ph, pw, ph, pw])
+
+
+@onnx_exporter(L.MaxPool2D, L.AvgPool2D)
+def _onnx_pool(layer, position, graph, current):
+    op = "MaxPool" if isinstance(layer, L.MaxPool2D) else "AveragePool"
+    return graph.node(op, [current], position, kernel_shape=list(layer.pool_size), strides=list(layer.stride),
+                      pads=[0, 0, 0, 0], ceil_mode=0)
+
+
+@onnx_exporter(L.BatchNorm1D, L.BatchNorm2D)
+def _onnx_batchnorm(layer, position, graph, current):
+    names = [graph.constant(position, key, layer.state_dict()[key])
+             for key in ("gamma", "beta", "running_mean", "running_var")]
+    return graph.node("BatchNormalization", [current, *names], position, epsilon=layer.eps)
+
+
+@onnx_exporter(L.Flatten)
+def _onnx_flatten(layer, position, graph, current):
+    return graph.node("Flatten", [current], position, axis=1)
+
+
+@onnx_exporter(L.ReLU)
+def _onnx_relu(layer, position, graph, current):
+    return graph.node("Relu", [current], position)
+
+
+@onnx_exporter(L.LeakyReLU)
+def _onnx_leaky_relu(layer, position, graph, current):
+    return graph.node("LeakyRelu", [current], position, alpha=layer.alpha)
+
+
+@onnx_exporter(L.Sigmoid)
+def _onnx_sigmoid(layer, position, graph, current):
+    return graph.node("Sigmoid", [current], position)
+
+
+@onnx_exporter(L.Tanh)
+def _onnx_tanh(layer, position, graph, current):
+    return graph.node("Tanh", [current], position)
+
+
+@onnx_exporter(L.Softmax)
+def _onnx_softmax(layer, position, graph, current):
+    return graph.node("Softmax", [current], position, axis=layer.axis)
+
+
+@onnx_exporter(L.Dropout)
+def _onnx_dropout(layer, position, graph, current):  # inference: the identity
+    return graph.node("Identity", [current], position)
 
 
 def _sample_shape(first, input_shape):
