@@ -14,6 +14,7 @@ from tinynet.layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Reshape,
     Residual,
     Sigmoid,
     Softmax,
@@ -103,6 +104,10 @@ def layer_and_input_shape(draw, kind):
         return BatchNorm2D(channels, eps=draw(st.sampled_from([1e-5, 1e-3]))), shape
     if kind == "Flatten":
         return Flatten(), (draw(small), draw(small), draw(small), draw(small))
+    if kind == "Reshape":  # a sample of a*b*c values as (c, a*b), or with the -1 worked out
+        a, b, c = draw(small), draw(small), draw(small)
+        shape = draw(st.sampled_from([(c, a * b), (-1, a), (a * b * c,), (a, 1, -1)]))
+        return Reshape(shape), (draw(small), a, b, c)
     if kind == "Residual":  # shape-keeping inner layers: a convolution block or a dense block
         if draw(st.booleans()):
             channels, size = draw(st.integers(1, 3)), draw(st.integers(3, 6))
@@ -124,6 +129,6 @@ def layer_and_input_shape(draw, kind):
 
 
 LAYER_KINDS = [
-    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
+    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "ReLU", "LeakyReLU",
     "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D", "Residual",
 ]

@@ -190,6 +190,14 @@ def test_dropout_is_seeded_and_inverted():
     assert abs(a.mean() - 1.0) < 0.03
 
 
+def test_reshape_keeps_the_values_in_c_order():
+    """Reshape((28, 28)) of an MNIST image gives its rows in order, as numpy's reshape; -1 is worked out."""
+    x = np.arange(2 * 784, dtype=np.float32).reshape(2, 1, 28, 28)
+    np.testing.assert_array_equal(L.Reshape((28, 28)).forward(x), x[:, 0])
+    assert L.Reshape((-1, 7)).forward(x).shape == (2, 112, 7)
+    assert L.Reshape(784).forward(x).shape == (2, 784)
+
+
 def test_conv2d_matches_a_direct_loop():
     """Conv2D with stride and padding equals the definition of cross-correlation, summed by loops."""
     rng = np.random.default_rng(0)
@@ -221,6 +229,9 @@ def test_conv2d_matches_a_direct_loop():
         (lambda: L.Dropout(1.0), "rate"),
         (lambda: L.Dropout(-0.1), "rate"),
         (lambda: L.Dense(3, 3, init="zeros"), "init"),
+        (lambda: L.Reshape("28x28"), r"tuple of ints.*Reshape\(\(28, 28\)\)"),
+        (lambda: L.Reshape((28, 0)), "positive sizes"),
+        (lambda: L.Reshape((-1, -1)), "at most one -1"),
     ],
 )
 def test_constructors_reject_bad_arguments(build, message):
@@ -241,6 +252,8 @@ def test_constructors_reject_bad_arguments(build, message):
         (L.Dense(784, 10), np.zeros((5, 1, 28, 28), np.float32), r"Flatten\(\) layer"),
         (L.MaxPool2D(4), np.zeros((1, 1, 3, 3), np.float32), "larger than"),
         (L.ReLU(), np.zeros((2, 2), np.int64), "floating-point"),
+        (L.Reshape((28, 28)), np.zeros((5, 1, 28, 27), np.float32), r"756 values and \(28, 28\) holds 784"),
+        (L.Reshape((-1, 5)), np.zeros((5, 12), np.float32), "a multiple of 5"),
     ],
 )
 def test_forward_rejects_wrong_inputs_with_a_fix(layer, x, message):

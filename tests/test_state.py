@@ -216,7 +216,8 @@ def test_float64_models_with_every_layer_type_round_trip(tmp_path):
     """Float64 models with every layer type round trip."""
     model = tinynet.Sequential([
         Conv2D(1, 2, 3, padding=1, rng=0), ReLU(), tinynet.layers.AvgPool2D(2), MaxPool2D(1),
-        Flatten(), Dropout(0.1), Dense(18, 5, rng=0), tinynet.layers.LeakyReLU(0.2), tinynet.layers.Tanh(),
+        tinynet.layers.Reshape((3, -1)), Flatten(), Dropout(0.1), Dense(18, 5, rng=0),
+        tinynet.layers.LeakyReLU(0.2), tinynet.layers.Tanh(),
         tinynet.layers.Sigmoid(), Dense(5, 3, rng=1), Softmax(),
     ]).astype(np.float64)
     model.save(tmp_path / "m.npz")

@@ -7,7 +7,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm1D, BatchNorm2D
 from .pooling import AvgPool2D, MaxPool2D
-from .reshape import Flatten
+from .reshape import Flatten, Reshape
 from .residual import Residual
 from .softmax import Softmax
 
@@ -18,6 +18,7 @@ __all__ = [
     "MaxPool2D",
     "AvgPool2D",
     "Flatten",
+    "Reshape",
     "ReLU",
     "LeakyReLU",
     "Sigmoid",
