@@ -217,6 +217,21 @@ def _torch_flatten(layer, position, builder):
     return builder.nn.Flatten()
 
 
+@torch_exporter(L.Reshape)
+def _torch_reshape(layer, position, builder):
+    """A torch module computing ``x.reshape(N, *shape)`` (``nn.Unflatten`` reshapes one axis only)."""
+
+    class Reshape(builder.nn.Module):
+        def __init__(self, shape):
+            super().__init__()
+            self.shape = shape
+
+        def forward(self, x):
+            return x.reshape(x.shape[0], *self.shape)
+
+    return Reshape(layer.shape)
+
+
 @torch_exporter(L.ReLU)
 def _torch_relu(layer, position, builder):
     return builder.nn.ReLU()
@@ -358,6 +373,12 @@ def _onnx_batchnorm(layer, position, graph, current):
 @onnx_exporter(L.Flatten)
 def _onnx_flatten(layer, position, graph, current):
     return graph.node("Flatten", [current], position, axis=1)
+
+
+@onnx_exporter(L.Reshape)
+def _onnx_reshape(layer, position, graph, current):  # a 0 in ONNX's target shape keeps that axis: the batch
+    target = graph.constant(position, "shape", [0, *layer.shape], dtype=np.int64)
+    return graph.node("Reshape", [current, target], position)
 
 
 @onnx_exporter(L.ReLU)
