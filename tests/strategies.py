@@ -79,7 +79,8 @@ def layer_and_input_shape(draw, kind):
     seed = draw(st.integers(0, 2**16))
     if kind == "Dense":
         d, m = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-        return Dense(d, m, rng=seed), (draw(small), d)
+        leading = draw(st.lists(small, max_size=2))  # (N, D), or a sequence (N, T, D) and more axes
+        return Dense(d, m, rng=seed), (draw(small), *leading, d)
     if kind == "Conv2D":
         x_shape, (kh, kw, sh, sw, ph, pw) = draw(conv_geometry())
         layer = Conv2D(x_shape[1], draw(st.integers(1, 3)), (kh, kw), (sh, sw), (ph, pw), rng=seed)

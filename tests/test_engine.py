@@ -34,8 +34,16 @@ def every_step(rng=0):
     ])
 
 
+def image_rows(rng=0):
+    """Dense layers on a sequence: each image as 28 rows, a Dense on every row's pixels, then a classifier."""
+    return tinynet.Sequential([
+        tinynet.layers.Reshape((28, 28)), tinynet.layers.Dense(28, 6, rng=rng), ReLU(),
+        tinynet.layers.Dense(6, 3, rng=rng + 1), Flatten(), tinynet.layers.Dense(84, 10, rng=rng + 2),
+    ])
+
+
 BUILDERS = [tinynet.models.basic_mlp, tinynet.models.small_cnn, tinynet.models.keras_convnet, tinynet.models.cnn,
-            every_step]
+            every_step, image_rows]
 
 
 def _backends():

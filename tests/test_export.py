@@ -15,7 +15,8 @@ def every_layer_model():
         L.Residual(L.Conv2D(4, 4, 3, padding=1, rng=6), L.BatchNorm2D(4), L.ReLU(),
                    L.Residual(L.Conv2D(4, 4, 1, rng=7))),
         L.Conv2D(4, 6, 3, stride=2, rng=1), L.LeakyReLU(0.1), L.AvgPool2D(2, stride=1),
-        L.Reshape((6, -1)), L.Flatten(), L.Dropout(0.3, rng=2), L.Dense(24, 16, rng=3), L.BatchNorm1D(16), L.Tanh(),
+        L.Reshape((6, -1)), L.Dense(4, 4, rng=8),
+        L.Flatten(), L.Dropout(0.3, rng=2), L.Dense(24, 16, rng=3), L.BatchNorm1D(16), L.Tanh(),
         L.Dense(16, 10, rng=4), L.Sigmoid(), L.Dense(10, 10, rng=5), L.Softmax(),
     ])
     rng = np.random.default_rng(0)

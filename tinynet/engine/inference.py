@@ -132,7 +132,9 @@ class DenseEpilogueStep(_EpilogueStep):
         weights = self.layer.params["W"]
         if not (x.ndim == 2 and x.shape[1] == len(weights) and x.dtype == weights.dtype):
             x = self.layer.check_input(x)  # converts, or says what is wrong
-        return _epilogue(x @ weights, self.layer.params["b"], self.norm, self.relu)  # (N,D)@(D,M)
+        if x.ndim > 2 and self.norm is not None:  # BatchNorm1D takes (N, C) only: its own error
+            self.norm.check_input(x @ weights)
+        return _epilogue(x @ weights, self.layer.params["b"], self.norm, self.relu)  # (N,...,D)@(D,M)
 
     def describe(self):
         return _named(self.positions, self.layers, "inference")

@@ -87,15 +87,16 @@ class DenseStep(LayerStep):
     def forward(self, x, training=False):
         x = self.layer.check_input(x)
         self._saved = x if training else None
-        out = x @ self.layer.params["W"]  # (N,D) @ (D,M) -> (N,M)
+        out = x @ self.layer.params["W"]  # (N,...,D) @ (D,M) -> (N,...,M)
         out += self.layer.params["b"]
         return out
 
     def backward(self, grad, input_grad=True):
         x = self._saved_values()
         grad = grad.astype(x.dtype, copy=False)
-        self.layer.grads = {"W": x.T @ grad, "b": grad.sum(axis=0)}  # (D,N) @ (N,M) -> (D,M); (M,)
-        return grad @ self.layer.params["W"].T if input_grad else None  # (N,M) @ (M,D) -> (N,D)
+        x_rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])  # a sequence's steps are rows
+        self.layer.grads = {"W": x_rows.T @ grad_rows, "b": grad_rows.sum(axis=0)}  # (D,R) @ (R,M) -> (D,M); (M,)
+        return grad @ self.layer.params["W"].T if input_grad else None  # (N,...,M) @ (M,D) -> (N,...,D)
 
 
 class ToChannelsLast(Step):

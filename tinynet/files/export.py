@@ -5,7 +5,7 @@ Both cover every layer in :mod:`tinynet.layers` and compute what ``model.forward
 traps, and what is done about each:
 
 - Dense keeps ``W`` as ``(in, out)``; PyTorch's ``Linear`` wants ``(out, in)``: transposed.
-  ONNX's ``Gemm`` takes it as is.
+  ONNX's ``MatMul`` takes it as is, on ``(N, D)`` or ``(N, ..., D)`` (``Gemm`` is 2-D only).
 - Flatten: tinynet flattens NCHW in ``(c, h, w)`` order, as ``torch.nn.Flatten`` and ONNX
   ``Flatten(axis=1)`` do, so the Dense weights after it keep their meaning.
 - Pooling has no padding in tinynet (so no -inf or count_include_pad question arises);
@@ -343,9 +343,11 @@ def _onnx_residual(layer, position, graph, current):  # x + f(x): the inner laye
 
 @onnx_exporter(L.Dense)
 def _onnx_dense(layer, position, graph, current):
-    weights = graph.constant(position, "W", layer.params["W"])  # Gemm takes (in, out) as it is
-    bias = graph.constant(position, "b", layer.params["b"])
-    return graph.node("Gemm", [current, weights, bias], position)
+    # MatMul then Add, not Gemm: Gemm takes 2-D input only, and a Dense may see (N, T, D).
+    # ONNX Runtime fuses the pair back into one Gemm for 2-D input.
+    weights = graph.constant(position, "W", layer.params["W"])  # MatMul takes (in, out) as it is
+    product = graph.node("MatMul", [current, weights], position, "product")
+    return graph.node("Add", [product, graph.constant(position, "b", layer.params["b"])], position)
 
 
 @onnx_exporter(L.Conv2D)

@@ -11,7 +11,18 @@ summing each over the outputs it reaches::
     dW = X.T @ dY                      # (D, N) @ (N, M) -> (D, M)
     db = dY.sum(axis=0)                # (M,)
     dX = dY @ W.T                      # (N, M) @ (M, D) -> (N, D)
+
+On a sequence ``(N, T, D)`` (or any ``(N, ..., D)``) the same map is applied to the last axis
+at every position, with the same ``W`` and ``b``, as ``torch.nn.Linear``. Every position is
+then a row like a sample's: the leading axes are flattened into ``R = N*T*...`` rows, and
+``dW`` and ``db`` sum over all of them, since every row used the same weights::
+
+    dW = X_rows.T @ dY_rows            # (D, R) @ (R, M) -> (D, M)
+    db = dY_rows.sum(axis=0)           # (M,)
+    dX = dY @ W.T                      # (N, ..., M) @ (M, D) -> (N, ..., D)
 """
+
+import math
 
 import numpy as np
 
@@ -39,8 +50,8 @@ class Dense(Layer):
 
     Shape
     -----
-    - Input: ``(N, in_features)``
-    - Output: ``(N, out_features)``
+    - Input: ``(N, in_features)``, or ``(N, ..., in_features)`` (applied to the last axis).
+    - Output: ``(N, out_features)``, or ``(N, ..., out_features)``.
 
     Attributes
     ----------
@@ -53,6 +64,8 @@ class Dense(Layer):
     >>> layer = Dense(3, 2, rng=0)
     >>> layer.forward(np.ones((4, 3), dtype=np.float32)).shape
     (4, 2)
+    >>> layer.forward(np.ones((4, 5, 3), dtype=np.float32)).shape     # a sequence: every step alike
+    (4, 5, 2)
     """
 
     def __init__(self, in_features, out_features, *, init="he_normal", rng=None, dtype=np.float32):
@@ -67,32 +80,38 @@ class Dense(Layer):
         }
 
     def forward(self, x, training=False):
-        """``(N, in_features) -> (N, out_features)``."""
+        """``(N, ..., in_features) -> (N, ..., out_features)``."""
         x = self.check_input(x)
         self._save(training, x)
-        out = x @ self.params["W"]  # (N,D) @ (D,M) -> (N,M)
-        out += self.params["b"]  # in place: one (N,M) array, not two
+        out = x @ self.params["W"]  # (N,...,D) @ (D,M) -> (N,...,M)
+        out += self.params["b"]  # in place: one (N,...,M) array, not two
         return out
 
     def backward(self, grad_out):
-        """``dX`` ``(N, in_features)`` from ``dY`` ``(N, out_features)``; fills ``grads``."""
+        """``dX`` ``(N, ..., in_features)`` from ``dY`` ``(N, ..., out_features)``; fills ``grads``."""
         (x,) = self._saved_values()
         grad_out = grad_out.astype(self.dtype, copy=False)
+        x_rows = x.reshape(-1, self.in_features)  # (R,D): every position is a row (R = N for 2-D input)
+        grad_rows = grad_out.reshape(-1, self.out_features)  # (R,M)
         self.grads = {
-            "W": x.T @ grad_out,  # (D,N) @ (N,M) -> (D,M)
-            "b": grad_out.sum(axis=0),  # (N,M) -> (M,)
+            "W": x_rows.T @ grad_rows,  # (D,R) @ (R,M) -> (D,M)
+            "b": grad_rows.sum(axis=0),  # (R,M) -> (M,)
         }
-        return grad_out @ self.params["W"].T  # (N,M) @ (M,D) -> (N,D)
+        return grad_out @ self.params["W"].T  # (N,...,M) @ (M,D) -> (N,...,D)
 
     def check_input(self, x):
-        """``x`` as ``(N, in_features)`` floats in the layer's dtype, or a ShapeError that says how to fix it."""
+        """``x`` as ``(N, ..., in_features)`` floats in the layer's dtype, or a ShapeError that says how to fix it."""
         x = float_array(x, "Dense")
-        expect_rank(x, 2, "Dense", "(N, in_features)")
-        if x.shape[1] != self.in_features:
+        if x.ndim < 2:
+            expect_rank(x, 2, "Dense", "(N, in_features)")
+        if x.shape[-1] != self.in_features:
+            hint = (f"Flatten images first: put a Flatten() layer before this one (it gives "
+                    f"{math.prod(x.shape[1:])} features), or set in_features={x.shape[-1]} to apply the layer to "
+                    f"the last axis." if x.ndim > 2 else f"Set in_features={x.shape[-1]} to match the layer before.")
             raise ShapeError(
-                f"Dense({self.in_features}, {self.out_features}) expects {self.in_features} features "
-                f"per row; got input of shape {tuple(x.shape)}. Set in_features={x.shape[1]} to match the "
-                f"layer before (model.summary(input_shape) shows every layer's output shape)."
+                f"Dense({self.in_features}, {self.out_features}) expects input of shape (N, in_features) or "
+                f"(N, ..., in_features) with {self.in_features} features on the last axis; got input of shape "
+                f"{tuple(x.shape)}. {hint} (model.summary(input_shape) shows every layer's output shape.)"
             )
         return x.astype(self.dtype, copy=False)
 
