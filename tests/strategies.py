@@ -4,6 +4,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from tinynet.layers import (
+    LSTM,
+    RNN,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -109,6 +111,10 @@ def layer_and_input_shape(draw, kind):
         a, b, c = draw(small), draw(small), draw(small)
         shape = draw(st.sampled_from([(c, a * b), (-1, a), (a * b * c,), (a, 1, -1)]))
         return Reshape(shape), (draw(small), a, b, c)
+    if kind in ("RNN", "LSTM"):  # (N, T, D) sequences, returning the last state or every state
+        steps, features, hidden = draw(st.integers(1, 5)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+        cls = RNN if kind == "RNN" else LSTM
+        return cls(features, hidden, return_sequences=draw(st.booleans()), rng=seed), (draw(small), steps, features)
     if kind == "Residual":  # shape-keeping inner layers: a convolution block or a dense block
         if draw(st.booleans()):
             channels, size = draw(st.integers(1, 3)), draw(st.integers(3, 6))
@@ -132,4 +138,5 @@ def layer_and_input_shape(draw, kind):
 LAYER_KINDS = [
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "ReLU", "LeakyReLU",
     "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D", "Residual",
+    "RNN", "LSTM",
 ]

@@ -20,7 +20,7 @@ def test_all_names_exist_and_are_public():
     "module, names",
     [
         ("layers", ["Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU", "Sigmoid",
-                    "Tanh", "Softmax", "Dropout"]),
+                    "Tanh", "Softmax", "Dropout", "RNN", "LSTM"]),
         ("losses", ["SoftmaxCrossEntropy", "MeanSquaredError"]),
         ("optim", ["SGD", "Adam"]),
         ("models", ["basic_mlp", "cnn"]),

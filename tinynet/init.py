@@ -13,7 +13,7 @@ import numpy as np
 from ._checks import int_in, is_int
 from .errors import ArgumentError, ArgumentTypeError, ModelFileError
 
-__all__ = ["as_generator", "generator_from_state", "he_normal", "glorot_uniform", "INITIALIZERS"]
+__all__ = ["as_generator", "generator_from_state", "he_normal", "glorot_uniform", "recurrent_uniform", "INITIALIZERS"]
 
 
 def as_generator(rng):
@@ -85,6 +85,22 @@ def initial_weights(init, shape, fan_in, fan_out, rng, dtype, owner):
     if _skip_drawing.get():
         return np.empty(shape, dtype=dtype)
     return INITIALIZERS[init](shape, fan_in, fan_out, as_generator(rng), dtype)
+
+
+def recurrent_uniform(shape, hidden_size, rng, dtype=np.float32):
+    """Samples of ``U(-k, k)``, ``k = 1 / sqrt(hidden_size)``: how PyTorch initialises every weight
+    and bias of ``nn.RNN`` and ``nn.LSTM``.
+
+    Examples
+    --------
+    >>> w = recurrent_uniform((28, 512), 128, 0)
+    >>> w.dtype, bool(np.abs(w).max() <= 1 / np.sqrt(128))
+    (dtype('float32'), True)
+    """
+    if _skip_drawing.get():
+        return np.empty(shape, dtype=dtype)
+    limit = 1.0 / np.sqrt(hidden_size)
+    return as_generator(rng).uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def generator_from_state(state, what):

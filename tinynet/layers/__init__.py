@@ -7,6 +7,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm1D, BatchNorm2D
 from .pooling import AvgPool2D, MaxPool2D
+from .recurrent import LSTM, RNN
 from .reshape import Flatten, Reshape
 from .residual import Residual
 from .softmax import Softmax
@@ -28,4 +29,6 @@ __all__ = [
     "BatchNorm1D",
     "BatchNorm2D",
     "Residual",
+    "RNN",
+    "LSTM",
 ]

@@ -22,7 +22,7 @@ from .._checks import float_array, is_real
 from ..errors import ArgumentError
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]
 
 
 class ReLU(Layer):
@@ -118,15 +118,25 @@ class Sigmoid(Layer):
     elementwise = True
 
     def forward(self, x, training=False):
-        x = float_array(x, "Sigmoid")
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        y = sigmoid(float_array(x, "Sigmoid"))
         self._save(training, y)
         return y
 
     def backward(self, grad_out):
         (y,) = self._saved_values()
         return grad_out * y * (1 - y)
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` in ``x``'s dtype, without overflow (``exp`` only of ``-|x|``); the LSTM's gates use it too.
+
+    Examples
+    --------
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 class Tanh(Layer):

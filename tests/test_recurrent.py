@@ -1,0 +1,116 @@
+"""RNN and LSTM: equal to torch.nn.RNN/LSTM(batch_first=True) in float64, and clear about bad arguments and inputs."""
+
+import numpy as np
+import pytest
+
+from tinynet import layers as L
+from tinynet.errors import ArgumentError, ArgumentTypeError, ShapeError
+
+KINDS = {"RNN": L.RNN, "LSTM": L.LSTM}
+
+
+def torch_twin(torch, layer):
+    """The torch module DESIGN.md names as ``layer``'s equal, in float64: ``weight_ih = W_xᵀ``,
+    ``weight_hh = W_hᵀ``, ``bias_ih = b``, ``bias_hh = 0``."""
+    kind = torch.nn.RNN if isinstance(layer, L.RNN) else torch.nn.LSTM
+    module = kind(layer.input_size, layer.hidden_size, batch_first=True).double()
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.from_numpy(layer.params["W_x"].T.copy()))
+        module.weight_hh_l0.copy_(torch.from_numpy(layer.params["W_h"].T.copy()))
+        module.bias_ih_l0.copy_(torch.from_numpy(layer.params["b"]))
+        module.bias_hh_l0.zero_()
+    return module
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", [(3, 7, 5), (1, 1, 2), (4, 28, 6)])
+def test_forward_and_every_gradient_equal_pytorch_autograd(kind, return_sequences, shape):
+    """Output, input gradient and every parameter gradient equal PyTorch autograd's in float64."""
+    torch = pytest.importorskip("torch", reason="the comparison with PyTorch needs torch: pip install torch")
+    n, steps, features = shape
+    hidden = 4
+    layer = KINDS[kind](features, hidden, return_sequences=return_sequences, rng=1).astype(np.float64)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    ours = layer.forward(x, training=True)
+    grad_out = rng.standard_normal(ours.shape)
+    grad_x = layer.backward(grad_out)
+
+    module = torch_twin(torch, layer)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    sequence = module(x_torch)[0]  # (N, T, H): every h_t
+    theirs = sequence if return_sequences else sequence[:, -1]
+    (theirs * torch.from_numpy(grad_out)).sum().backward()
+
+    assert ours.shape == ((n, steps, hidden) if return_sequences else (n, hidden))
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad_x, x_torch.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W_x"], module.weight_ih_l0.grad.numpy().T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W_h"], module.weight_hh_l0.grad.numpy().T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], module.bias_ih_l0.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_initial_weights_are_seeded_and_within_pytorchs_bound(kind):
+    """Every array is drawn from U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's; the same seed gives the same weights."""
+    first, second, other = (KINDS[kind](6, 16, rng=seed) for seed in (3, 3, 4))
+    bound = 1 / np.sqrt(16)
+    for key, array in first.params.items():
+        assert array.dtype == np.float32
+        assert np.abs(array).max() <= bound and np.abs(array).max() > 0.8 * bound  # uses the range, not a corner
+        np.testing.assert_array_equal(array, second.params[key])
+        assert not np.array_equal(array, other.params[key])
+    assert not np.array_equal(first.params["W_x"][:6, :6], first.params["W_h"][:6, :6])  # separate draws
+
+
+def test_one_step_rnn_is_a_dense_layer_and_tanh():
+    """With T = 1 and h_0 = 0 the RNN is tanh(x W_x + b): the recurrence adds nothing."""
+    layer = L.RNN(3, 2, rng=0)
+    x = np.random.default_rng(0).standard_normal((4, 1, 3)).astype(np.float32)
+    expected = np.tanh(x[:, 0] @ layer.params["W_x"] + layer.params["b"])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-6)
+
+
+def test_lstm_with_a_closed_forget_gate_forgets_the_past():
+    """A forget gate held shut (f = 0) and h not fed back makes h_T depend on the last step only."""
+    layer = L.LSTM(2, 3, rng=0).astype(np.float64)
+    layer.params["W_h"][...] = 0
+    layer.params["b"][3:6] = -1e3  # the f block: σ(-1000) = 0
+    x = np.random.default_rng(0).standard_normal((5, 4, 2))
+    changed = x.copy()
+    changed[:, :3] = 7.0  # every step but the last
+    np.testing.assert_allclose(layer.forward(changed), layer.forward(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda kind: kind(0, 4), ArgumentError, "input_size"),
+        (lambda kind: kind(4, -1), ArgumentError, "hidden_size"),
+        (lambda kind: kind(4.0, 4), ArgumentTypeError, "input_size"),
+        (lambda kind: kind(4, 4, return_sequences="yes"), ArgumentTypeError, "return_sequences"),
+    ],
+)
+@pytest.mark.parametrize("kind", KINDS.values())
+def test_constructors_reject_bad_arguments(kind, build, error, message):
+    """Constructors name the bad argument and the value received."""
+    with pytest.raises(error, match=message):
+        build(kind)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((5, 28), np.float32), r"Add a time axis: x\[:, None\]"),
+        (np.zeros((5, 1, 28, 28), np.float32), r"Reshape\(\(28, 28\)\)"),
+        (np.zeros((5, 28, 10), np.float32), "input_size=10"),
+        (np.zeros((5, 0, 28), np.float32), "at least one time step"),
+        (np.zeros((5, 28, 28), np.int64), "floating-point"),
+    ],
+)
+@pytest.mark.parametrize("kind", KINDS.values())
+def test_forward_rejects_wrong_inputs_with_a_fix(kind, x, message):
+    """A wrong input shape or dtype raises a tinynet error that names the layer and the fix."""
+    with pytest.raises((ShapeError, ArgumentTypeError), match=message):
+        kind(28, 8).forward(x)
