@@ -103,14 +103,18 @@ def test_metadata_is_saved_and_loaded(tmp_path):
 
 @pytest.mark.parametrize("metadata, message", [
     ({"accuracy": float("nan")}, "only JSON values"), ({"weights": np.zeros(2)}, "only JSON values"),
-    ({1: "one"}, "text keys"), (["seed", 0], "dict"), ({"notes": "x" * 70_000}, "at most 65,536"),
+    ({1: "one"}, "key 1 .int.; JSON keys are text"), (["seed", 0], "dict"), ({"notes": "x" * 70_000}, "at most 65,536"),
 ])
 def test_metadata_json_cannot_hold_is_refused_before_writing(tmp_path, metadata, message):
-    """save() refuses metadata a file could not hold, naming the problem, and writes nothing."""
+    """Metadata a file could not hold: refused when assigned, and by save() (writing nothing) when put in later."""
     model = tinynet.models.basic_mlp(rng=0)
-    model.metadata = metadata
     with pytest.raises(tinynet.ArgumentError, match=message):
-        model.save(tmp_path / "m.npz")
+        model.metadata = metadata
+    assert model.metadata == {}
+    if isinstance(metadata, dict):
+        model.metadata.update(metadata)
+        with pytest.raises(tinynet.ArgumentError, match=message):
+            model.save(tmp_path / "m.npz")
     assert not list(tmp_path.iterdir())
 
 

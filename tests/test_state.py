@@ -181,7 +181,7 @@ def test_resume_refuses_a_checkpoint_with_other_layer_settings(tmp_path):
 def test_the_same_layer_object_twice_is_refused():
     """The same layer object twice is refused."""
     relu = ReLU()
-    with pytest.raises(ValueError, match="positions 1 and 3.*one per position"):
+    with pytest.raises(ValueError, match="positions 1 and 3.*its own layer"):
         tinynet.Sequential([Dense(4, 4, rng=0), relu, Dense(4, 4, rng=1), relu])
 
 

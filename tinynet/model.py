@@ -17,10 +17,10 @@ import numpy as np
 
 from . import training
 from .engine import build_plan
-from .errors import ArgumentError, ArgumentTypeError, ShapeError
-from .files.serialization import save_model
+from .errors import ArgumentTypeError, ShapeError
+from .files.serialization import check_metadata, save_model
 from .layers import Layer
-from .layers.base import check_state, named_arrays, qualified_name
+from .layers.base import check_state, named_arrays, qualified_name, refuse_shared_layers
 
 __all__ = ["Sequential"]
 
@@ -57,30 +57,34 @@ class Sequential:
                 f"Wrap it in a list: Sequential([Dense(784, 10)])."
             )
         layers = list(layers)
-        first_position = {}
         for position, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise ArgumentTypeError(
                     f"Sequential expects tinynet layers; item {position} is {layer!r} "
                     f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)."
                 )
-            # A layer keeps the values of its last training forward for its backward: one object
-            # at two places would overwrite the first place's and get its gradients wrong.
-            earlier = first_position.setdefault(id(layer), position)
-            if earlier != position:
-                raise ArgumentError(
-                    f"Sequential got the same {type(layer).__name__} object at positions {earlier} and {position}. "
-                    f"Each position needs its own layer: build one per position, e.g. [ReLU(), ..., ReLU()]."
-                )
+        refuse_shared_layers(layers, "Sequential")
         self.layers = layers
         self._plan, self._plan_key = None, None  # the engine's plan, and the layers and mode it was built for
         self._inference_plan, self._inference_plan_key = None, None  # the same for predicting
         self._fast = True  # False inside layer_by_layer()
         self.loss = None  # set by fit; evaluate reports this loss
         self.history = None  # the History of the latest fit, updated after every epoch
-        #: Where the model came from (recipe, seed, revision, test accuracy, ...): a JSON-ready
-        #: dict that ``save`` writes into the file and ``tinynet.load_model`` reads back.
         self.metadata = {}
+
+    @property
+    def metadata(self):
+        """Where the model came from (recipe, seed, revision, test accuracy, ...): a JSON-ready dict.
+
+        ``save`` writes it into the file and :func:`tinynet.load_model` reads it back. Keys are
+        text at every depth (JSON's keys are; ``1`` would come back as ``"1"``): a dict that
+        JSON would change is refused when assigned, and when saved if it was changed since.
+        """
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value):
+        self._metadata = check_metadata(value)
 
     # -- a container of layers ---------------------------------------------------------
     def __iter__(self):

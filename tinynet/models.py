@@ -9,7 +9,7 @@ the package.
 
 from importlib import resources
 
-from .errors import ArgumentError
+from .errors import ArgumentError, ArgumentTypeError
 from .files.loading import load_model
 from .init import as_generator
 from .layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
@@ -149,6 +149,9 @@ def pretrained(name="cnn"):
     >>> model.metadata["test_accuracy"] > 0.99, model.metadata["recipe"]["model"]
     (True, 'tinynet.models.cnn')
     """
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"pretrained() expects a name, one of {sorted(PRETRAINED)}; received {name!r} "
+                                f"({type(name).__name__}). Call it as pretrained(\"cnn\").")
     if name not in PRETRAINED:
         raise ArgumentError(f"pretrained() knows {sorted(PRETRAINED)}; received {name!r}.")
     with resources.as_file(resources.files(__package__) / "pretrained" / PRETRAINED[name]) as path:

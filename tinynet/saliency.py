@@ -12,12 +12,23 @@ a max-norm budget.
 :mod:`tinynet.layers`) inside :meth:`tinynet.Sequential.gradients_at_inference`: BatchNorm with
 its running statistics, no dropout, so the gradient is that of the model that made the
 prediction.
+
+A model whose last layer is a ``Softmax`` outputs the probabilities ``p`` themselves; its
+loss is ``-log p[t]`` (as ``evaluate`` scores it), whose gradient with respect to the
+softmax's input is ``p - onehot(t)``, the fused gradient of the model without that last
+layer. So the layers before it are backpropagated from there: the same gradient as going
+through ``-1/p[t]`` and the softmax's Jacobian, without dividing by a probability that may
+have rounded to 0.
 """
 
 import numpy as np
 
+from ._checks import number
+from .errors import ArgumentError, ArgumentTypeError
 from .losses import SoftmaxCrossEntropy, check_labels
+from .model import Sequential
 from .training.inputs import as_batch, batches, prepare_inputs
+from .training.loop import check_model, ends_in_softmax
 
 __all__ = ["input_gradient"]
 
@@ -28,13 +39,14 @@ def input_gradient(model, x, labels, batch_size=500):
     Parameters
     ----------
     model : Sequential
-        A classifier that outputs logits.
+        A classifier that outputs logits, or probabilities from a last ``Softmax`` layer
+        (the loss is then ``-log p[label]``, as :meth:`~tinynet.Sequential.evaluate` takes it).
     x : array (N, ...)
         Float images in [0, 1] or uint8 images (scaled by 1/255), as ``predict`` takes them.
     labels : int array (N,)
         The class each image's loss is taken against (its true label, or a target class).
     batch_size : int
-        Images per forward and backward pass.
+        Images per forward and backward pass (a positive int).
 
     Returns
     -------
@@ -49,15 +61,33 @@ def input_gradient(model, x, labels, batch_size=500):
     >>> input_gradient(model, x, np.array([1, 2, 3])).shape
     (3, 1, 28, 28)
     """
+    if not isinstance(model, Sequential):
+        raise ArgumentTypeError(f"input_gradient expects a tinynet.Sequential; received {type(model).__name__}. "
+                                f"Wrap layers in one: tinynet.Sequential([...]).")
+    check_model(model, "input_gradient", backprop=True)
+    batch_size = number(batch_size, "batch_size", "input_gradient", low=1, integer=True)
     x = prepare_inputs(x, "input_gradient")
     classes = model.output_shapes(x.shape[1:])[-1][-1]
     labels = check_labels(labels, len(x), classes, "input_gradient")
+    logits_model = _without_final_softmax(model)
     grads = np.empty(x.shape, dtype=model.dtype)
     loss = SoftmaxCrossEntropy()
-    with model.gradients_at_inference():
+    with logits_model.gradients_at_inference():
         for index in batches(len(x), batch_size):
-            logits = model.forward(as_batch(x[index], model.dtype))
+            logits = logits_model.forward(as_batch(x[index], model.dtype))
             loss.forward(logits, labels[index])
             # SoftmaxCrossEntropy's gradient is that of the batch's mean; times N, each image's own.
-            grads[index] = model.backward(loss.backward() * logits.dtype.type(len(logits)))
+            grads[index] = logits_model.backward(loss.backward() * logits.dtype.type(len(logits)))
     return grads
+
+
+def _without_final_softmax(model):
+    """``model``, or the model of its layers before a last Softmax over the classes (its outputs are then logits)."""
+    if not ends_in_softmax(model):
+        return model
+    last = model.layers[-1]
+    if last.axis not in (-1, 1):
+        raise ArgumentError(
+            f"input_gradient takes the loss -log p[label] over the classes (the last axis), but the model ends in "
+            f"{last!r}, which normalises another axis. End the model in Softmax() or in logits.")
+    return Sequential(model.layers[:-1])  # no layers (a model that is a Softmax alone): the identity

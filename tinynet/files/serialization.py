@@ -59,8 +59,12 @@ def architecture(layers, metadata=None):
 
 
 def check_metadata(metadata, where="model.metadata", error=ArgumentError):
-    """``metadata`` if it is a dict with text keys that JSON can hold (no NaN) in MAX_METADATA_CHARS, else ``error``."""
-    if not isinstance(metadata, dict) or not all(isinstance(key, str) for key in metadata):
+    """``metadata`` if it is a dict that JSON holds as it is (text keys, no NaN) in MAX_METADATA_CHARS, else ``error``.
+
+    JSON keys are text: ``json.dumps`` would write the key ``1`` as ``"1"``, and of ``{1: a, "1": b}``
+    reading would keep one value. So a key that is not text, at any depth, is refused.
+    """
+    if not isinstance(metadata, dict):
         raise error(f"{where} must be a dict with text keys; received {type(metadata).__name__}.")
     try:
         text = json.dumps(metadata, allow_nan=False)
@@ -69,7 +73,29 @@ def check_metadata(metadata, where="model.metadata", error=ArgumentError):
     if len(text) > MAX_METADATA_CHARS:
         raise error(f"{where} takes {len(text):,} characters as JSON; a model file holds at most "
                     f"{MAX_METADATA_CHARS:,}.")
+    found = _key_not_text(metadata, where)
+    if found:
+        place, key = found
+        written = next(iter(json.loads(json.dumps({key: 0}))))  # the text JSON makes of the key
+        raise error(f"{place} has the key {key!r} ({type(key).__name__}); JSON keys are text: the file would "
+                    f"hold it as {written!r} and, were {written!r} a key too, keep only one of the two values. "
+                    f"Use text keys, e.g. {written!r}.")
     return metadata
+
+
+def _key_not_text(value, where):
+    """``(place, key)`` of the first dict key in ``value`` that is not a str, or None (JSON wrote it: no cycles)."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return where, key
+                stack.append((item, f"{where}[{key!r}]"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, f"{where}[{position}]") for position, item in enumerate(value))
+    return None
 
 
 def _check_own(layer, position):

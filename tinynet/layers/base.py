@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
-__all__ = ["Layer", "check_state", "qualified_name", "named_arrays"]
+__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "refuse_shared_layers"]
 
 
 def qualified_name(position, key):
@@ -43,6 +43,33 @@ def named_arrays(layers, kind="state"):
 
     return {qualified_name(position, key): array for position, layer in enumerate(layers)
             for key, array in arrays(layer).items()}
+
+
+def refuse_shared_layers(layers, owner):
+    """An ArgumentError if one layer object sits at two places in ``layers``, inside them included.
+
+    A layer keeps the values of its last training forward on itself for its backward, and
+    overwrites its ``grads``: one object at two places would backpropagate the second
+    place's values through the first and keep only one place's weight gradient. Places are
+    named as the state is (``"1.0"``: inner layer 0 of the Residual at 1). The walk keeps its
+    own stack, so a deep nesting cannot exhaust Python's, and stops at the first repeat, so
+    a layer placed inside itself cannot make it run forever.
+    """
+    first_place = {}
+    stack = [(str(position), layer) for position, layer in reversed(list(enumerate(layers)))]
+    while stack:
+        place, layer = stack.pop()
+        earlier = first_place.setdefault(id(layer), place)
+        if earlier != place:
+            name = type(layer).__name__
+            raise ArgumentError(
+                f"{owner} holds the same {name} object at positions {earlier} and {place}. A layer keeps its "
+                f"last forward's values for its backward, so one object at two places gets its gradients wrong "
+                f"(tinynet has no weight tying). Give each position its own layer: a new {name}(...), or "
+                f"copy.deepcopy(layer) for a separate layer that starts from the same weights."
+            )
+        inner = getattr(layer, "layers", ())
+        stack.extend((f"{place}.{position}", part) for position, part in reversed(list(enumerate(inner))))
 
 
 def check_state(mine, theirs, owner):

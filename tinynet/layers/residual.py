@@ -21,7 +21,7 @@ The inner layers' arrays are the residual layer's own, named by position: inside
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
-from .base import Layer, check_state, qualified_name
+from .base import Layer, check_state, qualified_name, refuse_shared_layers
 
 __all__ = ["Residual"]
 
@@ -69,8 +69,7 @@ class Residual(Layer):
                 raise ArgumentTypeError(
                     f"Residual expects tinynet layers; inner item {position} is {type(layer).__name__}. Pass the "
                     f"layers themselves, e.g. Residual(Dense(8, 8), ReLU()), not a list.")
-        if len({id(layer) for layer in layers}) != len(layers):
-            raise ArgumentError("Residual got the same layer object twice; each position needs its own layer.")
+        refuse_shared_layers(layers, "Residual")
         self.layers = list(layers)
 
     # The inner layers own the arrays; params, grads and buffers are views that name them by

@@ -24,6 +24,7 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..files.checkpoint import resume_training, save_checkpoint
 from ..history import History
 from ..layers import Softmax
+from ..layers.base import refuse_shared_layers
 from ..layers.softmax import softmax
 from ..losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
 from ..optim import OPTIMIZER_NAMES, Adam, Optimizer
@@ -32,7 +33,7 @@ from .guards import DivergenceGuard, StopAtBatchEnd
 from .inputs import as_batch, batches, prepare_inputs, refuse_non_finite, training_batch_count, training_batches
 from .trace import PROBE_SIZE, Tracer
 
-__all__ = ["fit", "train_step", "evaluate", "predict"]
+__all__ = ["fit", "train_step", "evaluate", "predict", "check_model", "ends_in_softmax"]
 
 
 #: The names a Keras user types for ``loss=`` (the optimizers' are optim.OPTIMIZER_NAMES).
@@ -55,10 +56,17 @@ def _named(value, names, kind, base, example):
     return value
 
 
-def _check_model(model, owner):
+def check_model(model, owner, backprop=False):
+    """A model with layers; one that is to backpropagate (``backprop``) also with no layer at two places.
+
+    ``Sequential`` refuses a shared layer when it is built; ``model.layers`` is a plain list,
+    so a layer appended later is caught here, before a backward pass would mix two places up.
+    """
     if not model.layers:
         raise ArgumentError(f"{owner}: the model has no layers. Build it with some, e.g. "
-                         f"tinynet.Sequential([Flatten(), Dense(784, 10)]).")
+                            f"tinynet.Sequential([Flatten(), Dense(784, 10)]).")
+    if backprop:
+        refuse_shared_layers(model.layers, owner)
 
 
 def _output_classes(model, x, dtype, owner="fit"):
@@ -101,7 +109,7 @@ def fit(
     batch_size = number(batch_size, "batch_size", "fit", low=1, integer=True)
     if resume and checkpoint is None:
         raise ArgumentError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
-    _check_model(model, "fit")
+    check_model(model, "fit", backprop=True)
     if optimizer is not None:
         optimizer = _named(optimizer, OPTIMIZER_NAMES, "optimizer", Optimizer, "tinynet.optim.Adam(lr=1e-3)")
     loss = SoftmaxCrossEntropy() if loss is None else _named(loss, LOSS_NAMES, "loss", Loss,
@@ -141,14 +149,15 @@ def fit(
     return history
 
 
-def _ends_in_softmax(model):
+def ends_in_softmax(model):
+    """Whether the model's last layer is a Softmax: its outputs are probabilities, not logits."""
     return bool(model.layers) and isinstance(model.layers[-1], Softmax)
 
 
 def _refuse_softmax_before_logits_loss(model, loss):
     # SoftmaxCrossEntropy applies the softmax itself: after a Softmax layer it would train
     # on softmax(softmax(x)), whose gradients are tiny and whose loss means nothing.
-    if isinstance(loss, SoftmaxCrossEntropy) and _ends_in_softmax(model):
+    if isinstance(loss, SoftmaxCrossEntropy) and ends_in_softmax(model):
         raise ArgumentError(
             "The model ends in a Softmax layer, but SoftmaxCrossEntropy takes logits and applies the softmax "
             "itself. Remove the final Softmax (predict() returns probabilities anyway), or pass another loss."
@@ -284,7 +293,7 @@ class _Run:
 def predict_logits(model, x, batch_size, owner):
     """The model's raw outputs for every sample, computed batch by batch."""
     batch_size = number(batch_size, "batch_size", owner, low=1, integer=True)
-    _check_model(model, owner)
+    check_model(model, owner)
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner, check_finite=False)
@@ -307,7 +316,7 @@ def evaluate(model, x, y, batch_size=1000):
     outputs = predict_logits(model, x, batch_size, "evaluate")
     y = check_labels(y, len(outputs), outputs.shape[-1], "evaluate")
     loss = getattr(model, "loss", None) or SoftmaxCrossEntropy()
-    if isinstance(loss, SoftmaxCrossEntropy) and _ends_in_softmax(model):
+    if isinstance(loss, SoftmaxCrossEntropy) and ends_in_softmax(model):
         # The outputs are probabilities already: their cross-entropy is -log p[label].
         picked = outputs[np.arange(len(y)), y].astype(np.float64)
         value = float(-np.log(np.maximum(picked, np.finfo(outputs.dtype).tiny)).mean())
@@ -319,4 +328,4 @@ def evaluate(model, x, y, batch_size=1000):
 def predict(model, x, batch_size=1000):
     """Class probabilities ``(N, classes)``; see :meth:`tinynet.Sequential.predict`."""
     outputs = predict_logits(model, x, batch_size, "predict")
-    return outputs if _ends_in_softmax(model) else softmax(outputs, axis=-1)
+    return outputs if ends_in_softmax(model) else softmax(outputs, axis=-1)
