@@ -109,3 +109,54 @@ def test_bad_hyper_parameters_are_rejected(build):
     """Negative rates, betas outside [0, 1) and Nesterov without momentum are errors."""
     with pytest.raises(ValueError):
         build()
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_clip_norm_matches_torch_clip_grad_norm(name):
+    """With clip_norm, every step equals torch.nn.utils.clip_grad_norm_ then the torch optimizer's step,
+    on gradients whose global norm is above the bound at some steps and below it at others."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed; it is only an optional comparison")
+    ours = {"SGD": lambda: SGD(0.1, momentum=0.9, clip_norm=1.0), "Adam": lambda: Adam(0.01, clip_norm=1.0),
+            "AdamW": lambda: AdamW(0.01, clip_norm=1.0)}[name]()
+    layers = [Dense(3, 2, rng=0).astype(np.float64), Dense(2, 4, rng=1).astype(np.float64)]
+    places = [(layer, key) for layer in layers for key in layer.params]  # every parameter, two layers' worth
+    tensors = [torch.tensor(layer.params[key].copy(), requires_grad=True) for layer, key in places]
+    theirs = {"SGD": lambda: torch.optim.SGD(tensors, lr=0.1, momentum=0.9),
+              "Adam": lambda: torch.optim.Adam(tensors, lr=0.01),
+              "AdamW": lambda: torch.optim.AdamW(tensors, lr=0.01)}[name]()
+    rng = np.random.default_rng(0)
+    clipped = 0
+    for size in (5.0, 0.01, 30.0, 0.2):  # global norms of about 20, 0.04, 120 and 0.8
+        grads = [size * rng.standard_normal(layer.params[key].shape) for layer, key in places]
+        for (layer, key), grad, tensor in zip(places, grads, tensors, strict=True):
+            layer.grads[key] = grad.copy()
+            tensor.grad = torch.tensor(grad)
+        ours.step(layers)
+        clipped += float(torch.nn.utils.clip_grad_norm_(tensors, 1.0)) > 1.0
+        theirs.step()
+        for (layer, key), grad, tensor in zip(places, grads, tensors, strict=True):
+            np.testing.assert_array_equal(layer.grads[key], grad)  # the layers' gradients are left as they were
+            np.testing.assert_allclose(layer.params[key], tensor.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert 0 < clipped < 4  # both branches were taken
+
+
+def test_clip_scale_shrinks_only_long_gradients():
+    """The factor is 1 within the bound and bound/norm beyond it (the norm of all gradients together)."""
+    optimizer = SGD(lr=0.1, clip_norm=2.0)
+    assert optimizer.clip_scale([np.array([1.0, 0.0]), np.array([[1.0]])]) == 1.0  # norm sqrt(2) < 2
+    assert optimizer.clip_scale([np.array([6.0, 0.0]), np.array([[8.0]])]) == pytest.approx(2.0 / 10.0)
+    assert SGD(lr=0.1).clip_scale([np.array([1e9])]) == 1.0  # no clip_norm: no clipping
+
+
+@pytest.mark.parametrize("clip_norm", [0, -1.0, float("inf"), "1"])
+def test_bad_clip_norm_is_rejected(clip_norm):
+    """clip_norm must be a positive finite number (or None)."""
+    with pytest.raises((ValueError, TypeError), match="clip_norm"):
+        Adam(clip_norm=clip_norm)
+
+
+def test_clip_norm_survives_the_optimizer_state_dict():
+    """clip_norm is part of the config that state_dict saves and load_state_dict restores."""
+    restored = SGD(lr=0.5)
+    restored.load_state_dict(SGD(lr=0.1, clip_norm=3.0).state_dict())
+    assert restored.clip_norm == 3.0 and restored.lr == 0.1

@@ -21,6 +21,16 @@ AdamW: Adam without the L2 term, the weights decayed directly (decoupled)::
 
     p = p * (1 - lr * wd)       then Adam's step with wd = 0
 
+Gradient clipping (``clip_norm`` = ``c``, any optimizer), before the rule above, as
+``torch.nn.utils.clip_grad_norm_``: with ``‖g‖`` the L2 norm of every parameter's gradient
+together (the square root of the sum of all their squares)::
+
+    g = g * min(1, c / (‖g‖ + 1e-6))          for every parameter, by the same factor
+
+so a step never moves along a gradient longer than ``c`` (a recurrent network's gradient can
+grow geometrically with the sequence's length), and keeps its direction. The layers'
+``grads`` are left as backward wrote them: the scaled copy only feeds the update.
+
 State (velocities, moments) is kept per parameter *name*, ``"<layer position>.<param>"``
 as in :meth:`tinynet.Sequential.state_dict`, under PyTorch's names (``momentum_buffer``,
 ``exp_avg``, ``exp_avg_sq``). Before every step the state is checked against the
@@ -73,8 +83,10 @@ class Optimizer:
     #: The arrays kept per parameter once a step has been taken.
     STATE_NAMES = ()
 
-    def __init__(self, lr):
+    def __init__(self, lr, clip_norm=None):
         self.lr = number(lr, "lr", type(self).__name__, low=0)
+        self.clip_norm = None if clip_norm is None else number(clip_norm, "clip_norm", type(self).__name__,
+                                                                low=0, low_open=True)
         self.state = {}  # parameter name -> {state name: array}
         self.steps = 0
 
@@ -83,8 +95,30 @@ class Optimizer:
         named = list(named_parameters(layers))
         self._check_fits(named)
         self.steps += 1
+        scale = self.clip_scale([layer.grads[key] for _, layer, key in named])
         for name, layer, key in named:
-            self._update(layer.params[key], layer.grads[key], self.state.setdefault(name, {}))
+            grad = layer.grads[key]
+            if scale != 1:  # a scaled copy: the layer's gradient stays as backward left it
+                grad = grad * grad.dtype.type(scale)
+            self._update(layer.params[key], grad, self.state.setdefault(name, {}))
+
+    def clip_scale(self, grads):
+        """The factor every gradient is multiplied by before the update: ``min(1, clip_norm / (‖g‖ + 1e-6))``,
+        ``‖g‖`` the L2 norm of all of ``grads`` together (1 without ``clip_norm``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> grads = [np.array([3.0]), np.array([[4.0]])]          # together a vector of length 5
+        >>> round(SGD(lr=0.1, clip_norm=1.0).clip_scale(grads), 6), SGD(lr=0.1).clip_scale(grads)
+        (0.2, 1.0)
+        """
+        if self.clip_norm is None:
+            return 1.0
+        # In float64: a float32 sum of squares over a million weights loses digits.
+        total = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
+                              for g in grads))
+        return min(1.0, self.clip_norm / (total + 1e-6))  # the 1e-6 is PyTorch's, against dividing by 0
 
     def _check_fits(self, named):
         """Refuse, before anything changes, state or gradients that do not fit the parameters."""
@@ -192,8 +226,8 @@ class SGD(Optimizer):
     array([[0.95]], dtype=float32)
     """
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(lr)
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None):
+        super().__init__(lr, clip_norm)
         self.momentum = number(momentum, "momentum", "SGD", low=0)
         self.weight_decay = number(weight_decay, "weight_decay", "SGD", low=0)
         if nesterov and self.momentum == 0:
@@ -203,7 +237,7 @@ class SGD(Optimizer):
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
 
     def _update(self, param, grad, state):
         if self.weight_decay:
@@ -235,8 +269,8 @@ class Adam(Optimizer):
 
     STATE_NAMES = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        super().__init__(lr)
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None):
+        super().__init__(lr, clip_norm)
         owner = type(self).__name__
         self.beta1 = number(beta1, "beta1", owner, low=0, high=1)
         self.beta2 = number(beta2, "beta2", owner, low=0, high=1)
@@ -245,7 +279,7 @@ class Adam(Optimizer):
 
     def get_config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
 
     def _decay(self):
         """``(l2, decay)``: Adam adds ``wd * p`` to the gradient and decays nothing directly."""
@@ -312,8 +346,8 @@ class AdamW(Adam):
     0.95
     """
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip_norm=None):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
     def _decay(self):
         return 0.0, 1.0 - self.lr * self.weight_decay
