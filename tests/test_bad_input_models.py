@@ -178,3 +178,67 @@ def test_pretrained_with_a_name_that_is_not_text_is_refused(name):
     """pretrained(["cnn"]) and friends: an ArgumentTypeError naming the names, not 'unhashable type'."""
     with pytest.raises(tinynet.ArgumentTypeError, match=r"pretrained\(\) expects a name, one of \['cnn', 'mlp'\]"):
         tinynet.models.pretrained(name)
+
+
+# -- Residuals nested deeply: what save writes, load_model reads -------------------------------------
+def _nested(depth, inner=None):
+    block = inner if inner is not None else Dense(3, 3, rng=0)
+    for _ in range(depth):
+        block = Residual(block, Tanh())
+    return block
+
+
+def test_residuals_nested_to_the_limit_save_and_load(tmp_path):
+    """Eight levels (MAX_NESTING): written by save, read by load_model, the same predictions."""
+    model = tinynet.Sequential([_nested(tinynet.layers.residual.MAX_NESTING), Dense(3, 2, rng=1)])
+    model.save(tmp_path / "deep.npz")
+    x = np.random.default_rng(0).random((4, 3), dtype=np.float32)
+    np.testing.assert_array_equal(tinynet.load_model(tmp_path / "deep.npz").predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("depth", [9, 10, 2000])
+def test_residuals_nested_past_the_limit_are_refused_when_built(depth):
+    """Nine levels or two thousand: an ArgumentError naming the limit and the fix, not a file that will not load."""
+    with pytest.raises(tinynet.ArgumentError, match="nest at most 8 deep.*one after another"):
+        _nested(depth)
+
+
+def test_a_tree_nested_deeper_after_building_is_refused_by_save(tmp_path):
+    """An inner list changed to nest nine deep: save refuses it with load_model's message, writing nothing."""
+    model = tinynet.Sequential([_nested(8)])
+    deepest = model.layers[0]
+    while isinstance(deepest.layers[0], Residual):
+        deepest = deepest.layers[0]
+    deepest.layers[0] = Residual(Dense(3, 3, rng=0))
+    with pytest.raises(tinynet.ArgumentError, match=r"save\(\): Residual layers nest at most 8 deep"):
+        model.save(tmp_path / "deep.npz")
+    assert not list(tmp_path.iterdir())
+    model = tinynet.Sequential([Dense(3, 3, rng=0), Residual(ReLU())])
+    model.layers[1].layers.append(model.layers[1])
+    with pytest.raises(tinynet.ArgumentError, match=r"save\(\) holds the same Residual object at positions 1 and 1.1"):
+        model.save(tmp_path / "loop.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def _file_nested(tmp_path, depth):
+    """A model file, not written by save, whose one layer is Residuals nested ``depth`` deep around a Dense."""
+    entry, name = {"class": "Dense", "config": {"in_features": 3, "out_features": 3}}, "0"
+    for _ in range(depth):
+        entry, name = {"class": "Residual", "config": {"layers": [entry]}}, name + ".0"
+    document = {"format": "tinynet.model", "version": 1, "layers": [entry]}
+    arrays = {"__architecture__": np.array(json.dumps(document)),
+              f"{name}.W": np.zeros((3, 3), np.float32), f"{name}.b": np.zeros(3, np.float32)}
+    np.savez(tmp_path / f"nested{depth}.npz", **arrays)
+    return tmp_path / f"nested{depth}.npz"
+
+
+@pytest.mark.parametrize("depth", [9, 200])
+def test_a_file_nested_past_the_limit_is_refused_with_the_same_message(tmp_path, depth):
+    """load_model names the file, the ninth Residual's place and save's own message, once."""
+    path = _file_nested(tmp_path, depth)
+    with pytest.raises(tinynet.ModelFileError) as refused:
+        tinynet.load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: layer 0{'.0' * 8} (Residual) has an invalid configuration: ")
+    assert message.endswith(tinynet.layers.residual.TOO_DEEP) and message.count(str(path)) == 1
+    assert isinstance(tinynet.load_model(_file_nested(tmp_path, 8))[0], Residual)

@@ -25,7 +25,8 @@ import numpy as np
 from .. import layers as layer_module
 from ..errors import ArgumentError, ArgumentTypeError, ModelFileError
 from ..init import weights_to_be_overwritten
-from ..layers.base import named_arrays, qualified_name
+from ..layers.base import named_arrays, qualified_name, refuse_shared_layers
+from ..layers.residual import MAX_NESTING, TOO_DEEP, nesting_depth
 from ._archive import write_archive
 
 __all__ = ["save_model", "model_arrays", "read_layers", "read_metadata", "architecture", "check_metadata",
@@ -48,6 +49,10 @@ LAYER_CLASSES = {name: getattr(layer_module, name) for name in layer_module.__al
 
 def architecture(layers, metadata=None):
     """The JSON-ready description of ``layers``: format, version, each layer's class and config, metadata."""
+    # Both are refused when a model is built; inner lists changed since would not load as they were.
+    refuse_shared_layers(layers, "save()")
+    if nesting_depth(layers) > MAX_NESTING:
+        raise ArgumentError(f"save(): {TOO_DEEP}")
     description = []
     for position, layer in enumerate(layers):
         _check_own(layer, position)
@@ -130,9 +135,9 @@ def check_state_values(arrays, where):
 
 def model_arrays(model):
     """The arrays of a model file, checked as :func:`read_layers` will check them."""
+    description = architecture(model.layers, model.metadata)  # first: it refuses trees the arrays cannot name
     arrays = dict(state_arrays(model.layers))
     check_state_values(arrays, "save()")
-    description = architecture(model.layers, model.metadata)
     arrays["__architecture__"] = np.array(json.dumps(description))
     return arrays
 
@@ -180,10 +185,12 @@ def _build_layer(entry, position, path, depth=0):
     try:
         kind, config = LAYER_CLASSES[name], entry.get("config", {})
         if hasattr(kind, "from_config"):  # a layer of layers (Residual): each inner one built the same way
-            return kind.from_config(config, lambda inner, level: _build_layer(inner, f"{position}.x", path, level),
-                                    depth)
+            return kind.from_config(
+                config, lambda inner, place, level: _build_layer(inner, f"{position}.{place}", path, level), depth)
         with weights_to_be_overwritten():
             return kind(**config)
+    except ModelFileError:  # an inner layer's, which names its own place
+        raise
     except MemoryError as error:
         raise ModelFileError(f"{path}: layer {position} ({name}) is too large to build: {error}") from error
     except (TypeError, ValueError, OverflowError) as error:

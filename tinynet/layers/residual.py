@@ -23,11 +23,35 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from .base import Layer, check_state, qualified_name, refuse_shared_layers
 
-__all__ = ["Residual"]
+__all__ = ["Residual", "nesting_depth", "MAX_NESTING", "TOO_DEEP"]
 
-#: Residual layers inside residual layers, at most this deep, when read from a file: a
-#: hostile file cannot make the reader recurse without end.
+#: Residual layers inside residual layers, at most this deep: a Residual refuses to be built
+#: deeper, ``save`` to write deeper (were the inner lists changed after building), and reading
+#: a file deeper, so a hostile file cannot make the reader recurse without end and what
+#: ``save`` writes ``load_model`` reads.
 MAX_NESTING = 8
+
+
+def nesting_depth(layers):
+    """How many Residuals deep ``layers`` nest: 0 for none, 1 for ``[Residual(Dense(...))]``, at most MAX_NESTING + 1.
+
+    The walk keeps its own stack and stops past the limit, so a deep tree cannot exhaust
+    Python's stack and a Residual placed inside itself cannot make it run forever.
+    """
+    deepest = 0
+    stack = [(layer, 1) for layer in layers]
+    while stack and deepest <= MAX_NESTING:
+        layer, level = stack.pop()
+        inner = getattr(layer, "layers", ())
+        if isinstance(layer, Layer) and inner:
+            deepest = max(deepest, level)
+            stack.extend((part, level + 1) for part in inner)
+    return deepest
+
+
+#: Why Residuals nested past MAX_NESTING are refused: one text wherever that happens.
+TOO_DEEP = (f"Residual layers nest at most {MAX_NESTING} deep (a model file holds no more); these nest deeper. "
+            f"Put some blocks one after another instead: Sequential([Residual(...), Residual(...)]).")
 
 
 class Residual(Layer):
@@ -70,6 +94,8 @@ class Residual(Layer):
                     f"Residual expects tinynet layers; inner item {position} is {type(layer).__name__}. Pass the "
                     f"layers themselves, e.g. Residual(Dense(8, 8), ReLU()), not a list.")
         refuse_shared_layers(layers, "Residual")
+        if nesting_depth(layers) >= MAX_NESTING:
+            raise ArgumentError(TOO_DEEP)
         self.layers = list(layers)
 
     # The inner layers own the arrays; params, grads and buffers are views that name them by
@@ -149,13 +175,17 @@ class Residual(Layer):
 
     @classmethod
     def from_config(cls, config, build, depth=0):
-        """Rebuild from :meth:`get_config`; ``build(entry, depth)`` makes each inner layer."""
+        """Rebuild from :meth:`get_config`; ``build(entry, position, depth)`` makes inner layer ``position``.
+
+        ``depth`` counts the Residuals around this one: past MAX_NESTING the file is refused
+        before the next level is read.
+        """
         entries = config.get("layers") if isinstance(config, dict) else None
         if set(config) != {"layers"} or not isinstance(entries, list) or not entries:
             raise ArgumentError("Residual's configuration is {'layers': [{'class': ..., 'config': {...}}, ...]}.")
         if depth >= MAX_NESTING:
-            raise ArgumentError(f"Residual layers are nested more than {MAX_NESTING} deep.")
-        return cls(*(build(entry, depth + 1) for entry in entries))
+            raise ArgumentError(TOO_DEEP)
+        return cls(*(build(entry, position, depth + 1) for position, entry in enumerate(entries)))
 
     def __repr__(self):
         return f"Residual({', '.join(repr(layer) for layer in self.layers)})"
