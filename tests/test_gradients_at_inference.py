@@ -110,3 +110,31 @@ def test_input_gradient_is_each_images_own_loss_gradient():
         np.testing.assert_allclose(grads[i], alone[0], rtol=1e-4, atol=1e-7)
     with pytest.raises(tinynet.ArgumentError, match="labels in 0..9"):
         tinynet.input_gradient(model, x, np.array([3, 1, 4, 1, 50]))
+
+
+def test_class_score_gradient_is_the_gradient_of_each_images_own_logit():
+    """tinynet.class_score_gradient: d(logit c_i)/dx_i, equal to finite differences of the predicting model's logits."""
+    rng = np.random.default_rng(3)
+    model = tinynet.models.cnn(rng=0).astype(np.float64)
+    _trained_statistics(model, rng.random((8, 1, 28, 28)))
+    x, classes = rng.random((2, 1, 28, 28)), np.array([7, 2])
+    grads = tinynet.class_score_gradient(model, x, classes, batch_size=1)
+    assert grads.shape == x.shape and grads.dtype == np.float64
+    weights = np.zeros((2, 10))
+    weights[[0, 1], classes] = 1  # the sum of each image's own class score; the images do not interact
+    with model.gradients_at_inference():
+        numerical = _numerical_input_gradient(model, x.copy(), weights)
+    np.testing.assert_allclose(grads, numerical, rtol=1e-6, atol=1e-8)
+    with pytest.raises(tinynet.ArgumentError, match="0..9"):
+        tinynet.class_score_gradient(model, x, np.array([3, 10]))
+
+
+def test_the_loss_gradient_is_the_class_score_gradients_weighted_by_the_softmax_error():
+    """dL/dx = sum_k (p_k - [k = t]) ds_k/dx: input_gradient and class_score_gradient agree through the softmax."""
+    rng = np.random.default_rng(4)
+    model = tinynet.models.basic_mlp(rng=0).astype(np.float64)
+    x, labels = rng.random((3, 1, 28, 28)), np.array([0, 5, 9])
+    error = model.predict(x) - np.eye(10)[labels]
+    scores = np.stack([tinynet.class_score_gradient(model, x, np.full(3, k)) for k in range(10)], axis=1)
+    combined = np.einsum("nk,nk...->n...", error, scores)
+    np.testing.assert_allclose(tinynet.input_gradient(model, x, labels), combined, rtol=1e-9, atol=1e-12)

@@ -38,7 +38,7 @@ from .files.loading import load_checkpoint, load_model
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
 from .model import Sequential
-from .saliency import input_gradient
+from .saliency import class_score_gradient, input_gradient
 from .training import trace
 
 # The modules' public paths from before the package was grouped into rooms (data/, files/,
@@ -60,6 +60,7 @@ __all__ = [
     "gradcheck",
     "GradcheckResult",
     "input_gradient",
+    "class_score_gradient",
     "layers",
     "losses",
     "optim",
