@@ -81,3 +81,32 @@ def test_the_mnist_cnn_exports_with_the_default_input_shape(tmp_path):
     x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
     session = onnxruntime.InferenceSession(str(tmp_path / "cnn.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), atol=1e-4)
+
+
+def recurrent_model(kind):
+    """Two recurrent layers, returning every step and then the last one, and a Dense; with an input."""
+    model = tinynet.Sequential([kind(12, 5, return_sequences=True, rng=0), kind(5, 6, rng=1), L.Dense(6, 3, rng=2)])
+    for layer in model.layers[:2]:  # biases larger than the initial ones, so a gate mixed up shows
+        layer.params["b"][...] = np.random.default_rng(3).uniform(-1, 1, layer.params["b"].shape)
+    return model, np.random.default_rng(4).standard_normal((5, 9, 12)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", [L.RNN, L.LSTM])
+def test_recurrent_layers_run_in_onnxruntime_with_the_same_outputs(kind, tmp_path):
+    """RNN and LSTM (gates reordered to ONNX's i, o, f, c; time-first transposes) give model.forward's outputs."""
+    pytest.importorskip("onnx", reason="onnx is in the export extra")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
+    model, x = recurrent_model(kind)
+    to_onnx(model, tmp_path / "recurrent.onnx", input_shape=(9, 12))
+    session = onnxruntime.InferenceSession(str(tmp_path / "recurrent.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (x, x[:1]):
+        np.testing.assert_allclose(session.run(None, {"input": batch})[0], model.forward(batch), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", [L.RNN, L.LSTM])
+def test_recurrent_layers_give_the_same_outputs_in_torch(kind):
+    """RNN and LSTM as nn.RNN/nn.LSTM(batch_first=True), the last step taken unless return_sequences."""
+    torch = pytest.importorskip("torch", reason="PyTorch is in the export extra: pip install -e '.[export]'")
+    model, x = recurrent_model(kind)
+    with torch.no_grad():
+        np.testing.assert_allclose(to_torch(model)(torch.from_numpy(x)).numpy(), model.forward(x), atol=1e-5)

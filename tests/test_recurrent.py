@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import tinynet
 from tinynet import layers as L
 from tinynet.errors import ArgumentError, ArgumentTypeError, ShapeError
 
@@ -114,3 +115,17 @@ def test_forward_rejects_wrong_inputs_with_a_fix(kind, x, message):
     """A wrong input shape or dtype raises a tinynet error that names the layer and the fix."""
     with pytest.raises((ShapeError, ArgumentTypeError), match=message):
         kind(28, 8).forward(x)
+
+
+def test_models_with_recurrent_layers_save_and_load(tmp_path):
+    """A model file keeps W_x, W_h and b under their state names and return_sequences in the
+    architecture: the loaded model computes exactly what was saved."""
+    model = tinynet.Sequential([L.Reshape((4, 6)), L.LSTM(6, 5, return_sequences=True, rng=0), L.RNN(5, 3, rng=1),
+                                L.Dense(3, 2, rng=2)])
+    assert sorted(model.state_dict()) == ["1.W_h", "1.W_x", "1.b", "2.W_h", "2.W_x", "2.b", "3.W", "3.b"]
+    model.save(tmp_path / "recurrent.npz")
+    loaded = tinynet.load_model(tmp_path / "recurrent.npz")
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert loaded.layers[1].return_sequences and not loaded.layers[2].return_sequences
+    x = np.random.default_rng(0).random((3, 24), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))

@@ -11,6 +11,11 @@ traps, and what is done about each:
 - Pooling has no padding in tinynet (so no -inf or count_include_pad question arises);
   the exported pools say so explicitly (zero pads, floor mode).
 - Softmax along its axis; LeakyReLU's slope; BatchNorm's eps and running statistics.
+- RNN and LSTM: PyTorch's modules with ``batch_first=True``, ``weight_ih = W_xᵀ``,
+  ``weight_hh = W_hᵀ``, ``bias_hh = 0``, wrapped to return the last step unless
+  ``return_sequences``. ONNX's ``RNN``/``LSTM`` read time first, so the graph transposes around
+  them, and ONNX's LSTM orders its gates ``i, o, f, c`` where tinynet has ``i, f, g, o``: the
+  blocks of ``W``, ``R`` and ``B`` are reordered.
 
 Each layer kind has one small exporter function for each target, registered by class in
 :data:`TORCH_EXPORTERS` and :data:`ONNX_EXPORTERS` (as ``torch.onnx`` registers its symbolic
@@ -262,12 +267,34 @@ def _torch_dropout(layer, position, builder):
     return builder.nn.Dropout(layer.rate)
 
 
+@torch_exporter(L.RNN, L.LSTM)
+def _torch_recurrent(layer, position, builder):
+    """``nn.RNN`` or ``nn.LSTM`` (batch first) in a module that returns what the layer returns:
+    every ``h_t``, or the last one (PyTorch's modules return a tuple whose first item is every ``h_t``)."""
+    kind = builder.nn.RNN if isinstance(layer, L.RNN) else builder.nn.LSTM  # the same gate order: i, f, g, o
+    recurrent = builder.loaded(kind(layer.input_size, layer.hidden_size, batch_first=True), {
+        "weight_ih_l0": layer.params["W_x"].T, "weight_hh_l0": layer.params["W_h"].T,
+        "bias_ih_l0": layer.params["b"], "bias_hh_l0": np.zeros_like(layer.params["b"])})  # one bias is enough
+
+    class Recurrent(builder.nn.Module):
+        def __init__(self, recurrent, return_sequences):
+            super().__init__()
+            self.recurrent, self.return_sequences = recurrent, return_sequences
+
+        def forward(self, x):
+            sequence = self.recurrent(x)[0]  # (N, T, H)
+            return sequence if self.return_sequences else sequence[:, -1]
+
+    return Recurrent(recurrent, layer.return_sequences)
+
+
 # -- ONNX -------------------------------------------------------------------------------------
 def to_onnx(model, path, input_shape=None):
     """Write an ONNX graph (opset 17, IR version 8) computing ``model.forward``, atomically.
 
     The batch axis is dynamic (named ``N``). ``input_shape`` is one sample's shape: by
-    default ``(in_features,)`` for a model that starts with a Dense, an MNIST image
+    default ``(in_features,)`` for a model that starts with a Dense, ``(28, input_size)`` (28
+    steps, an MNIST image's rows) for one that starts with an RNN or LSTM, an MNIST image
     ``(C, 28, 28)`` otherwise. The graph is checked with ``onnx.checker`` before it is written.
 
     Examples
@@ -413,6 +440,36 @@ def _onnx_dropout(layer, position, graph, current):  # inference: the identity
     return graph.node("Identity", [current], position)
 
 
+#: ONNX's LSTM takes its gates' blocks in the order i, o, f, c (c is tinynet's and PyTorch's g);
+#: tinynet's are i, f, g, o: the blocks to take, in ONNX's order.
+_ONNX_GATE_ORDER = (0, 3, 1, 2)
+
+
+@onnx_exporter(L.RNN, L.LSTM)
+def _onnx_recurrent(layer, position, graph, current):
+    """ONNX ``RNN`` or ``LSTM`` (one direction), between transposes: ONNX's default layout is
+    time first, ``(T, N, D)`` (its ``layout=1`` is not implemented by every runtime)."""
+    hidden = layer.hidden_size
+    weights = {key: layer.params[key] for key in ("W_x", "W_h", "b")}
+    if isinstance(layer, L.LSTM):  # reorder the gates' blocks of columns
+        weights = {key: np.concatenate([array[..., k * hidden:(k + 1) * hidden] for k in _ONNX_GATE_ORDER], axis=-1)
+                   for key, array in weights.items()}
+    op = "RNN" if isinstance(layer, L.RNN) else "LSTM"
+    inputs = [
+        graph.node("Transpose", [current], position, "time_first", perm=[1, 0, 2]),  # (T, N, D)
+        graph.constant(position, "W", weights["W_x"].T[None]),  # (1, gates*H, D): one direction, rows by unit
+        graph.constant(position, "R", weights["W_h"].T[None]),  # (1, gates*H, H)
+        graph.constant(position, "B", np.concatenate([weights["b"], np.zeros_like(weights["b"])])[None]),  # Wb, Rb
+    ]
+    outputs = graph.node(op, inputs, position, op.lower(), outputs=3 if op == "LSTM" else 2, hidden_size=hidden)
+    sequence, last = outputs[0], outputs[1]  # Y (T, 1, N, H), Y_h (1, N, H)
+    if not layer.return_sequences:
+        return graph.node("Squeeze", [last, graph.constant(position, "axes", [0], dtype=np.int64)], position)
+    steps = graph.node("Squeeze", [sequence, graph.constant(position, "axes", [1], dtype=np.int64)],
+                       position, "steps")  # (T, N, H)
+    return graph.node("Transpose", [steps], position, perm=[1, 0, 2])  # (N, T, H)
+
+
 def _sample_shape(first, input_shape):
     """One sample's shape as a list of positive ints: an int, a tuple, or Keras's ``(None, C, H, W)``."""
     if input_shape is not None:
@@ -425,4 +482,6 @@ def _sample_shape(first, input_shape):
         return [int(v) for v in shape]
     if isinstance(first, L.Dense):
         return [first.in_features]
+    if isinstance(first, (L.RNN, L.LSTM)):  # an MNIST image read row by row
+        return [28, first.input_size]
     return [getattr(first, "in_channels", getattr(first, "num_features", 1)), 28, 28]
