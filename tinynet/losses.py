@@ -87,17 +87,27 @@ class SoftmaxCrossEntropy(Loss):
         expect_rank(logits, 2, "SoftmaxCrossEntropy", "(N, classes)")
         n, k = logits.shape
         labels = check_labels(labels, n, k, "SoftmaxCrossEntropy")
+        rows = np.arange(n)
         shifted = logits - logits.max(axis=1, keepdims=True)  # every exp(.) <= 1
         exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=1, keepdims=True)
-        log_probs_true = shifted[np.arange(n), labels] - np.log(sum_exp[:, 0])
-        self._saved = (exp / sum_exp, labels)
-        return float(-log_probs_true.mean())
+        sum_exp = exp.sum(axis=1)
+        others = exp.copy()
+        others[rows, labels] = 0
+        others = others.sum(axis=1)  # sum of exp over the wrong classes
+        # -log p[t] = log(1 + others / exp[t]): log1p keeps the digits of a confident right answer
+        # (1 - p[t] ~ 1e-12), which log(sum_exp) - shifted[t] rounds to 0. A far-off label
+        # (shifted[t] < -30, a loss above 30) takes the direct form, where exp[t] may underflow.
+        shifted_true = shifted[rows, labels]
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            near = np.log1p(others / exp[rows, labels])
+        losses = np.where(shifted_true > -30, near, np.log(sum_exp) - shifted_true)
+        self._saved = (exp / sum_exp[:, None], labels, others / sum_exp)
+        return float(losses.mean())
 
     def backward(self):
-        probs, labels = self._saved_values()
+        probs, labels, wrong = self._saved_values()
         grad = probs.copy()
-        grad[np.arange(len(labels)), labels] -= 1  # p - onehot(t)
+        grad[np.arange(len(labels)), labels] = -wrong  # p[t] - 1 = -(sum of the wrong classes' p), not rounded
         grad /= len(labels)
         return grad
 
