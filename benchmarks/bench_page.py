@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 import tinynet
-from tinynet.app.server import PageState, make_server, parse_drawing
+from tinynet.app.parsing import parse_drawing
+from tinynet.app.server import PageState, make_server
 
 REQUESTS = 200
 WARM_UP = 10
@@ -82,3 +83,49 @@ def test_one_strokes_answer_in_process_and_over_http(results, mnist, name):
             results.record("page", name, f"{where}: {statistic}", value, "ms", detail=how)
     p95 = _percentiles(over_http)["p95"]
     print(f"\npage, {name}: p95 {p95:.1f} ms over HTTP (goal {GOAL_MS:.0f} ms)")
+
+
+def _post_all(port, bodies):
+    """POST every body over one kept-alive connection; the answers' predictions."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        predictions = []
+        for body in bodies:
+            connection.request("POST", "/api/explain", body=body, headers={"Content-Type": "application/json"})
+            predictions.append(json.loads(connection.getresponse().read())["prediction"])
+        return predictions
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("name", ["cnn"])
+def test_32_visitors_at_once_against_one_after_another(results, mnist, name):
+    """Requests per second: 32 visitors with 8 strokes each at once, against the same 256 strokes from one visitor.
+
+    Goal: at once no slower than one after another (each request computes on one core, so
+    the visitors share the cores instead of fighting over them).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    visitors, strokes = 32, 8
+    bodies = _strokes(mnist, visitors * strokes)
+    server = make_server(tinynet.models.pretrained(name), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        _post_all(port, bodies[:WARM_UP])
+        started = time.perf_counter()
+        sequential = _post_all(port, bodies)
+        one_after_another = len(bodies) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(visitors) as pool:
+            at_once = list(pool.map(lambda v: _post_all(port, bodies[v * strokes:(v + 1) * strokes]), range(visitors)))
+        concurrent = len(bodies) / (time.perf_counter() - started)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [p for answers in at_once for p in answers] == sequential, "concurrent answers differ from sequential ones"
+    how = f"{visitors} visitors x {strokes} strokes"
+    results.record("page", name, "requests/s, one visitor after another", one_after_another, "1/s", detail=how)
+    results.record("page", name, "requests/s, 32 visitors at once", concurrent, "1/s", detail=how)
+    print(f"\npage, {name}: {one_after_another:.0f} requests/s one after another, {concurrent:.0f} at once")

@@ -40,12 +40,10 @@ def main(argv=None):
 
     try:
         model = pretrained("cnn") if args.model is None else load_model(args.model)
-        model.output_shapes((1, 28, 28))  # a clear error now for a model that cannot read a 28x28 digit
-    except (TinynetError, ValueError) as error:
+        server = make_server(model, args.host, args.port, verbose=args.verbose)  # checks the model first
+    except (TinynetError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    try:
-        server = make_server(model, args.host, args.port, verbose=args.verbose)
     except OSError as error:
         print(f"error: cannot serve on {args.host}:{args.port}: {error.strerror or error}. "
               f"Choose another with --port N (0 picks a free one).", file=sys.stderr)

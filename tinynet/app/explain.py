@@ -16,20 +16,54 @@ no dropout: the gradients of the model that made the prediction).
 """
 
 import base64
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..layers.base import qualified_name
-from ..layers.softmax import softmax
+from ..layers.softmax import Softmax, softmax
 from ..losses import SoftmaxCrossEntropy
 from ..optim import SGD
 
-__all__ = ["Explanation", "explain", "take_step", "encode_maps", "MAPS_SHOWN"]
+__all__ = ["Explanation", "explain", "take_step", "encode_maps", "page_model", "ModelDivergedError", "MAPS_SHOWN"]
 
 #: The most channels of one layer the page draws ("8 of 32").
 MAPS_SHOWN = 8
+#: What the page reads and answers: one 28x28 grey image in, ten class scores out.
+IMAGE_SHAPE, CLASSES = (1, 28, 28), 10
+
+
+class ModelDivergedError(ArgumentError):
+    """The model's numbers are no longer finite (steps at too large a learning rate): only a reset helps."""
+
+
+def ends_in_softmax(model):
+    """True for a model whose last layer turns its scores into probabilities (the loss then reads its input)."""
+    return isinstance(model.layers[-1], Softmax)
+
+
+def page_model(model):
+    """A float64 copy of ``model`` for the page, or a clear error if it cannot read a digit or give ten classes.
+
+    float64 because the page shows how small gradients get: for a digit the model is sure of,
+    ``1 - p`` is about 1e-8, which float32 rounds to 0 (a loss of "-0.0", gradients of 0).
+    """
+    from ..model import Sequential
+
+    if not isinstance(model, Sequential) or not model.layers:
+        raise ArgumentTypeError(f"The page shows a tinynet Sequential with layers; received {type(model).__name__}"
+                                f"{'' if getattr(model, 'layers', None) is None else ' without layers'}.")
+    try:
+        shapes = model.output_shapes(IMAGE_SHAPE)
+    except (ValueError, TypeError) as error:
+        raise ShapeError(f"The page needs a model that reads 28x28 one-channel images (N, 1, 28, 28); this one "
+                         f"cannot: {error}") from None
+    if tuple(shapes[-1]) != (CLASSES,):
+        raise ShapeError(f"The page needs a model with ten class scores per image (MNIST digits); this one gives "
+                         f"{tuple(shapes[-1])} per image. Load a model trained on 28x28 digits.")
+    return copy.deepcopy(model).astype(np.float64)
 
 
 @dataclass
@@ -50,35 +84,50 @@ def explain(model, image, label=None):
     """Forward and backward of ``image`` ((28, 28), float in [0, 1]) through ``model``, layer by layer.
 
     ``label`` is the class the loss is taken against; None takes the predicted class (the
-    gradient then says what would make the model surer of its own answer).
+    gradient then says what would make the model surer of its own answer). The loss is taken
+    on the class scores: the last layer's output, or the input of a last ``Softmax`` (whose
+    output gradient is then ``dL/dp = -1/p[label]`` at the label, 0 elsewhere). Raises
+    :class:`ModelDivergedError` when a number is no longer finite.
     """
     layers = model.layers
     x = np.asarray(image, dtype=model.dtype)[None, None]  # (1, 1, 28, 28)
-    with model.gradients_at_inference():
+    scores_at = len(layers) - 1 - ends_in_softmax(model)  # the layer whose output are the class scores
+    with model.gradients_at_inference(), np.errstate(all="ignore"):  # a diverged model is reported below
         outputs = []
         for layer in layers:
             x = layer.forward(x)
             outputs.append(x)
-        logits = outputs[-1]
-        if logits.shape != (1, 10):
-            raise ArgumentError(f"The page needs a model with ten class scores per image; this one gives "
-                                f"{logits.shape[1:]}.")
-        probabilities = softmax(logits[0].astype(np.float64))
+        logits = outputs[scores_at].astype(np.float64)
+        _check_finite(logits, "class scores")
+        probabilities = softmax(logits[0])
         label = int(probabilities.argmax()) if label is None else label
         loss = SoftmaxCrossEntropy()
-        value = loss.forward(logits, np.array([label]))
-        grad = loss.backward()  # dL/d(logits), (1, 10)
+        value = loss.forward(logits, np.array([label])) + 0.0  # + 0.0: -0.0 (a certain answer) reads as 0
+        grad = loss.backward()  # dL/d(scores) = p - onehot(label), (1, 10)
         output_grads = [None] * len(layers)
-        for position in reversed(range(len(layers))):
+        if scores_at < len(layers) - 1:
+            # Softmax's own backward of dL/dp would divide by p[label] and lose the digits of p - onehot.
+            output_grads[-1] = np.where(np.arange(CLASSES) == label, -1 / max(probabilities[label], 1e-300), 0)[None]
+        for position in reversed(range(scores_at + 1)):
             output_grads[position] = grad
             grad = layers[position].backward(grad)
+        for name, arrays in (("outputs", outputs), ("gradients", output_grads + [grad])):
+            for array in arrays:
+                _check_finite(array, name)
     norms = {}
     for position, layer in enumerate(layers):
         for key, array in layer.grads.items():
             norms[qualified_name(position, key)] = float(np.linalg.norm(array))
+    _check_finite(np.array(list(norms.values())), "weight gradients")
     return Explanation(image=np.asarray(image, np.float32), probabilities=probabilities, label=label,
                        loss=float(value), outputs=outputs, output_grads=output_grads, saliency=grad[0, 0],
                        weight_grad_norms=norms)
+
+
+def _check_finite(array, what):
+    if not np.isfinite(array).all():
+        raise ModelDivergedError(f"The model's {what} are no longer finite numbers (NaN or infinite): its weights "
+                                 f"diverged after steps at too large a learning rate. Press Reset.")
 
 
 def take_step(model, lr):
