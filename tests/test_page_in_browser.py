@@ -52,6 +52,7 @@ def browser_page(tmp_path_factory):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        page.tinynet_browser = browser  # for tests that need visitors of their own
         yield page, model, shots
         browser.close()
     server.shutdown()
@@ -140,3 +141,32 @@ def test_an_error_from_the_server_is_shown(browser_page):
     page.click("#step")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "lr must be a number in (0, 10.0]" in page.inner_text("#error")
+
+
+def test_two_visitors_never_see_each_others_steps(browser_page):
+    """Two browser contexts (two visitors, two cookie jars): steps in one leave the other's answer as loaded."""
+    page, model, _ = browser_page
+    visitors = [page.tinynet_browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    try:
+        tabs = [context.new_page() for context in visitors]
+        for tab in tabs:
+            tab.goto(page.url)
+            draw(tab, STROKES["seven"])
+        untaught = shown_probabilities(tabs[1])
+        assert shown_probabilities(tabs[0]) == untaught
+        tabs[0].click("#labels button[data-digit='1']")
+        tabs[0].select_option("#lr", "0.03")
+        for _ in range(2):
+            answers = tabs[0].evaluate("window.tinynet.answers")
+            tabs[0].click("#step")
+            tabs[0].wait_for_function(f"window.tinynet.answers > {answers}")
+        assert shown_probabilities(tabs[0])[1] > untaught[1]
+        tabs[1].click("#clear")
+        draw(tabs[1], STROKES["seven"])  # asks the server again
+        assert shown_probabilities(tabs[1]) == untaught
+        cookies = [context.cookies() for context in visitors]
+        assert cookies[0][0]["value"] != cookies[1][0]["value"]
+        assert all(c[0]["httpOnly"] and c[0]["sameSite"] == "Strict" for c in cookies)
+    finally:
+        for context in visitors:
+            context.close()
