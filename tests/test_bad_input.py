@@ -57,6 +57,70 @@ def test_an_optimizer_state_of_the_wrong_shape_is_refused(data):
     assert optimizer.steps == 0 and optimizer.state == {}
 
 
+def _optimizers():
+    return [tinynet.optim.Adam(), tinynet.optim.AdamW(), tinynet.optim.SGD(lr=0.1, momentum=0.9)]
+
+
+def _moments(optimizer, shape=(2, 3), name="0.W"):
+    return {f"{name}.{state_name}": np.zeros(shape, np.float32) for state_name in optimizer.STATE_NAMES}
+
+
+@pytest.mark.parametrize("optimizer", _optimizers(), ids=lambda optimizer: type(optimizer).__name__)
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda data: data["state"].update({1: np.zeros(3, np.float32)}), tinynet.ArgumentTypeError,
+     r"named by text.*received the name 1 \(int\)"),
+    (lambda data: data["state"].update({("0.W", "exp_avg"): np.zeros(3)}), tinynet.ArgumentTypeError,
+     r"received the name \('0.W', 'exp_avg'\) \(tuple\)"),
+    (lambda data: data["state"].update({b"0.W.exp_avg": np.zeros(3)}), tinynet.ArgumentTypeError, "bytes"),
+    (lambda data: data.pop("steps"), tinynet.ArgumentError, "missing 'steps', unexpected none"),
+    (lambda data: data.update(epoch=3), tinynet.ArgumentError, "missing none, unexpected 'epoch'"),
+], ids=["int name", "tuple name", "bytes name", "missing key", "unknown key"])
+def test_an_optimizer_state_with_bad_names_or_keys_is_refused(optimizer, edit, error, message):
+    """Adam, AdamW and SGD: names that are not text, missing or unknown keys: refused clearly, nothing loaded."""
+    data = {"config": optimizer.get_config(), "steps": 3, "state": _moments(optimizer)}
+    edit(data)
+    with pytest.raises(error, match=message):
+        optimizer.load_state_dict(data)
+    assert optimizer.steps == 0 and optimizer.state == {}
+
+
+@pytest.mark.parametrize("optimizer", _optimizers()[:2], ids=["Adam", "AdamW"])
+@pytest.mark.parametrize("state, message", [
+    ({"0.W.exp_avg": np.zeros((2, 3), np.float32)}, r"all of \('exp_avg', 'exp_avg_sq'\) or none; 0.W has"),
+    ({"0.W.exp_avg": np.zeros((2, 3), np.float32), "0.W.exp_avg_sq": np.zeros(7, np.float32)},
+     r"0.W have different shapes \[\(2, 3\), \(7,\)\]"),
+], ids=["one moment", "two shapes"])
+def test_adam_moments_that_do_not_pair_up_are_refused(optimizer, state, message):
+    """A parameter with one of its two moments, or moments of two shapes: refused when loaded."""
+    with pytest.raises(tinynet.ArgumentError, match=message):
+        optimizer.load_state_dict({"config": optimizer.get_config(), "steps": 3, "state": state})
+    assert optimizer.steps == 0 and optimizer.state == {}
+
+
+@pytest.mark.parametrize("optimizer", _optimizers(), ids=lambda optimizer: type(optimizer).__name__)
+def test_an_optimizer_state_for_other_shapes_is_refused_at_the_next_step(optimizer):
+    """Moments of shape (5, 5) for a (2, 3) weight: loaded (the optimizer has not seen the model), refused at step."""
+    optimizer.load_state_dict({"config": optimizer.get_config(), "steps": 3,
+                               "state": {**_moments(optimizer, (5, 5)), **_moments(optimizer, (3,), "0.b")}})
+    layer = Dense(2, 3, rng=0)
+    layer.grads = {"W": np.ones((2, 3), np.float32), "b": np.ones(3, np.float32)}
+    before = layer.params["W"].copy()
+    with pytest.raises(tinynet.ArgumentError, match=r"0.W has shape \(5, 5\), the parameter \(2, 3\)"):
+        optimizer.step([layer])
+    np.testing.assert_array_equal(layer.params["W"], before)
+
+
+def test_sgd_loads_momentum_its_loaded_settings_call_for():
+    """SGD(lr=0.1).load_state_dict of a momentum run: the loaded settings decide which arrays belong."""
+    source = tinynet.optim.SGD(lr=0.1, momentum=0.9)
+    target = tinynet.optim.SGD(lr=0.1)
+    target.load_state_dict({"config": source.get_config(), "steps": 3, "state": _moments(source)})
+    assert target.momentum == 0.9 and set(target.state["0.W"]) == {"momentum_buffer"}
+    with pytest.raises(tinynet.ArgumentError, match=r"unexpected state array '0.W.momentum_buffer'.*has \[\]"):
+        source.load_state_dict({"config": target.get_config() | {"momentum": 0.0}, "steps": 3,
+                                "state": _moments(source)})
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: tinynet.gradcheck(Dense(2, 2, rng=0), np.ones((3, 2)), eps=0), "eps"),
     (lambda: tinynet.gradcheck(Dense(2, 2, rng=0), np.ones((3, 2)), entries=0), "entries"),

@@ -6,6 +6,8 @@ built-in error, a hang, a huge allocation or a model that silently computes NaN.
 
 import io
 import json
+import re
+import struct
 import tracemalloc
 import zipfile
 
@@ -262,3 +264,60 @@ def test_a_zip_that_claims_a_newer_format_is_a_model_file_error(tmp_path):
     data[directory + 6] = 64  # "version needed to extract": 6.4
     (tmp_path / "m.npz").write_bytes(bytes(data))
     _refused(tinynet.load_model, tmp_path / "m.npz", "not an .npz archive|could not be read")
+
+
+# 12. damaged .npy headers: each a ModelFileError naming the file, the array and what to do
+_GOOD_HEADER = "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 4), }"
+
+
+def _npy(header, data=b"\0" * 256, magic=b"\x93NUMPY", version=b"\x01\x00"):
+    """The bytes of an .npy member with this header text, padded as NumPy pads it."""
+    text = header.encode("latin1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return magic + version + struct.pack("<H" if version[0] == 1 else "<I", len(text)) + text + data
+
+
+@pytest.mark.parametrize("member, problem", [
+    (_npy(_GOOD_HEADER[:-5] + " 'x"), "damaged .npy header .TokenError"),  # NumPy's tokenizer gives up mid-string
+    (_npy(_GOOD_HEADER.replace(", }", " 3}")), "damaged .npy header .ValueError: Cannot parse"),
+    (_npy(_GOOD_HEADER)[:30], "damaged .npy header .ValueError: EOF"),
+    (_npy(_GOOD_HEADER)[:8], "damaged .npy header .ValueError: EOF"),
+    (b"", "damaged .npy header"),
+    (_npy(_GOOD_HEADER, magic=b"\x93NUMPX"), "damaged .npy header .ValueError: the magic string"),
+    (_npy(_GOOD_HEADER, version=b"\x03\x00"), r"version \(3, 0\); tinynet reads versions 1.0 and 2.0"),
+    (_npy("{'descr': '<f4', 'shape': (16, 4), }"), "damaged .npy header.*correct keys"),
+    (_npy(_GOOD_HEADER.replace(", }", ", 'x': 1}")), "damaged .npy header.*correct keys"),
+    (_npy(_GOOD_HEADER.replace("(16, 4)", "(-16, -4)")), r"has shape \(-16, -4\), where the architecture needs"),
+    (_npy(_GOOD_HEADER.replace("(16, 4)", f"({2**62}, {2**62})")), r"has shape \(4611686018427387904"),
+    (_npy(_GOOD_HEADER.replace("(16, 4)", "(2**40, 4)")), "damaged .npy header.*malformed node"),
+    (_npy(_GOOD_HEADER.replace("(16, 4)", "'ab'")), "damaged .npy header.*shape is not valid"),
+    (_npy(_GOOD_HEADER.replace("(16, 4)", "(" * 3000 + ")" * 3000)), r"damaged .npy header.*\(\(\(\.\.\."),
+    (_npy(_GOOD_HEADER.replace("<f4", "<f99")), "damaged .npy header.*not a valid dtype"),
+    (_npy(_GOOD_HEADER.replace("<f4", "<f2")), "is float16, where tinynet writes float32 or float64"),
+    (_npy(_GOOD_HEADER.replace("'<f4'", "[('a', '<f4')]")), "where tinynet writes float32"),
+    (_npy(_GOOD_HEADER.replace("False", "'no'")), "damaged .npy header.*fortran_order"),
+    (_npy("[1, 2]"), "damaged .npy header.*not a dictionary"),
+    (_npy(_GOOD_HEADER, data=b"\0" * 8), "declares 256 bytes of data, but its member holds 8"),
+], ids=["tokenizer error", "syntax error", "truncated header", "truncated length", "empty member", "wrong magic",
+        "version 3.0", "missing keys", "extra key", "negative shape", "huge shape", "expression shape", "text shape",
+        "nested brackets", "unknown dtype", "float16", "structured dtype", "fortran_order text", "header a list",
+        "short data"])
+def test_a_damaged_array_header_names_the_file_the_array_and_the_fix(tmp_path, member, problem):
+    """Every way the .npy header of a weight can be damaged: a ModelFileError, never NumPy's own exception."""
+    arrays = tinynet.serialization.model_arrays(_cnn())
+    path = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{name}.npy", member if name == "5.W" else buffer.getvalue())
+    _refused(tinynet.load_model, path, rf"^{re.escape(str(path))}: array '5.W' .*{problem}.*write it again with "
+                                       rf"model.save\(path\)")
+
+
+def test_a_damaged_architecture_header_is_a_model_file_error(tmp_path):
+    """The header of the JSON entry damaged the same way: the same kind of error."""
+    path = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("__architecture__.npy", _npy("{'descr': '<U10', 'fortran_order': False, 'shape': (), 'x"))
+    _refused(tinynet.load_model, path, "array '__architecture__' has a damaged .npy header .TokenError")

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import kernels
 from ._checks import is_int, number
-from .errors import ArgumentError
+from .errors import ArgumentError, ArgumentTypeError
 from .layers.base import qualified_name
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "adam_update", "named_parameters", "OPTIMIZERS",
@@ -186,10 +186,17 @@ class Optimizer:
         ``exp_avg_sq`` non-negative). Nothing changes unless all of it fits.
         """
         owner = type(self).__name__
-        if (not isinstance(data, dict) or set(data) != {"config", "steps", "state"}
-                or not isinstance(data["config"], dict) or not isinstance(data["state"], dict)):
-            raise ArgumentError(f"{owner}.load_state_dict expects the dict that state_dict() returns: "
-                                f'{{"config": dict, "steps": int, "state": dict of arrays}}.')
+        expected = 'the dict that state_dict() returns: {"config": dict, "steps": int, "state": dict of arrays}'
+        if not isinstance(data, dict):
+            raise ArgumentError(f"{owner}.load_state_dict expects {expected}; received {type(data).__name__}.")
+        missing = sorted(map(repr, {"config", "steps", "state"} - set(data)))
+        unexpected = sorted(repr(key) for key in data if key not in {"config", "steps", "state"})
+        if missing or unexpected:
+            raise ArgumentError(f"{owner}.load_state_dict expects {expected}; the keys do not match (missing "
+                                f"{', '.join(missing) or 'none'}, unexpected {', '.join(unexpected) or 'none'}).")
+        if not isinstance(data["config"], dict) or not isinstance(data["state"], dict):
+            raise ArgumentError(f"{owner}.load_state_dict expects {expected}; received config "
+                                f"{type(data['config']).__name__} and state {type(data['state']).__name__}.")
         try:
             fresh = type(self)(**data["config"])  # validates the settings
         except TypeError as error:  # an unknown or missing keyword
@@ -199,16 +206,29 @@ class Optimizer:
             raise ArgumentError(f"{owner}.load_state_dict: steps must be an int in [0, 2**53); received {steps!r}.")
         state = {}
         for entry, array in data["state"].items():
+            if not isinstance(entry, str):
+                raise ArgumentTypeError(
+                    f"{owner}.load_state_dict: the state's arrays are named by text, '<parameter>.<state name>' "
+                    f"(e.g. '0.W.{(fresh.STATE_NAMES or ('momentum_buffer',))[0]}'); received the name {entry!r} "
+                    f"({type(entry).__name__}).")
             name, _, state_name = entry.rpartition(".")
-            if state_name not in self.STATE_NAMES or not name:
-                raise ArgumentError(f"{owner}.load_state_dict: unexpected state array {entry!r}.")
+            if state_name not in fresh.STATE_NAMES or not name:  # the loaded settings say which there are
+                raise ArgumentError(f"{owner}.load_state_dict: unexpected state array {entry!r}; with these settings "
+                                    f"each parameter has {list(fresh.STATE_NAMES)}.")
             if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or not np.isfinite(array).all():
                 raise ArgumentError(f"{owner}.load_state_dict: {entry} must be a finite float array.")
             if state_name == "exp_avg_sq" and (array < 0).any():
                 raise ArgumentError(f"{owner}.load_state_dict: {entry} holds negative values; it is a mean of squares.")
             state.setdefault(name, {})[state_name] = np.array(array)
-        if any(set(arrays) != set(self.STATE_NAMES) for arrays in state.values()):
-            raise ArgumentError(f"{owner}.load_state_dict: every parameter needs all of {self.STATE_NAMES} or none.")
+        for name, arrays in state.items():
+            if set(arrays) != set(fresh.STATE_NAMES):
+                raise ArgumentError(
+                    f"{owner}.load_state_dict: every parameter needs all of {fresh.STATE_NAMES} or none; "
+                    f"{name} has {sorted(arrays)}.")
+            shapes = {array.shape for array in arrays.values()}
+            if len(shapes) > 1:
+                raise ArgumentError(f"{owner}.load_state_dict: the state arrays of {name} have different shapes "
+                                    f"{sorted(shapes)}; each has its parameter's shape.")
         self.__dict__.update(fresh.__dict__)
         self.steps, self.state = int(steps), state
 

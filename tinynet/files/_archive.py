@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 
 from .._io import atomic_write
-from ..errors import ArgumentError, ModelFileError
+from ..errors import ModelFileError
 
 __all__ = ["Archive", "write_archive", "MAX_TEXT_CHARS"]
 
@@ -35,6 +35,12 @@ def write_archive(path, arrays):
     """Write ``{name: array}`` as an uncompressed ``.npz`` file, atomically."""
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
+
+
+def _shortened(error, limit=200):
+    """An error's text, at most ``limit`` characters: a hostile header can be 10,000 characters of brackets."""
+    text = str(error)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class Archive:
@@ -113,13 +119,31 @@ class Archive:
             raise ModelFileError(f"{self.path} has no {name!r} entry.")
         return info, self._zip.open(info)
 
+    def _damaged(self, name, problem):
+        """The error for array ``name`` of a damaged file: what is wrong, and what to do about it."""
+        return ModelFileError(
+            f"{self.path}: array {name!r} {problem}. The file is damaged (truncated or edited) or was not written "
+            f"by tinynet: write it again with model.save(path) (or fit(..., checkpoint=path)), or copy it again "
+            f"from where it came from."
+        )
+
     def _header(self, stream, name):
-        version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if read_header is None:
-            raise ArgumentError(f"unsupported .npy version {version}")
-        shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
+        """``(shape, fortran_order, dtype)`` from the ``.npy`` header of ``stream``, or a ModelFileError."""
+        try:
+            version = np.lib.format.read_magic(stream)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise self._damaged(name, f"has .npy format version {version}; tinynet reads versions 1.0 and 2.0")
+            shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
+        except ModelFileError:
+            raise
+        except Exception as error:
+            # NumPy parses the header's text with Python's tokenizer and ast.literal_eval, whose
+            # errors on hostile text are of many kinds (TokenError is not even a ValueError); all
+            # of them mean the same here, so all are caught where the text is read, and only there.
+            problem = f"{type(error).__name__}: {_shortened(error)}"
+            raise self._damaged(name, f"has a damaged .npy header ({problem})") from None
         if dtype.hasobject:
             raise ModelFileError(
                 f"{self.path}: array {name!r} holds Python objects; tinynet files hold only numbers and text, "
@@ -136,20 +160,16 @@ class Archive:
                 check(shape, dtype)
                 nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
                 if info.file_size != stream.tell() + nbytes:
-                    raise ModelFileError(
-                        f"{self.path}: array {name!r} declares {nbytes} bytes of data, but its member holds "
-                        f"{info.file_size - stream.tell()}; the file is corrupted."
-                    )
+                    raise self._damaged(name, f"declares {nbytes} bytes of data, but its member holds "
+                                              f"{info.file_size - stream.tell()}")
                 data = stream.read(nbytes)
                 if len(data) != nbytes:
-                    raise ModelFileError(f"{self.path}: array {name!r} is truncated.")
+                    raise self._damaged(name, "is truncated")
         except ModelFileError:
             raise
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, OverflowError, RuntimeError,
                 NotImplementedError, UnicodeDecodeError, SyntaxError) as error:
-            raise ModelFileError(
-                f"{self.path}: array {name!r} could not be read (truncated or corrupted file?): {error}"
-            ) from error
+            raise self._damaged(name, f"could not be read ({type(error).__name__}: {_shortened(error)})") from error
         order = "F" if fortran_order else "C"
         return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order="C")
 
@@ -158,11 +178,9 @@ class Archive:
 
         def check(found_shape, dtype):
             if dtype.name not in dtypes:
-                raise ModelFileError(
-                    f"{self.path}: array {name!r} is {dtype}; expected {' or '.join(sorted(dtypes))}."
-                )
+                raise self._damaged(name, f"is {dtype}, where tinynet writes {' or '.join(sorted(dtypes))}")
             if tuple(found_shape) != tuple(shape):
-                raise ModelFileError(f"{self.path}: array {name!r} has shape {tuple(found_shape)}; expected {shape}.")
+                raise self._damaged(name, f"has shape {tuple(found_shape)}, where the architecture needs {shape}")
 
         return self._read(name, check)
 
