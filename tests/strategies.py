@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from tinynet.layers import (
+    GELU,
     LSTM,
     RNN,
     AvgPool2D,
@@ -13,8 +14,13 @@ from tinynet.layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    LayerNorm,
     LeakyReLU,
     MaxPool2D,
+    MultiHeadAttention,
+    Patches,
+    PositionalEmbedding,
     ReLU,
     Reshape,
     Residual,
@@ -131,12 +137,52 @@ def layer_and_input_shape(draw, kind):
         # output's, not a product of small random weights that finite differences cannot resolve.
         second.params["W"][...] = np.eye(width) + 0.2 * np.random.default_rng(seed).standard_normal((width, width))
         return Residual(Dense(width, width, rng=seed), Sigmoid(), second), (draw(st.integers(2, 3)), width)
+    if kind in SEQUENCE_KINDS:
+        return draw(sequence_layer_and_input_shape(kind, seed))
     simple = {"ReLU": ReLU(), "LeakyReLU": LeakyReLU(0.1), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
     return simple[kind], (draw(small), draw(st.integers(1, 5)), draw(small))
 
 
+def _random_params(layer, seed):
+    """Every parameter drawn at random (ones and zeros would hide a missing gamma or bias term); returns the layer."""
+    rng = np.random.default_rng(seed)
+    for array in layer.params.values():
+        array[...] = rng.uniform(0.5, 1.5, array.shape) * rng.choice([-1, 1], array.shape)
+    return layer
+
+
+@st.composite
+def sequence_layer_and_input_shape(draw, kind, seed):
+    """A layer of the transformer family (sequences ``(N, T, F)``, or images cut into patches) and its input shape."""
+    n, steps = draw(small), draw(st.integers(1, 4))
+    if kind == "LayerNorm":  # three features or more: with two, x_hat is +-1 whatever the input (dX = 0)
+        features, leading = draw(st.integers(3, 6)), draw(st.lists(small, max_size=1))
+        layer = LayerNorm(features, eps=draw(st.sampled_from([1e-5, 1e-3])))
+        return _random_params(layer, seed), (n, *leading, features)
+    if kind == "GELU":
+        return GELU(draw(st.sampled_from(["none", "tanh"]))), (n, steps, draw(st.integers(1, 5)))
+    if kind == "MultiHeadAttention":
+        heads, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        layer = MultiHeadAttention(heads * head_dim, heads, causal=draw(st.booleans()), rng=seed)
+        rng = np.random.default_rng(seed)
+        for name in "qkvo":  # biases away from zero, so their gradients are tested too
+            layer.params[f"b_{name}"][...] = rng.standard_normal(heads * head_dim)
+        return layer, (n, steps, heads * head_dim)
+    if kind == "Patches":
+        p = draw(st.integers(1, 3))
+        return Patches(p), (n, draw(st.integers(1, 2)), p * draw(small), p * draw(small))
+    if kind == "PositionalEmbedding":
+        features = draw(st.integers(1, 4))
+        return PositionalEmbedding(steps, features, rng=seed), (n, steps, features)
+    if kind == "GlobalAvgPool1D":
+        return GlobalAvgPool1D(), (n, steps, draw(st.integers(1, 4)))
+    raise ValueError(kind)
+
+
+SEQUENCE_KINDS = ["LayerNorm", "GELU", "MultiHeadAttention", "Patches", "PositionalEmbedding", "GlobalAvgPool1D"]
+
 LAYER_KINDS = [
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "ReLU", "LeakyReLU",
     "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D", "Residual",
-    "RNN", "LSTM",
+    "RNN", "LSTM", *SEQUENCE_KINDS,
 ]

@@ -294,3 +294,14 @@ def test_batchnorm_kernels_match_reference(rows, channels, dtype, seed):
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@given(st.lists(st.floats(-30, 30), max_size=50), DTYPES)
+def test_erf_kernel_matches_python(values, dtype):
+    """The numba error function and its twin (math.erf per value) agree, in the input's dtype and shape."""
+    x = np.array(values, dtype=dtype).reshape(-1, 1)
+    fast, slow = jitted.erf(x.reshape(-1)).reshape(x.shape), reference.erf_reference(x)
+    assert fast.dtype == slow.dtype == dtype and fast.shape == slow.shape
+    np.testing.assert_allclose(fast, slow, rtol=1e-15, atol=0)
+    known = {0.5: 0.5204998778130465, -2.0: -0.9953222650189527}  # erf's tables
+    np.testing.assert_allclose(reference.erf_reference(np.array(list(known))), list(known.values()), rtol=1e-15)

@@ -232,6 +232,14 @@ def test_conv2d_matches_a_direct_loop():
         (lambda: L.Reshape("28x28"), r"tuple of ints.*Reshape\(\(28, 28\)\)"),
         (lambda: L.Reshape((28, 0)), "positive sizes"),
         (lambda: L.Reshape((-1, -1)), "at most one -1"),
+        (lambda: L.MultiHeadAttention(64, 5), r"num_heads must divide it.*embed_dim=65"),
+        (lambda: L.MultiHeadAttention(64, 0), "num_heads"),
+        (lambda: L.MultiHeadAttention(64, 4, causal="yes"), "causal to be True or False"),
+        (lambda: L.LayerNorm(0), "num_features"),
+        (lambda: L.LayerNorm(8, eps=0), "eps > 0"),
+        (lambda: L.GELU("erf"), "'none'.*'tanh'"),
+        (lambda: L.Patches(0), "patch_size"),
+        (lambda: L.PositionalEmbedding(16, 0), "features"),
     ],
 )
 def test_constructors_reject_bad_arguments(build, message):
@@ -254,6 +262,14 @@ def test_constructors_reject_bad_arguments(build, message):
         (L.ReLU(), np.zeros((2, 2), np.int64), "floating-point"),
         (L.Reshape((28, 28)), np.zeros((5, 1, 28, 27), np.float32), r"756 values and \(28, 28\) holds 784"),
         (L.Reshape((-1, 5)), np.zeros((5, 12), np.float32), "a multiple of 5"),
+        (L.Dense(28, 10), np.zeros((5, 28, 27), np.float32), r"in_features=27 to apply the layer to the last axis"),
+        (L.MultiHeadAttention(64, 4), np.zeros((5, 16, 49), np.float32), r"embed_dim=49.*Dense\(49, 64\)"),
+        (L.MultiHeadAttention(64, 4), np.zeros((5, 64), np.float32), r"\(N, T, embed_dim\)"),
+        (L.LayerNorm(64), np.zeros((5, 16, 32), np.float32), r"LayerNorm\(32\)"),
+        (L.Patches(7), np.zeros((5, 1, 28, 30), np.float32), r"multiples of 7.*28x35 or 28x28.*\[2\]"),
+        (L.Patches(7), np.zeros((5, 28, 28), np.float32), r"x\[:, None\]"),
+        (L.PositionalEmbedding(16, 64), np.zeros((5, 49, 64), np.float32), r"PositionalEmbedding\(49, 64\)"),
+        (L.GlobalAvgPool1D(), np.zeros((5, 64), np.float32), r"\(N, T, F\)"),
     ],
 )
 def test_forward_rejects_wrong_inputs_with_a_fix(layer, x, message):

@@ -103,6 +103,20 @@ def recurrent_uniform(shape, hidden_size, rng, dtype=np.float32):
     return as_generator(rng).uniform(-limit, limit, size=shape).astype(dtype)
 
 
+def initial_normal(shape, std, rng, dtype):
+    """Samples of ``N(0, std^2)`` (PositionalEmbedding's 0.02), or placeholders while a model file is read.
+
+    Examples
+    --------
+    >>> p = initial_normal((200, 100), 0.02, 0, np.float32)
+    >>> p.dtype, round(float(p.std()), 3)
+    (dtype('float32'), 0.02)
+    """
+    if _skip_drawing.get():
+        return np.empty(shape, dtype=dtype)
+    return (as_generator(rng).standard_normal(shape) * std).astype(dtype)
+
+
 def generator_from_state(state, what):
     """A PCG64 ``Generator`` in ``state``, after checking every field numpy would accept blindly.
 

@@ -8,6 +8,7 @@ runs, as their own backward would, so an optimizer cannot tell the difference.
 import numpy as np
 
 from ..errors import NotTrainedForwardError
+from ..layers.dense import dense_grads
 
 __all__ = ["Step", "LayerStep", "DenseStep", "ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast",
            "to_channels_last", "to_channels_first"]
@@ -94,8 +95,8 @@ class DenseStep(LayerStep):
     def backward(self, grad, input_grad=True):
         x = self._saved_values()
         grad = grad.astype(x.dtype, copy=False)
-        x_rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])  # a sequence's steps are rows
-        self.layer.grads = {"W": x_rows.T @ grad_rows, "b": grad_rows.sum(axis=0)}  # (D,R) @ (R,M) -> (D,M); (M,)
+        grad_w, grad_b = dense_grads(x, grad)  # (D,M), (M,): Dense's own formula
+        self.layer.grads = {"W": grad_w, "b": grad_b}
         return grad @ self.layer.params["W"].T if input_grad else None  # (N,...,M) @ (M,D) -> (N,...,D)
 
 

@@ -375,6 +375,19 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
     return _jitted.batchnorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, inv_std)
 
 
+def erf(x):
+    """The error function of every value of ``x``, in its dtype; see :func:`.reference.erf_reference`.
+
+    Examples
+    --------
+    >>> erf(np.array([0.0, 1.0, -1.0])).round(6)
+    array([ 0.      ,  0.842701, -0.842701])
+    """
+    if _jitted is None:
+        return reference.erf_reference(x)
+    return _jitted.erf(_contiguous(x).reshape(-1)).reshape(x.shape)
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -394,4 +407,5 @@ __all__ = [
     "adam_update",
     "batchnorm_forward",
     "batchnorm_backward",
+    "erf",
 ]

@@ -13,6 +13,8 @@ later process starts without compiling. Integer arguments must be Python ints (i
 and arrays C-contiguous: that keeps one compiled signature per dtype.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -30,6 +32,7 @@ __all__ = [
     "adam_update",
     "batchnorm_forward",
     "batchnorm_backward",
+    "erf",
 ]
 
 
@@ -478,3 +481,14 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
         for j in range(c):
             dx[i, j] = scale[j] * (count * grad[i, j] - grad_beta[j] - x_hat[i, j] * grad_gamma[j])
     return dx, grad_gamma, grad_beta
+
+
+# The error function over a flat array: C's erf (the function math.erf calls) on each value in
+# float64, as erf_reference, without a Python call per value (GELU takes it of every
+# activation of a transformer's hidden layer, 262,144 values a batch in the ViT).
+@njit(cache=True)
+def erf(flat):
+    out = np.empty_like(flat)
+    for i in range(flat.size):
+        out[i] = math.erf(np.float64(flat[i]))
+    return out

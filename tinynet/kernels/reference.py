@@ -22,6 +22,8 @@ Shapes used throughout:
   ``cols.reshape(N*P, -1) @ Wmat.T``, whose result ``(N*P, F)`` is the output in NHWC.
 """
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "affine_warp_reference",
     "batchnorm_forward_reference",
     "batchnorm_backward_reference",
+    "erf_reference",
 ]
 
 
@@ -268,3 +271,12 @@ def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
     scale = gamma * inv_std / grad.dtype.type(count)
     grad_x = scale * (count * grad - grad_beta.astype(grad.dtype) - x_hat * grad_gamma.astype(grad.dtype))
     return grad_x, grad_gamma.astype(grad.dtype), grad_beta.astype(grad.dtype)
+
+
+def erf_reference(x):
+    """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, element by element.
+
+    NumPy has no ``erf``; this calls Python's ``math.erf`` (float64) once per value, in the
+    dtype of ``x``. GELU's exact form, ``x * (1 + erf(x / sqrt(2))) / 2``, is built on it.
+    """
+    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype) if x.size else x.copy()

@@ -1,12 +1,14 @@
 """Layers: each a hand-written ``forward`` and ``backward`` (see :mod:`.base` for the contract)."""
 
-from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .attention import MultiHeadAttention
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
-from .normalization import BatchNorm1D, BatchNorm2D
-from .pooling import AvgPool2D, MaxPool2D
+from .embedding import Patches, PositionalEmbedding
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
+from .pooling import AvgPool2D, GlobalAvgPool1D, MaxPool2D
 from .recurrent import LSTM, RNN
 from .reshape import Flatten, Reshape
 from .residual import Residual
@@ -31,4 +33,10 @@ __all__ = [
     "Residual",
     "RNN",
     "LSTM",
+    "LayerNorm",
+    "GELU",
+    "MultiHeadAttention",
+    "Patches",
+    "PositionalEmbedding",
+    "GlobalAvgPool1D",
 ]

@@ -8,6 +8,8 @@ ReLU           ``max(x, 0)``                   ``1 if x > 0 else 0`` (0 at x = 0
 LeakyReLU      ``x if x > 0 else alpha*x``     ``1 if x > 0 else alpha``
 Sigmoid        ``1 / (1 + exp(-x))``           ``y * (1 - y)``, from the output ``y``
 Tanh           ``tanh(x)``                     ``1 - y**2``, from the output ``y``
+GELU           ``x * Phi(x)``                  ``Phi(x) + x * phi(x)`` (``Phi``, ``phi``: the normal's
+                                               distribution and density; a tanh form too)
 =============  ==============================  ======================================
 
 Sigmoid and Tanh are computed without overflow for any input ("stable" here means only
@@ -20,9 +22,10 @@ import numpy as np
 
 from .._checks import float_array, is_real
 from ..errors import ArgumentError
+from ..kernels import erf
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "sigmoid"]
 
 
 class ReLU(Layer):
@@ -165,3 +168,72 @@ class Tanh(Layer):
     def backward(self, grad_out):
         (y,) = self._saved_values()
         return grad_out * (1 - y * y)
+
+
+class GELU(Layer):
+    r"""Gaussian error linear unit, ``y = x * Phi(x)``, as ``torch.nn.GELU``.
+
+    ``Phi`` is the standard normal distribution function: the input is weighted by how likely
+    a standard normal value is to be below it (Hendrycks & Gimpel, 2016). Two forms:
+
+    - ``approximate="none"`` (exact): ``Phi(x) = (1 + erf(x / sqrt(2))) / 2``.
+    - ``approximate="tanh"``: ``y = x * (1 + tanh(u)) / 2`` with ``u = sqrt(2/pi) * (x + 0.044715 x^3)``,
+      the form of BERT and GPT-2.
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}, default "none"
+
+    Shape
+    -----
+    - Input: any shape, e.g. ``(N, F)`` or ``(N, T, F)``.
+    - Output: the input's shape and dtype.
+
+    Notes
+    -----
+    The derivatives, by the product rule (``Phi' = phi``, the normal density
+    ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)``; ``tanh' = 1 - tanh^2``)::
+
+        exact:  dy/dx = Phi(x) + x * phi(x)
+        tanh:   dy/dx = (1 + t) / 2 + x * (1 - t^2) / 2 * sqrt(2/pi) * (1 + 3 * 0.044715 x^2),   t = tanh(u)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> GELU().forward(np.array([-1.0, 0.0, 1.0])).round(4)
+    array([-0.1587,  0.    ,  0.8413])
+    """
+
+    elementwise = True
+    _FORMS = ("none", "tanh")
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in self._FORMS:
+            raise ArgumentError(f"GELU expects approximate to be 'none' (exact, with erf) or 'tanh', as "
+                                f"torch.nn.GELU; received approximate={approximate!r}.")
+        self.approximate = approximate
+
+    def forward(self, x, training=False):
+        x = float_array(x, "GELU")
+        one, half = x.dtype.type(1), x.dtype.type(0.5)
+        if self.approximate == "tanh":
+            t = np.tanh(x.dtype.type(np.sqrt(2 / np.pi)) * (x + x.dtype.type(0.044715) * x**3))
+            self._save(training, x, t)
+            return half * x * (one + t)
+        cdf = half * (one + erf(x * x.dtype.type(1 / np.sqrt(2))))  # Phi(x)
+        self._save(training, x, cdf)
+        return x * cdf
+
+    def backward(self, grad_out):
+        x, saved = self._saved_values()
+        dtype = x.dtype.type
+        if self.approximate == "tanh":
+            t = saved
+            du = dtype(np.sqrt(2 / np.pi)) * (1 + dtype(3 * 0.044715) * x * x)  # du/dx
+            return grad_out * (dtype(0.5) * (1 + t) + dtype(0.5) * x * (1 - t * t) * du)
+        density = np.exp(dtype(-0.5) * x * x) * dtype(1 / np.sqrt(2 * np.pi))  # phi(x)
+        return grad_out * (saved + x * density)  # Phi(x) + x phi(x)
+
+    def get_config(self):
+        return {"approximate": self.approximate}

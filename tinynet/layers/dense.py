@@ -31,7 +31,23 @@ from ..errors import ShapeError
 from ..init import initial_weights
 from .base import Layer
 
-__all__ = ["Dense"]
+__all__ = ["Dense", "dense_grads"]
+
+
+def dense_grads(x, grad_out):
+    """``(dW, db)`` of ``y = x @ W + b`` on ``(N, ..., D)``: every position is a row, and the rows' terms add.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, grad = np.ones((2, 3, 4)), np.ones((2, 3, 5))    # 2 sequences of 3 positions
+    >>> grad_w, grad_b = dense_grads(x, grad)
+    >>> grad_w.shape, grad_b                              # each entry sums 6 positions
+    ((4, 5), array([6., 6., 6., 6., 6.]))
+    """
+    x_rows = x.reshape(-1, x.shape[-1])  # (R,D): R = N, or N*T... for a sequence
+    grad_rows = grad_out.reshape(-1, grad_out.shape[-1])  # (R,M)
+    return x_rows.T @ grad_rows, grad_rows.sum(axis=0)  # (D,R) @ (R,M) -> (D,M); (R,M) -> (M,)
 
 
 class Dense(Layer):
@@ -91,12 +107,8 @@ class Dense(Layer):
         """``dX`` ``(N, ..., in_features)`` from ``dY`` ``(N, ..., out_features)``; fills ``grads``."""
         (x,) = self._saved_values()
         grad_out = grad_out.astype(self.dtype, copy=False)
-        x_rows = x.reshape(-1, self.in_features)  # (R,D): every position is a row (R = N for 2-D input)
-        grad_rows = grad_out.reshape(-1, self.out_features)  # (R,M)
-        self.grads = {
-            "W": x_rows.T @ grad_rows,  # (D,R) @ (R,M) -> (D,M)
-            "b": grad_rows.sum(axis=0),  # (R,M) -> (M,)
-        }
+        grad_w, grad_b = dense_grads(x, grad_out)
+        self.grads = {"W": grad_w, "b": grad_b}
         return grad_out @ self.params["W"].T  # (N,...,M) @ (M,D) -> (N,...,D)
 
     def check_input(self, x):

@@ -1,4 +1,5 @@
-r"""Batch normalisation: each feature (channel) scaled to zero mean and unit variance over the batch.
+r"""Batch and layer normalisation: each feature (channel) scaled to zero mean and unit variance over the
+batch (BatchNorm), or each row over its own features (LayerNorm, at the end of this file).
 
 Forward in training, for ``x`` of ``M`` rows (``BatchNorm1D``: the batch's ``N`` examples;
 ``BatchNorm2D``: every pixel of every image is a row, ``M = N*H*W``) and ``C`` features, per
@@ -31,7 +32,7 @@ from .._checks import expect_rank, float_array, is_real, positive_int
 from ..errors import ArgumentError, ShapeError
 from .base import Layer
 
-__all__ = ["BatchNorm1D", "BatchNorm2D"]
+__all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm"]
 
 
 class _BatchNorm(Layer):
@@ -250,3 +251,103 @@ class BatchNorm2D(_BatchNorm):
 
     def __init__(self, num_channels, momentum=0.1, eps=1e-5, *, dtype=np.float32):
         super().__init__(num_channels, momentum, eps, dtype=dtype)
+
+
+class LayerNorm(Layer):
+    r"""Layer normalisation: each sample's (each position's) features scaled to zero mean and unit variance.
+
+    Forward, over the last axis (the ``F`` features of one row; every other axis is a row)::
+
+        mu    = mean(x)                var = mean((x - mu)^2)         (biased, over the F features)
+        x_hat = (x - mu) / sqrt(var + eps)
+        y     = gamma * x_hat + beta
+
+    Unlike BatchNorm, the statistics are the row's own: no batch, no running statistics, the
+    same computation in training and at inference. As ``torch.nn.LayerNorm(num_features)``.
+
+    Parameters
+    ----------
+    num_features : int
+        ``F``, the size of the last axis.
+    eps : float > 0, default 1e-5
+        Added to the variance before the square root.
+    dtype : default float32
+
+    Shape
+    -----
+    - Input: ``(N, ..., F)``, e.g. ``(N, F)`` or a sequence ``(N, T, F)``.
+    - Output: the input's shape and dtype.
+
+    Attributes
+    ----------
+    params["gamma"], params["beta"] : ``(F,)``, ones and zeros.
+
+    Notes
+    -----
+    Backward, with ``g = dY`` and sums over the ``F`` features of a row. ``beta`` and ``gamma``
+    are shared by every row, so their gradients sum over the rows::
+
+        dbeta = sum_rows g              dgamma = sum_rows g * x_hat
+
+    The input's gradient is BatchNorm's derivation with the roles of the axes swapped. Write
+    ``h = g * gamma`` (``dL/dx_hat``). Each ``x_hat_i`` depends on ``x_i`` directly and on every
+    ``x_j`` of its row through ``mu`` and ``var``; with ``dmu/dx_j = 1/F`` and
+    ``dvar/dx_j = 2 (x_j - mu) / F``, the chain rule gives::
+
+        dx = inv_std / F * (F * h - sum(h) - x_hat * sum(h * x_hat))
+
+    ``sum(h)`` carries the path through the mean, ``sum(h * x_hat)`` the path through the
+    variance (docs/backprop.md goes step by step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LayerNorm(2).forward(np.array([[1.0, 3.0], [10.0, 30.0]])).round(3)
+    array([[-1.,  1.],
+           [-1.,  1.]], dtype=float32)
+    """
+
+    def __init__(self, num_features, eps=1e-5, *, dtype=np.float32):
+        super().__init__()
+        self.num_features = positive_int(num_features, "num_features", "LayerNorm")
+        if not is_real(eps) or not eps > 0 or not np.isfinite(eps):
+            raise ArgumentError(f"LayerNorm expects eps > 0 (it keeps the division finite); received eps={eps!r}.")
+        self.eps = float(eps)
+        self.params = {"gamma": np.ones(self.num_features, dtype), "beta": np.zeros(self.num_features, dtype)}
+
+    def check_input(self, x):
+        """``x`` as ``(N, ..., num_features)`` floats in the layer's dtype, or a ShapeError naming the fix."""
+        x = float_array(x, "LayerNorm")
+        if x.ndim < 2 or x.shape[-1] != self.num_features:
+            raise ShapeError(
+                f"LayerNorm({self.num_features}) normalises the last axis of (N, ..., {self.num_features}); got input "
+                f"of shape {tuple(x.shape)}. Build it with LayerNorm({x.shape[-1] if x.ndim else 1}) to match.")
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x, training=False):
+        """``(N, ..., F) -> (N, ..., F)``: every row normalised by its own mean and variance."""
+        x = self.check_input(x)
+        mean = x.mean(axis=-1, keepdims=True)  # (N,...,1)
+        centred = x - mean  # (N,...,F)
+        var = (centred * centred).mean(axis=-1, keepdims=True)  # (N,...,1), biased
+        inv_std = 1 / np.sqrt(var + self.dtype.type(self.eps))  # (N,...,1)
+        x_hat = centred * inv_std  # (N,...,F): zero mean, unit variance per row
+        self._save(training, x_hat, inv_std)
+        return x_hat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, grad_out):
+        """``dX`` from ``dY`` (both ``(N, ..., F)``); fills ``grads`` with ``dgamma`` and ``dbeta`` ``(F,)``."""
+        x_hat, inv_std = self._saved_values()
+        grad = grad_out.astype(self.dtype, copy=False)
+        features = self.dtype.type(self.num_features)
+        self.grads = {
+            "gamma": (grad * x_hat).reshape(-1, self.num_features).sum(axis=0),  # (R,F) -> (F,): over every row
+            "beta": grad.reshape(-1, self.num_features).sum(axis=0),  # (R,F) -> (F,)
+        }
+        grad_hat = grad * self.params["gamma"]  # h = dL/dx_hat: (N,...,F)
+        sum_h = grad_hat.sum(axis=-1, keepdims=True)  # (N,...,1): the path through the mean
+        sum_h_x_hat = (grad_hat * x_hat).sum(axis=-1, keepdims=True)  # (N,...,1): the path through the variance
+        return inv_std / features * (features * grad_hat - sum_h - x_hat * sum_h_x_hat)  # (N,...,F)
+
+    def get_config(self):
+        return {"num_features": self.num_features, "eps": self.eps}

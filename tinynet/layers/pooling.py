@@ -17,6 +17,8 @@ Average pooling takes the window mean, so every input of a window gets an equal 
 
 Output size along each axis: ``out = (size - pool) // stride + 1``.
 
+``GlobalAvgPool1D`` is the mean over a sequence's time axis: ``(N, T, F) -> (N, F)``.
+
 This file is the definition; inside a ``Sequential`` the engine (:mod:`tinynet.engine`)
 runs the same pooling as numba loops over channels-last images, fused with the ReLU or
 convolution before it, and the tests check that it agrees with this code.
@@ -28,7 +30,7 @@ from .._checks import expect_rank, float_array, int_pair
 from ..errors import ShapeError
 from .base import Layer
 
-__all__ = ["MaxPool2D", "AvgPool2D"]
+__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool1D"]
 
 
 def pooling_windows(x, pool_size, stride):
@@ -169,3 +171,40 @@ class AvgPool2D(_Pool2D):
                 rows, columns = self._input_slices(i, j, out_h, out_w)
                 grad_x[:, :, rows, columns] += share
         return grad_x
+
+
+class GlobalAvgPool1D(Layer):
+    """The mean over time of a sequence: ``(N, T, F) -> (N, F)``.
+
+    Forward and backward: every one of the ``T`` positions has weight ``1/T`` in the mean,
+    so each receives that share of the gradient::
+
+        Y[n, f] = (1/T) sum_t X[n, t, f]            dX[n, t, f] = dY[n, f] / T
+
+    As ``keras.layers.GlobalAveragePooling1D`` on ``(N, T, F)``, or ``x.mean(dim=1)`` in PyTorch.
+
+    Shape
+    -----
+    - Input: ``(N, T, F)`` with ``T >= 1``.
+    - Output: ``(N, F)``, the input's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> GlobalAvgPool1D().forward(np.array([[[1.0, 10.0], [3.0, 30.0]]]))
+    array([[ 2., 20.]])
+    """
+
+    def forward(self, x, training=False):
+        x = float_array(x, "GlobalAvgPool1D")
+        expect_rank(x, 3, "GlobalAvgPool1D", "(N, T, F)")
+        if x.shape[1] == 0:
+            raise ShapeError(f"GlobalAvgPool1D takes the mean over time, so it needs T >= 1; got {tuple(x.shape)}.")
+        self._save(training, x.shape)
+        return x.mean(axis=1, dtype=x.dtype)  # (N,T,F) -> (N,F)
+
+    def backward(self, grad_out):
+        (x_shape,) = self._saved_values()
+        steps = x_shape[1]
+        share = grad_out / grad_out.dtype.type(steps)  # (N,F): each position's share of the mean
+        return np.broadcast_to(share[:, None, :], x_shape).copy()  # (N,1,F) -> (N,T,F)

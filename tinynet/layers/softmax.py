@@ -25,7 +25,7 @@ from .._checks import float_array, is_int
 from ..errors import ArgumentTypeError, ShapeError
 from .base import Layer
 
-__all__ = ["Softmax", "softmax"]
+__all__ = ["Softmax", "softmax", "softmax_backward"]
 
 
 def softmax(x, axis=-1):
@@ -33,6 +33,12 @@ def softmax(x, axis=-1):
     shifted = x - _reduce_rows(np.maximum, x, axis)
     e = np.exp(shifted)
     return e / _reduce_rows(np.add, e, axis)
+
+
+def softmax_backward(y, grad_out, axis=-1):
+    """``dx = y * (dY - sum_i dY_i y_i)`` along ``axis``: the vector-Jacobian product of ``y = softmax(x)``."""
+    weighted_sum = (grad_out * y).sum(axis=axis, keepdims=True)  # sum_i dY_i y_i, per row
+    return y * (grad_out - weighted_sum)
 
 
 def _reduce_rows(ufunc, x, axis):
@@ -85,8 +91,7 @@ class Softmax(Layer):
 
     def backward(self, grad_out):
         (y,) = self._saved_values()
-        weighted_sum = (grad_out * y).sum(axis=self.axis, keepdims=True)  # sum_i dY_i y_i, per row
-        return y * (grad_out - weighted_sum)
+        return softmax_backward(y, grad_out, self.axis)
 
     def get_config(self):
         return {"axis": self.axis}
