@@ -77,8 +77,8 @@ def _built_from_config(name, config, depth=0):
     """A fresh layer from its class name and get_config(), as a model file rebuilds it (layers of layers too)."""
     kind = getattr(L, name)
     if hasattr(kind, "from_config"):
-        return kind.from_config(config, lambda entry, level: _built_from_config(entry["class"], entry["config"], level),
-                                depth)
+        return kind.from_config(
+            config, lambda entry, position, level: _built_from_config(entry["class"], entry["config"], level), depth)
     return kind(**config)
 
 
