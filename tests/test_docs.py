@@ -1,4 +1,4 @@
-"""The docs run: every Python block in docs/*.md executes, and every link to code points at its function.
+"""The docs run, their code links land, they write out no exercise's answer, and the rendered chapters are current.
 
 Links to code are written ``[`Dense.backward`](../tinynet/layers/dense.py#L82-L86)``; the
 test finds ``Dense.backward`` in that file with ``ast`` and checks the line range. After
@@ -7,6 +7,7 @@ editing the code, ``python tests/test_docs.py --fix`` rewrites the ranges (and e
 """
 
 import ast
+import json
 import re
 import sys
 from pathlib import Path
@@ -69,6 +70,64 @@ def test_code_links_point_at_their_definitions(doc):
             f"{doc.name}: {match['name']} is at lines {expected} of {match['path']}, the link says "
             f"{match['start']}-{match['end']}; run python tests/test_docs.py --fix"
         )
+
+
+NOTEBOOKS = ROOT / "examples" / "notebooks"
+
+
+def _normalised(line):
+    """A line of code without its comment and without any whitespace."""
+    return re.sub(r"\s+", "", line.split("  #")[0].split("# ")[0])
+
+
+def _answer_lines(solutions):
+    """Each solution function's body lines that compute something (an operator in 12 characters or more)."""
+    found = {}
+    for cell in json.loads(solutions.read_text())["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef):
+                for statement in node.body:
+                    for line in ast.get_source_segment(source, statement).splitlines():
+                        text = _normalised(line)
+                        if len(text) >= 12 and re.search(r"[-+*/@]", text):
+                            found.setdefault(node.name, []).append(text)
+    return found
+
+
+def _exercise_notebooks():
+    """Every notebook of examples/notebooks with a solutions twin."""
+    return [path for path in sorted(NOTEBOOKS.glob("*.ipynb")) if (NOTEBOOKS / "solutions" / path.name).exists()]
+
+
+@pytest.mark.parametrize("notebook", _exercise_notebooks(), ids=lambda path: path.stem)
+def test_no_answer_is_written_out_in_the_docs_or_the_exercise_notebook(notebook):
+    """No line of a solution's body appears in docs/ (the rendered chapters included) or in its exercise notebook."""
+    answers = _answer_lines(NOTEBOOKS / "solutions" / notebook.name)
+    assert answers, "the solutions notebook defines no function with a body to look for"
+    cells = json.loads(notebook.read_text())["cells"]
+    places = {notebook.name: "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")}
+    places.update({str(doc.relative_to(ROOT)): doc.read_text() for doc in (ROOT / "docs").rglob("*.md")})
+    for place, text in places.items():
+        lines = {_normalised(line) for line in text.splitlines()}
+        for name, body in answers.items():
+            shown = [line for line in body if line in lines]
+            assert not shown, f"{place} writes out the answer to {name}: {shown}"
+
+
+def test_the_rendered_chapters_are_up_to_date():
+    """docs/chapters/ is what render_chapters.py makes of the chapter notebooks as committed."""
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import render_chapters
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    stale = [str(path.relative_to(ROOT)) for path in render_chapters.stale()]
+    assert not stale, f"out of date: {stale}; run python examples/notebooks/render_chapters.py"
+    assert {path.stem for path in render_chapters.chapters()} >= {"what_the_network_sees", "residual_connections",
+                                                                  "training_dynamics", "mnist_digits"}
 
 
 if __name__ == "__main__" and "--fix" in sys.argv:
