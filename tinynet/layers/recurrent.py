@@ -125,10 +125,12 @@ class _Recurrent(Layer):
 
     def _weight_grads(self, x, h, grad_pre):
         """``grads`` and ``dX`` from the pre-activation gradients of every step, all steps at once."""
+        # A sum over steps and samples is one product once both are laid out as rows: (N·T, ·).
+        rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (N·T,K)
         self.grads = {
-            "W_x": np.einsum("ntd,ntk->dk", x, grad_pre),  # Σ_t x_tᵀ dz_t: (D,N·T)@(N·T,K) -> (D,K)
-            "W_h": np.einsum("nth,ntk->hk", h[:, :-1], grad_pre),  # Σ_t h_{t-1}ᵀ dz_t -> (H,K)
-            "b": grad_pre.sum(axis=(0, 1)),  # (N,T,K) -> (K,)
+            "W_x": x.reshape(-1, x.shape[2]).T @ rows,  # Σ_t x_tᵀ dz_t: (D,N·T)@(N·T,K) -> (D,K)
+            "W_h": h[:, :-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,N·T)@(N·T,K) -> (H,K)
+            "b": rows.sum(axis=0),  # (N·T,K) -> (K,)
         }
         return grad_pre @ self.params["W_x"].T  # (N,T,K) @ (K,D) -> (N,T,D)
 
