@@ -1,4 +1,4 @@
-"""The MNIST training run shared by ``mnist_cnn.py`` and ``mnist_mlp.py``.
+"""The MNIST training run shared by ``mnist_cnn.py``, ``mnist_mlp.py`` and ``mnist_lstm.py``.
 
 Loads MNIST, prints the model summary, trains with a progress bar, evaluates on the
 10,000 test images, compares with the reference Keras notebook, saves the model and,
@@ -40,6 +40,7 @@ class Recipe:
     rotation: float  # random affine augmentation: largest angle in degrees,
     scale: float  # largest zoom away from 1 (0.1: 0.9 to 1.1),
     shift: float  # and largest translation in pixels (all three 0: none)
+    clip_norm: float | None = None  # Adam's bound on the gradient's global L2 norm (None: no clipping)
 
 
 #: MNIST's training set (load_mnist and load_mnist_original both return it).
@@ -71,6 +72,11 @@ def parse_args(recipe, argv=None):
                         help="random zoom between 1 - SCALE and 1 + SCALE (default: %(default)s)")
     parser.add_argument("--shift", type=real_number(0, 14), default=recipe.shift,
                         help="random shift up to this many pixels (default: %(default)s; all three 0: no augmentation)")
+    parser.add_argument("--clip-norm", type=real_number(0, low_open=True), default=recipe.clip_norm,
+                        help="scale each step's gradients so their global L2 norm is at most this (default: "
+                             "%(default)s)")
+    parser.add_argument("--images", type=whole_number(2), default=TRAINING_IMAGES, metavar="N",
+                        help="use only the first N training images, for a quick trial (default: all %(default)s)")
     parser.add_argument("--validation", type=whole_number(0), default=0, metavar="N",
                         help="hold out the last N training images and report their accuracy after every epoch")
     parser.add_argument("--seed", type=whole_number(0), default=0,
@@ -92,8 +98,12 @@ def parse_args(recipe, argv=None):
     # Checked before any work starts, with argparse's usage line, like the types above.
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH: the file to resume from")
-    if args.validation >= TRAINING_IMAGES - 1:
-        parser.error(f"--validation takes at most {TRAINING_IMAGES - 2:,} of the {TRAINING_IMAGES:,} training "
+    if args.save and not Path(args.save).resolve().parent.is_dir():  # before training, not after it
+        parser.error(f"--save: cannot write {args.save}: the folder {Path(args.save).parent} does not exist")
+    if args.images > TRAINING_IMAGES:
+        parser.error(f"--images takes at most the {TRAINING_IMAGES:,} training images, got {args.images:,}")
+    if args.validation >= args.images - 1:
+        parser.error(f"--validation takes at most {args.images - 2:,} of the {args.images:,} training "
                      f"images, got {args.validation:,}")
     return args
 
@@ -143,7 +153,8 @@ def provenance(recipe, args, argv, code_revision, test_accuracy, train_seconds, 
     return {
         "made_by": shlex.join(["python", f"examples/mnist_{recipe.name}.py", *argv]),
         "recipe": {"model": f"tinynet.models.{recipe.build.__name__}", "epochs": args.epochs,
-                   "batch_size": args.batch_size, "optimizer": "Adam", "lr_schedule": f"one-cycle, peak {args.lr}",
+                   "batch_size": args.batch_size, "optimizer": "Adam", "clip_norm": args.clip_norm,
+                   "lr_schedule": f"one-cycle, peak {args.lr}",
                    "rotation": args.rotation, "scale": args.scale, "shift": args.shift,
                    "training_images": training_images},
         "seed": args.seed,
@@ -166,7 +177,8 @@ def main(recipe, argv=None):
     else:
         (x_train, y_train), (x_test, y_test) = tinynet.datasets.load_mnist(args.data_dir, download=not args.offline)
     # uint8 (N, 28, 28) -> (N, 1, 28, 28); fit and evaluate scale uint8 to [0, 1] batch by batch.
-    x_train, x_test = x_train[:, None], x_test[:, None]
+    x_train, x_test = x_train[:args.images, None], x_test[:, None]
+    y_train = y_train[:args.images]
     validation_data = None
     if args.validation:
         validation_data = (x_train[-args.validation:], y_train[-args.validation:])
@@ -181,7 +193,7 @@ def main(recipe, argv=None):
     history = model.fit(
         x_train, y_train,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
-        optimizer=tinynet.optim.Adam(lr=args.lr),
+        optimizer=tinynet.optim.Adam(lr=args.lr, clip_norm=args.clip_norm),
         lr_schedule=one_cycle(args.lr, args.epochs, len(x_train), args.batch_size),
         augment=augmentation(args.rotation, args.scale, args.shift),
         validation_data=validation_data,

@@ -34,6 +34,27 @@ def test_mlp_example_trains_saves_and_draws(tmp_path, mnist_dir):
     assert all((plots / name).stat().st_size > 5000 for name in pictures)
 
 
+def test_lstm_example_trains_saves_and_draws(tmp_path, mnist_dir):
+    """A quick run of examples/mnist_lstm.py (2,000 images, one epoch): the summary, a model whose saved
+    provenance names lstm_rows and the clipping, the accuracy it prints, its pictures."""
+    model_path, plots = tmp_path / "lstm.npz", tmp_path / "plots"
+    result = _run_example("mnist_lstm.py", "--epochs", "1", "--images", "2000", "--verbose", "0",
+                          "--data-dir", str(mnist_dir), "--save", str(model_path), "--plots", str(plots),
+                          tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 81,674" in result.stdout and "2,000 training images" in result.stdout
+    model = tinynet.load_model(model_path)
+    recipe = model.metadata["recipe"]
+    assert recipe["model"] == "tinynet.models.lstm_rows" and recipe["clip_norm"] == 1.0
+    assert recipe["training_images"] == 2000
+    (_, _), (x_test, y_test) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    accuracy = model.evaluate(x_test[:, None], y_test)["accuracy"]
+    assert accuracy > 0.2 and f"{accuracy:.2%}" in result.stdout  # ten classes: chance is 10%
+    pictures = sorted(p.name for p in plots.glob("*.png"))
+    assert pictures == ["class_counts.png", "confusion_matrix.png", "feature_maps.png", "learning_curves.png",
+                        "most_wrong.png", "predictions.png", "samples.png"]
+
+
 def test_mlp_example_resumes_from_its_checkpoint(tmp_path, mnist_dir):
     """--checkpoint then --resume with more epochs: the second run continues at epoch 2, not from scratch."""
     checkpoint = tmp_path / "run.npz"
@@ -72,11 +93,12 @@ def test_the_test_set_stays_out_of_training_and_validation_is_held_out(tmp_path,
 
 def test_examples_explain_their_options():
     """--help lists every option the examples promise."""
-    for script in ("mnist_cnn.py", "mnist_mlp.py"):
+    for script in ("mnist_cnn.py", "mnist_mlp.py", "mnist_lstm.py"):
         text = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
                               capture_output=True, text=True, timeout=120, check=True).stdout
-        for option in ("--epochs", "--batch-size", "--lr", "--rotation", "--scale", "--shift", "--validation",
-                       "--seed", "--data-dir", "--save", "--plots", "--checkpoint", "--resume"):
+        for option in ("--epochs", "--batch-size", "--lr", "--clip-norm", "--rotation", "--scale", "--shift",
+                       "--images", "--validation", "--seed", "--data-dir", "--save", "--plots", "--checkpoint",
+                       "--resume"):
             assert option in text
 
 
@@ -143,14 +165,14 @@ def test_an_example_without_data_prints_the_fix_not_a_traceback(tmp_path):
         assert "TINYNET_DATA" in result.stderr and str(tmp_path / "empty") in result.stderr
 
 
-def test_an_example_saving_into_a_missing_folder_says_so(tmp_path, mnist_dir):
-    """--save into a folder that does not exist: the user's path in the message, no temporary file name."""
+def test_an_example_saving_into_a_missing_folder_says_so_before_training(tmp_path):
+    """--save into a folder that does not exist: argparse's usage line with the user's path, before any work."""
     target = tmp_path / "no" / "such" / "folder" / "m.npz"
-    result = _run_example("mnist_mlp.py", "--epochs", "1", "--verbose", "0", "--data-dir", str(mnist_dir),
+    result = _run_example("mnist_lstm.py", "--offline", "--data-dir", str(tmp_path / "no data here"),
                           "--save", str(target), tmp_path=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"Cannot write {target}: the folder {target.parent} does not exist" in result.stderr
-    assert ".tmp" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "usage:" in result.stderr
+    assert f"--save: cannot write {target}: the folder {target.parent} does not exist" in result.stderr
+    assert "MNIST files are missing" not in result.stderr  # refused before looking for the data
 
 
 def test_unexpected_errors_keep_their_traceback(tmp_path):
@@ -266,6 +288,10 @@ def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
     ("mnist_mlp.py", ["--scale", "1.5"], "--scale: must be a finite number >= 0 and <= 0.9"),
     ("mnist_mlp.py", ["--validation", "60000"], "--validation takes at most 59,998"),
     ("mnist_mlp.py", ["--resume"], "--resume needs --checkpoint"),
+    ("mnist_lstm.py", ["--clip-norm", "0"], "--clip-norm: must be a finite number > 0"),
+    ("mnist_lstm.py", ["--images", "70000"], "--images takes at most the 60,000"),
+    ("mnist_lstm.py", ["--images", "1000", "--validation", "999"], "--validation takes at most 998 of the 1,000"),
+    ("mnist_lstm.py", ["--save", "no/such/m.npz"], "--save: cannot write no/such/m.npz: the folder no/such does"),
     ("kaggle_digit_recognizer.py", ["--train", "a.csv", "--test", "b.csv", "--epochs", "0"],
      "--epochs: must be at least 1"),
     ("backprop_by_hand.py", ["--digit-index", "10000"], "--digit-index picks one of the 10,000"),

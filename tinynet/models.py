@@ -1,6 +1,6 @@
 """MNIST architectures, ready for ``(N, 1, 28, 28)`` input.
 
-``basic_mlp`` and ``cnn`` are the two models of the examples. ``small_cnn`` and
+``basic_mlp``, ``cnn`` and ``lstm_rows`` are the models of the examples. ``small_cnn`` and
 ``keras_convnet`` are the other two architectures the benchmarks time against PyTorch and
 Keras (the same layers, sizes and order as their reference implementations).
 ``pretrained("cnn" | "mlp")`` loads the examples' models, trained, from files shipped with
@@ -12,10 +12,10 @@ from importlib import resources
 from .errors import ArgumentError, ArgumentTypeError
 from .files.loading import load_model
 from .init import as_generator
-from .layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from .layers import LSTM, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape
 from .model import Sequential
 
-__all__ = ["basic_mlp", "cnn", "small_cnn", "keras_convnet", "pretrained", "PRETRAINED"]
+__all__ = ["basic_mlp", "cnn", "lstm_rows", "small_cnn", "keras_convnet", "pretrained", "PRETRAINED"]
 
 #: The trained models shipped in the package: name -> file in tinynet/pretrained/. Each was
 #: made by the example named in its metadata (``made_by``), on the full training set, with
@@ -81,6 +81,34 @@ def cnn(rng=None):
         ReLU(),
         Dropout(0.3, rng=rng),
         Dense(128, 10, rng=rng),
+    ])
+
+
+def lstm_rows(rng=None, *, hidden_size=128):
+    """An LSTM reading each image row by row: 28 steps of 28 pixels, then a dense classifier.
+
+    ::
+
+        Reshape((28, 28))                       (N, 28, 28): row t is step t
+        LSTM(28, hidden_size)                   (N, hidden_size): the state after the last row
+        Dense(hidden_size, 10)                  (N, 10)
+
+    81,674 parameters with ``hidden_size=128``; outputs logits. ``rng`` (Generator or int)
+    seeds the weights.
+
+    Examples
+    --------
+    >>> lstm_rows(rng=0).count_params()
+    81674
+    >>> import numpy as np
+    >>> lstm_rows(rng=0).forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+    (2, 10)
+    """
+    rng = as_generator(rng)
+    return Sequential([
+        Reshape((28, 28)),
+        LSTM(28, hidden_size, rng=rng),
+        Dense(hidden_size, 10, rng=rng),
     ])
 
 

@@ -314,7 +314,8 @@ def dense_weights(model, path, count=16, title="First Dense layer: what each uni
 
 
 def feature_maps(model, image, path, channels=8, title="One digit through the network"):
-    """The output of every layer for one image: the first ``channels`` maps per layer, vectors as bars.
+    """The output of every layer for one image: the first ``channels`` maps per layer, a sequence
+    ``(T, F)`` as one picture with a row a step, vectors as bars.
 
     Every map of a layer shares one colour scale, with its colour bar, so layers that rescale
     their input (BatchNorm) look different from the layer before them: a signed output is
@@ -346,6 +347,9 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
     for row, (name, value) in zip(axes, outputs, strict=True):
         for axis in row:
             axis.axis("off")
+        sequence = value.ndim == 2  # (T, F): one picture, a row per step
+        if sequence:
+            value = value[None]
         if value.ndim == 3:
             shown = value[:channels]
             if value.min() < 0:  # signed: centred on 0, white is 0
@@ -360,7 +364,11 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
             row[-1].tick_params(labelsize=6)
             count = f"first {len(shown)} of {len(value)} channels" if len(value) > len(shown) else \
                 f"{len(value)} channel{'s' if len(value) > 1 else ''}"
-            row[0].set_title(f"{name}: {count}, {tuple(value.shape)}, one colour scale", fontsize=8, loc="left")
+            if sequence:
+                row[0].set_title(f"{name}: {value.shape[1]} steps of {value.shape[2]} (a row a step)",
+                                 fontsize=8, loc="left")
+            else:
+                row[0].set_title(f"{name}: {count}, {tuple(value.shape)}, one colour scale", fontsize=8, loc="left")
         else:
             wide = row[0].get_gridspec()[row[0].get_subplotspec().rowspan.start, :]
             for axis in row:
