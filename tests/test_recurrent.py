@@ -129,3 +129,35 @@ def test_models_with_recurrent_layers_save_and_load(tmp_path):
     assert loaded.layers[1].return_sequences and not loaded.layers[2].return_sequences
     x = np.random.default_rng(0).random((3, 24), dtype=np.float32)
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_hidden_grads_are_the_gradient_at_every_state(kind, return_sequences):
+    """hidden_grads[:, t] is dL/dh_t (both paths), as torch autograd gives it for a cell stepped by hand."""
+    torch = pytest.importorskip("torch", reason="the comparison with PyTorch needs torch: pip install torch")
+    layer = KINDS[kind](3, 4, return_sequences=return_sequences, rng=0).astype(np.float64)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 3))
+    out = layer.forward(x, training=True)
+    grad_out = rng.standard_normal(out.shape)
+    layer.backward(grad_out)
+    cell = (torch.nn.RNNCell if kind == "RNN" else torch.nn.LSTMCell)(3, 4).double()
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.from_numpy(layer.params["W_x"].T.copy()))
+        cell.weight_hh.copy_(torch.from_numpy(layer.params["W_h"].T.copy()))
+        cell.bias_ih.copy_(torch.from_numpy(layer.params["b"]))
+        cell.bias_hh.zero_()
+    h = c = torch.zeros(2, 4, dtype=torch.float64)
+    states = []
+    for t in range(5):
+        if kind == "RNN":
+            h = cell(torch.from_numpy(x[:, t]), h)
+        else:
+            h, c = cell(torch.from_numpy(x[:, t]), (h, c))
+        h.retain_grad()
+        states.append(h)
+    outputs = torch.stack(states, dim=1) if return_sequences else states[-1]
+    (outputs * torch.from_numpy(grad_out)).sum().backward()
+    expected = np.stack([state.grad.numpy() for state in states], axis=1)
+    np.testing.assert_allclose(layer.hidden_grads, expected, rtol=1e-9, atol=1e-12)

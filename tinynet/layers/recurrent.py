@@ -76,6 +76,7 @@ class _Recurrent(Layer):
 
     def __init__(self, input_size, hidden_size, return_sequences=False, *, rng=None, dtype=np.float32):
         super().__init__()
+        self.hidden_grads = None
         owner = type(self).__name__
         self.input_size = positive_int(input_size, "input_size", owner)
         self.hidden_size = positive_int(hidden_size, "hidden_size", owner)
@@ -166,6 +167,9 @@ class RNN(_Recurrent):
     params["W_h"] : ``(hidden_size, hidden_size)``
     params["b"] : ``(hidden_size,)``
         Each drawn from ``U(-k, k)``, ``k = 1/sqrt(hidden_size)``, as PyTorch's.
+    hidden_grads : ``(N, T, hidden_size)``
+        After a backward, ``dL/dh_t`` for every step (both paths added): how much gradient
+        each step's state received, to see it vanish or explode.
 
     Notes
     -----
@@ -206,9 +210,10 @@ class RNN(_Recurrent):
         n, steps, _ = x.shape
         grad_states = self._grad_of_states(grad_out, n, steps)  # dH: (N,T,H)
         grad_pre = np.empty_like(grad_states)  # da_t for every step: (N,T,H)
+        self.hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step, kept to be looked at
         grad_next = np.zeros((n, self.hidden_size), dtype=self.dtype)  # dL/dh_t through step t+1; none after T
         for t in range(steps, 0, -1):  # t = T, ..., 1
-            grad_h = grad_states[:, t - 1] + grad_next  # (N,H): both paths into h_t
+            grad_h = self.hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_next  # (N,H): both paths into h_t
             grad_pre[:, t - 1] = grad_h * (1 - h[:, t] ** 2)  # (N,H): through tanh
             grad_next = grad_pre[:, t - 1] @ self.params["W_h"].T  # (N,H)@(H,H) -> (N,H): to h_{t-1}
         return self._weight_grads(x, h, grad_pre)
@@ -245,6 +250,8 @@ class LSTM(_Recurrent):
     params["b"] : ``(4*hidden_size,)``
         Columns ``[0:H]`` feed gate ``i``, ``[H:2H]`` ``f``, ``[2H:3H]`` ``g``, ``[3H:4H]`` ``o``;
         each drawn from ``U(-k, k)``, ``k = 1/sqrt(hidden_size)``, as PyTorch's.
+    hidden_grads : ``(N, T, hidden_size)``
+        After a backward, ``dL/dh_t`` for every step, as the RNN's.
 
     Notes
     -----
@@ -302,12 +309,13 @@ class LSTM(_Recurrent):
         n, steps, _ = x.shape
         grad_states = self._grad_of_states(grad_out, n, steps)  # dH: (N,T,H)
         grad_pre = np.empty_like(gates)  # dz_t for every step: (N,T,4H)
+        self.hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step, kept to be looked at
         grad_h_next = np.zeros((n, self.hidden_size), dtype=self.dtype)  # dL/dh_t through step t+1
         grad_c_next = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}
         for t in range(steps, 0, -1):  # t = T, ..., 1
             i, f, g, o = self._split(gates[:, t - 1])  # each (N,H)
             tanh_c = np.tanh(c[:, t])  # (N,H)
-            grad_h = grad_states[:, t - 1] + grad_h_next  # (N,H): both paths into h_t
+            grad_h = self.hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_h_next  # (N,H): both paths into h_t
             grad_c = grad_c_next + grad_h * o * (1 - tanh_c**2)  # (N,H): via c_{t+1} and via h_t
             dz_i, dz_f, dz_g, dz_o = self._split(grad_pre[:, t - 1])  # views into grad_pre, written next
             dz_i[...] = grad_c * g * i * (1 - i)  # dc * ∂c/∂i * σ'
