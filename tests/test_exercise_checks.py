@@ -20,18 +20,21 @@ def checks(monkeypatch):
     return exercise_checks, backprop_checks
 
 
-@pytest.fixture(scope="module")
-def solutions():
-    """The solutions notebook's functions (the right answers), by name."""
+def _solved(name):
+    """The functions a solutions notebook defines (the right answers), by name."""
     from tinynet.layers.conv import col2im
 
     namespace = {"np": np, "col2im": col2im}
-    cells = json.loads((NOTEBOOKS / "solutions" / "backprop_from_scratch.ipynb").read_text())["cells"]
-    for cell in cells:
+    for cell in json.loads((NOTEBOOKS / "solutions" / name).read_text())["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and re.search(r"^def \w+\(", source, re.MULTILINE):
             exec(source, namespace)  # noqa: S102 - the repository's own solutions notebook
     return namespace
+
+
+@pytest.fixture(scope="module")
+def solutions():
+    return _solved("backprop_from_scratch.ipynb")
 
 
 def _verdict(capsys, name):
@@ -253,3 +256,65 @@ def test_other_known_mistakes_are_rejected(checks, capsys, name, wrong, verdict)
     with np.errstate(over="ignore", invalid="ignore"):
         assert getattr(backprop_checks, f"check_{name}")(wrong) is None
     assert _verdict(capsys, name).startswith(verdict)
+
+
+# ---- the capstone's checks ----
+
+@pytest.fixture
+def capstone(monkeypatch):
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    import capstone_checks
+
+    return capstone_checks, _solved("capstone.ipynb")
+
+
+def _forward_without_relu(params, X):
+    cache = []
+    for layer in params:
+        cache.append(X)
+        X = X @ layer["W"] + layer["b"]
+    return X, cache
+
+
+def _backward_without_the_relu_mask(params, cache, dlogits):
+    grads, dY = [None] * len(params), dlogits
+    for index in reversed(range(len(params))):
+        grads[index] = {"W": cache[index].T @ dY, "b": dY.sum(axis=0)}
+        dY = dY @ params[index]["W"].T
+    return grads
+
+
+def _dampened_momentum(params, grads, velocities, lr, momentum):
+    for layer, grad, velocity in zip(params, grads, velocities, strict=True):
+        for key in layer:
+            velocity[key] = momentum * velocity[key] + (1 - momentum) * grad[key]
+            layer[key] -= lr * velocity[key]
+
+
+def test_the_capstone_checks_accept_the_solutions_and_reject_known_mistakes(capstone, capsys, mnist_dir):
+    """Forward without ReLU, backward without its mask, dampened momentum, a loop that never steps: rejected."""
+    capstone_checks, solved = capstone
+    assert capstone_checks.check_mlp_forward(solved["mlp_forward"]) is not None
+    assert capstone_checks.check_softmax_cross_entropy(solved["softmax_cross_entropy"]) is not None
+    assert capstone_checks.check_mlp_backward(solved["mlp_backward"], solved["mlp_forward"]) is not None
+    assert capstone_checks.check_sgd_momentum_step(solved["sgd_momentum_step"]) is not None
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(": ok (" in line for line in lines), lines
+
+    assert capstone_checks.check_mlp_forward(_forward_without_relu) is None
+    assert capstone_checks.check_mlp_backward(_backward_without_the_relu_mask, solved["mlp_forward"]) is None
+    assert capstone_checks.check_sgd_momentum_step(_dampened_momentum) is None
+    assert capstone_checks.check_softmax_cross_entropy(lambda logits, labels: (0.0, logits)) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(": DIFFERENT" in line for line in lines), lines
+
+    import tinynet
+
+    (x, y), _ = tinynet.datasets.load_mnist(data_dir=mnist_dir, download=False)
+    x = x[:4096].reshape(4096, -1).astype(np.float32) / 255
+    assert capstone_checks.check_train(solved["train"], x, y[:4096]) is not None
+    assert _verdict(capsys, "train").startswith("ok (")
+    assert capstone_checks.check_train(lambda params, x, labels, epochs, *rest: [2.3] * epochs, x, y) is None
+    assert _verdict(capsys, "train").startswith("NOT LEARNING")
+    assert capstone_checks.check_train(lambda params, x, labels, epochs, *rest: [np.nan] * epochs, x, y) is None
+    assert _verdict(capsys, "train").startswith("WRONG TYPE")

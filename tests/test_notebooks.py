@@ -10,7 +10,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist_digits.ipynb"
 SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residual_connections.ipynb"
-DYNAMICS = NOTEBOOKS / "training_dynamics.ipynb"
+DYNAMICS, CAPSTONE = NOTEBOOKS / "training_dynamics.ipynb", NOTEBOOKS / "capstone.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
@@ -18,6 +18,7 @@ EXERCISES = {
     SEES: ("saliency", "targeted_fgsm", "fgsm_gain"),
     RESIDUAL: ("residual_block", "variance_after"),
     DYNAMICS: ("momentum_path", "adam_path"),
+    CAPSTONE: ("mlp_forward", "softmax_cross_entropy", "mlp_backward", "sgd_momentum_step", "train"),
 }
 
 
@@ -77,6 +78,18 @@ def test_the_backprop_exercises_run_with_the_stubs_and_with_the_solutions(monkey
     assert _images(notebook) == (3 if solved else 1)
 
 
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_the_capstone_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
+    """Quick mode: the stubs say "not done yet" down to the final run; the solutions pass and train past 85%."""
+    monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
+    text = _text(_execute(CAPSTONE, monkeypatch, solved))
+    assert "quick mode: True" in text
+    for name in EXERCISES[CAPSTONE] + ("capstone",):
+        assert _checks_say(text, name, "ok" if solved else "not done yet"), name
+    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
+    assert ("chosen: lr = " in text) is solved
+
+
 def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
     """The mnist notebook runs in quick mode."""
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
@@ -114,7 +127,7 @@ def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mni
 
 #: Notebooks whose every cell is an exercise's setting: committed without outputs, so no saved
 #: picture or number gives an answer away before the learner has derived it.
-EXERCISE_NOTEBOOKS = [BACKPROP]
+EXERCISE_NOTEBOOKS = [BACKPROP, CAPSTONE]
 
 
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda path: path.name)
