@@ -25,6 +25,7 @@ seeded alike), so only the framework differs.
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -187,32 +188,74 @@ def cpu():
     return f"{name}, {os.cpu_count()} logical cores, {vector_extensions(flags)}"
 
 
-def _recipe(target, settings):
-    recipe = RECIPES[target]
+def _whole_number(low):
+    """An argparse type: an int >= ``low``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+#: How ``--set`` reads a field's text, by the field's type.
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+_READERS = {int: int, float: float, bool: lambda text: _BOOLEANS[text.lower()]}
+
+
+def _recipe(parser, target, settings):
+    """The target's recipe with the ``--set`` changes, every field checked by building what uses it; else exit 2.
+
+    Nothing here loads data: the network is built once (its widths, the dropout rate), and so
+    are the schedule (lr, pct_start), Adam (beta1, beta2) and the augmentation, so a bad value
+    is argparse's message before MNIST is read or a batch is trained.
+    """
     fields = {field.name: field.type for field in dataclasses.fields(Recipe)}
     changes = {}
     for setting in settings:
-        name, _, value = setting.partition("=")
+        name, equals, value = setting.partition("=")
+        if not equals:
+            parser.error(f"--set takes FIELD=VALUE, got {setting!r}; the fields are {', '.join(fields)}")
         if name not in fields:
-            raise SystemExit(f"speedrun.py: --set {setting}: no recipe field {name!r}; the fields are "
-                             f"{', '.join(fields)}")
-        kind = {int: int, float: float, bool: lambda text: text.lower() in ("1", "true", "yes")}[fields[name]]
-        changes[name] = kind(value)
-    return dataclasses.replace(recipe, **changes)
+            parser.error(f"--set {setting}: no recipe field {name!r}; the fields are {', '.join(fields)}")
+        try:
+            changes[name] = _READERS[fields[name]](value)
+        except (ValueError, KeyError):
+            kind = {int: "a whole number", float: "a number", bool: "true or false"}[fields[name]]
+            parser.error(f"--set {setting}: {name} takes {kind}, got {value!r}")
+    recipe = dataclasses.replace(RECIPES[target], **changes)
+    for name in ("epochs", "batch_size"):
+        if getattr(recipe, name) < 1:
+            parser.error(f"--set {name}={getattr(recipe, name)}: {name} must be at least 1")
+    try:
+        recipe.build(rng=0)
+        recipe.schedule(60_000)
+        tinynet.optim.Adam(lr=recipe.lr, beta1=recipe.beta1, beta2=recipe.beta2)
+        recipe.augment()
+    except tinynet.TinynetError as error:
+        parser.error(f"--set {' '.join(settings)}: the recipe does not build: {error}")
+    return recipe
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=sorted(RECIPES))
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
-    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=_whole_number(1), default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--first-seed", type=_whole_number(0), default=0)
     parser.add_argument("--framework", choices=["tinynet", "pytorch"], default="tinynet")
     parser.add_argument("--validation", action="store_true",
                         help="train on the first 50,000 training images and report the accuracy on the last 10,000")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="change one field of the recipe (for trials on the validation split)")
     args = parser.parse_args(argv)
-    recipe = _recipe(args.target, args.set)
+    recipe = _recipe(parser, args.target, args.set)
+    if args.framework == "pytorch" and importlib.util.find_spec("torch") is None:
+        parser.error("--framework pytorch needs PyTorch, which is not installed: pip install torch")
 
     started = time.perf_counter()
     train, evaluation, metric = _load(args.validation)

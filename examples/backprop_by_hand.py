@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from cli import whole_number
+from cli import data_folder, output_folder, whole_number
 
 import tinynet
 from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -195,8 +195,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digit-index", type=whole_number(0), default=0,
                         help="which test digit to use (0 to 9,999)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--plots", default=None, metavar="DIR")
+    parser.add_argument("--data-dir", type=data_folder, default=None)
+    parser.add_argument("--plots", type=output_folder, default=None, metavar="DIR")
     args = parser.parse_args(argv)
     if args.digit_index >= 10_000:
         parser.error(f"--digit-index picks one of the 10,000 test digits (0 to 9,999), got {args.digit_index:,}")

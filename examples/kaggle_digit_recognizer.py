@@ -12,7 +12,7 @@ rotation, zoom and shift), predicts every row of test.csv and writes ``ImageId,L
 import argparse
 
 import numpy as np
-from cli import whole_number
+from cli import input_file, output_file, whole_number
 from mnist_cnn import CNN
 from mnist_run import augmentation, one_cycle
 
@@ -21,9 +21,11 @@ import tinynet
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", required=True, metavar="CSV", help="Kaggle's train.csv (with a label column)")
-    parser.add_argument("--test", required=True, metavar="CSV", help="Kaggle's test.csv (pixels only)")
-    parser.add_argument("--out", default="submission.csv", metavar="CSV", help="where to write the submission")
+    parser.add_argument("--train", type=input_file, required=True, metavar="CSV",
+                        help="Kaggle's train.csv (with a label column)")
+    parser.add_argument("--test", type=input_file, required=True, metavar="CSV", help="Kaggle's test.csv (pixels only)")
+    parser.add_argument("--out", type=output_file("submission.csv"), default="submission.csv", metavar="CSV",
+                        help="where to write the submission")
     parser.add_argument("--epochs", type=whole_number(1), default=CNN.epochs)
     parser.add_argument("--seed", type=whole_number(0), default=0)
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])

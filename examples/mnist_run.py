@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli import real_number, whole_number
+from cli import data_folder, input_file, output_file, output_folder, real_number, whole_number
 
 import tinynet
 
@@ -81,25 +81,28 @@ def parse_args(recipe, argv=None):
                         help="hold out the last N training images and report their accuracy after every epoch")
     parser.add_argument("--seed", type=whole_number(0), default=0,
                         help="seeds weights, shuffling, dropout and augmentation")
-    parser.add_argument("--data-dir", default=None,
+    parser.add_argument("--data-dir", type=data_folder, default=None,
                         help="folder holding mnist/ (default: $TINYNET_DATA, then the user cache, then download)")
     parser.add_argument("--offline", action="store_true", help="never download: use the files that are there")
-    parser.add_argument("--mat", default=None, metavar="PATH",
+    parser.add_argument("--mat", type=input_file, default=None, metavar="PATH",
                         help="read Kaggle's mnist-original.mat (the reference notebook's file) instead (needs scipy)")
-    parser.add_argument("--save", default=f"mnist_{recipe.name}.npz", metavar="PATH",
-                        help="where to save the trained model (default: %(default)s)")
-    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+    parser.add_argument("--save", type=output_file("model.npz", optional=True),
+                        default=f"mnist_{recipe.name}.npz", metavar="PATH",
+                        help='where to save the trained model (default: %(default)s; "" saves nothing)')
+    parser.add_argument("--checkpoint", type=output_file("checkpoint.npz"), default=None, metavar="PATH",
                         help="write a checkpoint there after every epoch (weights, optimizer, history, RNG state)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint if it exists (Ctrl-C stops at the end of a batch)")
-    parser.add_argument("--plots", default=None, metavar="DIR", help="write PNG pictures to DIR")
+    parser.add_argument("--plots", type=output_folder, default=None, metavar="DIR",
+                        help="write PNG pictures to DIR (created if missing)")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="0 quiet, 1 progress bars, 2 lines")
     args = parser.parse_args(argv)
     # Checked before any work starts, with argparse's usage line, like the types above.
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH: the file to resume from")
-    if args.save and not Path(args.save).resolve().parent.is_dir():  # before training, not after it
-        parser.error(f"--save: cannot write {args.save}: the folder {Path(args.save).parent} does not exist")
+    if args.checkpoint and args.save and Path(args.checkpoint).resolve() == Path(args.save).resolve():
+        parser.error(f"--checkpoint and --save name the same file, {args.save}; the model would overwrite the "
+                     f"checkpoint it resumes from. Give them different paths.")
     if args.images > TRAINING_IMAGES:
         parser.error(f"--images takes at most the {TRAINING_IMAGES:,} training images, got {args.images:,}")
     if args.validation >= args.images - 1:

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from cli import input_file, output_file
 
 import tinynet
 
@@ -48,12 +49,16 @@ def draw(paths, prepared, probabilities, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("images", nargs="+", type=input_file, metavar="IMAGE")
     parser.add_argument("--model", default=None,
                         help="a model saved by model.save (default: mnist_cnn.npz from examples/mnist_cnn.py "
                              "when it is here, else the CNN shipped with tinynet)")
-    parser.add_argument("--plot", default=None, metavar="PATH", help="draw the images, as prepared, and the bars")
+    parser.add_argument("--plot", type=output_file("digits.png"), default=None, metavar="PATH",
+                        help="draw the images, as prepared, and the bars")
     args = parser.parse_args(argv)
+    if args.model is not None and not Path(args.model).is_file():
+        parser.error(f"--model: no model file at {args.model}. Train one with python examples/mnist_cnn.py "
+                     f"(it saves {TRAINED_HERE}), or leave --model out to use the shipped CNN.")
 
     if args.model is None and not Path(TRAINED_HERE).exists():
         model = tinynet.models.pretrained("cnn")
@@ -61,9 +66,6 @@ def main(argv=None):
               f"test set); train your own with python examples/mnist_cnn.py.")
     else:
         path = args.model or TRAINED_HERE
-        if not Path(path).exists():
-            raise tinynet.ModelFileError(f"No model file at {path}. Train one with python examples/mnist_cnn.py "
-                                         f"(it saves {TRAINED_HERE}), or leave --model out to use the shipped CNN.")
         model = tinynet.load_model(path)
         print(f"Reading with {path}.")
     prepared = tinynet.datasets.load_images(args.images)

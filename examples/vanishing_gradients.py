@@ -25,7 +25,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from cli import whole_number
+from cli import data_folder, output_folder, whole_number
 
 import tinynet
 from tinynet.layers import BatchNorm1D, Dense, Flatten, ReLU, Sigmoid, Tanh
@@ -89,8 +89,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=whole_number(1), default=3)
     parser.add_argument("--images", type=whole_number(2), default=10_000, help="training images used (2 to 60,000)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--plots", default=None, metavar="DIR")
+    parser.add_argument("--data-dir", type=data_folder, default=None)
+    parser.add_argument("--plots", type=output_folder, default=None, metavar="DIR")
     args = parser.parse_args(argv)
     if args.images > 60_000:
         parser.error(f"--images takes at most the 60,000 training images, got {args.images:,}")

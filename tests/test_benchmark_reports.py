@@ -1,5 +1,7 @@
-"""What the benchmark programs say about a run: the speedrun's verdict and the kernels that ran."""
+"""What the benchmark programs say about a run: the speedrun's verdict, the kernels that ran, bad arguments."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,3 +38,39 @@ def test_kernel_warning_names_each_forcing_variable():
 
 def test_numba_target_names_a_cpu():
     assert frameworks.numba_target().strip()
+
+
+@pytest.mark.parametrize("arguments, complaint", [
+    (["99.0", "--seeds", "0"], "argument --seeds: must be at least 1, got 0"),
+    (["99.0", "--seeds", "-1"], "argument --seeds: must be at least 1, got -1"),
+    (["99.0", "--seeds", "2.5"], "argument --seeds: expected a whole number, got '2.5'"),
+    (["99.0", "--first-seed", "-5"], "argument --first-seed: must be at least 0, got -5"),
+    (["99.0", "--set", "epochs=abc"], "--set epochs=abc: epochs takes a whole number, got 'abc'"),
+    (["99.0", "--set", "lr=fast"], "--set lr=fast: lr takes a number, got 'fast'"),
+    (["99.0", "--set", "batchnorm=maybe"], "--set batchnorm=maybe: batchnorm takes true or false"),
+    (["99.0", "--set", "unknown=1"], "--set unknown=1: no recipe field 'unknown'; the fields are width, dense"),
+    (["99.0", "--set", "epochs"], "--set takes FIELD=VALUE, got 'epochs'"),
+    (["99.0", "--set", "epochs=0"], "--set epochs=0: epochs must be at least 1"),
+    (["99.0", "--set", "batch_size=-1"], "--set batch_size=-1: batch_size must be at least 1"),
+    (["99.0", "--set", "lr=-1"], "the recipe does not build: OneCycle expects max_lr to be a positive number"),
+    (["99.0", "--set", "width=0"], "the recipe does not build: Conv2D expects out_channels to be a positive int"),
+    (["99.0", "--set", "beta2=1"], "the recipe does not build: Adam expects beta2"),
+    (["99.0", "--set", "dropout=1.5"], "the recipe does not build: Dropout expects rate"),
+    (["99.0", "--set", "rotation=nan"], "the recipe does not build: random_affine expects rotation"),
+    (["99.0", "--set", "pct_start=0"], "the recipe does not build: OneCycle expects pct_start"),
+    (["98"], "argument target: invalid choice: '98'"),
+    (["99.0", "--framework", "jax"], "argument --framework: invalid choice: 'jax'"),
+])
+def test_the_speedrun_checks_its_arguments_before_loading_data(tmp_path, arguments, complaint):
+    """A bad argument: argparse's usage and one error line, status 2, no traceback, before MNIST is read.
+
+    MNIST is made unreachable (an empty TINYNET_DATA and cache): had the arguments been
+    accepted, loading would have failed with status 1 instead.
+    """
+    env = {**os.environ, "TINYNET_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(Path(speedrun.__file__)), *arguments], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("speedrun.py: error: ") and complaint in errors[0], errors
+    assert result.stderr.startswith("usage:") and "Traceback" not in result.stderr and result.stdout == ""

@@ -175,6 +175,84 @@ def test_an_example_saving_into_a_missing_folder_says_so_before_training(tmp_pat
     assert "MNIST files are missing" not in result.stderr  # refused before looking for the data
 
 
+def _refused_before_work(program, arguments, cwd, complaint):
+    """Run an example with a bad argument: argparse's usage and one error line naming it, status 2, nothing done.
+
+    Nothing done: no traceback, nothing on stdout (no summary, no data set read, no epoch).
+    """
+    result = subprocess.run([sys.executable, str(EXAMPLES / program), *arguments], capture_output=True, text=True,
+                            timeout=120, cwd=cwd)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{program}: error: ") and complaint in errors[0], errors
+    assert result.stderr.startswith("usage:") and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_example_saving_into_a_missing_folder_is_refused_before_training(tmp_path):
+    """--save into a folder that does not exist: refused as an argument, before any data is read or trained on."""
+    target = tmp_path / "no" / "such" / "folder" / "m.npz"
+    _refused_before_work("mnist_mlp.py", ["--offline", "--data-dir", str(tmp_path / "empty"), "--save", str(target)],
+                         tmp_path, f"argument --save: cannot write {target}: the folder {target.parent} does not "
+                                   f"exist; create it first (mkdir -p {target.parent}) or choose another path")
+
+
+def _paths(tmp_path):
+    """A file, a folder and paths that cannot be written, for the argument tests below."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    return {"file": str(tmp_path / "a_file"), "folder": str(tmp_path / "a_folder"),
+            "missing": str(tmp_path / "missing" / "out.npz"), "under_file": str(tmp_path / "a_file" / "out")}
+
+
+_MNIST = ["--offline", "--data-dir", "{empty}"]  # were the arguments accepted, the data would be missing (status 1)
+
+
+@pytest.mark.parametrize("program, arguments, complaint", [
+    ("mnist_mlp.py", ["--save", "{missing}"], "argument --save: cannot write {missing}: the folder"),
+    ("mnist_mlp.py", ["--save", "{folder}"], "argument --save: '{folder}' is a folder; give a file path"),
+    ("mnist_mlp.py", ["--save", "{under_file}"], "argument --save: cannot write {under_file}: {file} is a file"),
+    ("mnist_cnn.py", ["--checkpoint", "{missing}"], "argument --checkpoint: cannot write {missing}"),
+    ("mnist_cnn.py", ["--checkpoint", "{folder}"], "argument --checkpoint: '{folder}' is a folder"),
+    ("mnist_cnn.py", ["--checkpoint", "{folder}/c.npz", "--save", "{folder}/c.npz"], "name the same file"),
+    ("mnist_cnn.py", ["--plots", "{file}"], "argument --plots: {file} is a file"),
+    ("mnist_cnn.py", ["--plots", "{under_file}"], "argument --plots: cannot create or write {under_file}"),
+    ("mnist_mlp.py", ["--mat", "{missing}"], "argument --mat: no file at {missing}"),
+    ("mnist_mlp.py", ["--mat", "{folder}"], "argument --mat: {folder} is a folder"),
+    ("mnist_mlp.py", ["--data-dir", "{file}"], "argument --data-dir: {file} is a file"),
+    ("mnist_mlp.py", ["--verbose", "3"], "argument --verbose: invalid choice: 3"),
+    ("mnist_mlp.py", ["--seed", "-1"], "argument --seed: must be at least 0"),
+    ("mnist_mlp.py", ["--rotation", "inf"], "argument --rotation: must be a finite number"),
+    ("mnist_mlp.py", ["--shift", "-2"], "argument --shift: must be a finite number >= 0"),
+    ("mnist_mlp.py", ["--validation", "-5"], "argument --validation: must be at least 0"),
+    ("mnist_mlp.py", ["--batch-size", "-128"], "argument --batch-size: must be at least 1"),
+    ("backprop_by_hand.py", ["--plots", "{file}"], "argument --plots: {file} is a file"),
+    ("backprop_by_hand.py", ["--data-dir", "{file}"], "argument --data-dir: {file} is a file"),
+    ("vanishing_gradients.py", ["--plots", "{under_file}"], "argument --plots: cannot create or write"),
+    ("vanishing_gradients.py", ["--data-dir", "{file}"], "argument --data-dir: {file} is a file"),
+    ("predict_digit.py", ["{missing}"], "argument IMAGE: no file at {missing}"),
+    ("predict_digit.py", ["{folder}"], "argument IMAGE: {folder} is a folder"),
+    ("predict_digit.py", ["{file}", "--model", "{missing}"], "--model: no model file at {missing}. Train one with "
+                                                             "python examples/mnist_cnn.py"),
+    ("predict_digit.py", ["{file}", "--model", "{folder}"], "--model: no model file at {folder}"),
+    ("predict_digit.py", ["{file}", "--plot", "{missing}"], "argument --plot: cannot write {missing}"),
+    ("kaggle_digit_recognizer.py", ["--train", "{missing}", "--test", "{file}"], "argument --train: no file at"),
+    ("kaggle_digit_recognizer.py", ["--train", "{file}", "--test", "{folder}"], "argument --test: {folder} is a"),
+    ("kaggle_digit_recognizer.py", ["--train", "{file}", "--test", "{file}", "--out", "{missing}"],
+     "argument --out: cannot write {missing}"),
+    ("kaggle_digit_recognizer.py", ["--train", "{file}", "--test", "{file}", "--out", "{folder}"],
+     "argument --out: '{folder}' is a folder; give a file path, e.g. {folder}/submission.csv"),
+    ("kaggle_digit_recognizer.py", ["--train", "{file}", "--test", "{file}", "--seed", "x"],
+     "argument --seed: expected a whole number"),
+])
+def test_every_example_checks_its_paths_and_numbers_before_any_work(program, arguments, complaint, tmp_path):
+    """Files to read, places to write, numbers: a bad one is status 2 and one line, before data is read or trained."""
+    paths = {**_paths(tmp_path), "empty": str(tmp_path / "empty")}
+    extra = _MNIST if program.startswith(("mnist", "backprop", "vanishing")) and "--data-dir" not in arguments else []
+    _refused_before_work(program, [argument.format(**paths) for argument in [*arguments, *extra]], tmp_path,
+                         complaint.format(**paths))
+
+
 def test_unexpected_errors_keep_their_traceback(tmp_path):
     """A bug is not dressed up as a user error: cli.run lets anything but tinynet's and OS errors through."""
     import runpy
@@ -271,11 +349,6 @@ def test_predict_digit_reads_the_sample_digits_with_the_shipped_cnn(tmp_path):
     assert readings == ["7", "3"]
 
 
-def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
-    """Predict digit without a model says how to get one."""
-    result = _run_example("predict_digit.py", "x.png", "--model", str(tmp_path / "none.npz"), tmp_path=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "python examples/mnist_cnn.py" in result.stderr
 
 
 @pytest.mark.parametrize("program, arguments, complaint", [
@@ -292,7 +365,7 @@ def test_predict_digit_without_a_model_says_how_to_get_one(tmp_path):
     ("mnist_lstm.py", ["--images", "70000"], "--images takes at most the 60,000"),
     ("mnist_lstm.py", ["--images", "1000", "--validation", "999"], "--validation takes at most 998 of the 1,000"),
     ("mnist_lstm.py", ["--save", "no/such/m.npz"], "--save: cannot write no/such/m.npz: the folder no/such does"),
-    ("kaggle_digit_recognizer.py", ["--train", "a.csv", "--test", "b.csv", "--epochs", "0"],
+    ("kaggle_digit_recognizer.py", ["--epochs", "0", "--train", "a.csv", "--test", "b.csv"],
      "--epochs: must be at least 1"),
     ("backprop_by_hand.py", ["--digit-index", "10000"], "--digit-index picks one of the 10,000"),
     ("backprop_by_hand.py", ["--digit-index", "-1"], "--digit-index: must be at least 0"),
