@@ -189,14 +189,6 @@ def _refused_before_work(program, arguments, cwd, complaint):
     assert result.stdout == ""
 
 
-def test_an_example_saving_into_a_missing_folder_is_refused_before_training(tmp_path):
-    """--save into a folder that does not exist: refused as an argument, before any data is read or trained on."""
-    target = tmp_path / "no" / "such" / "folder" / "m.npz"
-    _refused_before_work("mnist_mlp.py", ["--offline", "--data-dir", str(tmp_path / "empty"), "--save", str(target)],
-                         tmp_path, f"argument --save: cannot write {target}: the folder {target.parent} does not "
-                                   f"exist; create it first (mkdir -p {target.parent}) or choose another path")
-
-
 def _paths(tmp_path):
     """A file, a folder and paths that cannot be written, for the argument tests below."""
     (tmp_path / "a_file").write_text("x")
@@ -216,6 +208,7 @@ _MNIST = ["--offline", "--data-dir", "{empty}"]  # were the arguments accepted, 
     ("mnist_cnn.py", ["--checkpoint", "{folder}"], "argument --checkpoint: '{folder}' is a folder"),
     ("mnist_cnn.py", ["--checkpoint", "{folder}/c.npz", "--save", "{folder}/c.npz"], "name the same file"),
     ("mnist_cnn.py", ["--plots", "{file}"], "argument --plots: {file} is a file"),
+    ("mnist_lstm.py", ["--checkpoint", "{under_file}"], "argument --checkpoint: cannot write {under_file}"),
     ("mnist_cnn.py", ["--plots", "{under_file}"], "argument --plots: cannot create or write {under_file}"),
     ("mnist_mlp.py", ["--mat", "{missing}"], "argument --mat: no file at {missing}"),
     ("mnist_mlp.py", ["--mat", "{folder}"], "argument --mat: {folder} is a folder"),
