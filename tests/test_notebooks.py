@@ -28,12 +28,12 @@ def _checks_say(text, name, verdict):
     return bool(lines) and all(line.startswith(verdict) for line in lines)
 
 
-def _answers(path):
+def _answers(path, monkeypatch):
     """The solutions notebook's code cells, by the name of the function each defines."""
-    nbformat = pytest.importorskip("nbformat", reason="nbformat is in the dev extra: pip install -e '.[dev]'")
-    cells = nbformat.read(NOTEBOOKS / "solutions" / path.name, as_version=4).cells
-    return {name: cell.source for cell in cells if cell.cell_type == "code"
-            for name in re.findall(r"^def (\w+)\(", cell.source, re.MULTILINE)}
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    from answers import solution_sources
+
+    return solution_sources(path)
 
 
 def _execute(path, monkeypatch, solved=False):
@@ -43,7 +43,7 @@ def _execute(path, monkeypatch, solved=False):
     pytest.importorskip("ipykernel", reason="a Jupyter kernel (ipykernel) is in the dev extra")
     monkeypatch.setenv("TINYNET_NOTEBOOK_QUICK", "1")
     notebook = nbformat.read(path, as_version=4)
-    answers = _answers(path) if solved else {}
+    answers = _answers(path, monkeypatch) if solved else {}
     stubs = [cell for cell in notebook.cells if cell.cell_type == "code" and "raise NotImplementedError" in cell.source]
     assert [re.match(r"def (\w+)\(", cell.source).group(1) for cell in stubs] == list(EXERCISES.get(path, ()))
     for cell in stubs if solved else ():
