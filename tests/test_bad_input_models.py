@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -242,3 +243,52 @@ def test_a_file_nested_past_the_limit_is_refused_with_the_same_message(tmp_path,
     assert message.startswith(f"{path}: layer 0{'.0' * 8} (Residual) has an invalid configuration: ")
     assert message.endswith(tinynet.layers.residual.TOO_DEEP) and message.count(str(path)) == 1
     assert isinstance(tinynet.load_model(_file_nested(tmp_path, 8))[0], Residual)
+
+
+# -- neighbours: other things in a model's place, and paths that are not files --------------------
+@pytest.mark.parametrize("build, message", [
+    (lambda model: tinynet.Sequential([model]), r"(?s)item 0 is Sequential.*unpack it, Sequential\(\[\*model"),
+    (lambda model: Residual(model), r"inner item 0 is Sequential.*Residual\(\*model\)"),
+])
+def test_a_model_inside_a_model_names_the_unpacking_fix(build, message):
+    """A Sequential where a layer goes: an ArgumentTypeError saying to unpack its layers."""
+    with pytest.raises(tinynet.ArgumentTypeError, match=message):
+        build(tinynet.Sequential([Dense(3, 3, rng=0)]))
+
+
+@pytest.mark.parametrize("stranger", ["x", None, tinynet.Sequential([ReLU()])], ids=["text", "None", "a model"])
+def test_something_else_put_among_the_layers_later_is_refused_before_work(tmp_path, stranger):
+    """model.layers or a Residual's layers given a non-layer after building: fit and save name its place."""
+    model = tinynet.Sequential([Dense(4, 4, rng=0), Residual(ReLU())])
+    model.layers[1].layers.append(stranger)
+    x, y = np.ones((4, 4), np.float32), np.arange(4)
+    with pytest.raises(tinynet.ArgumentTypeError, match=r"(?s)fit: position 1.1 holds .*not a tinynet layer"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(tinynet.ArgumentTypeError, match=r"save\(\): position 1.1 holds"):
+        model.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("call", [
+    lambda model, folder: model.save(folder),
+    lambda model, folder: model.fit(np.ones((4, 4), np.float32), np.arange(4), verbose=0, checkpoint=folder),
+], ids=["save", "fit checkpoint"])
+def test_writing_a_model_to_a_folder_is_refused_before_work(tmp_path, call):
+    """save(folder) or fit(checkpoint=folder): an ArgumentError naming a file path instead, weights unchanged."""
+    model = tinynet.Sequential([Dense(4, 4, rng=0)])
+    before = model.layers[0].params["W"].copy()
+    with pytest.raises(tinynet.ArgumentError, match=rf"Cannot write {re.escape(str(tmp_path))}: it is a folder"):
+        call(model, tmp_path)
+    np.testing.assert_array_equal(model.layers[0].params["W"], before)
+    with pytest.raises(tinynet.FolderNotFoundError, match="does not exist"):
+        call(model, tmp_path / "missing" / "m.npz")
+    np.testing.assert_array_equal(model.layers[0].params["W"], before)
+
+
+@pytest.mark.parametrize("path", [None, 3, ["m.npz"]], ids=["None", "int", "list"])
+def test_a_path_that_is_not_a_path_is_a_type_error(path):
+    """save, load_model and load_checkpoint given None, a number or a list: ArgumentTypeError, not AttributeError."""
+    model = tinynet.Sequential([Dense(2, 2, rng=0)])
+    for call in (model.save, tinynet.load_model, tinynet.load_checkpoint):
+        with pytest.raises(tinynet.ArgumentTypeError, match=r"(str or pathlib.Path).*received"):
+            call(path)

@@ -4,9 +4,9 @@ import contextlib
 import os
 from pathlib import Path
 
-from .errors import FolderNotFoundError
+from .errors import ArgumentError, ArgumentTypeError, FolderNotFoundError
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "writable_path"]
 
 
 @contextlib.contextmanager
@@ -24,11 +24,7 @@ def atomic_write(path):
     >>> target.read_bytes()
     b'hi'
     """
-    path = Path(path)
-    if not path.parent.is_dir():  # named here, so the error shows the user's path, not the temporary file's
-        raise FolderNotFoundError(
-            f"Cannot write {path}: the folder {path.parent} does not exist. Create it first, or choose another path."
-        )
+    path = writable_path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
@@ -47,3 +43,23 @@ def atomic_write(path):
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def writable_path(path):
+    """``path`` as a Path if a file can be written there (a path, not a folder, in a folder that exists), else an error.
+
+    :func:`atomic_write` checks it; ``fit(checkpoint=...)`` checks it before the first epoch
+    rather than after it.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"Expected a file path (str or pathlib.Path) to write; received {path!r} "
+                                f"({type(path).__name__}).")
+    path = Path(path)
+    if path.is_dir():
+        raise ArgumentError(f"Cannot write {path}: it is a folder. Give a file path inside it, e.g. "
+                            f"{path / ('file' + (path.suffix or '.npz'))}.")
+    if not path.parent.is_dir():  # named here, so the error shows the user's path, not the temporary file's
+        raise FolderNotFoundError(
+            f"Cannot write {path}: the folder {path.parent} does not exist. Create it first, or choose another path."
+        )
+    return path

@@ -20,7 +20,7 @@ from .engine import build_plan
 from .errors import ArgumentTypeError, ShapeError
 from .files.serialization import check_metadata, save_model
 from .layers import Layer
-from .layers.base import check_state, named_arrays, qualified_name, refuse_shared_layers
+from .layers.base import check_layer_tree, check_state, named_arrays, qualified_name
 
 __all__ = ["Sequential"]
 
@@ -61,9 +61,11 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise ArgumentTypeError(
                     f"Sequential expects tinynet layers; item {position} is {layer!r} "
-                    f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)."
+                    f"({type(layer).__name__}). Build it with tinynet.layers, e.g. Dense(784, 128)"
+                    + (": to use a model's layers, unpack it, Sequential([*model, Dense(10, 10)])."
+                       if isinstance(layer, Sequential) else ".")
                 )
-        refuse_shared_layers(layers, "Sequential")
+        check_layer_tree(layers, "Sequential")
         self.layers = layers
         self._plan, self._plan_key = None, None  # the engine's plan, and the layers and mode it was built for
         self._inference_plan, self._inference_plan_key = None, None  # the same for predicting

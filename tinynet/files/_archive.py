@@ -17,12 +17,13 @@ through :func:`write_archive`, atomically.
 """
 
 import json
+import os
 import zipfile
 
 import numpy as np
 
 from .._io import atomic_write
-from ..errors import ModelFileError
+from ..errors import ArgumentTypeError, ModelFileError
 
 __all__ = ["Archive", "write_archive", "MAX_TEXT_CHARS"]
 
@@ -57,6 +58,9 @@ class Archive:
 
     def __init__(self, file, path):
         self.path = path
+        if not isinstance(file, (str, os.PathLike)) and not hasattr(file, "read"):
+            raise ArgumentTypeError(f"Expected the path of a model or checkpoint file (str or pathlib.Path); "
+                                    f"received {file!r} ({type(file).__name__}).")
         try:
             self._zip = zipfile.ZipFile(file)
         except FileNotFoundError:

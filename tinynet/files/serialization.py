@@ -25,7 +25,7 @@ import numpy as np
 from .. import layers as layer_module
 from ..errors import ArgumentError, ArgumentTypeError, ModelFileError
 from ..init import weights_to_be_overwritten
-from ..layers.base import named_arrays, qualified_name, refuse_shared_layers
+from ..layers.base import check_layer_tree, named_arrays, qualified_name
 from ..layers.residual import MAX_NESTING, TOO_DEEP, nesting_depth
 from ._archive import write_archive
 
@@ -50,7 +50,7 @@ LAYER_CLASSES = {name: getattr(layer_module, name) for name in layer_module.__al
 def architecture(layers, metadata=None):
     """The JSON-ready description of ``layers``: format, version, each layer's class and config, metadata."""
     # Both are refused when a model is built; inner lists changed since would not load as they were.
-    refuse_shared_layers(layers, "save()")
+    check_layer_tree(layers, "save()")
     if nesting_depth(layers) > MAX_NESTING:
         raise ArgumentError(f"save(): {TOO_DEEP}")
     description = []

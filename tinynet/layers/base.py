@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
-__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "refuse_shared_layers"]
+__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_layer_tree"]
 
 
 def qualified_name(position, key):
@@ -45,20 +45,26 @@ def named_arrays(layers, kind="state"):
             for key, array in arrays(layer).items()}
 
 
-def refuse_shared_layers(layers, owner):
-    """An ArgumentError if one layer object sits at two places in ``layers``, inside them included.
+def check_layer_tree(layers, owner):
+    """An error unless ``layers``, inside them included, are Layer objects each at one place only.
 
     A layer keeps the values of its last training forward on itself for its backward, and
     overwrites its ``grads``: one object at two places would backpropagate the second
     place's values through the first and keep only one place's weight gradient. Places are
     named as the state is (``"1.0"``: inner layer 0 of the Residual at 1). The walk keeps its
     own stack, so a deep nesting cannot exhaust Python's, and stops at the first repeat, so
-    a layer placed inside itself cannot make it run forever.
+    a layer placed inside itself cannot make it run forever. ``Sequential`` and ``Residual``
+    check their layers when built; ``fit``, ``input_gradient`` and ``save`` check again, as
+    the lists of layers can be changed afterwards.
     """
     first_place = {}
     stack = [(str(position), layer) for position, layer in reversed(list(enumerate(layers)))]
     while stack:
         place, layer = stack.pop()
+        if not isinstance(layer, Layer):
+            raise ArgumentTypeError(
+                f"{owner}: position {place} holds {type(layer).__name__} {layer!r:.60}, not a tinynet layer. "
+                f"Put layers there, e.g. Dense(784, 128).")
         earlier = first_place.setdefault(id(layer), place)
         if earlier != place:
             name = type(layer).__name__

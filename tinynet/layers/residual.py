@@ -21,7 +21,7 @@ The inner layers' arrays are the residual layer's own, named by position: inside
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
-from .base import Layer, check_state, qualified_name, refuse_shared_layers
+from .base import Layer, check_layer_tree, check_state, qualified_name
 
 __all__ = ["Residual", "nesting_depth", "MAX_NESTING", "TOO_DEEP"]
 
@@ -92,8 +92,9 @@ class Residual(Layer):
             if not isinstance(layer, Layer):
                 raise ArgumentTypeError(
                     f"Residual expects tinynet layers; inner item {position} is {type(layer).__name__}. Pass the "
-                    f"layers themselves, e.g. Residual(Dense(8, 8), ReLU()), not a list.")
-        refuse_shared_layers(layers, "Residual")
+                    f"layers themselves, e.g. Residual(Dense(8, 8), ReLU()), not a list or a model (unpack "
+                    f"those: Residual(*model)).")
+        check_layer_tree(layers, "Residual")
         if nesting_depth(layers) >= MAX_NESTING:
             raise ArgumentError(TOO_DEEP)
         self.layers = list(layers)

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import is_real, number
+from .._io import writable_path
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..files.checkpoint import resume_training, save_checkpoint
 from ..history import History
 from ..layers import Softmax
-from ..layers.base import refuse_shared_layers
+from ..layers.base import check_layer_tree
 from ..layers.softmax import softmax
 from ..losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
 from ..optim import OPTIMIZER_NAMES, Adam, Optimizer
@@ -66,7 +67,7 @@ def check_model(model, owner, backprop=False):
         raise ArgumentError(f"{owner}: the model has no layers. Build it with some, e.g. "
                             f"tinynet.Sequential([Flatten(), Dense(784, 10)]).")
     if backprop:
-        refuse_shared_layers(model.layers, owner)
+        check_layer_tree(model.layers, owner)
 
 
 def _output_classes(model, x, dtype, owner="fit"):
@@ -109,6 +110,8 @@ def fit(
     batch_size = number(batch_size, "batch_size", "fit", low=1, integer=True)
     if resume and checkpoint is None:
         raise ArgumentError("fit(resume=True) needs checkpoint=PATH: the file to resume from and to keep writing.")
+    if checkpoint is not None:
+        writable_path(checkpoint)  # now, not when the first epoch ends
     check_model(model, "fit", backprop=True)
     if optimizer is not None:
         optimizer = _named(optimizer, OPTIMIZER_NAMES, "optimizer", Optimizer, "tinynet.optim.Adam(lr=1e-3)")
