@@ -318,3 +318,45 @@ def test_the_capstone_checks_accept_the_solutions_and_reject_known_mistakes(caps
     assert _verdict(capsys, "train").startswith("NOT LEARNING")
     assert capstone_checks.check_train(lambda params, x, labels, epochs, *rest: [np.nan] * epochs, x, y) is None
     assert _verdict(capsys, "train").startswith("WRONG TYPE")
+
+
+# ---- the scalar prelude's checks ----
+
+@pytest.fixture
+def prelude(monkeypatch):
+    """The prelude's checks, and its Value class wired to the solutions' local derivatives and order."""
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    import prelude_checks
+
+    namespace = _solved("scalar_prelude.ipynb")
+    cells = json.loads((NOTEBOOKS / "scalar_prelude.ipynb").read_text())["cells"]
+    exec(next("".join(cell["source"]) for cell in cells if "class Value" in "".join(cell["source"])), namespace)  # noqa: S102
+    return prelude_checks, namespace
+
+
+def _every_path(root):
+    """A topological order that lists a node once per path to it (no memory of visited nodes)."""
+    order = []
+    for parent in root.parents:
+        order += _every_path(parent)
+    return order + [root]
+
+
+def test_the_prelude_checks_accept_the_solutions_and_reject_known_mistakes(prelude, capsys):
+    """Swapped product derivatives, tanh' written with x instead of tanh(x), a node listed twice: rejected."""
+    prelude_checks, solved = prelude
+    assert prelude_checks.check_mul_local_grads(solved["mul_local_grads"]) is not None
+    assert prelude_checks.check_tanh_local_grads(solved["tanh_local_grads"]) is not None
+    assert prelude_checks.check_topological_order(solved["topological_order"], solved["Value"]) is not None
+    assert prelude_checks.check_neuron(solved["Value"]) is not None
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(": ok (" in line for line in lines), lines
+
+    assert prelude_checks.check_mul_local_grads(lambda a, b: (a, b)) is None
+    assert prelude_checks.check_tanh_local_grads(lambda x: (1 - x**2,)) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(": DIFFERENT" in line for line in lines), lines
+    assert prelude_checks.check_topological_order(_every_path, solved["Value"]) is None
+    assert _verdict(capsys, "topological_order").startswith("WRONG ORDER: a node appears twice")
+    assert prelude_checks.check_topological_order(lambda root: _every_path(root)[::-1], solved["Value"]) is None
+    assert _verdict(capsys, "topological_order").startswith("WRONG ORDER")

@@ -11,6 +11,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist_digits.ipynb"
 SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residual_connections.ipynb"
 DYNAMICS, CAPSTONE = NOTEBOOKS / "training_dynamics.ipynb", NOTEBOOKS / "capstone.ipynb"
+PRELUDE = NOTEBOOKS / "scalar_prelude.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
@@ -19,6 +20,7 @@ EXERCISES = {
     RESIDUAL: ("residual_block", "variance_after"),
     DYNAMICS: ("momentum_path", "adam_path"),
     CAPSTONE: ("mlp_forward", "softmax_cross_entropy", "mlp_backward", "sgd_momentum_step", "train"),
+    PRELUDE: ("mul_local_grads", "tanh_local_grads", "topological_order"),
 }
 
 
@@ -79,6 +81,15 @@ def test_the_backprop_exercises_run_with_the_stubs_and_with_the_solutions(monkey
 
 
 @pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_the_scalar_prelude_runs_with_the_stubs_and_with_the_solutions(monkeypatch, solved):
+    """The stubs say "not done yet" (the neuron too); the solutions pass every check, the neuron's included."""
+    text = _text(_execute(PRELUDE, monkeypatch, solved))
+    for name in EXERCISES[PRELUDE] + ("neuron",):
+        assert _checks_say(text, name, "ok" if solved else "not done yet"), name
+    assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
+
+
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
 def test_the_capstone_runs_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, solved):
     """Quick mode: the stubs say "not done yet" down to the final run; the solutions pass and train past 85%."""
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
@@ -127,7 +138,7 @@ def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mni
 
 #: Notebooks whose every cell is an exercise's setting: committed without outputs, so no saved
 #: picture or number gives an answer away before the learner has derived it.
-EXERCISE_NOTEBOOKS = [BACKPROP, CAPSTONE]
+EXERCISE_NOTEBOOKS = [PRELUDE, BACKPROP, CAPSTONE]
 
 
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda path: path.name)
