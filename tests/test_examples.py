@@ -342,8 +342,6 @@ def test_predict_digit_reads_the_sample_digits_with_the_shipped_cnn(tmp_path):
     assert readings == ["7", "3"]
 
 
-
-
 @pytest.mark.parametrize("program, arguments, complaint", [
     ("mnist_cnn.py", ["--epochs", "0"], "--epochs: must be at least 1"),
     ("mnist_cnn.py", ["--epochs", "-1"], "--epochs: must be at least 1"),
