@@ -12,6 +12,7 @@ BACKPROP, DIGITS = NOTEBOOKS / "backprop_from_scratch.ipynb", NOTEBOOKS / "mnist
 SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residual_connections.ipynb"
 DYNAMICS, CAPSTONE = NOTEBOOKS / "training_dynamics.ipynb", NOTEBOOKS / "capstone.ipynb"
 PRELUDE = NOTEBOOKS / "scalar_prelude.ipynb"
+THROUGH_TIME = NOTEBOOKS / "backprop_through_time.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
@@ -21,6 +22,7 @@ EXERCISES = {
     DYNAMICS: ("momentum_path", "adam_path"),
     CAPSTONE: ("mlp_forward", "softmax_cross_entropy", "mlp_backward", "sgd_momentum_step", "train"),
     PRELUDE: ("mul_local_grads", "tanh_local_grads", "topological_order"),
+    THROUGH_TIME: ("rnn_step_backward",),
 }
 
 
@@ -113,11 +115,13 @@ def test_the_mnist_notebook_runs_in_quick_mode(monkeypatch, mnist_dir):
 #: What each chapter prints in quick mode, and how many pictures it draws at least:
 #: saliency, class models, the FGSM curve, the smallest flips, the training comparison;
 #: the gradient against depth, the training curves;
-#: the bowl, the MNIST curves, the histograms, over-fitting, the range test, one-cycle.
+#: the bowl, the MNIST curves, the histograms, over-fitting, the range test, one-cycle;
+#: the gradient against the step, the gradient norms and losses with and without clipping.
 CHAPTERS = {
     SEES: (("accuracy",), 5),
     RESIDUAL: (("first/last",), 2),
     DYNAMICS: (("validation accuracy per epoch", "steepest fall"), 6),
+    THROUGH_TIME: (("‖dL/dh_1‖ / ‖dL/dh_28‖", "held-out accuracy", "BPTT from your step"), 2),
 }
 
 
@@ -138,7 +142,7 @@ def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mni
 
 #: Notebooks whose every cell is an exercise's setting: committed without outputs, so no saved
 #: picture or number gives an answer away before the learner has derived it.
-EXERCISE_NOTEBOOKS = [PRELUDE, BACKPROP, CAPSTONE]
+EXERCISE_NOTEBOOKS = [PRELUDE, BACKPROP, CAPSTONE, THROUGH_TIME]
 
 
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda path: path.name)
