@@ -13,6 +13,7 @@ SEES, RESIDUAL = NOTEBOOKS / "what_the_network_sees.ipynb", NOTEBOOKS / "residua
 DYNAMICS, CAPSTONE = NOTEBOOKS / "training_dynamics.ipynb", NOTEBOOKS / "capstone.ipynb"
 PRELUDE = NOTEBOOKS / "scalar_prelude.ipynb"
 THROUGH_TIME = NOTEBOOKS / "backprop_through_time.ipynb"
+DEBUGGING = NOTEBOOKS / "debugging.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
@@ -122,6 +123,11 @@ CHAPTERS = {
     RESIDUAL: (("first/last",), 2),
     DYNAMICS: (("validation accuracy per epoch", "steepest fall"), 6),
     THROUGH_TIME: (("‖dL/dh_1‖ / ‖dL/dh_28‖", "held-out accuracy", "BPTT from your step"), 2),
+    # Each bug shown happening, then found: the loss at initialisation, one batch overfit, the
+    # gradient check passing and then naming the planted layer, fit refusing softmax twice, the
+    # training-mode error; pictures: one batch, the range test, the shuffled labels.
+    DEBUGGING: (("ln 10", "passed at 1e-6: True", "FAILS", "ends in a Softmax layer",
+                 "NotTrainedForwardError", "labels shuffled apart"), 3),
 }
 
 
@@ -129,12 +135,14 @@ CHAPTERS = {
 @pytest.mark.parametrize("path", list(CHAPTERS), ids=lambda path: path.stem)
 def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mnist_dir, path, solved):
     """Quick mode: the stubs say "not done yet"; with the solutions injected every check passes."""
+    if solved and path not in EXERCISES:
+        pytest.skip(f"{path.name} has no exercises: its run with the stubs is its whole run")
     monkeypatch.setenv("TINYNET_DATA", str(mnist_dir))
     notebook = _execute(path, monkeypatch, solved)
     text = _text(notebook)
     printed, pictures = CHAPTERS[path]
     assert "quick mode: True" in text and all(part in text for part in printed)
-    for name in EXERCISES[path]:
+    for name in EXERCISES.get(path, ()):
         assert _checks_say(text, name, "ok" if solved else "not done yet"), name
     assert "DIFFERENT" not in text and "WRONG" not in text and "raised" not in text
     assert _images(notebook) >= pictures
@@ -153,7 +161,7 @@ def test_the_exercise_notebooks_are_committed_without_outputs(path):
     assert code_cells and all(not cell["outputs"] and cell["execution_count"] is None for cell in code_cells)
 
 
-@pytest.mark.parametrize("path", [DIGITS, SEES, RESIDUAL, DYNAMICS], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [DIGITS, SEES, RESIDUAL, DYNAMICS, DEBUGGING], ids=lambda path: path.name)
 def test_the_committed_notebooks_carry_a_full_runs_outputs(path):
     """Readable on a code host without running: outputs saved, pictures included, well under 1 MB."""
     notebook = json.loads(path.read_text())
