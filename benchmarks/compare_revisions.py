@@ -36,9 +36,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other", type=Path, help="another checkout of tinynet (e.g. a git worktree of a revision)")
     parser.add_argument("--models", default="small_cnn,keras_convnet,cnn")
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--images", type=int, default=20000)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    from cli import whole_number
+
+    parser.add_argument("--pairs", type=whole_number(1), default=6)
+    parser.add_argument("--images", type=whole_number(2), default=20000)
     args = parser.parse_args()
+    if not (args.other / "tinynet" / "__init__.py").is_file():
+        parser.error(f"{args.other} is not a checkout of tinynet (no tinynet/__init__.py in it)")
+    unknown = sorted(set(args.models.split(",")) - {"basic_mlp", "small_cnn", "keras_convnet", "cnn"})
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose from basic_mlp, small_cnn, keras_convnet, cnn")
     checkouts = {"this": HERE, "other": args.other.resolve()}
     for model in args.models.split(","):
         pairs = []

@@ -11,6 +11,7 @@ resident memory of the whole process, data set included, after a full training e
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -42,7 +43,10 @@ def peak_rss_mib():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn", choices=["basic_mlp", "small_cnn", "keras_convnet", "cnn"])
-    parser.add_argument("--batch-size", type=int, default=128)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    from cli import whole_number  # here: tinynet's import above is what is timed
+
+    parser.add_argument("--batch-size", type=whole_number(2), default=128)
     parser.add_argument("--epoch", action="store_true", help="also train one full epoch and report peak memory")
     args = parser.parse_args(argv)
 

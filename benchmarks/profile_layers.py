@@ -12,7 +12,9 @@ measured by ``pytest benchmarks``; this says why.
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -90,9 +92,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", default="keras_convnet",
                         choices=["basic_mlp", "small_cnn", "keras_convnet", "cnn"])
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (numba kernels keep their own)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    from cli import whole_number
+
+    parser.add_argument("--batch", type=whole_number(1), default=128)
+    parser.add_argument("--repeats", type=whole_number(4), default=30, help="the median of all but the first 3 is kept")
+    parser.add_argument("--threads", type=whole_number(1), default=2,
+                        help="BLAS threads (numba kernels keep their own)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_info, threadpool_limits
 

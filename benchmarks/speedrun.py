@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "examples"))
+from cli import whole_number  # noqa: E402 (the examples' argument types)
 from frameworks import blas_description, kernel_warning, numba_target, torch_epoch  # noqa: E402
 from results import _cpu_info, vector_extensions  # noqa: E402
 
@@ -188,21 +190,6 @@ def cpu():
     return f"{name}, {os.cpu_count()} logical cores, {vector_extensions(flags)}"
 
 
-def _whole_number(low):
-    """An argparse type: an int >= ``low``."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    parse.__name__ = f"int >= {low}"
-    return parse
-
-
 #: How ``--set`` reads a field's text, by the field's type.
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 _READERS = {int: int, float: float, bool: lambda text: _BOOLEANS[text.lower()]}
@@ -245,8 +232,8 @@ def _recipe(parser, target, settings):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=sorted(RECIPES))
-    parser.add_argument("--seeds", type=_whole_number(1), default=5, help="seeds 0 .. N-1 (default 5)")
-    parser.add_argument("--first-seed", type=_whole_number(0), default=0)
+    parser.add_argument("--seeds", type=whole_number(1), default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--first-seed", type=whole_number(0), default=0)
     parser.add_argument("--framework", choices=["tinynet", "pytorch"], default="tinynet")
     parser.add_argument("--validation", action="store_true",
                         help="train on the first 50,000 training images and report the accuracy on the last 10,000")

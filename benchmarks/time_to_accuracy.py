@@ -27,6 +27,7 @@ import numpy as np
 import tinynet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from cli import whole_number  # noqa: E402
 from frameworks import torch_epoch  # noqa: E402 (the benchmarks folder, this script's own)
 from mnist_cnn import CNN  # noqa: E402
 from mnist_run import augmentation, one_cycle  # noqa: E402
@@ -75,9 +76,9 @@ def train_pytorch(recipe, train, test, seed, epochs, threads):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("framework", choices=["tinynet", "pytorch"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=CNN.epochs)
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads")
+    parser.add_argument("--seed", type=whole_number(0), default=0)
+    parser.add_argument("--epochs", type=whole_number(1), default=CNN.epochs)
+    parser.add_argument("--threads", type=whole_number(1), default=2, help="PyTorch's intra-op threads")
     args = parser.parse_args(argv)
     (x, y), (x_test, y_test) = tinynet.datasets.load_mnist(download=False)
     train, test = (x[:, None], y), (x_test[:, None], y_test)

@@ -13,13 +13,18 @@ the basic MLP, the others for the CNN); add one to try it. The winners become
 
 import argparse
 import math
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 import tinynet
 from tinynet.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from cli import whole_number  # noqa: E402 (the examples' argument types)
 
 TRAIN, VALIDATION = slice(0, 50_000), slice(50_000, 60_000)
 
@@ -111,8 +116,8 @@ class AveragedAdam(tinynet.optim.Adam):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="+", choices=sorted(RECIPES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--seed", type=whole_number(0), default=0)
+    parser.add_argument("--epochs", type=whole_number(1), default=None, help="override the recipe's epochs")
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                         help="fit's verbosity (2: a line per epoch)")
     args = parser.parse_args(argv)

@@ -74,3 +74,29 @@ def test_the_speedrun_checks_its_arguments_before_loading_data(tmp_path, argumen
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith("speedrun.py: error: ") and complaint in errors[0], errors
     assert result.stderr.startswith("usage:") and "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("program, arguments, complaint", [
+    ("tune.py", ["today", "--seed", "-1"], "argument --seed: must be at least 0"),
+    ("tune.py", ["today", "--epochs", "0"], "argument --epochs: must be at least 1"),
+    ("time_to_accuracy.py", ["tinynet", "--epochs", "-3"], "argument --epochs: must be at least 1"),
+    ("time_to_accuracy.py", ["tinynet", "--threads", "0"], "argument --threads: must be at least 1"),
+    ("time_to_accuracy.py", ["tinynet", "--seed", "x"], "argument --seed: expected a whole number"),
+    ("first_batch.py", ["--batch-size", "1"], "argument --batch-size: must be at least 2"),
+    ("profile_layers.py", ["cnn", "--repeats", "3"], "argument --repeats: must be at least 4"),
+    ("profile_layers.py", ["cnn", "--batch", "0"], "argument --batch: must be at least 1"),
+    ("compare_revisions.py", ["{tmp}"], "is not a checkout of tinynet"),
+    ("compare_revisions.py", [".", "--models", "cnn,resnet"], "--models: unknown ['resnet']"),
+    ("compare_revisions.py", [".", "--pairs", "0"], "argument --pairs: must be at least 1"),
+])
+def test_the_other_benchmark_programs_check_their_arguments_first(tmp_path, program, arguments, complaint):
+    """Negative seeds, zero epochs, threads or repeats, a folder that is no checkout: status 2, before any work."""
+    env = {**os.environ, "TINYNET_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(Path(speedrun.__file__).parent / program),
+                             *[argument.format(tmp=tmp_path) for argument in arguments]],
+                            capture_output=True, text=True, timeout=120, env=env,
+                            cwd=Path(speedrun.__file__).parent.parent)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{program}: error: ") and complaint in errors[0], errors
+    assert "Traceback" not in result.stderr and result.stdout == ""
