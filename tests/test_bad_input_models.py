@@ -292,3 +292,26 @@ def test_a_path_that_is_not_a_path_is_a_type_error(path):
     for call in (model.save, tinynet.load_model, tinynet.load_checkpoint):
         with pytest.raises(tinynet.ArgumentTypeError, match=r"(str or pathlib.Path).*received"):
             call(path)
+
+
+@pytest.mark.parametrize("ends_in_softmax, label", [(False, "(logits)"), (True, "(probabilities)")])
+def test_feature_maps_calls_a_final_softmax_s_output_probabilities(tmp_path, monkeypatch, ends_in_softmax, label):
+    """The last bar chart of plots.feature_maps says logits or probabilities, as the model's last layer outputs."""
+    matplotlib = pytest.importorskip("matplotlib", reason="the pictures need matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    from tinynet import plots
+
+    titles = []
+    original = Axes.set_title
+
+    def set_title(axis, text, *args, **kwargs):
+        titles.append(text)
+        return original(axis, text, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_title", set_title)
+    layers = [tinynet.layers.Flatten(), Dense(784, 10, rng=0)] + ([Softmax()] if ends_in_softmax else [])
+    plots.feature_maps(tinynet.Sequential(layers), np.zeros((1, 1, 28, 28), np.float32), tmp_path / "f.png")
+    named = [title for title in titles if title.endswith(("(logits)", "(probabilities)"))]
+    assert named == [f"{len(layers) - 1} {type(layers[-1]).__name__} (10,) {label}"], titles

@@ -382,8 +382,9 @@ def feature_maps(model, image, path, channels=8, title="One digit through the ne
             else:
                 axis.set_xticks([])
             axis.tick_params(labelsize=6)
-            logits = " (logits)" if value is outputs[-1][1] else ""
-            axis.set_title(f"{name} {tuple(value.shape)}{logits}", fontsize=8, loc="left")
+            last = value is outputs[-1][1]
+            kind = (" (probabilities)" if type(model.layers[-1]).__name__ == "Softmax" else " (logits)") if last else ""
+            axis.set_title(f"{name} {tuple(value.shape)}{kind}", fontsize=8, loc="left")
     figure.suptitle(title)
     figure.subplots_adjust(left=0.03, right=0.93, top=1 - 0.6 / figure.get_figheight(), bottom=0.03,
                            hspace=0.45, wspace=0.08)
