@@ -55,6 +55,24 @@ def test_lstm_example_trains_saves_and_draws(tmp_path, mnist_dir):
                         "most_wrong.png", "predictions.png", "samples.png"]
 
 
+def test_vit_example_trains_saves_and_draws_its_attention(tmp_path, mnist_dir):
+    """A quick run of examples/mnist_vit.py (10,000 images, one epoch): the summary, a model whose saved
+    provenance names vit, the accuracy it prints, its pictures including where each patch looks."""
+    model_path, plots = tmp_path / "vit.npz", tmp_path / "plots"
+    result = _run_example("mnist_vit.py", "--epochs", "1", "--images", "10000", "--verbose", "0",
+                          "--data-dir", str(mnist_dir), "--save", str(model_path), "--plots", str(plots),
+                          tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 71,946" in result.stdout and "PositionalEmbedding" in result.stdout
+    model = tinynet.load_model(model_path)
+    assert model.metadata["recipe"]["model"] == "tinynet.models.vit" and model.metadata["recipe"]["epochs"] == 1
+    assert model.metadata["made_by"].startswith("python examples/mnist_vit.py")
+    (_, _), (x_test, y_test) = tinynet.datasets.load_mnist(mnist_dir, download=False)
+    accuracy = model.evaluate(x_test[:, None], y_test)["accuracy"]
+    assert accuracy > 0.3 and f"{accuracy:.2%}" in result.stdout  # ten classes: chance is 10%
+    assert (plots / "attention_maps.png").stat().st_size > 5000 and (plots / "feature_maps.png").exists()
+
+
 def test_mlp_example_resumes_from_its_checkpoint(tmp_path, mnist_dir):
     """--checkpoint then --resume with more epochs: the second run continues at epoch 2, not from scratch."""
     checkpoint = tmp_path / "run.npz"
@@ -93,7 +111,7 @@ def test_the_test_set_stays_out_of_training_and_validation_is_held_out(tmp_path,
 
 def test_examples_explain_their_options():
     """--help lists every option the examples promise."""
-    for script in ("mnist_cnn.py", "mnist_mlp.py", "mnist_lstm.py"):
+    for script in ("mnist_cnn.py", "mnist_mlp.py", "mnist_lstm.py", "mnist_vit.py"):
         text = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
                               capture_output=True, text=True, timeout=120, check=True).stdout
         for option in ("--epochs", "--batch-size", "--lr", "--clip-norm", "--rotation", "--scale", "--shift",
@@ -356,6 +374,7 @@ def test_predict_digit_reads_the_sample_digits_with_the_shipped_cnn(tmp_path):
     ("mnist_lstm.py", ["--images", "70000"], "--images takes at most the 60,000"),
     ("mnist_lstm.py", ["--images", "1000", "--validation", "999"], "--validation takes at most 998 of the 1,000"),
     ("mnist_lstm.py", ["--save", "no/such/m.npz"], "--save: cannot write no/such/m.npz: the folder no/such does"),
+    ("mnist_vit.py", ["--lr", "0"], "--lr: must be a finite number > 0"),
     ("kaggle_digit_recognizer.py", ["--epochs", "0", "--train", "a.csv", "--test", "b.csv"],
      "--epochs: must be at least 1"),
     ("backprop_by_hand.py", ["--digit-index", "10000"], "--digit-index picks one of the 10,000"),

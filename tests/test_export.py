@@ -110,3 +110,49 @@ def test_recurrent_layers_give_the_same_outputs_in_torch(kind):
     model, x = recurrent_model(kind)
     with torch.no_grad():
         np.testing.assert_allclose(to_torch(model)(torch.from_numpy(x)).numpy(), model.forward(x), atol=1e-5)
+
+
+def transformer_model():
+    """Every layer of the transformer family: patches, embedding, plain and causal attention, both GELUs."""
+    model = tinynet.Sequential([
+        L.Patches(4), L.Dense(16, 8, rng=0), L.PositionalEmbedding(9, 8, rng=1),
+        L.Residual(L.LayerNorm(8), L.MultiHeadAttention(8, 2, rng=2)),
+        L.Residual(L.LayerNorm(8), L.Dense(8, 12, rng=3), L.GELU(), L.Dense(12, 8, rng=4)),
+        L.Residual(L.LayerNorm(8, eps=1e-3), L.MultiHeadAttention(8, 4, causal=True, rng=5)),
+        L.GELU("tanh"), L.LayerNorm(8), L.GlobalAvgPool1D(), L.Dense(8, 5, rng=6),
+    ])
+    rng = np.random.default_rng(0)
+    for layer in (model[3].layers[0], model[7]):  # LayerNorm's gamma and beta away from ones and zeros
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, 8)
+        layer.params["beta"][...] = rng.standard_normal(8)
+    for name in "qkvo":
+        model[3].layers[1].params[f"b_{name}"][...] = rng.standard_normal(8) * 0.3
+    return model, rng.random((6, 1, 12, 12), dtype=np.float32)
+
+
+def test_transformer_layers_export_to_onnx_and_torch(tmp_path):
+    """LayerNorm, GELU (both forms), attention (plain and causal), Patches, PositionalEmbedding, GlobalAvgPool1D
+    and Dense on sequences: ONNX Runtime and PyTorch give model.forward's outputs to float32 precision."""
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
+    pytest.importorskip("onnx", reason="onnx is in the export extra")
+    torch = pytest.importorskip("torch", reason="PyTorch is in the export extra")
+    model, x = transformer_model()
+    ours = model.forward(x)
+    to_onnx(model, tmp_path / "t.onnx", input_shape=(1, 12, 12))
+    session = onnxruntime.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    for batch, expected in ((x, ours), (x[:1], ours[:1])):
+        np.testing.assert_allclose(session.run(None, {"input": batch})[0], expected, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        theirs = to_torch(model)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5)
+
+
+def test_the_vit_exports_with_the_default_input_shape(tmp_path):
+    """tinynet.models.vit() exports for MNIST images as they are, and ONNX Runtime agrees with it."""
+    pytest.importorskip("onnx", reason="onnx is in the export extra")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
+    model = tinynet.models.vit(rng=0)
+    to_onnx(model, tmp_path / "vit.onnx")
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "vit.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), rtol=1e-4, atol=1e-5)

@@ -407,7 +407,8 @@ class Sequential:
         for position, (layer, shape) in enumerate(zip(self.layers, shapes, strict=True)):
             count = sum(array.size for array in layer.params.values())
             rows.append((f"{position} {type(layer).__name__}", str(("N", *shape)).replace("'", ""), f"{count:,}"))
-        lines = [f"{name:<15} {shape:<20} {count:>10}" for name, shape, count in rows]
+        width = max(15, *(len(name) for name, _, _ in rows))  # "2 PositionalEmbedding" keeps the columns
+        lines = [f"{name:<{width}} {shape:<20} {count:>10}" for name, shape, count in rows]
         rule = "-" * max(len(line) for line in lines)
         return "\n".join([lines[0], rule, *lines[1:], rule, f"Total params: {self.count_params():,}"])
 

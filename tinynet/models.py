@@ -12,10 +12,28 @@ from importlib import resources
 from .errors import ArgumentError, ArgumentTypeError
 from .files.loading import load_model
 from .init import as_generator
-from .layers import LSTM, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape
+from .layers import (
+    GELU,
+    LSTM,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool1D,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    Patches,
+    PositionalEmbedding,
+    ReLU,
+    Reshape,
+    Residual,
+)
 from .model import Sequential
 
-__all__ = ["basic_mlp", "cnn", "lstm_rows", "small_cnn", "keras_convnet", "pretrained", "PRETRAINED"]
+__all__ = ["basic_mlp", "cnn", "lstm_rows", "small_cnn", "keras_convnet", "vit", "pretrained", "PRETRAINED"]
 
 #: The trained models shipped in the package: name -> file in tinynet/pretrained/. Each was
 #: made by the example named in its metadata (``made_by``), on the full training set, with
@@ -160,6 +178,67 @@ def keras_convnet(rng=None):
         Flatten(),
         Dropout(0.5, rng=rng),
         Dense(1600, 10, rng=rng),
+    ])
+
+
+def vit(rng=None, *, patch_size=7, embed_dim=64, depth=2, num_heads=4, mlp_dim=128, image_size=28, channels=1,
+        classes=10):
+    """A small vision transformer: the image cut into patches, read by pre-norm attention blocks.
+
+    With the defaults::
+
+        Patches(7)                                           (N, 16, 49)   16 patches of 7x7 pixels
+        Dense(49, 64), PositionalEmbedding(16, 64)           (N, 16, 64)   each patch embedded, where it was added
+        2 x [Residual(LayerNorm(64), MultiHeadAttention(64, 4)),             patches look at each other
+             Residual(LayerNorm(64), Dense(64, 128), GELU(), Dense(128, 64))]   then each is transformed alone
+        LayerNorm(64), GlobalAvgPool1D()                     (N, 64)       the mean over the patches
+        Dense(64, 10)                                        (N, 10)       logits
+
+    Each block is "pre-norm" (Xiong et al., 2020): the normalisation is inside the residual
+    branch, so the path from the input to the output is a sum of branches with no
+    normalisation on it, and the gradient reaches the first block undiminished.
+    71,946 parameters with the defaults. The Dense layers start Glorot uniform, as the
+    attention's projections. ``rng`` (Generator or int) seeds the weights.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or int, optional
+    patch_size, embed_dim, depth, num_heads, mlp_dim : int
+        The square patches' side, the features of each patch, the number of blocks, the
+        attention heads (must divide ``embed_dim``) and the hidden size of each block's MLP.
+    image_size, channels, classes : int
+        Input images ``(N, channels, image_size, image_size)``; ``image_size`` must be a
+        multiple of ``patch_size``. ``classes`` logits out.
+
+    Examples
+    --------
+    >>> model = vit(rng=0)
+    >>> model.count_params(), model.output_shapes((1, 28, 28))[-1]
+    (71946, (10,))
+    """
+    rng = as_generator(rng)
+    tokens, patch_features = (image_size // patch_size) ** 2, channels * patch_size**2
+
+    def dense(fan_in, fan_out):
+        return Dense(fan_in, fan_out, init="glorot_uniform", rng=rng)
+
+    if image_size % patch_size:
+        raise ArgumentError(f"vit cuts {image_size}x{image_size} images into patches, so patch_size must divide "
+                            f"image_size; received patch_size={patch_size}, image_size={image_size}.")
+    blocks = []
+    for _ in range(depth):
+        blocks += [
+            Residual(LayerNorm(embed_dim), MultiHeadAttention(embed_dim, num_heads, rng=rng)),
+            Residual(LayerNorm(embed_dim), dense(embed_dim, mlp_dim), GELU(), dense(mlp_dim, embed_dim)),
+        ]
+    return Sequential([
+        Patches(patch_size),
+        dense(patch_features, embed_dim),
+        PositionalEmbedding(tokens, embed_dim, rng=rng),
+        *blocks,
+        LayerNorm(embed_dim),
+        GlobalAvgPool1D(),
+        dense(embed_dim, classes),
     ])
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "dense_weights",
     "feature_maps",
     "most_wrong",
+    "attention_maps",
     "mnist_report",
 ]
 
@@ -426,6 +427,78 @@ def most_wrong(model, images, labels, path, count=16, title="The test digits the
     return _save(figure, path)
 
 
+def _attention_layers(layers, prefix=""):
+    """``(name, layer)`` of every MultiHeadAttention in ``layers``, Residuals' inner layers included."""
+    found = []
+    for position, layer in enumerate(layers):
+        if type(layer).__name__ == "MultiHeadAttention":
+            found.append((f"{prefix}{position}", layer))
+        found += _attention_layers(getattr(layer, "layers", ()), f"{prefix}{position}.")
+    return found
+
+
+def attention_maps(model, image, path, title="Where each patch looks"):
+    """For one digit, every attention head's weights: which patches attend to which.
+
+    For each attention layer (a row of the figure) and head: the ``T x T`` matrix of weights
+    (row ``t``: how much patch ``t`` takes from each patch ``s``, each row summing to 1), and
+    below it the digit with each patch tinted by the attention it receives, averaged over the
+    ``T`` patches that look. All matrices share one colour scale, and all tints another, each
+    with its colour bar, so heads and layers compare. Needs a model with ``Patches`` and at
+    least one ``MultiHeadAttention`` (e.g. :func:`tinynet.models.vit`); runs it in inference mode.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tinynet
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> attention_maps(tinynet.models.vit(rng=0), np.zeros((28, 28), np.uint8), folder / "attention.png").name
+    'attention.png'
+    """
+    plt = _pyplot()
+    patches = next((layer for layer in model.layers if type(layer).__name__ == "Patches"), None)
+    attention_layers = _attention_layers(model.layers)
+    if patches is None or not attention_layers:
+        raise ArgumentError("attention_maps needs a model with a Patches layer and a MultiHeadAttention "
+                            "(e.g. tinynet.models.vit()).")
+    x = np.asarray(image)
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 or x.max() > 1.5 else x.astype(np.float32)
+    x = x.reshape(1, 1, *x.shape[-2:]).astype(model.dtype or np.float32)
+    model.forward(x)  # inference; each attention layer keeps its weights in .attention
+    weights = [(name, layer.attention[0]) for name, layer in attention_layers]  # (heads, T, T) each
+    heads = max(w.shape[0] for _, w in weights)
+    side, size = x.shape[2] // patches.patch_size, patches.patch_size
+    matrix_max = max(float(w.max()) for _, w in weights)
+    received = [(name, w.mean(axis=1)) for name, w in weights]  # (heads, T): attention each patch receives
+    received_max = max(float(r.max()) for _, r in received)
+    figure, axes = plt.subplots(2 * len(weights), heads + 1, figsize=(2.0 * heads + 0.6, 4.0 * len(weights)),
+                                squeeze=False, gridspec_kw={"width_ratios": [1] * heads + [0.08]})
+    for index, ((name, matrices), (_, tints)) in enumerate(zip(weights, received, strict=True)):
+        matrix_row, tint_row = axes[2 * index], axes[2 * index + 1]
+        for head in range(heads):
+            for axis in (matrix_row[head], tint_row[head]):
+                axis.set_xticks([])
+                axis.set_yticks([])
+            if head >= len(matrices):
+                matrix_row[head].axis("off")
+                tint_row[head].axis("off")
+                continue
+            shown = matrix_row[head].imshow(matrices[head], cmap="magma", vmin=0, vmax=matrix_max)
+            matrix_row[head].set_title(f"layer {name}, head {head}", fontsize=8)
+            if head == 0:
+                matrix_row[head].set_ylabel("patch that looks", fontsize=7)
+                tint_row[head].set_ylabel("attention received", fontsize=7)
+            matrix_row[head].set_xlabel("patch looked at", fontsize=7)
+            tint_row[head].imshow(x[0, 0], cmap="gray_r")
+            grid = np.kron(tints[head].reshape(side, side), np.ones((size, size)))  # each patch's value on its pixels
+            tinted = tint_row[head].imshow(grid, cmap="viridis", alpha=0.55, vmin=0, vmax=received_max)
+        figure.colorbar(shown, cax=matrix_row[-1])
+        figure.colorbar(tinted, cax=tint_row[-1])
+        for axis in (matrix_row[-1], tint_row[-1]):
+            axis.tick_params(labelsize=6)
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
 def mnist_report(model, history, train, test, folder, initial=None):
     """All the pictures of an MNIST run in ``folder``; returns their paths.
 
@@ -433,7 +506,7 @@ def mnist_report(model, history, train, test, folder, initial=None):
     predictions, learning curves, the confusion matrix, one digit's feature maps, the
     most-wrong test digits and, for a CNN, the first layer's filters (before and after
     training when ``initial``, the model's ``state_dict()`` copied before ``fit``, is given);
-    for an MLP, its first layer's weights as images.
+    for an MLP, its first layer's weights as images; for a vision transformer, its attention.
 
     Examples
     --------
@@ -468,4 +541,7 @@ def mnist_report(model, history, train, test, folder, initial=None):
         written.append(conv_filters(model, folder / "conv_filters.png", initial=start))
     elif any(type(layer).__name__ == "Dense" and layer.params["W"].shape[0] == 784 for layer in model.layers):
         written.append(dense_weights(model, folder / "dense_weights.png"))
+    if _attention_layers(model.layers) and any(type(layer).__name__ == "Patches" for layer in model.layers):
+        written.append(attention_maps(model, x_test[0], folder / "attention_maps.png",
+                                      title=f"Where each patch looks (one test digit, a {y_test[0]})"))
     return written

@@ -288,6 +288,79 @@ def _torch_recurrent(layer, position, builder):
     return Recurrent(recurrent, layer.return_sequences)
 
 
+@torch_exporter(L.LayerNorm)
+def _torch_layer_norm(layer, position, builder):
+    module = builder.nn.LayerNorm(layer.num_features, eps=layer.eps)
+    return builder.loaded(module, {"weight": layer.params["gamma"], "bias": layer.params["beta"]})
+
+
+@torch_exporter(L.GELU)
+def _torch_gelu(layer, position, builder):
+    return builder.nn.GELU(approximate=layer.approximate)
+
+
+@torch_exporter(L.MultiHeadAttention)
+def _torch_attention(layer, position, builder):
+    """``nn.MultiheadAttention(batch_first=True)`` called as ``mha(x, x, x)`` (future masked when causal),
+    in a module that returns the output only."""
+    p = layer.params
+    attention = builder.loaded(builder.nn.MultiheadAttention(layer.embed_dim, layer.num_heads, batch_first=True), {
+        "in_proj_weight": np.concatenate([p["W_q"].T, p["W_k"].T, p["W_v"].T]),  # (3E, E): rows by output
+        "in_proj_bias": np.concatenate([p["b_q"], p["b_k"], p["b_v"]])})
+    builder.loaded(attention.out_proj, {"weight": p["W_o"].T, "bias": p["b_o"]})  # a Linear: (out, in)
+    torch = builder.torch
+
+    class SelfAttention(builder.nn.Module):
+        def __init__(self, attention, causal):
+            super().__init__()
+            self.attention, self.causal = attention, causal
+
+        def forward(self, x):
+            steps = x.shape[1]
+            mask = torch.triu(torch.ones(steps, steps, dtype=torch.bool), diagonal=1) if self.causal else None
+            return self.attention(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+    return SelfAttention(attention, layer.causal)
+
+
+@torch_exporter(L.Patches)
+def _torch_patches(layer, position, builder):
+    """``F.unfold(x, p, stride=p)`` gives ``(N, C*p*p, patches)`` in tinynet's orders: the patch axis moved second."""
+    functional = builder.torch.nn.functional
+
+    class Patches(builder.nn.Module):
+        def __init__(self, size):
+            super().__init__()
+            self.size = size
+
+        def forward(self, x):
+            return functional.unfold(x, self.size, stride=self.size).transpose(1, 2)
+
+    return Patches(layer.patch_size)
+
+
+@torch_exporter(L.PositionalEmbedding)
+def _torch_positional_embedding(layer, position, builder):
+    class PositionalEmbedding(builder.nn.Module):
+        def __init__(self, length, features):
+            super().__init__()
+            self.P = builder.nn.Parameter(builder.torch.zeros(length, features))
+
+        def forward(self, x):
+            return x + self.P
+
+    return builder.loaded(PositionalEmbedding(layer.length, layer.features), {"P": layer.params["P"]})
+
+
+@torch_exporter(L.GlobalAvgPool1D)
+def _torch_global_avg_pool(layer, position, builder):
+    class GlobalAvgPool1D(builder.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=1)
+
+    return GlobalAvgPool1D()
+
+
 # -- ONNX -------------------------------------------------------------------------------------
 def to_onnx(model, path, input_shape=None):
     """Write an ONNX graph (opset 17, IR version 8) computing ``model.forward``, atomically.
@@ -468,6 +541,105 @@ def _onnx_recurrent(layer, position, graph, current):
     steps = graph.node("Squeeze", [sequence, graph.constant(position, "axes", [1], dtype=np.int64)],
                        position, "steps")  # (T, N, H)
     return graph.node("Transpose", [steps], position, perm=[1, 0, 2])  # (N, T, H)
+
+
+@onnx_exporter(L.LayerNorm)
+def _onnx_layer_norm(layer, position, graph, current):
+    gamma, beta = graph.constant(position, "gamma", layer.params["gamma"]), graph.constant(position, "beta",
+                                                                                            layer.params["beta"])
+    return graph.node("LayerNormalization", [current, gamma, beta], position, axis=-1, epsilon=layer.eps)
+
+
+@onnx_exporter(L.GELU)
+def _onnx_gelu(layer, position, graph, current):
+    """Opset 17 has no Gelu (opset 20 does): ``x * (1 + erf(x / sqrt 2)) / 2``, or the tanh form, from its ops."""
+    def scalar(key, value):
+        return graph.constant(position, key, np.array(value))
+
+    if layer.approximate == "tanh":  # x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+        cube = graph.node("Mul", [graph.node("Mul", [current, current], position, "square"), current], position,
+                          "cube")
+        inner = graph.node("Add", [current, graph.node("Mul", [cube, scalar("c", 0.044715)], position, "c_cube")],
+                           position, "inner")
+        argument = graph.node("Mul", [inner, scalar("k", np.sqrt(2 / np.pi))], position, "argument")
+        squashed = graph.node("Tanh", [argument], position, "tanh")
+    else:  # x/2 * (1 + erf(x / sqrt 2))
+        squashed = graph.node("Erf", [graph.node("Mul", [current, scalar("k", 1 / np.sqrt(2))], position, "scaled")],
+                              position, "erf")
+    one_plus = graph.node("Add", [squashed, scalar("one", 1.0)], position, "one_plus")
+    half_x = graph.node("Mul", [current, scalar("half", 0.5)], position, "half_x")
+    return graph.node("Mul", [half_x, one_plus], position)
+
+
+@onnx_exporter(L.MultiHeadAttention)
+def _onnx_attention(layer, position, graph, current):
+    """Self-attention as MatMul, Softmax and the reshapes between (ONNX's Attention op is opset 23)."""
+    heads, head_dim = layer.num_heads, layer.head_dim
+
+    def projection(name):  # x @ W + b: (N, T, E)
+        product = graph.node("MatMul", [current, graph.constant(position, f"W_{name}", layer.params[f"W_{name}"])],
+                             position, f"{name}_product")
+        return graph.node("Add", [product, graph.constant(position, f"b_{name}", layer.params[f"b_{name}"])],
+                          position, name)
+
+    split = graph.constant(position, "split_heads", [0, 0, heads, head_dim], dtype=np.int64)  # 0: keep N and T
+
+    def heads_of(name, perm):  # (N, T, E) -> (N, T, h, d) -> perm
+        shaped = graph.node("Reshape", [projection(name), split], position, f"{name}_heads")
+        return graph.node("Transpose", [shaped], position, f"{name}_transposed", perm=perm)
+
+    q, k_t, v = heads_of("q", [0, 2, 1, 3]), heads_of("k", [0, 2, 3, 1]), heads_of("v", [0, 2, 1, 3])
+    scores = graph.node("Mul", [graph.node("MatMul", [q, k_t], position, "q_kt"),
+                                graph.constant(position, "scale", np.array(1 / np.sqrt(head_dim)))],
+                        position, "scores")  # (N, h, T, T)
+    if layer.causal:  # -inf above the diagonal, whatever T is: Trilu of a tensor of ones shaped like the scores
+        ones = graph.node("ConstantOfShape", [graph.node("Shape", [scores], position, "scores_shape")], position,
+                          "ones", value=graph.helper.make_tensor("one", graph.onnx.TensorProto.FLOAT, [1], [1.0]))
+        above = graph.node("Trilu", [ones, graph.constant(position, "k", np.array(1), dtype=np.int64)], position,
+                           "above", upper=1)
+        future = graph.node("Cast", [above], position, "future", to=graph.onnx.TensorProto.BOOL)
+        scores = graph.node("Where", [future, graph.constant(position, "minus_inf", np.array(-np.inf)), scores],
+                            position, "masked")
+    attention = graph.node("Softmax", [scores], position, "attention", axis=-1)
+    mixed = graph.node("Transpose", [graph.node("MatMul", [attention, v], position, "mixed")], position,
+                       "mixed_transposed", perm=[0, 2, 1, 3])  # (N, h, T, d) -> (N, T, h, d)
+    joined = graph.node("Reshape", [mixed, graph.constant(position, "join_heads", [0, 0, layer.embed_dim],
+                                                          dtype=np.int64)], position, "joined")
+    product = graph.node("MatMul", [joined, graph.constant(position, "W_o", layer.params["W_o"])], position,
+                         "o_product")
+    return graph.node("Add", [product, graph.constant(position, "b_o", layer.params["b_o"])], position)
+
+
+@onnx_exporter(L.Patches)
+def _onnx_patches(layer, position, graph, current):
+    """(N, C, H, W) -> (N, C, H/p, p, W/p, p) -> (N, H/p, W/p, C, p, p) -> (N, patches, C*p*p); the sizes
+    H/p and W/p are read from the input's shape in the graph, so any image size multiple of p exports."""
+    p = graph.constant(position, "p", [layer.patch_size], dtype=np.int64)
+
+    def count(axis, name):  # [H/p] or [W/p], int64
+        size = graph.node("Shape", [current], position, f"{name}_size", start=axis, end=axis + 1)
+        return graph.node("Div", [size, p], position, name)
+
+    rows, columns = count(2, "rows"), count(3, "columns")
+    keep_n_c = graph.constant(position, "keep_n_c", [0, 0], dtype=np.int64)  # Reshape's 0: keep that axis
+    grid_shape = graph.node("Concat", [keep_n_c, rows, p, columns, p], position, "grid_shape", axis=0)
+    grid = graph.node("Reshape", [current, grid_shape], position, "grid")
+    patches = graph.node("Transpose", [grid], position, "patches", perm=[0, 2, 4, 1, 3, 5])
+    out_shape = graph.node("Concat", [graph.constant(position, "keep_n", [0], dtype=np.int64),
+                                      graph.node("Mul", [rows, columns], position, "count"),
+                                      graph.constant(position, "rest", [-1], dtype=np.int64)], position, "out_shape",
+                           axis=0)
+    return graph.node("Reshape", [patches, out_shape], position)
+
+
+@onnx_exporter(L.PositionalEmbedding)
+def _onnx_positional_embedding(layer, position, graph, current):
+    return graph.node("Add", [current, graph.constant(position, "P", layer.params["P"])], position)
+
+
+@onnx_exporter(L.GlobalAvgPool1D)
+def _onnx_global_avg_pool(layer, position, graph, current):
+    return graph.node("ReduceMean", [current], position, axes=[1], keepdims=0)
 
 
 def _sample_shape(first, input_shape):
