@@ -43,7 +43,7 @@ def image_rows(rng=0):
 
 
 BUILDERS = [tinynet.models.basic_mlp, tinynet.models.small_cnn, tinynet.models.keras_convnet, tinynet.models.cnn,
-            every_step, image_rows]
+            every_step, image_rows, tinynet.models.vit]
 
 
 def _backends():

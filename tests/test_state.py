@@ -212,6 +212,24 @@ def test_save_refuses_mixed_dtypes_and_non_finite_weights(tmp_path):
     assert tinynet.load_model(tmp_path / "fixed.npz").dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_vision_transformer_round_trips_through_a_file(dtype, tmp_path):
+    """vit() with a causal attention block, trained a step: configs, every state array and predictions come back."""
+    model = tinynet.models.vit(rng=0, depth=1)
+    model.layers.insert(5, tinynet.layers.Residual(tinynet.layers.LayerNorm(64, eps=1e-3),
+                                                   tinynet.layers.MultiHeadAttention(64, 2, causal=True, rng=1)))
+    model.layers.insert(6, tinynet.layers.GELU("tanh"))
+    model = tinynet.Sequential(model.layers).astype(dtype)
+    x = np.random.default_rng(0).random((8, 1, 28, 28)).astype(dtype)
+    model.fit(x, np.arange(8) % 10, epochs=1, batch_size=4, verbose=0, seed=0)
+    model.save(tmp_path / "vit.npz")
+    loaded = tinynet.load_model(tmp_path / "vit.npz")
+    assert [repr(layer) for layer in loaded] == [repr(layer) for layer in model]
+    _assert_equal_states(loaded.state_dict(), model.state_dict())
+    assert loaded.dtype == dtype
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_float64_models_with_every_layer_type_round_trip(tmp_path):
     """Float64 models with every layer type round trip."""
     model = tinynet.Sequential([
