@@ -124,6 +124,49 @@ def test_a_layers_maps_are_on_its_own_scale(page):
     assert answer["label"] == 1 and answer["loss"] > 0.1  # a seven taught as a one: a large loss
 
 
+def torch_gradients(model, image, label):
+    """Every layer's output gradient and dL/dx by PyTorch's autograd in float64 on the exported model (eval mode)."""
+    torch = pytest.importorskip("torch")
+    from tinynet.files.export import to_torch
+
+    network = to_torch(model).double().eval()
+    outputs = []
+    network.apply(lambda module: module.register_forward_hook(lambda _, __, y: outputs.append(y))
+                  if module is not network else None)
+    x = torch.tensor(image, dtype=torch.float64)[None, None].requires_grad_()
+    scores = network(x)
+    for y in outputs:
+        y.retain_grad()
+    torch.nn.functional.cross_entropy(scores, torch.tensor([label])).backward()
+    return [y.grad.numpy() for y in outputs], x.grad.numpy()
+
+
+def test_a_confident_right_digit_shows_its_tiny_gradients_as_they_are(page):
+    """The right label on a digit the model is sure of: a small positive loss and gradient ranges equal to
+    PyTorch's float64 gradients to 1e-3, orders of magnitude below those of a wrong label."""
+    port, model = page
+    ranges = {}
+    for which, label in (("right", 1), ("wrong", 7)):
+        answer = request(port, "POST", "/api/explain", {**ONE, "label": label})[1]
+        p = np.array(answer["probabilities"])
+        grads, saliency = torch_gradients(model, np.array(answer["image"]), label)
+        assert len(grads) == len(answer["layers"])
+        for shown, grad in zip(answer["layers"], grads, strict=True):
+            assert shown["grad"]["high"] == pytest.approx(np.abs(grad).max(), rel=1e-3) and \
+                shown["grad"]["low"] == -shown["grad"]["high"]
+        assert answer["saliency"]["high"] == pytest.approx(np.abs(saliency).max(), rel=1e-3)
+        ranges[which] = np.array([shown["grad"]["high"] for shown in answer["layers"]] + [answer["saliency"]["high"]])
+        if which == "right":
+            wrong_mass = p[np.arange(10) != 1].sum()  # 1 - p[1] without rounding: about the loss of a sure answer
+            assert 0 < wrong_mass < 1e-5 and answer["loss"] == pytest.approx(wrong_mass, rel=1e-4)
+            assert str(answer["loss"]) != "-0.0" and answer["loss"] > 0
+    assert (ranges["wrong"] > 1e4 * ranges["right"]).all(), ranges
+    # What the page draws is what it says: the shown float32 values hold the range's extreme.
+    from tinynet.app.explain import decode_maps
+    grad = request(port, "POST", "/api/explain", {**ONE, "label": 1})[1]["layers"][-1]["grad"]
+    assert np.abs(decode_maps(grad)).max() == pytest.approx(grad["high"], rel=1e-6)
+
+
 def test_a_step_moves_the_probabilities_towards_the_label_and_reset_undoes_it(page):
     """One SGD step with the right label raises its probability on a copy; reset brings back the loaded weights."""
     port, model = page
@@ -453,7 +496,7 @@ def test_a_diverged_model_says_so_and_reset_brings_it_back(page):
         if status == 409:
             assert answer["diverged"] is True and "Reset" in answer["error"]
             break
-        assert status == 200
+        assert status == 200, answer
     assert statuses[-1] == 409, statuses
     assert request(port, "POST", "/api/explain", ONE, cookie, connection)[0] == 409  # stays diverged until reset
     assert request(port, "POST", "/api/reset", {}, cookie, connection)[0] == 200

@@ -122,6 +122,19 @@ def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser
     page.wait_for_function(f"window.tinynet.answers > {answers}")
     assert page.locator("#step-result .row").count() == 10
     assert "→" in page.inner_text("#step-result") and shown_probabilities(page)[1] > probability_of_one
+    chart = page.evaluate("""[...document.querySelectorAll('#step-result .row')].map(row => {
+        const box = e => e.getBoundingClientRect();
+        const [track, before, after] = [row.querySelector('.track'), row.querySelector('.before'),
+                                        row.querySelector('.after')];
+        const value = row.querySelector('.value');
+        return {track: box(track).toJSON(), before: box(before).toJSON(), after: box(after).toJSON(),
+                colour: getComputedStyle(after).backgroundColor, clipped: value.scrollWidth > value.clientWidth};
+    })""")
+    for row in chart:  # the after-bar lies inside its own track, below the before-bar, green; no text is clipped
+        track, before, after = row["track"], row["before"], row["after"]
+        assert track["top"] <= before["top"] < after["top"] and after["bottom"] <= track["bottom"] + 0.5
+        assert track["left"] <= after["left"] and after["right"] <= track["right"] + 0.5
+        assert row["colour"] == "rgb(46, 125, 79)" and not row["clipped"]
     page.screenshot(path=str(shots / "page_teach_it.png"), full_page=True)
     page.screenshot(path=str(shots / "page_teach_it_top.png"), full_page=True,  # the README's picture
                     clip={"x": 0, "y": 0, "width": 1280, "height": 1240})
@@ -129,6 +142,43 @@ def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser
     page.click("#reset")
     page.wait_for_function(f"window.tinynet.answers > {answers}")
     assert shown_probabilities(page)[1] == probability_of_one
+
+
+def test_every_map_is_labelled_with_its_exact_range_and_the_scale_is_shared(browser_page):
+    """Each map's legend prints the layer's exact low and high; on the logarithmic scale a right label's gradients
+    are painted paler than a wrong label's; Clear forgets the label."""
+    page, _, _ = browser_page
+    page.click("#clear")
+    draw(page, STROKES["seven"])
+    layers = page.evaluate("window.tinynet.last.layers")
+    ranges = page.evaluate("[...document.querySelectorAll('#layers .range')].map(r => [+r.dataset.low, +r.dataset.high,"
+                           " r.textContent])")
+    assert len(ranges) == 2 * len(layers)
+    for layer, (output, grad) in zip(layers, zip(ranges[::2], ranges[1::2], strict=True), strict=True):
+        assert output[:2] == [layer["output"]["low"], layer["output"]["high"]]
+        assert grad[:2] == [layer["grad"]["low"], layer["grad"]["high"]]
+        assert "values from" in grad[2] and ("e-" in grad[2] or "e+" in grad[2] or "." in grad[2])
+
+    def strongest_pixel():  # how far the saliency map's strongest pixel is from white (full colour: about 430-500)
+        return page.evaluate("""(() => { const c = document.getElementById('saliency');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let ink = 0;
+            for (let i = 0; i < d.length; i += 4) ink = Math.max(ink, 3 * 247 - d[i] - d[i + 1] - d[i + 2]);
+            return ink; })()""")
+
+    strength = {}
+    for label in (7, 2):  # the right label (the model is sure it is a 7), then a wrong one
+        answers = page.evaluate("window.tinynet.answers")
+        page.click(f"#labels button[data-digit='{label}']")
+        page.wait_for_function(f"window.tinynet.answers > {answers}")
+        strength[label] = strongest_pixel()
+    assert strength[7] < 200 < 350 < strength[2], strength  # pale (about 1e-7) against strong (about 1)
+    page.click("#labels button[data-digit='7']")
+    page.wait_for_function(f"window.tinynet.answers > {answers + 1}")
+    page.select_option("#scale", "layer")  # each layer its own range: the tiny gradients are painted at full strength
+    assert strongest_pixel() > 350
+    page.select_option("#scale", "log")
+    page.click("#clear")
+    assert page.locator("#labels button.chosen").count() == 0
 
 
 def test_an_error_from_the_server_is_shown(browser_page):

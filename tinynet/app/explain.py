@@ -27,7 +27,8 @@ from ..layers.softmax import Softmax, softmax
 from ..losses import SoftmaxCrossEntropy
 from ..optim import SGD
 
-__all__ = ["Explanation", "explain", "take_step", "encode_maps", "page_model", "ModelDivergedError", "MAPS_SHOWN"]
+__all__ = ["Explanation", "explain", "take_step", "encode_maps", "decode_maps", "page_model", "ModelDivergedError",
+           "MAPS_SHOWN"]
 
 #: The most channels of one layer the page draws ("8 of 32").
 MAPS_SHOWN = 8
@@ -136,11 +137,14 @@ def take_step(model, lr):
 
 
 def encode_maps(array, centred=False):
-    """One layer's output (or gradient) for the page: its scale and its first maps as bytes.
+    """One layer's output (or gradient) for the page: its exact range and its first maps' values.
 
-    ``array`` is ``(1, C, H, W)`` or ``(1, F)``. The colour scale is the whole layer's
-    ``[min, max]`` (``[-m, m]`` with ``m = max |value|`` when ``centred``, for gradients), and
-    each shown value is sent as one byte on that scale (256 levels: what a colour map draws).
+    ``array`` is ``(1, C, H, W)`` or ``(1, F)``. ``low`` and ``high`` are the whole layer's
+    minimum and maximum in float64 (``-m`` and ``m``, ``m = max |value|``, when ``centred``,
+    for gradients); the first :data:`MAPS_SHOWN` channels' values are sent as float32 (base64,
+    little-endian, row-major): the page colours them on the scale the learner picks (this
+    layer's range, or one logarithmic scale for every layer and every answer), and a clicked
+    number is the number the API explains.
     """
     values = np.asarray(array, dtype=np.float64)[0]
     if centred:
@@ -155,8 +159,13 @@ def encode_maps(array, centred=False):
     else:
         channels, shown = 1, values.reshape(1, -1)
         height, width = 1, shown.shape[1]
-    span = high - low
-    levels = np.zeros(shown.shape) if span == 0 else (shown - low) / span
-    pixels = np.round(np.clip(levels, 0, 1) * 255).astype(np.uint8)
+    largest = float(np.finfo(np.float32).max)  # a model on its way to diverging may exceed float32; low/high do not
+    data = np.ascontiguousarray(np.clip(shown, -largest, largest), dtype="<f4").tobytes()
     return {"low": low, "high": high, "channels": channels, "shown": int(shown.shape[0]),
-            "height": int(height), "width": int(width), "data": base64.b64encode(pixels.tobytes()).decode("ascii")}
+            "height": int(height), "width": int(width), "values": base64.b64encode(data).decode("ascii")}
+
+
+def decode_maps(maps):
+    """The shown values of :func:`encode_maps`'s answer as a float32 array ``(shown, height, width)``."""
+    data = np.frombuffer(base64.b64decode(maps["values"]), dtype="<f4")
+    return data.reshape(maps["shown"], maps["height"], maps["width"])

@@ -84,6 +84,7 @@ document.getElementById("undo").addEventListener("click", () => {
 document.getElementById("clear").addEventListener("click", () => {
   strokes.length = 0;
   redraw();
+  chooseLabel(null);  // a new digit: the label picked for the last one does not hold
   clearAnswers();
 });
 
@@ -110,19 +111,31 @@ async function post(path, body) {
   } catch (error) {
     throw new Error(`The server answered ${response.status} without a readable message.`);
   }
-  if (!response.ok) throw new Error(answer.error || `The server answered ${response.status}.`);
+  if (!response.ok) {
+    const error = new Error(answer.error || `The server answered ${response.status}.`);
+    error.diverged = answer.diverged === true;
+    throw error;
+  }
   return answer;
 }
 
-function showError(message) {
+// The server's message; for a model whose numbers diverged, with the one way out: Reset.
+function showError(message, diverged = false) {
   const banner = document.getElementById("error");
   banner.textContent = message;
+  if (diverged) {
+    const reset = document.createElement("button");
+    reset.type = "button";
+    reset.textContent = "Reset the model";
+    reset.addEventListener("click", () => document.getElementById("reset").click());
+    banner.append(" ", reset);
+  }
   banner.hidden = !message;
 }
 
 // Requests run one after another, so answers arrive in the order the strokes ended.
 function queue(task) {
-  busy = busy.then(task).catch(error => showError(error.message));
+  busy = busy.then(task).catch(error => showError(error.message, error.diverged));
   return busy;
 }
 
@@ -151,14 +164,38 @@ function clearAnswers() {
 }
 
 // -- painting the answer ---------------------------------------------------------------------
-function decode(base64) {
+// Gradients are coloured on one logarithmic scale, the same for every layer and every drawing,
+// so that a gradient of 1e-8 (a digit the model is sure of) looks faint and one of 6 looks strong:
+// |g| from 10^LOG_LOW (white) to 10^LOG_HIGH (full colour), its sign red (+) or blue (-).
+const LOG_LOW = -10, LOG_HIGH = 1;
+
+function decodeFloats(base64) {
   const text = atob(base64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
+  const view = new DataView(new ArrayBuffer(text.length));
+  for (let i = 0; i < text.length; i++) view.setUint8(i, text.charCodeAt(i));
+  const values = new Float32Array(text.length / 4);
+  for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(i * 4, true);  // sent little-endian
+  return values;
 }
 
-function paint(canvas, levels, offset, width, height, table, scale) {
+function logarithmic() {
+  return document.getElementById("scale").value === "log";
+}
+
+// A value's colour level 0-255 on the map's scale: its layer's [low, high], or the shared logarithmic one.
+function leveller(maps, centred) {
+  if (centred && logarithmic()) {
+    return v => {
+      if (v === 0) return 128;
+      const t = Math.min(1, Math.max(0, (Math.log10(Math.abs(v)) - LOG_LOW) / (LOG_HIGH - LOG_LOW)));
+      return Math.round(128 + Math.sign(v) * t * 127);
+    };
+  }
+  const span = maps.high - maps.low;
+  return v => (span > 0 ? Math.round(Math.min(1, Math.max(0, (v - maps.low) / span)) * 255) : 128);
+}
+
+function paint(canvas, values, offset, width, height, table, level, scale) {
   canvas.width = width;
   canvas.height = height;
   canvas.style.width = `${width * scale}px`;
@@ -166,24 +203,32 @@ function paint(canvas, levels, offset, width, height, table, scale) {
   const context = canvas.getContext("2d");
   const image = context.createImageData(width, height);
   for (let i = 0; i < width * height; i++) {
-    const level = levels[offset + i];
-    image.data.set(table.subarray(level * 3, level * 3 + 3), i * 4);
+    const value = values[offset + i];
+    const index = (value === undefined || Number.isNaN(value) ? 128 : level(value)) * 3;
+    image.data.set(table.subarray(index, index + 3), i * 4);
     image.data[i * 4 + 3] = 255;
   }
   context.putImageData(image, 0, 0);
 }
 
-function legend(maps, anchors) {
+function legend(maps, anchors, centred) {
   const box = document.createElement("div");
   box.className = "legend";
+  const shared = centred && logarithmic();
   const low = document.createElement("span");
-  low.textContent = format(maps.low);
+  low.textContent = shared ? `−${10 ** LOG_HIGH}` : format(maps.low);
   const ramp = document.createElement("span");
   ramp.className = "ramp";
   ramp.style.background = rampCss(anchors);
   const high = document.createElement("span");
-  high.textContent = format(maps.high);
-  box.append(low, ramp, high);
+  high.textContent = shared ? `+${10 ** LOG_HIGH}` : format(maps.high);
+  const range = document.createElement("span");
+  range.className = "range";
+  range.dataset.low = maps.low;
+  range.dataset.high = maps.high;
+  range.textContent = (shared ? `(log scale, white: |g| below 1e${LOG_LOW}) ` : "") +
+                      `values from ${exact(maps.low)} to ${exact(maps.high)}`;
+  box.append(low, ramp, high, range);
   return box;
 }
 
@@ -193,38 +238,56 @@ function format(value) {
   return size >= 0.01 && size < 1000 ? value.toFixed(size < 1 ? 3 : 2) : value.toExponential(1);
 }
 
-// Up to 8 maps of a layer (or one vector, wrapped into rows), each on the layer's one colour scale.
-function mapsFigure(maps, table, anchors, title) {
+// A number with three significant digits, however small: 1.23e-8, never "0.000".
+function exact(value) {
+  if (value === 0) return "0";
+  const size = Math.abs(value);
+  return size >= 0.01 && size < 1000 ? value.toPrecision(3) : value.toExponential(2);
+}
+
+// Up to 8 maps of a layer (or one vector, wrapped into rows), on the scale the learner picked.
+function mapsFigure(maps, table, anchors, title, centred) {
   const figure = document.createElement("figure");
   const heading = document.createElement("figcaption");
   heading.textContent = title;
   const row = document.createElement("div");
   row.className = "maps";
-  const levels = decode(maps.data);
+  const values = decodeFloats(maps.values);
+  const level = leveller(maps, centred);
   const size = maps.height * maps.width;
   for (let channel = 0; channel < maps.shown; channel++) {
     const canvas = document.createElement("canvas");
-    if (maps.height === 1) {  // a vector: wrap it, padding the last row with the scale's middle
+    canvas.dataset.channel = channel;
+    if (maps.height === 1) {  // a vector: wrap it, the last row padded with the scale's middle
       // A flattened square image (784 = 28 x 28) keeps its rows; anything else wraps at MAX_COLUMNS.
       const side = Math.round(Math.sqrt(maps.width));
       const columns = side * side === maps.width && side > MAX_COLUMNS && side <= 64 ? side
                                                                                      : Math.min(MAX_COLUMNS, maps.width);
       const rows = Math.ceil(maps.width / columns);
-      const wrapped = new Uint8Array(rows * columns).fill(table === DIVERGING_TABLE ? 128 : 0);
-      wrapped.set(levels.subarray(0, maps.width));
-      paint(canvas, wrapped, 0, columns, rows, table, columns > 16 ? 8 : 16);
+      canvas.dataset.columns = columns;
+      paint(canvas, values, 0, columns, rows, table, level, columns > 16 ? 8 : 16);
+      if (rows * columns > maps.width) {  // the padding is not a value: grey it out
+        const context = canvas.getContext("2d");
+        context.fillStyle = "#ddd";
+        context.fillRect(maps.width % columns, rows - 1, columns - maps.width % columns, 1);
+      }
     } else {
-      paint(canvas, levels, channel * size, maps.width, maps.height, table, Math.max(2, Math.floor(84 / maps.width)));
+      paint(canvas, values, channel * size, maps.width, maps.height, table, level, Math.max(2, Math.floor(84 / maps.width)));
     }
     row.append(canvas);
   }
-  figure.append(heading, row, legend(maps, anchors));
+  figure.append(heading, row, legend(maps, anchors, centred));
   return figure;
 }
 
-function bars(container, values, names, {top = -1, after = null} = {}) {
+// One bar per value. {top}: the row to stand out; {after}: a second bar per row (a step's result),
+// drawn in the same track under the first; {log}: lengths on the shared logarithmic scale.
+function bars(container, values, names, {top = -1, after = null, log = false, text = null} = {}) {
   container.replaceChildren();
-  const largest = Math.max(...values, ...(after || []), 1e-12);
+  container.classList.toggle("paired", after !== null);
+  const largest = Math.max(...values, ...(after || []), 1e-300);
+  const length = value => (log ? Math.min(1, Math.max(0, (Math.log10(value) - LOG_LOW) / (LOG_HIGH - LOG_LOW)))
+                               : value / largest);
   values.forEach((value, i) => {
     const row = document.createElement("div");
     row.className = "row" + (i === top ? " top" : "");
@@ -234,18 +297,18 @@ function bars(container, values, names, {top = -1, after = null} = {}) {
     const track = document.createElement("div");
     track.className = "track";
     const fill = document.createElement("div");
-    fill.className = "fill";
-    fill.style.width = `${100 * value / largest}%`;
+    fill.className = after ? "fill before" : "fill";
+    fill.style.width = `${100 * length(value)}%`;
     track.append(fill);
     if (after) {
       const moved = document.createElement("div");
       moved.className = "fill after";
-      moved.style.width = `${100 * after[i] / largest}%`;
+      moved.style.width = `${100 * length(after[i])}%`;
       track.append(moved);
     }
     const number = document.createElement("span");
     number.className = "value";
-    number.textContent = after ? `${value.toFixed(3)}→${after[i].toFixed(3)}` : value.toFixed(3);
+    number.textContent = text ? text(value, i) : after ? `${value.toFixed(3)} → ${after[i].toFixed(3)}` : value.toFixed(3);
     row.append(name, track, number);
     container.append(row);
   });
@@ -254,11 +317,13 @@ function bars(container, values, names, {top = -1, after = null} = {}) {
 function show(answer) {
   window.tinynet.last = answer;
   window.tinynet.answers++;
+  render(answer);
+}
+
+function render(answer) {
   const seen = document.getElementById("seen");
-  const flat = new Uint8Array(28 * 28);
-  answer.image.flat().forEach((v, i) => (flat[i] = Math.round(v * 255)));
   const grey = lookupTable([[0, 0, 0], [255, 255, 255]]);
-  paint(seen, flat, 0, 28, 28, grey, 5);
+  paint(seen, answer.image.flat(), 0, 28, 28, grey, v => Math.round(v * 255), 5);
 
   const p = answer.probabilities;
   document.getElementById("prediction").textContent =
@@ -267,16 +332,17 @@ function show(answer) {
 
   document.getElementById("loss").textContent =
     `Loss against label ${answer.label}${chosenLabel === null ? " (its own answer: pick the right digit)" : ""}: ` +
-    `L = ${answer.loss.toFixed(4)}`;
+    `L = −log p[${answer.label}] = ${answer.loss === 0 ? "below 1e-300" : exact(answer.loss)}`;
   const saliency = answer.saliency;
-  paint(document.getElementById("saliency"), decode(saliency.data), 0, 28, 28, DIVERGING_TABLE, 5);
-  document.getElementById("saliency-legend").replaceChildren(...legend(saliency, DIVERGING).childNodes);
+  paint(document.getElementById("saliency"), decodeFloats(saliency.values), 0, 28, 28, DIVERGING_TABLE,
+        leveller(saliency, true), 5);
+  document.getElementById("saliency-legend").replaceChildren(...legend(saliency, DIVERGING, true).childNodes);
   document.getElementById("step").disabled = chosenLabel === null;
-  if (answer.steps) document.getElementById("steps").textContent = `${answer.steps} step(s) taken on the copy`;
+  if (answer.steps) document.getElementById("steps").textContent = `${answer.steps} step(s) taken on your copy`;
 
   const norms = answer.weight_grads.map(w => w.norm);
-  bars(document.getElementById("weight-grads"), norms, answer.weight_grads.map(w => w.name));
-  document.querySelectorAll("#weight-grads .value").forEach((cell, i) => (cell.textContent = format(norms[i])));
+  bars(document.getElementById("weight-grads"), norms, answer.weight_grads.map(w => w.name),
+       {log: logarithmic(), text: exact});
 
   const layers = document.getElementById("layers");
   layers.replaceChildren();
@@ -292,8 +358,11 @@ function show(answer) {
     caption.innerHTML = `<b>${layer.position}. ${escapeHtml(layer.name)}</b> → (${layer.shape.join(", ")})${which}`;
     const pair = document.createElement("div");
     pair.className = "pair";
-    pair.append(mapsFigure(out, SEQUENTIAL_TABLE, VIRIDIS, "output"),
-                mapsFigure(layer.grad, DIVERGING_TABLE, DIVERGING, "dL/d(output)"));
+    const output = mapsFigure(out, SEQUENTIAL_TABLE, VIRIDIS, "output", false);
+    const grad = mapsFigure(layer.grad, DIVERGING_TABLE, DIVERGING, "dL/d(output)", true);
+    output.dataset.kind = "output";
+    grad.dataset.kind = "grad";
+    pair.append(output, grad);
     block.append(caption, pair);
     layers.append(block);
   }
@@ -311,12 +380,20 @@ for (let digit = 0; digit < 10; digit++) {
   button.textContent = digit;
   button.dataset.digit = digit;
   button.addEventListener("click", () => {
-    chosenLabel = chosenLabel === digit ? null : digit;
-    labels.querySelectorAll("button").forEach(b => b.classList.toggle("chosen", Number(b.dataset.digit) === chosenLabel));
+    chooseLabel(chosenLabel === digit ? null : digit);
     if (lastDrawing) explain();
   });
   labels.append(button);
 }
+
+function chooseLabel(digit) {
+  chosenLabel = digit;
+  labels.querySelectorAll("button").forEach(b => b.classList.toggle("chosen", Number(b.dataset.digit) === chosenLabel));
+}
+
+document.getElementById("scale").addEventListener("change", () => {
+  if (window.tinynet.last) render(window.tinynet.last);
+});
 
 document.getElementById("step").addEventListener("click", () => queue(async () => {
   if (!lastDrawing || chosenLabel === null) return;
@@ -326,9 +403,9 @@ document.getElementById("step").addEventListener("click", () => queue(async () =
   show(answer);
   const result = document.getElementById("step-result");
   const heading = document.createElement("h3");
-  heading.textContent = `One SGD step (lr ${lr}) on a copy of the model: probabilities before → after`;
+  heading.textContent = `One SGD step (lr ${lr}) on your copy of the model: probabilities before (grey) → after (green)`;
   const rows = document.createElement("div");
-  rows.className = "bars";
+  rows.className = "bars step-chart";
   bars(rows, answer.before, answer.before.map((_, d) => `${d}`), {top: chosenLabel, after: answer.probabilities});
   result.replaceChildren(heading, rows);
 }));
