@@ -14,6 +14,7 @@ DYNAMICS, CAPSTONE = NOTEBOOKS / "training_dynamics.ipynb", NOTEBOOKS / "capston
 PRELUDE = NOTEBOOKS / "scalar_prelude.ipynb"
 THROUGH_TIME = NOTEBOOKS / "backprop_through_time.ipynb"
 DEBUGGING = NOTEBOOKS / "debugging.ipynb"
+ATTENTION = NOTEBOOKS / "attention.ipynb"
 #: Each exercise notebook's exercises, answered in the notebook of the same name in solutions/.
 EXERCISES = {
     BACKPROP: ("relu_backward", "cross_entropy_grad", "numerical_gradient", "conv_kernel_grad", "conv_input_grad",
@@ -24,6 +25,7 @@ EXERCISES = {
     CAPSTONE: ("mlp_forward", "softmax_cross_entropy", "mlp_backward", "sgd_momentum_step", "train"),
     PRELUDE: ("mul_local_grads", "tanh_local_grads", "topological_order"),
     THROUGH_TIME: ("rnn_step_backward",),
+    ATTENTION: ("attention_backward",),
 }
 
 
@@ -123,6 +125,9 @@ CHAPTERS = {
     RESIDUAL: (("first/last",), 2),
     DYNAMICS: (("validation accuracy per epoch", "steepest fall"), 6),
     THROUGH_TIME: (("‖dL/dh_1‖ / ‖dL/dh_28‖", "held-out accuracy", "BPTT from your step"), 2),
+    # The layer rebuilt from the exercise's backward, the ViT trained, its attention drawn and measured, the
+    # ViT and the CNN for the same time; the picture: the attention maps.
+    ATTENTION: (("the layer from your backward", "ViT:", "of the attention lands on ink patches", "CNN:"), 1),
     # Each bug shown happening, then found: the loss at initialisation, one batch overfit, the
     # gradient check passing and then naming the planted layer, fit refusing softmax twice, the
     # training-mode error; pictures: one batch, the range test, the shuffled labels.
@@ -150,7 +155,7 @@ def test_the_chapters_run_with_the_stubs_and_with_the_solutions(monkeypatch, mni
 
 #: Notebooks whose every cell is an exercise's setting: committed without outputs, so no saved
 #: picture or number gives an answer away before the learner has derived it.
-EXERCISE_NOTEBOOKS = [PRELUDE, BACKPROP, CAPSTONE, THROUGH_TIME]
+EXERCISE_NOTEBOOKS = [PRELUDE, BACKPROP, CAPSTONE, THROUGH_TIME, ATTENTION]
 
 
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda path: path.name)
@@ -172,3 +177,33 @@ def test_the_committed_notebooks_carry_a_full_runs_outputs(path):
     assert path.stat().st_size < 1_000_000
     assert os.path.getsize(path) > 10_000
 
+
+
+@pytest.mark.parametrize("mistake, wrong", [
+    ("the softmax's diagonal only", "weights * d_weights"),
+    ("no 1/√d", "(d_weights - (d_weights * weights).sum(axis=1, keepdims=True)) * weights * np.sqrt(features)"),
+    ("NaN", "np.full_like(weights, np.nan)"),
+])
+def test_the_attention_exercise_rejects_known_wrong_answers(monkeypatch, capsys, mistake, wrong):
+    """The check under attention_backward's stub says DIFFERENT or NOT FINITE for a classic mistake in dS."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    from answers import solution_sources
+
+    answer = solution_sources(ATTENTION)["attention_backward"]
+    line = next(line for line in answer.splitlines() if line.strip().startswith("d_scores ="))
+    broken = answer.replace(line, f"    d_scores = {wrong}")
+    assert broken != answer
+    cell = next("".join(cell["source"]) for cell in json.loads(ATTENTION.read_text())["cells"]
+                if "raise NotImplementedError" in "".join(cell["source"]))
+    from exercise_checks import check_cases
+
+    from tinynet.layers import MultiHeadAttention
+
+    namespace = {"np": np, "check_cases": check_cases, "MultiHeadAttention": MultiHeadAttention}
+    exec(cell.replace("\n\n\n", f"\n\n\n{broken}\n\n\n", 1), namespace)  # noqa: S102 - the repository's notebook
+    text = capsys.readouterr().out
+    assert "attention_backward dQ: DIFFERENT" in text or "attention_backward dQ: NOT FINITE" in text, text
+    exec(cell.replace("\n\n\n", f"\n\n\n{answer}\n\n\n", 1), namespace)  # noqa: S102
+    assert _checks_say(capsys.readouterr().out, "attention_backward", "ok")
