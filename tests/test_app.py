@@ -167,6 +167,87 @@ def test_a_confident_right_digit_shows_its_tiny_gradients_as_they_are(page):
     assert np.abs(decode_maps(grad)).max() == pytest.approx(grad["high"], rel=1e-6)
 
 
+def unit_models():
+    """Every layer kind of cnn() and basic_mlp() (the shipped ones), and average pooling with Tanh and padding."""
+    from tinynet.layers import AvgPool2D, Tanh
+
+    small = tinynet.Sequential([Conv2D(1, 3, 3, padding=1, rng=0), AvgPool2D(2), Tanh(), Flatten(),
+                                Dense(3 * 14 * 14, 10, rng=1)])
+    return {"cnn": tinynet.models.pretrained("cnn"), "mlp": tinynet.models.pretrained("mlp"), "avgpool": small}
+
+
+def strongest(maps):
+    """The index ([c, h, w] or [f]) of the largest magnitude among a map's shown values, and that value."""
+    from tinynet.app.explain import decode_maps
+
+    values = decode_maps(maps)
+    where = np.unravel_index(np.abs(values).argmax(), values.shape)
+    index = [int(i) for i in where] if maps["height"] > 1 else [int(where[2])]
+    return index, float(values[where])
+
+
+@pytest.mark.parametrize("name", sorted(unit_models()))
+def test_every_unit_sums_its_terms_to_the_number_the_page_shows(name):
+    """/api/unit forward and backward at every layer: the terms plus the bias sum to the value, and the value is the
+    page's (the output or gradient /api/explain sends)."""
+    from tinynet.app.parsing import parse_drawing
+    from tinynet.app.server import PageState
+
+    model = unit_models()[name]
+    state = PageState(model)
+    image, _, _ = parse_drawing(drawing("seven"))
+    page = state.explain(image, 1)
+    explained = set()
+    for position, layer in enumerate(page["layers"]):
+        before = page["layers"][position - 1]["grad"] if position else page["saliency"]
+        for direction, maps in (("forward", layer["output"]), ("backward", before)):
+            index, shown = strongest(maps)
+            if position == 0 and direction == "backward":
+                index = [0, *index[1:]] if len(index) == 3 else index
+            unit = state.unit(image, 1, position, tuple(index), direction)
+            assert unit["value"] == pytest.approx(shown, rel=1e-6, abs=1e-30), (position, direction)
+            scale = np.abs(unit["terms"]).sum() + abs(unit["bias"])
+            assert abs(unit["sum"] - unit["value"]) <= 1e-9 * max(scale, abs(unit["value"])), (position, direction)
+            assert len(unit["terms"]) == len(unit["at"]) and unit["bias"] == 0 or direction == "forward"
+            explained.add(type(model.layers[position]).__name__)
+    last = state.unit(image, 1, len(model.layers), (1,), "backward")  # dL/dz at the label: p - 1
+    assert last["sum"] == pytest.approx(last["value"], abs=1e-12) and last["value"] < 0
+    assert explained == {type(layer).__name__ for layer in model.layers}
+
+
+def test_a_conv_unit_lists_the_window_and_the_filter(page):
+    """A Conv2D output's unit: nine terms input × weight over its 3x3 window, the filter's bias; over HTTP."""
+    port, model = page
+    status, unit = request(port, "POST", "/api/unit", {**ONE, "layer": 0, "index": [2, 10, 12], "direction": "forward"})
+    assert status == 200 and len(unit["terms"]) == 9
+    assert [at[1:] for at in unit["at"]] == [[10 + i, 12 + j] for i in range(3) for j in range(3)]
+    np.testing.assert_allclose(unit["weights"], model.layers[0].params["W"][2].ravel(), rtol=1e-7)
+    assert unit["bias"] == pytest.approx(float(model.layers[0].params["b"][2]))
+    image = np.array(request(port, "POST", "/api/explain", ONE)[1]["image"])
+    np.testing.assert_allclose(unit["inputs"], image[10:13, 12:15].ravel(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"layer": 17, "index": [0], "direction": "forward"}, "layer must be"),
+    ({"layer": -1, "index": [0], "direction": "forward"}, "layer must be"),
+    ({"layer": "0", "index": [0, 0, 0], "direction": "forward"}, "layer must be"),
+    ({"layer": 0, "index": [32, 0, 0], "direction": "forward"}, "inside layer 0's output of shape [32, 26, 26]"),
+    ({"layer": 0, "index": [0, 0], "direction": "forward"}, "index must be [c, h, w]"),
+    ({"layer": 12, "index": [0, 0, 0], "direction": "backward"}, "index must be [f]"),
+    ({"layer": 0, "index": [0, -1, 0], "direction": "forward"}, "index must be"),
+    ({"layer": 0, "index": "0,0,0", "direction": "forward"}, "index must be"),
+    ({"layer": 0, "index": [0, 0.5, 0], "direction": "forward"}, "index must be"),
+    ({"layer": 0, "index": [0, 0, 0], "direction": "sideways"}, "direction must be"),
+    ({"layer": 18, "index": [0], "direction": "backward"}, "layer must be"),
+])
+def test_a_bad_unit_request_gets_a_400_and_the_server_goes_on(page, fields, message):
+    """A layer or index that is not one of the model's, or another direction: 400 with a message; then it works."""
+    port, _ = page
+    status, answer = request(port, "POST", "/api/unit", {**ONE, **fields})
+    assert status == 400 and message in answer["error"], answer
+    assert request(port, "POST", "/api/unit", {**ONE, "layer": 0, "index": [0, 0, 0]})[0] == 200
+
+
 def test_a_step_moves_the_probabilities_towards_the_label_and_reset_undoes_it(page):
     """One SGD step with the right label raises its probability on a copy; reset brings back the loaded weights."""
     port, model = page

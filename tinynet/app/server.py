@@ -46,8 +46,10 @@ from .parsing import (
     learning_rate,
     parse_drawing,
     read_json,
+    unit_request,
 )
 from .sessions import MAX_VISITORS, Sessions
+from .units import explain_unit
 
 __all__ = ["make_server", "MAX_BODY_BYTES", "STATIC_FILES", "TIMEOUT", "MAX_CONNECTIONS"]
 
@@ -82,6 +84,16 @@ class PageState:
     def explain(self, image, label, visitor=None):
         with self.sessions.model(visitor) as own:
             return _explanation_json(explain(own.model, image, label), own.model, own.steps)
+
+    def unit(self, image, label, position, index, direction, visitor=None):
+        """How one number was made (:func:`tinynet.app.units.explain_unit`) on this visitor's model."""
+        with self.sessions.model(visitor) as own:
+            try:
+                return explain_unit(own.model, image, label, position, index, direction)
+            except ModelDivergedError:
+                raise
+            except ArgumentError as error:
+                raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
 
     def step(self, image, label, lr, visitor=None):
         with self.sessions.model(visitor, create=True) as own:
@@ -242,12 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()  # read first: a connection whose body stays unread cannot take the next request
         path = self._path()
         self._check_origin()
-        if path not in ("/api/explain", "/api/step", "/api/reset"):
+        if path not in ("/api/explain", "/api/unit", "/api/step", "/api/reset"):
             if path == "/api/model" or not path.startswith("/api/"):
                 raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes {self._allowed(path)}.",
                                    {"Allow": self._allowed(path)})
             raise RequestError(HTTPStatus.NOT_FOUND, f"No API at {path}; there are /api/model, /api/explain, "
-                                                     f"/api/step and /api/reset.")
+                                                     f"/api/unit, /api/step and /api/reset.")
         check_content_type(self.headers.get("Content-Type"))
         request = read_json(body)
         state = self.server.state
@@ -256,6 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
         image, label, _ = parse_drawing(request)
         if path == "/api/explain":
             return HTTPStatus.OK, state.explain(image, label, visitor), "application/json"
+        if path == "/api/unit":
+            position, index, direction = unit_request(request, len(state.sessions.loaded.layers))
+            return HTTPStatus.OK, state.unit(image, label, position, index, direction, visitor), "application/json"
         if label is None:
             raise RequestError(HTTPStatus.BAD_REQUEST, "Taking a step needs the right label: pick a digit.")
         return HTTPStatus.OK, state.step(image, label, learning_rate(request), visitor), "application/json"
