@@ -1,12 +1,15 @@
-"""The kernels the layers call, chosen in one place.
+"""The kernels the engine calls, chosen in one place.
 
-Layers import ``im2col``, ``col2im`` and the pooling kernels (all on channels-last, NHWC,
-images) from here and never know which implementation they got: the numba-compiled loops
-of :mod:`.jitted` when numba is importable and JIT is on, otherwise the plain-NumPy definitions of :mod:`.reference`
-(correct, slower). ``NUMBA_DISABLE_JIT=1`` selects the reference kernels too, because
-numba's loops run interpreted would be far slower than the vectorised references.
+The engine (:mod:`tinynet.engine`) imports ``im2col``, ``col2im``, the pooling and the
+BatchNorm kernels (all on channels-last, NHWC, images) from here and never knows which
+implementation it got: the numba-compiled loops of :mod:`.jitted` when numba is importable
+and JIT is on, otherwise their readable twins in :mod:`.reference`, which are the layers'
+own functions with the layout changed around them (correct, slower).
+``NUMBA_DISABLE_JIT=1`` selects the reference kernels too, because numba's loops run
+interpreted would be far slower than the vectorised references.
 
-Both sets take the same arguments; see :mod:`.reference` for shapes and formulas.
+Both sets take the same arguments; see :mod:`.reference` for shapes, and the layers for
+the formulas.
 """
 
 import contextlib

@@ -1,13 +1,13 @@
-"""Readable reference kernels: plain NumPy, one slice per window offset.
+"""The readable twins of the numba kernels: the layers' own functions, on channels-last images.
 
-These are the definitions. The numba kernels in :mod:`tinynet.kernels.jitted` must
-return exactly what these return (the tests compare them on every shape they draw),
-and the layers fall back to these when numba is missing or ``NUMBA_DISABLE_JIT=1``.
-
-The kernels work on channels-last images (NHWC), the layout tinynet computes in behind
-its NCHW interface: the ``C`` values of one pixel are adjacent in memory, so unfolding a
-window copies ``kh`` runs of ``kw*C`` adjacent floats (one per window row) instead of
-gathering single floats from ``C`` planes, and every output row of a convolution is one row of a single matrix product.
+The layers (:mod:`tinynet.layers`) are the definition of what a model computes; these
+twins add nothing to their arithmetic. Each one changes the layout the kernels work in,
+calls the layer's function, and changes the layout back: channels-last (NHWC) images in,
+the layer's NCHW function, NHWC out (the kernels compute channels-last because there the
+``C`` values of a pixel are adjacent, so a window is ``kh`` runs of ``kw*C`` floats). The
+numba kernels in :mod:`tinynet.kernels.jitted` must return what these return (the tests
+compare them on drawn geometries), and the engine runs on these when numba is missing or
+``NUMBA_DISABLE_JIT=1``.
 
 Shapes used throughout:
 
@@ -16,15 +16,19 @@ Shapes used throughout:
 - ``out_h = (H + 2*ph - kh) // sh + 1`` and ``out_w = (W + 2*pw - kw) // sw + 1``;
   ``P = out_h*out_w`` output positions per image.
 - ``cols``: ``(N, P, kh*kw*C)``; row ``y*out_w + x'`` of image ``n`` holds its window,
-  column ``(i*kw + j)*C + c`` the pixel under window offset ``(i, j)`` of channel ``c``.
-  That is the order of ``K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)`` for weights ``K``
-  ``(F, C, kh, kw)``, so the convolution of the whole batch is one matrix product
-  ``cols.reshape(N*P, -1) @ Wmat.T``, whose result ``(N*P, F)`` is the output in NHWC.
+  column ``(i*kw + j)*C + c`` the pixel under window offset ``(i, j)`` of channel ``c``
+  (the layer's :func:`~tinynet.layers.conv.im2col` orders a window ``(c, i, j)``; here the
+  channels come last, as in the images). That is the order of
+  ``K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)`` for weights ``K`` ``(F, C, kh, kw)``.
 """
 
 import math
 
 import numpy as np
+
+from ..layers.conv import col2im, im2col, output_size
+from ..layers.normalization import normalize_batch, normalize_batch_backward
+from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 
 __all__ = [
     "output_size",
@@ -44,39 +48,29 @@ __all__ = [
 ]
 
 
-def output_size(size, window, stride, padding=0):
-    """Number of window positions along one axis: ``(size + 2*padding - window) // stride + 1``.
-
-    Examples
-    --------
-    >>> output_size(28, 3, 1), output_size(26, 2, 2), output_size(28, 3, 2, padding=1)
-    (26, 13, 14)
-    """
-    return (size + 2 * padding - window) // stride + 1
+def _channels_first(x):
+    """``(N, H, W, C) -> (N, C, H, W)``, a view."""
+    return x.transpose(0, 3, 1, 2)
 
 
-def _window_slices(i, j, out_h, out_w, sh, sw):
-    """The (rows, columns) slices that window offset ``(i, j)`` reads for every output position."""
-    return slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw)
+def _channels_last(x):
+    """``(N, C, H, W) -> (N, H, W, C)``, contiguous."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _nchw_shape(shape):
+    n, h, w, c = shape
+    return n, c, h, w
 
 
 def im2col_reference(x, kh, kw, sh, sw, ph, pw):
-    """Unfold every ``kh x kw`` window of ``x`` into a row.
-
-    ``cols[n, y*out_w + x', (i*kw + j)*C + c] = xpad[n, y*sh + i, x'*sw + j, c]``, where
-    ``xpad`` is ``x`` with ``ph``/``pw`` zeros around each image.
-
-    Returns ``cols`` of shape ``(N, out_h*out_w, kh*kw*C)`` in the dtype of ``x``.
-    """
+    """Every ``kh x kw`` window of ``x`` as a row, ``(N, P, kh*kw*C)``: the layer's im2col, each row's
+    values reordered from ``(c, i, j)`` to ``(i, j, c)``."""
     n, h, w, c = x.shape
-    out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    xpad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            cols[:, :, :, i, j, :] = xpad[:, rows, columns, :]
-    return cols.reshape(n, out_h * out_w, kh * kw * c)
+    positions = output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    cols = im2col(_channels_first(x), (kh, kw), (sh, sw), (ph, pw))  # (N*P, C*kh*kw)
+    windows = cols.reshape(n, positions, c, kh, kw).transpose(0, 1, 3, 4, 2)  # (c, i, j) -> (i, j, c)
+    return np.ascontiguousarray(windows).reshape(n, positions, kh * kw * c)
 
 
 def im2col_transposed_reference(x, kh, kw, sh, sw, ph, pw):
@@ -92,53 +86,33 @@ def im2col_transposed_reference(x, kh, kw, sh, sw, ph, pw):
 
 
 def col2im_reference(cols, x_shape, kh, kw, sh, sw, ph, pw):
-    """Fold rows back into images, summing where windows overlap.
-
-    The adjoint of :func:`im2col_reference`: ``<im2col(x), cols> == <x, col2im(cols)>``.
-    In a convolution's backward pass it turns the gradient with respect to the columns
-    into the gradient with respect to the input.
+    """The adjoint of :func:`im2col_reference`: the layer's col2im, rows reordered back to ``(c, i, j)``.
 
     Returns ``dx`` of shape ``x_shape`` ``(N, H, W, C)`` in the dtype of ``cols``.
     """
     n, h, w, c = x_shape
-    out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    cols = cols.reshape(n, out_h, out_w, kh, kw, c)
-    dxpad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            dxpad[:, rows, columns, :] += cols[:, :, :, i, j, :]
-    return dxpad[:, ph : ph + h, pw : pw + w, :].copy()
-
-
-def _stacked_windows(x, kh, kw, sh, sw):
-    """Every pooling window of ``x`` along a last axis: ``(N, out_h, out_w, C, kh*kw)``."""
-    _, h, w, _ = x.shape
-    out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
-    offsets = [_window_slices(i, j, out_h, out_w, sh, sw) for i in range(kh) for j in range(kw)]
-    return np.stack([x[:, rows, columns, :] for rows, columns in offsets], axis=-1)
+    positions = output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    windows = cols.reshape(n * positions, kh, kw, c).transpose(0, 3, 1, 2)  # (i, j, c) -> (c, i, j)
+    images = col2im(windows.reshape(n * positions, c * kh * kw), (n, c, h, w), (kh, kw), (sh, sw), (ph, pw))
+    return _channels_last(images)
 
 
 def maxpool_forward_reference(x, kh, kw, sh, sw, relu=False, bias=None):
-    """Max over each ``kh x kw`` window, and where it was; with ``relu``, ``max(0, that)``.
+    """``(out, argmax)`` of the layer's max pooling, NHWC, ``argmax`` int32 (the offset ``i*kw + j``).
 
-    Returns ``(out, argmax)``: ``out`` is ``(N, out_h, out_w, C)``; ``argmax`` (int32, same
-    shape) is the window offset ``i*kw + j`` of the maximum. On ties the first maximum in
-    row-major window order wins, so the gradient goes to one input; a NaN is the maximum of
-    its window (the first NaN, as ``np.argmax`` and PyTorch). With ``relu=True`` (a ReLU
-    fused after the pooling: ``relu(maxpool(x)) == maxpool(relu(x))``) the outputs are
-    clipped at 0 and ``argmax`` is -1 where the clip cut the gradient off (maximum <= 0).
-    ``bias`` ``(C,)``, if given, is added to every input first: the bias of a convolution
-    whose output goes straight into the pooling, added where the values are read anyway.
+    Two fusions of the engine: ``bias`` ``(C,)``, if given, is added to every input first
+    (the bias of a convolution whose output goes straight into the pooling), and with
+    ``relu=True`` a ReLU after the pooling (``relu(maxpool(x)) == maxpool(relu(x))``): the
+    outputs are clipped at 0 and ``argmax`` is -1 where the clip cut the gradient off
+    (maximum <= 0).
     """
     if bias is not None:
         x = x + bias
-    windows = _stacked_windows(x, kh, kw, sh, sw)
-    argmax = windows.argmax(axis=-1).astype(np.int32)
-    out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+    out, argmax = max_pool(_channels_first(x), (kh, kw), (sh, sw))
+    out, argmax = _channels_last(out), _channels_last(argmax).astype(np.int32)
     if relu:
         argmax[out <= 0] = -1
-        out = np.where(out < 0, out.dtype.type(0), out)
+        out = np.where(out < 0, out.dtype.type(0), out)  # NaN stays NaN
     return out, argmax
 
 
@@ -173,36 +147,21 @@ def conv_maxpool_infer_reference(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_s
 
 
 def maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw):
-    """Route each output gradient to the input that was the maximum of its window.
-
-    ``dx[n, y*sh + i, x'*sw + j, c] += grad_out[n, y, x', c]`` where ``argmax == i*kw + j``
-    (nothing where ``argmax`` is -1); overlapping windows that share a maximum add up.
-    Returns ``dx`` of shape ``x_shape`` in the dtype of ``grad_out``.
-    """
-    out_h, out_w = grad_out.shape[1:3]
-    dx = np.zeros(x_shape, dtype=grad_out.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            dx[:, rows, columns, :] += np.where(argmax == i * kw + j, grad_out, 0)
-    return dx
+    """The layer's max-pooling backward, NHWC: each gradient to its window's maximum (nothing where ``argmax``
+    is -1). Returns ``dx`` of shape ``x_shape`` in the dtype of ``grad_out``."""
+    grad_x = max_pool_backward(_channels_first(grad_out), _channels_first(argmax), _nchw_shape(x_shape),
+                               (kh, kw), (sh, sw))
+    return _channels_last(grad_x)
 
 
 def avgpool_forward_reference(x, kh, kw, sh, sw):
-    """Mean over each ``kh x kw`` window: ``(N, H, W, C) -> (N, out_h, out_w, C)``."""
-    return _stacked_windows(x, kh, kw, sh, sw).mean(axis=-1, dtype=x.dtype)
+    """The layer's average pooling, NHWC: ``(N, H, W, C) -> (N, out_h, out_w, C)``."""
+    return _channels_last(avg_pool(_channels_first(x), (kh, kw), (sh, sw)))
 
 
 def avgpool_backward_reference(grad_out, x_shape, kh, kw, sh, sw):
-    """Spread each output gradient evenly over its window: ``dx += grad_out / (kh*kw)``."""
-    out_h, out_w = grad_out.shape[1:3]
-    share = grad_out / grad_out.dtype.type(kh * kw)
-    dx = np.zeros(x_shape, dtype=grad_out.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = _window_slices(i, j, out_h, out_w, sh, sw)
-            dx[:, rows, columns, :] += share
-    return dx
+    """The layer's average-pooling backward, NHWC: each output gradient spread evenly over its window."""
+    return _channels_last(avg_pool_backward(_channels_first(grad_out), _nchw_shape(x_shape), (kh, kw), (sh, sw)))
 
 
 def affine_warp_reference(x, matrices):
@@ -237,40 +196,20 @@ def affine_warp_reference(x, matrices):
 
 
 def batchnorm_forward_reference(rows, gamma, beta, eps):
-    """Batch normalisation in training of the columns of ``rows`` ``(M, C)``: one feature a column.
+    """The layer's batch normalisation in training of the columns of ``rows`` ``(M, C)``: one feature a column.
 
-    ::
-
-        mean = sum_i x_i / M            var = sum_i (x_i - mean)^2 / M      (biased)
-        inv_std = 1 / sqrt(var + eps)   x_hat = (x - mean) * inv_std        y = gamma * x_hat + beta
-
-    Returns ``(y, x_hat, mean, var, inv_std)``, all in the dtype of ``rows``.
+    Returns ``(y, x_hat, mean, var, inv_std)``, the last three ``(C,)``, all in the dtype of ``rows``.
     """
-    dtype = rows.dtype
-    mean = rows.mean(axis=0, dtype=np.float64)  # sums in float64, as the numba passes do
-    centred = rows - mean
-    var = np.mean(centred * centred, axis=0)
-    inv_std = 1 / np.sqrt(var + eps)
-    x_hat = (centred * inv_std).astype(dtype)
-    return (x_hat * gamma + beta).astype(dtype), x_hat, mean.astype(dtype), var.astype(dtype), inv_std.astype(dtype)
+    y, x_hat, mean, var, inv_std = normalize_batch(rows, gamma, beta, eps, (0,))
+    return y, x_hat, mean.ravel(), var.ravel(), inv_std.ravel()
 
 
 def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
-    """The gradients of :func:`batchnorm_forward_reference`, given ``grad = dL/dy`` ``(M, C)``.
+    """The layer's gradients of :func:`batchnorm_forward_reference`, given ``grad = dL/dy`` ``(M, C)``.
 
-    ::
-
-        dbeta = sum_i g_i               dgamma = sum_i g_i * x_hat_i
-        dx = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
-
-    (the compact form derived in docs/backprop.md). Returns ``(dx, dgamma, dbeta)``.
+    Returns ``(dx, dgamma, dbeta)``.
     """
-    count = len(grad)
-    grad_beta = grad.sum(axis=0, dtype=np.float64)
-    grad_gamma = (grad * x_hat).sum(axis=0, dtype=np.float64)
-    scale = gamma * inv_std / grad.dtype.type(count)
-    grad_x = scale * (count * grad - grad_beta.astype(grad.dtype) - x_hat * grad_gamma.astype(grad.dtype))
-    return grad_x, grad_gamma.astype(grad.dtype), grad_beta.astype(grad.dtype)
+    return normalize_batch_backward(grad, x_hat, gamma, inv_std, len(grad), (0,))
 
 
 def erf_reference(x):

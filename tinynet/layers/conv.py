@@ -38,7 +38,18 @@ from ..errors import ShapeError
 from ..init import initial_weights
 from .base import Layer
 
-__all__ = ["Conv2D", "im2col", "col2im"]
+__all__ = ["Conv2D", "im2col", "col2im", "output_size"]
+
+
+def output_size(size, window, stride, padding=0):
+    """Number of window positions along one axis: ``(size + 2*padding - window) // stride + 1``.
+
+    Examples
+    --------
+    >>> output_size(28, 3, 1), output_size(26, 2, 2), output_size(28, 3, 2, padding=1)
+    (26, 13, 14)
+    """
+    return (size + 2 * padding - window) // stride + 1
 
 
 def im2col(x, kernel_size, stride, padding):
@@ -56,7 +67,7 @@ def im2col(x, kernel_size, stride, padding):
     """
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     n, c, h, w = x.shape
-    out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     windows = np.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
     for i in range(kh):  # offset (i, j) inside the window: the pixel it sees, for every output at once
@@ -83,7 +94,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     """
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     n, c, h, w = x_shape
-    out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     # (N*P, CKK) -> (N, out_h, out_w, C, kh, kw) -> (N, C, kh, kw, out_h, out_w)
     windows = cols.reshape(n, out_h, out_w, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
     padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
@@ -158,7 +169,7 @@ class Conv2D(Layer):
         x = self.check_input(x)
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        out_h, out_w = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
         cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N*P, CKK)
         weights = self.params["W"].reshape(self.out_channels, -1)  # (F, CKK)
         y = cols @ weights.T + self.params["b"]  # (N*P, CKK) @ (CKK, F) -> (N*P, F)

@@ -31,7 +31,22 @@ from ..errors import ShapeError
 from ..init import initial_weights
 from .base import Layer
 
-__all__ = ["Dense", "dense_grads"]
+__all__ = ["Dense", "affine", "dense_grads"]
+
+
+def affine(x, weights, bias):
+    """``x @ W + b`` on ``(N, ..., D)`` with ``W`` ``(D, M)`` and ``b`` ``(M,)``: ``(N, ..., M)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> affine(np.ones((2, 3)), np.ones((3, 4)), np.arange(4.0))
+    array([[3., 4., 5., 6.],
+           [3., 4., 5., 6.]])
+    """
+    out = x @ weights  # (N,...,D) @ (D,M) -> (N,...,M)
+    out += bias  # in place: one (N,...,M) array, not two
+    return out
 
 
 def dense_grads(x, grad_out):
@@ -99,9 +114,7 @@ class Dense(Layer):
         """``(N, ..., in_features) -> (N, ..., out_features)``."""
         x = self.check_input(x)
         self._save(training, x)
-        out = x @ self.params["W"]  # (N,...,D) @ (D,M) -> (N,...,M)
-        out += self.params["b"]  # in place: one (N,...,M) array, not two
-        return out
+        return affine(x, self.params["W"], self.params["b"])  # (N,...,D) @ (D,M) + (M,) -> (N,...,M)
 
     def backward(self, grad_out):
         """``dX`` ``(N, ..., in_features)`` from ``dY`` ``(N, ..., out_features)``; fills ``grads``."""

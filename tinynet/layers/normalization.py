@@ -32,7 +32,84 @@ from .._checks import expect_rank, float_array, is_real, positive_int
 from ..errors import ArgumentError, ShapeError
 from .base import Layer
 
-__all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm"]
+__all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "normalize_batch", "normalize_batch_backward", "inference_affine",
+           "inverse_std"]
+
+
+def normalize_batch(x, gamma, beta, eps, axes):
+    """Training: ``(y, x_hat, mean, var, inv_std)`` of ``x`` normalised over ``axes``, each feature on its own.
+
+    ``gamma`` and ``beta`` broadcast against ``x`` (``(C,)`` for rows ``(M, C)``,
+    ``(1, C, 1, 1)`` for images); ``mean``, ``var`` and ``inv_std`` keep ``axes`` as length 1.
+    Sums in float64: a float32 sum over 100,000 values would lose digits the variance needs.
+    Everything returned is in ``x``'s dtype.
+
+    Examples
+    --------
+    >>> y, x_hat, mean, var, inv_std = normalize_batch(np.array([[1.0, 10.0], [3.0, 30.0]]), 1.0, 0.0, 1e-5, (0,))
+    >>> y.round(3), mean, var
+    (array([[-1., -1.],
+           [ 1.,  1.]]), array([[ 2., 20.]]), array([[  1., 100.]]))
+    """
+    dtype = x.dtype
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    centred = x - mean
+    var = (centred**2).mean(axis=axes, keepdims=True)  # biased, as the normalisation uses
+    inv_std = inverse_std(var, eps).astype(dtype)
+    x_hat = centred.astype(dtype) * inv_std  # zero mean, unit variance per feature
+    return gamma * x_hat + beta, x_hat, mean.astype(dtype), var.astype(dtype), inv_std
+
+
+def normalize_batch_backward(grad, x_hat, gamma, inv_std, count, axes):
+    """``(dx, dgamma, dbeta)`` of :func:`normalize_batch` (or of :func:`inference_affine`'s map, ``count`` None).
+
+    Every ``x_hat`` depends on the batch's mean and variance, which depend on every row of
+    the ``count`` a feature's statistics came from; the two sums carry those paths::
+
+        dbeta  = sum(g)        dgamma = sum(g * x_hat)
+        dx     = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
+
+    At inference (``count`` None) the statistics are constants and ``dx = gamma * inv_std * g``.
+    ``dgamma`` and ``dbeta`` are ``(C,)``, summed in float64, returned in ``grad``'s dtype.
+
+    Examples
+    --------
+    A gradient that is the same for every row moves nothing: the batch mean takes it away.
+
+    >>> dx, dgamma, dbeta = normalize_batch_backward(np.ones((2, 1)), np.array([[-1.0], [1.0]]), 1.0, 1.0, 2, (0,))
+    >>> dx.ravel(), dgamma, dbeta
+    (array([0., 0.]), array([0.]), array([2.]))
+    """
+    dtype = grad.dtype
+    grad_beta = grad.sum(axis=axes, keepdims=True, dtype=np.float64).astype(dtype)
+    grad_gamma = (grad * x_hat).sum(axis=axes, keepdims=True, dtype=np.float64).astype(dtype)
+    if count is None:  # after an inference forward: y is affine in x
+        grad_x = gamma * inv_std * grad
+    else:
+        scale = gamma * inv_std / dtype.type(count)
+        grad_x = scale * (count * grad - grad_beta - x_hat * grad_gamma)
+    return grad_x, grad_gamma.ravel(), grad_beta.ravel()
+
+
+def inverse_std(var, eps):
+    """``1 / sqrt(var + eps)``, in ``var``'s dtype."""
+    return 1 / np.sqrt(var + var.dtype.type(eps))
+
+
+def inference_affine(gamma, beta, running_mean, running_var, eps):
+    """``(scale, shift)``: BatchNorm at inference as the affine map ``y = scale * x + shift`` per feature.
+
+    With the running statistics fixed, ``gamma * (x - mean) / sqrt(var + eps) + beta`` is
+    ``scale = gamma / sqrt(var + eps)`` times ``x``, plus ``shift = beta - mean * scale``.
+    The engine applies the same map in the epilogue of the product before the layer.
+
+    Examples
+    --------
+    >>> inference_affine(np.array([2.0]), np.array([1.0]), np.array([3.0]), np.array([4.0]), 0.0)
+    (array([1.]), array([-2.]))
+    """
+    scale = gamma * inverse_std(running_var, eps)
+    return scale, beta - running_mean * scale
 
 
 class _BatchNorm(Layer):
@@ -124,48 +201,33 @@ class _BatchNorm(Layer):
         """Normalise each feature: by the batch's statistics in training, by the running ones otherwise."""
         x = self.check_input(x)
         gamma, beta = self._per_feature(self.params["gamma"]), self._per_feature(self.params["beta"])
-        if not training:
-            mean = self._per_feature(self.buffers["running_mean"])
-            inv_std = 1 / np.sqrt(self._per_feature(self.buffers["running_var"]) + self.dtype.type(self.eps))
-            x_hat = (x - mean) * inv_std
-            # At inference mean and var are constants: backward needs no batch sums (count None).
-            self._save(False, x_hat, inv_std, None)
-            return gamma * x_hat + beta
+        if not training:  # y = scale * x + shift, the statistics constants
+            scale, shift = (self._per_feature(values) for values in inference_affine(
+                self.params["gamma"], self.params["beta"], self.running_mean, self.running_var, self.eps))
+            if self._keeps(training):  # recorded for backward: the x_hat that dgamma needs
+                inv_std = self._per_feature(inverse_std(self.running_var, self.eps))
+                self._save(False, (x - self._per_feature(self.running_mean)) * inv_std, inv_std, None)
+            return x * scale + shift
         count = x.size // self.num_features  # values per feature: N (1D) or N*H*W (2D)
         self.check_batch(count)
-        # Sums in float64: a float32 sum over 100,000 values would lose digits the variance needs.
-        mean = x.mean(axis=self._row_axes, keepdims=True, dtype=np.float64)
-        centred = x - mean
-        var = (centred**2).mean(axis=self._row_axes, keepdims=True)  # biased, as the normalisation uses
-        inv_std = (1 / np.sqrt(var + self.eps)).astype(self.dtype)
-        x_hat = centred.astype(self.dtype) * inv_std  # zero mean, unit variance per feature
+        y, x_hat, mean, var, inv_std = normalize_batch(x, gamma, beta, self.eps, self._row_axes)
         self.update_running_statistics(mean.ravel(), var.ravel(), count)
         self._save(True, x_hat, inv_std, count)
-        return gamma * x_hat + beta
+        return y
 
     def backward(self, grad_out):
         """``dX`` from ``dY`` (the input's shape); fills ``grads`` with ``dgamma`` and ``dbeta``.
 
-        Every ``x_hat`` depends on the batch's mean and variance, which depend on every row;
-        the two sums below carry those paths (docs/backprop.md derives it)::
-
-            dbeta  = sum(g)        dgamma = sum(g * x_hat)
-            dx     = gamma * inv_std / M * (M * g - dbeta - x_hat * dgamma)
-
-        After an inference forward (recorded by ``Sequential.gradients_at_inference``) the
-        statistics are constants and ``dx = gamma * inv_std * g``.
+        See :func:`normalize_batch_backward`. After an inference forward (recorded by
+        ``Sequential.gradients_at_inference``) the statistics are constants and
+        ``dx = gamma * inv_std * g``.
         """
         x_hat, inv_std, count = self._saved_values()  # count M: the rows each feature's statistics came from
-        grad = grad_out.astype(self.dtype, copy=False)
-        grad_beta = grad.sum(axis=self._row_axes, dtype=np.float64)  # (C,)
-        grad_gamma = (grad * x_hat).sum(axis=self._row_axes, dtype=np.float64)  # (C,)
-        self.grads = {"gamma": grad_gamma.astype(self.dtype), "beta": grad_beta.astype(self.dtype)}
-        gamma = self._per_feature(self.params["gamma"])
-        if count is None:  # after an inference forward (gradients_at_inference): y is affine in x
-            return gamma * inv_std * grad
-        scale = gamma * inv_std / self.dtype.type(count)
-        return scale * (count * grad - self._per_feature(self.grads["beta"]) - x_hat * self._per_feature(
-            self.grads["gamma"]))
+        grad_x, grad_gamma, grad_beta = normalize_batch_backward(
+            grad_out.astype(self.dtype, copy=False), x_hat, self._per_feature(self.params["gamma"]), inv_std, count,
+            self._row_axes)
+        self.grads = {"gamma": grad_gamma, "beta": grad_beta}
+        return grad_x
 
     def get_config(self):
         return {self._size_name: self.num_features, "momentum": self.momentum, "eps": self.eps}

@@ -29,8 +29,10 @@ import numpy as np
 from .._checks import expect_rank, float_array, int_pair
 from ..errors import ShapeError
 from .base import Layer
+from .conv import output_size
 
-__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool1D"]
+__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool1D", "pooling_windows", "max_pool", "max_pool_backward", "avg_pool",
+           "avg_pool_backward"]
 
 
 def pooling_windows(x, pool_size, stride):
@@ -46,12 +48,67 @@ def pooling_windows(x, pool_size, stride):
     """
     (kh, kw), (sh, sw) = pool_size, stride
     n, c, h, w = x.shape
-    out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
     windows = np.empty((n, c, out_h, out_w, kh * kw), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             windows[..., i * kw + j] = x[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
     return windows
+
+
+def _input_slices(i, j, out_h, out_w, stride):
+    """The input rows and columns that window offset ``(i, j)`` reads, one per output."""
+    (sh, sw) = stride
+    return slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw)
+
+
+def max_pool(x, pool_size, stride):
+    """``(out, argmax)``: the maximum of each window of ``x`` ``(N, C, H, W)``, and its offset ``i*kw + j``.
+
+    Ties go to the first maximum in row-major window order; a NaN is the maximum of its
+    window (the first NaN, as ``np.argmax`` and PyTorch).
+
+    Examples
+    --------
+    >>> out, argmax = max_pool(np.array([1.0, 5.0, 3.0, 4.0]).reshape(1, 1, 2, 2), (2, 2), (2, 2))
+    >>> float(out[0, 0, 0, 0]), int(argmax[0, 0, 0, 0])
+    (5.0, 1)
+    """
+    windows = pooling_windows(x, pool_size, stride)  # (N, C, out_h, out_w, kh*kw)
+    argmax = windows.argmax(axis=-1)  # (N, C, out_h, out_w): offset i*kw + j of each maximum
+    return np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0], argmax
+
+
+def max_pool_backward(grad_out, argmax, x_shape, pool_size, stride):
+    """``dX`` of ``x_shape``: each ``dY`` entry goes to its window's maximum, the rest get 0 (nothing where
+    ``argmax`` is -1); overlapping windows that share a maximum add up."""
+    kh, kw = pool_size
+    out_h, out_w = argmax.shape[2:]
+    grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _input_slices(i, j, out_h, out_w, stride)
+            # Where offset (i, j) was the maximum, the gradient flows to it; overlapping windows add up.
+            grad_x[:, :, rows, columns] += np.where(argmax == i * kw + j, grad_out, 0)
+    return grad_x
+
+
+def avg_pool(x, pool_size, stride):
+    """The mean of each window of ``x`` ``(N, C, H, W)``, in ``x``'s dtype."""
+    return pooling_windows(x, pool_size, stride).mean(axis=-1, dtype=x.dtype)
+
+
+def avg_pool_backward(grad_out, x_shape, pool_size, stride):
+    """``dX`` of ``x_shape``: each input gets ``1/(kh*kw)`` of the gradient of every window it is in."""
+    kh, kw = pool_size
+    out_h, out_w = grad_out.shape[2:]
+    share = grad_out / grad_out.dtype.type(kh * kw)
+    grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _input_slices(i, j, out_h, out_w, stride)
+            grad_x[:, :, rows, columns] += share
+    return grad_x
 
 
 class _Pool2D(Layer):
@@ -74,11 +131,6 @@ class _Pool2D(Layer):
                 f"images; use a smaller pool_size or fewer pooling layers."
             )
         return x
-
-    def _input_slices(self, i, j, out_h, out_w):
-        """The input rows and columns that window offset ``(i, j)`` reads, one per output."""
-        (sh, sw) = self.stride
-        return slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw)
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
@@ -110,24 +162,14 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training=False):
         """``(N, C, H, W) -> (N, C, out_h, out_w)``; keeps which input of each window won."""
         x = self.check_input(x)
-        windows = pooling_windows(x, self.pool_size, self.stride)  # (N, C, out_h, out_w, kh*kw)
-        argmax = windows.argmax(axis=-1)  # (N, C, out_h, out_w): offset i*kw + j of each maximum
-        out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+        out, argmax = max_pool(x, self.pool_size, self.stride)
         self._save(training, x.shape, argmax)
         return out
 
     def backward(self, grad_out):
         """``dX`` ``(N, C, H, W)``: each ``dY`` entry goes to its window's maximum, the rest get 0."""
         x_shape, argmax = self._saved_values()
-        kh, kw = self.pool_size
-        out_h, out_w = argmax.shape[2:]
-        grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                rows, columns = self._input_slices(i, j, out_h, out_w)
-                # Where offset (i, j) was the maximum, the gradient flows to it; overlapping windows add up.
-                grad_x[:, :, rows, columns] += np.where(argmax == i * kw + j, grad_out, 0)
-        return grad_x
+        return max_pool_backward(grad_out, argmax, x_shape, self.pool_size, self.stride)
 
 
 class AvgPool2D(_Pool2D):
@@ -157,20 +199,12 @@ class AvgPool2D(_Pool2D):
         """``(N, C, H, W) -> (N, C, out_h, out_w)``."""
         x = self.check_input(x)
         self._save(training, x.shape)
-        return pooling_windows(x, self.pool_size, self.stride).mean(axis=-1)
+        return avg_pool(x, self.pool_size, self.stride)
 
     def backward(self, grad_out):
         """``dX`` ``(N, C, H, W)``: each input gets ``1/(kh*kw)`` of the gradient of every window it is in."""
         (x_shape,) = self._saved_values()
-        kh, kw = self.pool_size
-        out_h, out_w = grad_out.shape[2:]
-        share = grad_out / grad_out.dtype.type(kh * kw)
-        grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                rows, columns = self._input_slices(i, j, out_h, out_w)
-                grad_x[:, :, rows, columns] += share
-        return grad_x
+        return avg_pool_backward(grad_out, x_shape, self.pool_size, self.stride)
 
 
 class GlobalAvgPool1D(Layer):

@@ -16,7 +16,18 @@ from .._checks import float_array
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from .base import Layer
 
-__all__ = ["Flatten", "Reshape"]
+__all__ = ["Flatten", "Reshape", "flatten"]
+
+
+def flatten(x):
+    """``(N, d1, d2, ...) -> (N, d1*d2*...)``: a view when ``x`` is contiguous.
+
+    Examples
+    --------
+    >>> flatten(np.zeros((2, 1, 28, 28))).shape
+    (2, 784)
+    """
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
 class Flatten(Layer):
@@ -39,7 +50,7 @@ class Flatten(Layer):
         if x.ndim < 2:
             raise ShapeError(f"Flatten expects input of shape (N, ...) with a batch axis; got {tuple(x.shape)}.")
         self._save(training, x.shape)
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return flatten(x)
 
     def backward(self, grad_out):
         (x_shape,) = self._saved_values()
