@@ -86,12 +86,50 @@ def test_outside_the_block_backward_needs_a_training_forward_again():
     """The recording ends with the block: an inference forward then keeps nothing, as before."""
     model = tinynet.Sequential([BatchNorm2D(1), Flatten(), Dense(4, 2, rng=0)])
     x = np.ones((1, 1, 2, 2), np.float32)
+    attributes = [dict(vars(layer)) for layer in model.layers]
     with model.gradients_at_inference():
         model.backward(np.ones_like(model.forward(x)))
-    assert not any(layer.record_at_inference for layer in model.layers)
+    assert [set(vars(layer)) for layer in model.layers] == [set(before) for before in attributes]
     with model.layer_by_layer(), pytest.raises(tinynet.NotTrainedForwardError):
         model.forward(x)
         model.backward(np.ones((1, 2), np.float32))
+
+
+def _recorded_backward(model, x):
+    """The input gradient of an inference forward and backward; a NotTrainedForwardError if nothing recorded."""
+    with model.layer_by_layer():
+        return model.backward(np.ones_like(model.forward(x)))
+
+
+def test_the_block_nests_in_itself_and_records_until_the_outer_one_ends():
+    """gradients_at_inference inside gradients_at_inference: both record; after the inner block the outer
+    still does; after the outer, nothing does."""
+    model = tinynet.Sequential([Dense(3, 4, rng=0), BatchNorm1D(4), ReLU(), Residual(Dense(4, 4, rng=1)),
+                                Dense(4, 2, rng=2)])
+    x = np.random.default_rng(0).standard_normal((1, 3)).astype(np.float32)
+    with model.gradients_at_inference():
+        outer = model.backward(np.ones_like(model.forward(x)))
+        with model.gradients_at_inference():
+            inner = _recorded_backward(model, x)
+        after_inner = _recorded_backward(model, x)
+    np.testing.assert_array_equal(inner, outer)
+    np.testing.assert_array_equal(after_inner, outer)
+    with pytest.raises(tinynet.NotTrainedForwardError):
+        _recorded_backward(model, x)
+
+
+def test_an_exception_inside_the_block_leaves_the_layers_as_they_were():
+    """An error raised inside the block ends the recording and leaves no attribute on any layer, inner ones too."""
+    model = tinynet.Sequential([Dense(3, 4, rng=0), BatchNorm1D(4), Residual(Dense(4, 4, rng=1), ReLU())])
+    every = [*model.layers, *model.layers[2].layers]
+    attributes = [set(vars(layer)) for layer in every]
+    x = np.ones((1, 3), np.float32)
+    with pytest.raises(KeyError, match="on purpose"), model.gradients_at_inference():
+        model.forward(x)
+        raise KeyError("on purpose")
+    assert [set(vars(layer)) for layer in every] == attributes
+    with pytest.raises(tinynet.NotTrainedForwardError):
+        _recorded_backward(model, x)
 
 
 def test_input_gradient_is_each_images_own_loss_gradient():

@@ -113,7 +113,8 @@ def test_imports_go_one_way():
 
 
 def test_imports_go_down_the_layers_only():
-    """model -> engine -> layers -> kernels: nothing below imports upward, and layers know no engine."""
+    """model -> files, engine -> kernels -> layers: nothing below imports upward; layers know no engine
+    and no kernels (the kernels' readable twins are the layers' functions); files/ never imports the model."""
     from pathlib import Path
 
     root = Path(tinynet.__file__).parent
@@ -125,5 +126,7 @@ def test_imports_go_down_the_layers_only():
     upward = ("tinynet.model", "tinynet.training", "tinynet.files", "tinynet.engine", "tinynet.plots")
     assert not {t for t in imports_of("tinynet.layers") if t.startswith(upward)}
     assert not {t for t in imports_of("tinynet.engine") if t.startswith(upward[:3] + upward[4:])}
-    assert not {t for t in imports_of("tinynet.kernels") if t.startswith(upward + ("tinynet.layers",))}
+    assert not {t for t in imports_of("tinynet.kernels") if t.startswith(upward)}
+    assert not {t for t in imports_of("tinynet.layers") if t.startswith("tinynet.kernels")}
+    assert not {t for t in imports_of("tinynet.files") if t.startswith(("tinynet.model", "tinynet.training"))}
     assert not {t for t in imports_of("tinynet.data") if t.startswith(upward + ("tinynet.layers",))}

@@ -16,15 +16,17 @@ import contextlib
 import numpy as np
 
 from . import training
-from .engine import build_plan
+from .engine import Engine
 from .errors import ArgumentTypeError, ShapeError
+from .files.loading import register_model_class
 from .files.serialization import check_metadata, save_model
 from .layers import Layer
-from .layers.base import check_layer_tree, check_state, named_arrays, qualified_name
+from .layers.base import check_layer_tree, check_state, named_arrays, qualified_name, recording_at_inference
 
 __all__ = ["Sequential"]
 
 
+@register_model_class  # files/ builds the models it reads through this, without importing the model
 class Sequential:
     """A stack of layers, trained with :meth:`fit`.
 
@@ -67,8 +69,7 @@ class Sequential:
                 )
         check_layer_tree(layers, "Sequential")
         self.layers = layers
-        self._plan, self._plan_key = None, None  # the engine's plan, and the layers and mode it was built for
-        self._inference_plan, self._inference_plan_key = None, None  # the same for predicting
+        self._engine = Engine()  # the training and inference plans of the layers, rebuilt when they change
         self._fast = True  # False inside layer_by_layer()
         self.loss = None  # set by fit; evaluate reports this loss
         self.history = None  # the History of the latest fit, updated after every epoch
@@ -158,10 +159,9 @@ class Sequential:
         ...     print([step.describe() for step in model.execution_plan()])
         ['0 Conv2D', '1 ReLU', '2 MaxPool2D', '3 Flatten', '4 Dense']
         """
-        key = (tuple(map(id, self.layers)), self._fast)
-        if self._plan_key != key:  # built once; again if the layer list or the mode was changed
-            self._plan, self._plan_key = build_plan(self.layers, fast=self._fast), key
-        return self._plan
+        if not self._fast:
+            return self._engine.layer_by_layer_plan(self.layers)
+        return self._engine.training_plan(self.layers)
 
     def inference_plan(self):
         """The steps ``forward(x, training=False)`` runs: the engine's rewrites for a model that predicts.
@@ -181,10 +181,7 @@ class Sequential:
         """
         if not self._fast:
             return self.execution_plan()
-        key = tuple(map(id, self.layers))
-        if self._inference_plan_key != key:
-            self._inference_plan, self._inference_plan_key = build_plan(self.layers, inference=True), key
-        return self._inference_plan
+        return self._engine.inference_plan(self.layers)
 
     @contextlib.contextmanager
     def layer_by_layer(self):
@@ -232,15 +229,10 @@ class Sequential:
         >>> grad_x.shape
         (1, 3)
         """
-        layers = list(_all_layers(self.layers))
-        with self.layer_by_layer():
-            for layer in layers:
-                layer.record_at_inference = True
-            try:
-                yield self
-            finally:
-                for layer in layers:
-                    del layer.record_at_inference  # back to the class's False
+        # The recording belongs to the block (layers.base.recording_at_inference), not to the
+        # layers: blocks nest, and an exception inside leaves every layer as it was.
+        with self.layer_by_layer(), recording_at_inference(_all_layers(self.layers)):
+            yield self
 
     def forward(self, x, training=False):
         """Apply every layer in order. Returns the last layer's output.
@@ -249,15 +241,9 @@ class Sequential:
         which keeps nothing for a backward pass.
         """
         if training or not self._fast:
-            for step in self.execution_plan():
-                x = step.forward(x, training=training)
-            return x
-        if self._plan is not None:  # what a training forward kept is no longer the model's last forward
-            for step in self._plan:
-                step.forget()
-        for step in self.inference_plan():
-            x = step.forward(x)
-        return x
+            return self._engine.run(self.execution_plan(), x, training=training)
+        self._engine.forget()  # what a training forward kept is no longer the model's last forward
+        return self._engine.run(self.inference_plan(), x)
 
     def backward(self, grad, input_grad=True):
         """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input.

@@ -26,10 +26,9 @@ while it is in cache; the convolution's output never exists for the whole batch.
 
 import numpy as np
 
-from ..errors import ShapeError
 from ..kernels import col2im, im2col, im2col_transposed, maxpool_backward, maxpool_forward, output_size
 from .pool import check_pool_fits
-from .steps import Step
+from .steps import Step, checked_channels_last
 
 __all__ = ["ConvStep", "ConvReluMaxPoolStep"]
 
@@ -59,11 +58,8 @@ class _Convolution:
         self.thin = self.depth <= _THIN_DEPTH
 
     def checked(self, x):
-        """NHWC ``x`` as a contiguous array in the layer's dtype (a ShapeError for the wrong channels)."""
-        if x.ndim != 4 or x.shape[3] != self.layer.in_channels:
-            raise ShapeError(f"Conv2D expects {self.layer.in_channels} input channel(s); got activations of "
-                             f"shape {tuple(x.shape)} (channels last).")
-        return np.ascontiguousarray(x, dtype=self.layer.dtype)
+        """NHWC ``x`` as a contiguous array in the layer's dtype; the layer's own error (in NCHW) otherwise."""
+        return checked_channels_last(self.layer, x)
 
     def weight_rows(self):
         """``Wmat`` ``(F, kh*kw*C)``: each filter as a row in channels-last im2col's column order ``(i, j, c)``."""
@@ -222,7 +218,7 @@ class ConvReluMaxPoolStep(Step):
         x = np.ascontiguousarray(x[:, : self._rows_read(x.shape[1], 0), : self._rows_read(x.shape[2], 1)])
         y_shape = conv.output_shape(x.shape)
         window, bias = (*self.pool.pool_size, *self.pool.stride), self.conv.params["b"]
-        check_pool_fits(self.pool, y_shape[1], y_shape[2])
+        check_pool_fits(self, self.positions[2], self.pool, y_shape[1], y_shape[2])
         kept = [] if training and conv.keeps_columns(x.shape) else None
         pooled = [maxpool_forward(y, *window, relu=True, bias=bias) for _, y in conv.chunks(x, kept)]
         if pooled:

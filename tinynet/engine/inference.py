@@ -1,13 +1,13 @@
 """Inference in the engine: the rewrites a runtime makes before it serves a model.
 
 A model that predicts (``forward(x, training=False)``, ``predict``, ``evaluate``) runs a plan
-of its own, made by :func:`~.plan.build_plan` with ``inference=True`` from the same layers.
+of its own, made from the same layers by the inference rules (:data:`~.rules.INFERENCE_RULES`).
 It computes what the layers compute at inference, with the rewrites ONNX Runtime and
-PyTorch's ``freeze`` make, each tested against the layers run one by one:
+PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
 
 - **Dropout goes**: at inference it is the identity.
 - **BatchNorm becomes an epilogue.** With its running statistics it is an affine map per
-  channel, ``y = s*x + t`` with ``s = gamma / sqrt(var + eps)`` and ``t = beta - mean*s``.
+  channel, ``y = s*x + t`` (the layer's own :func:`~tinynet.layers.normalization.inference_affine`).
   It is applied to the output of the step before it while that output is still in cache:
   ``(x @ W + b)*s + t`` after a convolution or a dense layer, ``s*pool + t`` after a pooling.
   Runtimes fold ``s`` into the weights instead, which needs a copy of the weights kept in
@@ -22,35 +22,44 @@ PyTorch's ``freeze`` make, each tested against the layers run one by one:
   :func:`~tinynet.kernels.conv_maxpool_infer` sums a row of outputs at a time and pools it
   at once, with neither columns nor the convolution's output ever stored.
 
+- **A Residual's inner layers** get the same rewrites, planned by the same rules.
+
 Everything else runs on the training engine's steps with ``training=False``.
 """
-
-import math
 
 import numpy as np
 
 from ..kernels import conv_maxpool_infer, maxpool_infer
+from ..layers.dense import affine
+from ..layers.normalization import inference_affine
+from ..layers.reshape import flatten
 from .conv import ConvReluMaxPoolStep, _Convolution
 from .pool import check_pool_fits
 from .steps import Step
 
-__all__ = ["batchnorm_affine", "ConvEpilogueStep", "ConvPoolInferenceStep", "DenseEpilogueStep", "FlattenRows"]
+__all__ = ["folded_batchnorm", "ConvEpilogueStep", "ConvPoolInferenceStep", "DenseEpilogueStep", "FlattenRows"]
 
 
-def batchnorm_affine(norm):
-    """``(s, t)``: a BatchNorm layer at inference as ``y = s*x + t`` per channel (in its dtype)."""
-    scale = norm.params["gamma"] / np.sqrt(norm.running_var + norm.dtype.type(norm.eps))
-    return scale, norm.params["beta"] - norm.running_mean * scale
+def folded_batchnorm(norm):
+    """``(s, t)``: a BatchNorm layer at inference as ``y = s*x + t`` per channel (the layer's own map), or
+    ``(None, None)`` for no layer."""
+    if norm is None:
+        return None, None
+    return inference_affine(norm.params["gamma"], norm.params["beta"], norm.running_mean, norm.running_var, norm.eps)
 
 
 def _epilogue(y, bias, norm, relu):
-    """``y + bias``, then the BatchNorm's affine map and a ReLU when given, in place on ``y``."""
-    if norm is None:
-        y += bias
-    else:
-        scale, shift = batchnorm_affine(norm)
+    """``y + bias`` (no bias: ``y`` has it), then the BatchNorm's affine map and a ReLU when given, in place."""
+    scale, shift = folded_batchnorm(norm)
+    if scale is None:
+        if bias is not None:
+            y += bias
+    elif bias is None:
         y *= scale
-        y += bias * scale + shift  # (y + b)*s + t
+        y += shift
+    else:
+        y *= scale
+        y += bias * scale + shift  # (y + b)*s + t, one pass
     if relu:
         np.maximum(y, 0, out=y)
     return y
@@ -107,8 +116,8 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
         if not len(x):  # an empty batch: the training step's shapes, no work
             return super().forward(x)
         y_shape = convolution.output_shape(x.shape)
-        check_pool_fits(self.pool, y_shape[1], y_shape[2])
-        scale, shift = (None, None) if self.norm is None else batchnorm_affine(self.norm)
+        check_pool_fits(self, self.positions[2], self.pool, y_shape[1], y_shape[2])
+        scale, shift = folded_batchnorm(self.norm)
         if self._in_pooling_windows():
             return conv_maxpool_infer(x, convolution.weight_rows().T, *self.conv.kernel_size, *self.conv.stride,
                                       *window, True, self.conv.params["b"], scale, shift)
@@ -134,7 +143,7 @@ class DenseEpilogueStep(_EpilogueStep):
             x = self.layer.check_input(x)  # converts, or says what is wrong
         if x.ndim > 2 and self.norm is not None:  # BatchNorm1D takes (N, C) only: its own error
             self.norm.check_input(x @ weights)
-        return _epilogue(x @ weights, self.layer.params["b"], self.norm, self.relu)  # (N,...,D)@(D,M)
+        return _epilogue(affine(x, weights, self.layer.params["b"]), None, self.norm, self.relu)  # (N,...,D)@(D,M)
 
     def describe(self):
         return _named(self.positions, self.layers, "inference")
@@ -149,7 +158,7 @@ class FlattenRows(Step):
 
     def forward(self, x, training=False):
         if isinstance(x, np.ndarray) and x.ndim >= 2 and x.dtype.kind == "f":
-            return x.reshape(len(x), math.prod(x.shape[1:]))
+            return flatten(x)
         return self.layer.forward(x)
 
     def describe(self):

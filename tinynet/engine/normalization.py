@@ -2,14 +2,13 @@
 
 On NHWC activations the ``N*H*W`` values of a channel are the column of an ``(N*H*W, C)``
 array, so the layer's formulas (:mod:`tinynet.layers.normalization`) run as column sums over
-contiguous rows, accumulated in float64.
+contiguous rows, accumulated in float64. At inference it is the layer's own affine map,
+:func:`~tinynet.layers.normalization.inference_affine`, on those rows.
 """
 
-import numpy as np
-
-from ..errors import ShapeError
 from ..kernels import batchnorm_backward, batchnorm_forward
-from .steps import Step
+from ..layers.normalization import inference_affine
+from .steps import Step, checked_channels_last
 
 __all__ = ["BatchNormStep"]
 
@@ -24,17 +23,14 @@ class BatchNormStep(Step):
         self.positions, self.layer = (position,), layer
 
     def forward(self, x, training=False):
+        self._saved = None
         layer = self.layer
-        channels = layer.num_features
-        if x.ndim != 4 or x.shape[3] != channels:
-            raise ShapeError(f"BatchNorm2D expects {channels} channels; got activations of shape "
-                             f"{tuple(x.shape)} (channels last).")
-        rows = np.ascontiguousarray(x, dtype=layer.dtype).reshape(-1, channels)  # (N*H*W, C)
+        x = checked_channels_last(layer, x)
+        rows = x.reshape(-1, layer.num_features)  # (N*H*W, C)
         gamma, beta = layer.params["gamma"], layer.params["beta"]
         if not training:
-            self._saved = None
-            scale = gamma / np.sqrt(layer.running_var + layer.dtype.type(layer.eps))
-            return (rows * scale + (beta - layer.running_mean * scale)).reshape(x.shape)
+            scale, shift = inference_affine(gamma, beta, layer.running_mean, layer.running_var, layer.eps)
+            return (rows * scale + shift).reshape(x.shape)
         layer.check_batch(len(rows))
         y, x_hat, mean, var, inv_std = batchnorm_forward(rows, gamma, beta, layer.eps)
         layer.update_running_statistics(mean, var, len(rows))

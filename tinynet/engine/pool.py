@@ -7,20 +7,22 @@ and touches a quarter of the data; its backward routes each gradient to the wind
 maximum only where that maximum was positive, which is the same gradient.
 """
 
+import numpy as np
+
 from ..errors import ShapeError
 from ..kernels import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
-from .steps import Step
+from .steps import Step, checked_channels_last, located
 
 __all__ = ["MaxPoolStep", "AvgPoolStep", "check_pool_fits"]
 
 
-def check_pool_fits(pool, height, width):
-    """A ShapeError unless a ``height x width`` map holds at least one of ``pool``'s windows."""
-    if height < pool.pool_size[0] or width < pool.pool_size[1]:
-        raise ShapeError(
-            f"{type(pool).__name__} pool_size={pool.pool_size} is larger than the input's {(height, width)} "
-            f"images; use a smaller pool_size or fewer pooling layers."
-        )
+def check_pool_fits(step, position, pool, height, width):
+    """The pooling layer's own ShapeError, raised by fused ``step`` for the layer at ``position``, unless a
+    ``height x width`` map holds at least one of ``pool``'s windows."""
+    try:
+        pool.check_input(np.empty((0, 1, height, width)))  # no values: the layer checks the sizes only
+    except ShapeError as error:
+        raise located(error, step, position, type(pool).__name__) from error
 
 
 class _PoolStep(Step):
@@ -30,9 +32,11 @@ class _PoolStep(Step):
         self.window = (*pool.pool_size, *pool.stride)  # kh, kw, sh, sw
 
     def _check(self, x):
-        if x.ndim != 4:
-            raise ShapeError(f"{type(self.pool).__name__} expects images; got activations of shape {tuple(x.shape)}.")
-        check_pool_fits(self.pool, x.shape[1], x.shape[2])
+        """NHWC ``x``, contiguous; the layer's own error (in NCHW) when it cannot take it."""
+        return checked_channels_last(self.pool, x)
+
+    def where(self):
+        return self.positions[-1], type(self.pool).__name__
 
 
 class MaxPoolStep(_PoolStep):
@@ -43,7 +47,7 @@ class MaxPoolStep(_PoolStep):
         self.relu = relu
 
     def forward(self, x, training=False):
-        self._check(x)
+        x = self._check(x)
         out, argmax = maxpool_forward(x, *self.window, relu=self.relu)
         self._saved = (argmax, x.shape) if training else None
         return out
@@ -62,7 +66,7 @@ class AvgPoolStep(_PoolStep):
     """An AvgPool2D on NHWC activations."""
 
     def forward(self, x, training=False):
-        self._check(x)
+        x = self._check(x)
         self._saved = x.shape if training else None
         return avgpool_forward(x, *self.window)
 

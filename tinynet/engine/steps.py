@@ -1,17 +1,20 @@
-"""The steps a plan is made of: the contract, a layer run as written, and the layout changes.
+"""The steps a plan is made of: the contract, a layer run as written, the layout changes, Dense, Flatten, Residual.
 
 A step runs one layer, or a few fused ones, forward and backward. It keeps what its
 backward needs on itself (never in a layer), and it fills the ``grads`` of the layers it
-runs, as their own backward would, so an optimizer cannot tell the difference.
+runs, as their own backward would, so an optimizer cannot tell the difference. A step that
+computes what a layer computes calls the layer's own function for it (:func:`~tinynet.layers.dense.affine`,
+:func:`~tinynet.layers.reshape.flatten`, ...): a formula lives in the layer's file only.
 """
 
 import numpy as np
 
 from ..errors import NotTrainedForwardError
-from ..layers.dense import dense_grads
+from ..layers.dense import affine, dense_grads
+from ..layers.reshape import flatten
 
 __all__ = ["Step", "LayerStep", "DenseStep", "ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast",
-           "to_channels_last", "to_channels_first"]
+           "ResidualStep", "to_channels_last", "to_channels_first", "checked_channels_last", "run_steps", "located"]
 
 
 def to_channels_last(x):
@@ -24,6 +27,45 @@ def to_channels_first(x):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+def checked_channels_last(layer, x):
+    """NHWC activations ``x`` checked by ``layer.check_input`` as the NCHW images they are, contiguous in
+    the layer's dtype: a wrong input gets the layer's own error, with the shapes the user knows (NCHW)."""
+    if x.ndim != 4:
+        return layer.check_input(x)  # not images at all: the layer says so
+    return np.ascontiguousarray(layer.check_input(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1))
+
+
+def run_steps(steps, x, training=False):
+    """``x`` through ``steps`` in order; an error of a step names the layer it is about, by position and name."""
+    for step in steps:
+        try:
+            x = step.forward(x, training=training)
+        except (ValueError, TypeError) as error:
+            if getattr(error, "located_by", None) is step:  # the step named the layer itself
+                raise
+            where = step.where()
+            if where is None:
+                raise
+            raise located(error, step, *where) from error
+    return x
+
+
+def located(error, step, position, name):
+    """``error`` (same type) with ``"Layer <position> (<name>): "`` in front of its message, as raised by ``step``.
+
+    A fused step whose error is about another of its layers than the first (a pooling too
+    large for the convolution's output) raises this itself.
+    """
+    if len(error.args) != 1 or not isinstance(error.args[0], str):
+        return error
+    try:
+        new = type(error)(f"Layer {position} ({name}): {error.args[0]}")
+    except TypeError:  # an exception type that takes other arguments: as it was
+        return error
+    new.located_by = step
+    return new
+
+
 class Step:
     """One step of a plan: a layer (or a fused group) in a given layout, or a layout change."""
 
@@ -31,6 +73,8 @@ class Step:
     positions = ()
     #: Whether the step runs a layer with parameters (backward fills its ``grads``).
     trainable = False
+    #: The rule that built the step (None for a layout change, or a step made by hand).
+    rule = None
 
     def __init__(self):
         self._saved = None
@@ -46,6 +90,11 @@ class Step:
     def describe(self):
         raise NotImplementedError
 
+    def where(self):
+        """``(position, class name)`` of the layer an error of this step is about (None: no layer)."""
+        layer = getattr(self, "layer", None)
+        return None if layer is None or not self.positions else (self.positions[0], type(layer).__name__)
+
     def forget(self):
         """Drop what the last training forward kept: a backward after this one refuses."""
         self._saved = None
@@ -60,7 +109,11 @@ class Step:
 
 
 class LayerStep(Step):
-    """A layer run as written: its own ``forward`` and ``backward`` (NCHW, or element-wise on any layout)."""
+    """A layer run as written: its own ``forward`` and ``backward`` (NCHW, or element-wise on any layout).
+
+    Every layer the rules do not know runs this way, so a new layer works in a model as
+    soon as its ``forward`` and ``backward`` do.
+    """
 
     def __init__(self, position, layer):
         super().__init__()
@@ -82,15 +135,14 @@ class DenseStep(LayerStep):
     """A Dense layer whose backward can skip the input gradient (``dX = dY Wᵀ``) when nothing needs it.
 
     The first layer of an MLP is the first trainable step: its input gradient, a
-    ``(N, 784)`` product, would only be thrown away.
+    ``(N, 784)`` product, would only be thrown away. The arithmetic is the layer's
+    :func:`~tinynet.layers.dense.affine` and its backward.
     """
 
     def forward(self, x, training=False):
         x = self.layer.check_input(x)
         self._saved = x if training else None
-        out = x @ self.layer.params["W"]  # (N,...,D) @ (D,M) -> (N,...,M)
-        out += self.layer.params["b"]
-        return out
+        return affine(x, self.layer.params["W"], self.layer.params["b"])  # (N,...,D) @ (D,M) -> (N,...,M)
 
     def backward(self, grad, input_grad=True):
         x = self._saved_values()
@@ -103,15 +155,20 @@ class DenseStep(LayerStep):
 class ToChannelsLast(Step):
     """NCHW -> NHWC on the way into a run of image layers (free for one channel)."""
 
-    def __init__(self, first_layer):
+    def __init__(self, first_layer=None, position=None):
         super().__init__()
-        self.first_layer = first_layer
+        self.first_layer, self.position = first_layer, position
 
     def forward(self, x, training=False):
-        return to_channels_last(self.first_layer.check_input(x))  # the layer's own errors, in NCHW terms
+        if self.first_layer is not None:
+            x = self.first_layer.check_input(x)  # the layer's own errors, in NCHW terms
+        return to_channels_last(x)
 
     def backward(self, grad, input_grad=True):
         return to_channels_first(grad) if input_grad else None
+
+    def where(self):  # its errors are the first layer's, about that layer's input
+        return None if self.first_layer is None else (self.position, type(self.first_layer).__name__)
 
     def describe(self):
         return "NCHW -> NHWC"
@@ -139,7 +196,7 @@ class FlattenChannelsLast(Step):
 
     def forward(self, x, training=False):
         self._saved = x.shape if training else None
-        return to_channels_first(x).reshape(x.shape[0], -1)
+        return flatten(to_channels_first(x))
 
     def backward(self, grad, input_grad=True):
         n, h, w, c = self._saved_values()
@@ -147,3 +204,42 @@ class FlattenChannelsLast(Step):
 
     def describe(self):
         return f"{self.positions[0]} Flatten (from NHWC)"
+
+
+class ResidualStep(Step):
+    """A Residual layer, ``x + plan(x)``, its inner layers run by a plan of their own (in the layout around it).
+
+    ``inner`` comes from the same rules as the plan around it: fused, channels-last,
+    rewritten for inference, as the outer layers are.
+    """
+
+    def __init__(self, position, layer, inner, channels_last=False):
+        super().__init__()
+        self.positions, self.layer, self.inner = (position,), layer, inner
+        self.channels_last = channels_last
+        self.trainable = bool(layer.params)
+
+    def forward(self, x, training=False):
+        self._saved = None
+        out = run_steps(self.inner, x, training=training)
+        if out.shape != x.shape:  # the layer's own error, in the user's NCHW shapes
+            user = (lambda shape: (shape[0], shape[3], *shape[1:3])) if self.channels_last and x.ndim == 4 else tuple
+            self.layer.check_output(user(x.shape), user(out.shape))
+        self._saved = True if training else None
+        return x + out
+
+    def backward(self, grad, input_grad=True):
+        self._saved_values()
+        inner_grad = grad
+        for step in reversed(self.inner):  # fills the inner layers' grads
+            inner_grad = step.backward(inner_grad)
+        return grad + inner_grad if input_grad else None  # dX = dY + f.backward(dY)
+
+    def forget(self):
+        super().forget()
+        for step in self.inner:
+            step.forget()
+
+    def describe(self):
+        inner = "; ".join(step.describe() for step in self.inner)
+        return f"{self.positions[0]} Residual [{inner}]"

@@ -1,15 +1,31 @@
-"""``load_model`` and ``load_checkpoint``: files back into a ``Sequential``.
+"""``load_model`` and ``load_checkpoint``: files back into a model.
 
-The one module that knows both the file formats (:mod:`.serialization`,
-:mod:`.checkpoint`) and the model class, so that neither format imports the model.
+The one module that knows both file formats (:mod:`.serialization`, :mod:`.checkpoint`).
+The model class sits above ``files/`` (it saves through it), so this module does not import
+it: :mod:`tinynet.model` registers ``Sequential`` here with :func:`register_model_class`
+when it is imported, and the layers read from a file are built into that class.
 """
 
-from ..model import Sequential
+from ..errors import ArgumentTypeError
 from ._archive import Archive
 from .checkpoint import CHECKPOINT_ENTRIES, read_checkpoint
 from .serialization import read_layers, read_metadata
 
-__all__ = ["load_model", "load_checkpoint"]
+__all__ = ["load_model", "load_checkpoint", "register_model_class"]
+
+_model_class = []  # the class registered by tinynet.model, once imported
+
+
+def register_model_class(cls):
+    """Build the models read from files as ``cls(layers)`` (tinynet.model registers ``Sequential``)."""
+    if not callable(cls):
+        raise ArgumentTypeError(f"register_model_class expects a class; received {type(cls).__name__}.")
+    _model_class[:] = [cls]
+    return cls
+
+
+def _make_model(layers):
+    return _model_class[0](layers)  # importing tinynet imports tinynet.model, which registers it
 
 
 def load_model(path):
@@ -36,7 +52,7 @@ def load_model(path):
     True
     """
     with Archive(path, path) as archive:
-        model = Sequential(read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES))
+        model = _make_model(read_layers(archive, path, other_entries=CHECKPOINT_ENTRIES))
         model.metadata = read_metadata(archive, path)
     return model
 
@@ -65,4 +81,4 @@ def load_checkpoint(path):
     >>> saved.epoch, saved.optimizer.steps
     (2, 2)
     """
-    return read_checkpoint(path, Sequential)
+    return read_checkpoint(path, _make_model)

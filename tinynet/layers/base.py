@@ -17,11 +17,46 @@ divergence guard and ``astype`` all go through that pair, so a new kind of state
 restored and converted everywhere once it is in ``params`` or ``buffers``.
 """
 
+import contextlib
+import contextvars
+
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
-__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_layer_tree"]
+__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_layer_tree",
+           "recording_at_inference"]
+
+# The layers (by id) whose inference forwards keep what backward needs, in the current
+# context: set by recording_at_inference, never as an attribute of a layer.
+_recording = contextvars.ContextVar("tinynet_recording_at_inference", default=frozenset())
+
+
+@contextlib.contextmanager
+def recording_at_inference(layers):
+    """Inside the ``with`` block, ``layers``' inference forwards keep what their backward needs.
+
+    ``forward(x, training=False)`` still behaves as at inference (running statistics, no
+    dropout); it only keeps its values, so ``backward`` then gives the gradients of the
+    model as it predicts (saliency maps, the page's "teach it"; PyTorch's ``eval()`` mode
+    with autograd). :meth:`tinynet.Sequential.gradients_at_inference` uses it. Nothing is
+    written into the layers: the set of recording layers belongs to the context, so blocks
+    nest, and an exception inside the block leaves nothing behind.
+
+    Examples
+    --------
+    >>> from tinynet.layers import ReLU
+    >>> relu = ReLU()
+    >>> with recording_at_inference([relu]):
+    ...     _ = relu.forward(np.array([1.0, -1.0]))
+    >>> relu.backward(np.ones(2))
+    array([1., 0.])
+    """
+    token = _recording.set(_recording.get() | {id(layer) for layer in layers})
+    try:
+        yield
+    finally:
+        _recording.reset(token)
 
 
 def qualified_name(position, key):
@@ -152,15 +187,10 @@ class Layer:
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------------
-    #: Keep what backward needs after an inference forward too (``forward(x, training=False)``
-    #: still behaves as at inference: running statistics, no dropout). Set by
-    #: :meth:`tinynet.Sequential.gradients_at_inference` for saliency maps and the page's
-    #: "teach it": the gradients of the model as it predicts, as PyTorch gives in ``eval()`` mode.
-    record_at_inference = False
-
     def _keeps(self, training):
-        """Whether this forward must keep values for backward."""
-        return bool(training) or self.record_at_inference
+        """Whether this forward must keep values for backward: in training, or when an inference
+        forward is recorded (:func:`recording_at_inference`)."""
+        return bool(training) or id(self) in _recording.get()
 
     def _save(self, training, *values):
         """Keep ``values`` for backward after a training forward (or when recording at inference)."""
