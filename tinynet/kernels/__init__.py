@@ -20,6 +20,7 @@ import numpy as np
 
 from .._checks import is_int
 from ..errors import ArgumentError
+from ..special import erf
 from . import reference
 from .reference import output_size
 
@@ -376,19 +377,6 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
     if _jitted is None:
         return reference.batchnorm_backward_reference(grad, x_hat, gamma, inv_std)
     return _jitted.batchnorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, inv_std)
-
-
-def erf(x):
-    """The error function of every value of ``x``, in its dtype; see :func:`.reference.erf_reference`.
-
-    Examples
-    --------
-    >>> erf(np.array([0.0, 1.0, -1.0])).round(6)
-    array([ 0.      ,  0.842701, -0.842701])
-    """
-    if _jitted is None:
-        return reference.erf_reference(x)
-    return _jitted.erf(_contiguous(x).reshape(-1)).reshape(x.shape)
 
 
 __all__ = [

@@ -13,10 +13,11 @@ later process starts without compiling. Integer arguments must be Python ints (i
 and arrays C-contiguous: that keeps one compiled signature per dtype.
 """
 
-import math
 
 import numpy as np
 from numba import njit, prange
+
+from ..special import erf_loop as erf  # the error function's loop: layers use it, so it sits below them
 
 __all__ = [
     "im2col",
@@ -481,14 +482,3 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
         for j in range(c):
             dx[i, j] = scale[j] * (count * grad[i, j] - grad_beta[j] - x_hat[i, j] * grad_gamma[j])
     return dx, grad_gamma, grad_beta
-
-
-# The error function over a flat array: C's erf (the function math.erf calls) on each value in
-# float64, as erf_reference, without a Python call per value (GELU takes it of every
-# activation of a transformer's hidden layer, 262,144 values a batch in the ViT).
-@njit(cache=True)
-def erf(flat):
-    out = np.empty_like(flat)
-    for i in range(flat.size):
-        out[i] = math.erf(np.float64(flat[i]))
-    return out

@@ -22,13 +22,12 @@ Shapes used throughout:
   ``K.transpose(0, 2, 3, 1).reshape(F, kh*kw*C)`` for weights ``K`` ``(F, C, kh, kw)``.
 """
 
-import math
-
 import numpy as np
 
 from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from ..special import erf_reference
 
 __all__ = [
     "output_size",
@@ -210,12 +209,3 @@ def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
     Returns ``(dx, dgamma, dbeta)``.
     """
     return normalize_batch_backward(grad, x_hat, gamma, inv_std, len(grad), (0,))
-
-
-def erf_reference(x):
-    """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, element by element.
-
-    NumPy has no ``erf``; this calls Python's ``math.erf`` (float64) once per value, in the
-    dtype of ``x``. GELU's exact form, ``x * (1 + erf(x / sqrt(2))) / 2``, is built on it.
-    """
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype) if x.size else x.copy()

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._checks import float_array, is_real
 from ..errors import ArgumentError
-from ..kernels import erf
+from ..special import erf
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "sigmoid"]
