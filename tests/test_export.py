@@ -72,15 +72,16 @@ def test_a_layer_without_a_mapping_is_named(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
-def test_the_mnist_cnn_exports_with_the_default_input_shape(tmp_path):
-    """The mnist cnn exports with the default input shape."""
+@pytest.mark.parametrize("build", [tinynet.models.cnn, tinynet.models.vit], ids=lambda build: build.__name__)
+def test_the_mnist_models_export_with_the_default_input_shape(build, tmp_path):
+    """cnn() and vit() export for MNIST images as they are, and ONNX Runtime agrees with them."""
     pytest.importorskip("onnx", reason="onnx is in the export extra")
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
-    model = tinynet.models.cnn(rng=0)
-    to_onnx(model, tmp_path / "cnn.onnx")
+    model = build(rng=0)
+    to_onnx(model, tmp_path / "model.onnx")
     x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
-    session = onnxruntime.InferenceSession(str(tmp_path / "cnn.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), atol=1e-4)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), rtol=1e-4, atol=1e-4)
 
 
 def recurrent_model(kind):
@@ -145,14 +146,3 @@ def test_transformer_layers_export_to_onnx_and_torch(tmp_path):
     with torch.no_grad():
         theirs = to_torch(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5)
-
-
-def test_the_vit_exports_with_the_default_input_shape(tmp_path):
-    """tinynet.models.vit() exports for MNIST images as they are, and ONNX Runtime agrees with it."""
-    pytest.importorskip("onnx", reason="onnx is in the export extra")
-    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
-    model = tinynet.models.vit(rng=0)
-    to_onnx(model, tmp_path / "vit.onnx")
-    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
-    session = onnxruntime.InferenceSession(str(tmp_path / "vit.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.forward(x), rtol=1e-4, atol=1e-5)
