@@ -176,3 +176,17 @@ def test_the_loss_gradient_is_the_class_score_gradients_weighted_by_the_softmax_
     scores = np.stack([tinynet.class_score_gradient(model, x, np.full(3, k)) for k in range(10)], axis=1)
     combined = np.einsum("nk,nk...->n...", error, scores)
     np.testing.assert_allclose(tinynet.input_gradient(model, x, labels), combined, rtol=1e-9, atol=1e-12)
+
+
+def test_recording_a_layer_records_its_inner_layers_and_nothing_else():
+    """recording_at_inference([residual]): the Residual and its inner layers keep their values; another layer does not."""
+    from tinynet.layers.base import recording_at_inference
+
+    block, other = Residual(Dense(3, 3, rng=0), ReLU()), ReLU()
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    with recording_at_inference([block]):
+        block.forward(x)
+        other.forward(x)
+    assert block.backward(np.ones((2, 3), np.float32)).shape == (2, 3)
+    with pytest.raises(tinynet.NotTrainedForwardError):
+        other.backward(np.ones((2, 3), np.float32))

@@ -231,7 +231,7 @@ class Sequential:
         """
         # The recording belongs to the block (layers.base.recording_at_inference), not to the
         # layers: blocks nest, and an exception inside leaves every layer as it was.
-        with self.layer_by_layer(), recording_at_inference(_all_layers(self.layers)):
+        with self.layer_by_layer(), recording_at_inference(self.layers):
             yield self
 
     def forward(self, x, training=False):
@@ -414,10 +414,3 @@ class Sequential:
         weights of mixed dtypes, NaN or inf.
         """
         save_model(self, path)
-
-
-def _all_layers(layers):
-    """``layers`` and, depth first, the inner layers of each layer of layers (Residual)."""
-    for layer in layers:
-        yield layer
-        yield from _all_layers(getattr(layer, "layers", ()))

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..layers import AvgPool2D, Conv2D, Dense, MaxPool2D
+from ..layers.base import recording_at_inference
 from ..layers.conv import im2col
 from ..layers.pooling import pooling_windows
 from .explain import ends_in_softmax, explain
@@ -79,8 +80,8 @@ def _input_ids(x):
 def _probe(layer, x):
     """A copy of ``layer`` that ran forward on ``x``, keeping what its backward needs (the page's is untouched)."""
     probe = copy.deepcopy(layer)
-    probe.record_at_inference = True
-    return probe, probe.forward(x)
+    with recording_at_inference([probe]):
+        return probe, probe.forward(x)
 
 
 def _forward(layer, x, y, index):

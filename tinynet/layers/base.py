@@ -32,9 +32,17 @@ __all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_laye
 _recording = contextvars.ContextVar("tinynet_recording_at_inference", default=frozenset())
 
 
+def _with_inner_layers(layers):
+    """``layers`` and, depth first, the inner layers of each (a Residual's)."""
+    for layer in layers:
+        yield layer
+        yield from _with_inner_layers(getattr(layer, "layers", ()))
+
+
 @contextlib.contextmanager
 def recording_at_inference(layers):
-    """Inside the ``with`` block, ``layers``' inference forwards keep what their backward needs.
+    """Inside the ``with`` block, the inference forwards of ``layers`` (and of their inner layers) keep what
+    their backward needs.
 
     ``forward(x, training=False)`` still behaves as at inference (running statistics, no
     dropout); it only keeps its values, so ``backward`` then gives the gradients of the
@@ -52,7 +60,7 @@ def recording_at_inference(layers):
     >>> relu.backward(np.ones(2))
     array([1., 0.])
     """
-    token = _recording.set(_recording.get() | {id(layer) for layer in layers})
+    token = _recording.set(_recording.get() | {id(layer) for layer in _with_inner_layers(layers)})
     try:
         yield
     finally:
