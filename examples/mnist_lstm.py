@@ -3,7 +3,11 @@
 tinynet.models.lstm_rows(): Reshape((28, 28)) -> LSTM(28, 128) -> Dense(128, 10), the image
 read as a sequence of 28 rows of 28 pixels and classified from the state after the last row.
 Defaults: 8 epochs, batch 128, Adam with a one-cycle learning rate peaking at 1e-2, the
-gradient's global norm clipped at 1, no augmentation. Prints the summary, a progress bar per
+gradient's global norm clipped at 1, no augmentation. Chosen from two short trials, seed 0,
+trained on the first 50,000 training images and judged on the last 10,000 (--validation
+10000): 98.61% held out after 3 epochs, 98.96% after 8 (99.00% after the 7th). One seed
+only; the mean over seeds and the training time on an unshared machine are not measured yet.
+Prints the summary, a progress bar per
 epoch, the test accuracy (evaluated once, at the end) against the reference Keras notebook's
 CNN (98.52%), and saves the model to mnist_lstm.npz.
 """
