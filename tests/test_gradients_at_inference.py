@@ -179,7 +179,7 @@ def test_the_loss_gradient_is_the_class_score_gradients_weighted_by_the_softmax_
 
 
 def test_recording_a_layer_records_its_inner_layers_and_nothing_else():
-    """recording_at_inference([residual]): the Residual and its inner layers keep their values; another layer does not."""
+    """recording_at_inference([residual]): the Residual and its inner layers keep their values; others do not."""
     from tinynet.layers.base import recording_at_inference
 
     block, other = Residual(Dense(3, 3, rng=0), ReLU()), ReLU()

@@ -10,9 +10,15 @@ from tests.strategies import conv_geometry, pool_geometry
 from tinynet import kernels
 from tinynet.kernels import reference
 
-jitted = pytest.importorskip("tinynet.kernels.jitted", reason="numba is not installed: no jitted kernels to compare")
-if kernels.BACKEND != "numba":
-    pytest.skip("numba's JIT is off (NUMBA_DISABLE_JIT=1): no compiled kernels to compare", allow_module_level=True)
+jitted = kernels._load_jitted()  # None without numba, or with NUMBA_DISABLE_JIT=1
+needs_numba = pytest.mark.skipif(jitted is None, reason="numba is not installed or its JIT is off "
+                                 "(NUMBA_DISABLE_JIT=1): no compiled kernel to compare with its twin")
+
+
+def _with_compiled(pairs):
+    """``pairs`` of (compiled, twin) functions by name: the compiled ones only when numba is there, then the twins."""
+    compiled = [] if jitted is None else [tuple(getattr(jitted, name) for name in names) for names, _ in pairs]
+    return compiled + [twin for _, twin in pairs]
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 seeds = st.integers(0, 2**16)
@@ -28,6 +34,7 @@ def _channels_last(shape):
     return n, h, w, c
 
 
+@needs_numba
 @given(conv_geometry(), DTYPES, seeds)
 def test_im2col_matches_reference(geometry, dtype, seed):
     """im2col (numba) returns exactly the reference rows, in the input's dtype."""
@@ -38,6 +45,7 @@ def test_im2col_matches_reference(geometry, dtype, seed):
     np.testing.assert_array_equal(fast, reference.im2col_reference(x, *window))
 
 
+@needs_numba
 @given(conv_geometry(), DTYPES, seeds)
 def test_im2col_transposed_matches_reference_and_im2col(geometry, dtype, seed):
     """The transposed unfolding (numba) equals its twin, and is im2col's rows as columns."""
@@ -49,6 +57,7 @@ def test_im2col_transposed_matches_reference_and_im2col(geometry, dtype, seed):
     np.testing.assert_array_equal(fast, cols.reshape(-1, cols.shape[2]).T)
 
 
+@needs_numba
 @given(conv_geometry(), DTYPES, seeds)
 def test_col2im_matches_reference(geometry, dtype, seed):
     """col2im (numba) sums overlapping windows in the same order as the reference."""
@@ -67,13 +76,14 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     x_shape, window = geometry
     x_shape = _channels_last(x_shape)
     x = _random(x_shape, np.float64, seed)
-    for im2col, col2im in [(jitted.im2col, jitted.col2im),
-                           (reference.im2col_reference, reference.col2im_reference)]:
+    for im2col, col2im in _with_compiled([(("im2col", "col2im"),
+                                           (reference.im2col_reference, reference.col2im_reference))]):
         cols = im2col(x, *window)
         c = _random(cols.shape, np.float64, seed + 1)
         np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, col2im(c, x_shape, *window)), rtol=1e-10)
 
 
+@needs_numba
 @given(pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
 def test_maxpool_matches_reference(geometry, dtype, seed, relu, with_bias):
     """Max-pool forward values, arg-max offsets and backward scatter agree exactly (fused ReLU and bias too)."""
@@ -93,6 +103,7 @@ def test_maxpool_matches_reference(geometry, dtype, seed, relu, with_bias):
     )
 
 
+@needs_numba
 @given(pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
 def test_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_affine):
     """The inference pooling (no argmax, the BatchNorm after it as scale and shift) agrees with its twin exactly."""
@@ -123,6 +134,7 @@ def conv_pool_geometry(draw):
     return x_shape, (kh, kw, sh, sw), pool
 
 
+@needs_numba
 @given(conv_pool_geometry(), DTYPES, seeds, st.booleans(), st.booleans())
 def test_conv_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_affine):
     """The convolution computed inside its pooling windows equals columns, product and pooling exactly (small
@@ -146,12 +158,13 @@ def test_conv_maxpool_infer_passes_nan_on():
     x = np.zeros((1, 6, 6, 1), np.float32)
     x[0, 0, 0, 0] = np.nan  # read by the first convolution output only
     taps = np.ones((9, 2), np.float32)
-    for function in (jitted.conv_maxpool_infer, reference.conv_maxpool_infer_reference):
+    for (function,) in _with_compiled([(("conv_maxpool_infer",), (reference.conv_maxpool_infer_reference,))]):
         ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
         out = function(x, taps, 3, 3, 1, 1, 2, 2, 2, 2, True, zeros, ones, zeros)
         np.testing.assert_array_equal(np.isnan(out[0, :, :, 0]), [[True, False], [False, False]])
 
 
+@needs_numba
 @given(pool_geometry(), seeds)
 def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
     """relu=True gives relu(maxpool(x)), and its backward the gradient of that composition."""
@@ -168,13 +181,15 @@ def test_maxpool_with_fused_relu_is_relu_after_maxpool(geometry, seed):
 def test_maxpool_ties_go_to_the_first_maximum():
     """A window of equal values routes its whole gradient to its first (top-left) input."""
     x = np.ones((1, 2, 2, 1), np.float32)
-    for forward, backward in [(jitted.maxpool_forward, jitted.maxpool_backward),
-                              (reference.maxpool_forward_reference, reference.maxpool_backward_reference)]:
+    for forward, backward in _with_compiled([(("maxpool_forward", "maxpool_backward"),
+                                              (reference.maxpool_forward_reference,
+                                               reference.maxpool_backward_reference))]):
         _, argmax = forward(x, 2, 2, 2, 2, False, np.zeros(1, np.float32))
         dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2, 2, 2)
         np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
 
 
+@needs_numba
 @pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 1, 1)], ids=["2x2 stride 2", "3x3 stride 1"])
 @pytest.mark.parametrize("values", [[1, np.nan, 0, 2], [np.nan, 5, np.nan, 2], [3, 1, 2, np.nan]])
 def test_maxpool_nan_wins_in_the_kernel_and_its_twin(window, values):
@@ -190,6 +205,7 @@ def test_maxpool_nan_wins_in_the_kernel_and_its_twin(window, values):
     assert argmax[0, 0, 0, 0] == row * window[1] + column
 
 
+@needs_numba
 @given(pool_geometry(), DTYPES, seeds)
 def test_avgpool_matches_reference(geometry, dtype, seed):
     """Average-pool forward and backward agree up to float rounding of the window sums."""
@@ -207,11 +223,13 @@ def test_avgpool_matches_reference(geometry, dtype, seed):
     )
 
 
+@needs_numba
 def test_chooser_uses_numba_when_available():
     """With numba importable and JIT on, the layers get the jitted kernels."""
     assert kernels.BACKEND == "numba"
 
 
+@needs_numba
 def test_kernel_thread_count_is_settable_and_restored():
     """set_num_threads changes tinynet's kernel threads and leaves numba's own setting alone."""
     import numba
@@ -228,6 +246,7 @@ def test_kernel_thread_count_is_settable_and_restored():
         kernels.set_num_threads(0)
 
 
+@needs_numba
 @given(st.integers(1, 300), DTYPES, seeds, st.sampled_from([0.0, 1e-2]), st.sampled_from([1.0, 0.99]),
        st.integers(1, 50))
 def test_adam_update_matches_reference(size, dtype, seed, l2, decay, step):
@@ -254,6 +273,7 @@ def test_adam_update_refuses_arrays_of_different_sizes():
                             step=1)
 
 
+@needs_numba
 def test_training_never_recompiles_across_batch_sizes():
     """Batches of any size reuse the compiled kernels: no new numba signature after the first batch."""
     from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -275,6 +295,7 @@ def test_training_never_recompiles_across_batch_sizes():
     assert signatures() == compiled
 
 
+@needs_numba
 @given(st.integers(2, 300), st.integers(1, 40), DTYPES, seeds)
 def test_batchnorm_kernels_match_reference(rows, channels, dtype, seed):
     """BatchNorm's two numba passes (float64 column sums) and the NumPy twin agree, forward and backward."""
@@ -296,6 +317,7 @@ def test_batchnorm_kernels_match_reference(rows, channels, dtype, seed):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
 
 
+@needs_numba
 @given(st.lists(st.floats(-30, 30), max_size=50), DTYPES)
 def test_erf_kernel_matches_python(values, dtype):
     """The numba error function and its twin (math.erf per value) agree, in the input's dtype and shape."""
