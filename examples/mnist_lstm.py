@@ -7,9 +7,8 @@ gradient's global norm clipped at 1, no augmentation. Chosen from two short tria
 trained on the first 50,000 training images and judged on the last 10,000 (--validation
 10000): 98.61% held out after 3 epochs, 98.96% after 8 (99.00% after the 7th). One seed
 only; the mean over seeds and the training time on an unshared machine are not measured yet.
-Prints the summary, a progress bar per
-epoch, the test accuracy (evaluated once, at the end) against the reference Keras notebook's
-CNN (98.52%), and saves the model to mnist_lstm.npz.
+Prints the summary, a progress bar per epoch, the test accuracy (evaluated once, at the end)
+against the reference Keras notebook's CNN (98.52%), and saves the model to mnist_lstm.npz.
 """
 
 from cli import run
