@@ -190,3 +190,13 @@ def test_recording_a_layer_records_its_inner_layers_and_nothing_else():
     assert block.backward(np.ones((2, 3), np.float32)).shape == (2, 3)
     with pytest.raises(tinynet.NotTrainedForwardError):
         other.backward(np.ones((2, 3), np.float32))
+
+
+def test_no_code_sets_the_old_recording_attribute():
+    """Recording is recording_at_inference's alone: a layer attribute named record_at_inference would be ignored,
+    so no module of tinynet may set one (code written before the change would silently stop recording)."""
+    from pathlib import Path
+
+    root = Path(tinynet.__file__).parent
+    setters = [str(path.relative_to(root)) for path in root.rglob("*.py") if ".record_at_inference" in path.read_text()]
+    assert not setters, f"{setters} set record_at_inference; use tinynet.layers.base.recording_at_inference"
