@@ -220,3 +220,81 @@ def test_two_visitors_never_see_each_others_steps(browser_page):
     finally:
         for context in visitors:
             context.close()
+
+
+def test_a_clicked_number_is_explained_next_to_the_maps(browser_page):
+    """Click a pixel of the first convolution's output: the panel shows its nine window × filter terms and their sum,
+    which is the number /api/unit computed, and the window is marked on the 28x28 image."""
+    page, _, shots = browser_page
+    page.click("#clear")
+    draw(page, STROKES["seven"])
+    answers = page.evaluate("window.tinynet.answers")
+    page.click("#labels button[data-digit='7']")
+    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    canvas = page.locator("#layers .layer[data-position='0'] [data-kind=output] canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.evaluate("window.tinynet.unit = null")
+    page.mouse.click(box["x"] + box["width"] * 12.5 / 26, box["y"] + box["height"] * 8.5 / 26)  # pixel (8, 12)
+    page.wait_for_function("window.tinynet.unit !== null", timeout=30_000)
+    unit = page.evaluate("window.tinynet.unit")
+    assert unit["index"] == [0, 8, 12] and unit["direction"] == "forward" and len(unit["terms"]) == 9
+    assert unit["sum"] == pytest.approx(unit["value"], rel=1e-9, abs=1e-12)
+    assert page.is_visible("#unit") and page.locator("#unit .term").count() == 9
+    assert "Σ 9 terms + bias" in page.inner_text("#unit .sum")
+    marked = page.evaluate("""(() => { const d = document.getElementById('seen').getContext('2d')
+        .getImageData(0, 0, 28, 28).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > d[i + 1] + 40) n++; return n; })()""")
+    assert marked == 9  # the 3x3 window, in orange
+    top = page.evaluate("document.getElementById('layers-panel').getBoundingClientRect().top + window.scrollY")
+    page.screenshot(path=str(shots / "page_unit.png"), full_page=True,  # the README's picture
+                    clip={"x": 0, "y": top, "width": 1280, "height": 520})
+    # A gradient's unit: backward through the last Dense, the chain rule over its ten outputs.
+    vector = page.locator("#layers .layer[data-position='15'] [data-kind=grad] canvas").first
+    vector.scroll_into_view_if_needed()
+    box = vector.bounding_box()
+    page.evaluate("window.tinynet.unit = null")
+    page.mouse.click(box["x"] + 4, box["y"] + 4)
+    page.wait_for_function("window.tinynet.unit !== null", timeout=30_000)
+    unit = page.evaluate("window.tinynet.unit")
+    assert unit["layer"] == 16 and unit["direction"] == "backward" and len(unit["terms"]) == 10
+    assert unit["sum"] == pytest.approx(unit["value"], rel=1e-9, abs=1e-15)
+
+
+def test_the_page_can_be_used_without_a_mouse_and_read(browser_page):
+    """aria-live prediction, aria-pressed labels, drawing by keyboard, targets of 24x24 px at least, text contrast
+    of 4.5:1 at least (measured in Chromium on what it renders)."""
+    page, _, _ = browser_page
+    page.click("#clear")
+    assert page.get_attribute("#prediction", "aria-live") == "polite"
+    answers = page.evaluate("window.tinynet.answers")
+    page.focus("#pad")
+    for key in ["ArrowUp"] * 6 + ["Space"] + ["ArrowDown"] * 12 + ["Space"]:  # a vertical stroke: a one
+        page.keyboard.press(key)
+    page.wait_for_function(f"window.tinynet.answers > {answers}", timeout=30_000)
+    assert page.evaluate("window.tinynet.last.prediction") == 1
+    assert max(page.evaluate("window.tinynet.last.image").__iter__().__next__()) == 0  # the ring is not ink
+    page.click("#labels button[data-digit='1']")
+    pressed = [page.get_attribute(f"#labels button[data-digit='{d}']", "aria-pressed") for d in range(10)]
+    assert pressed == ["false"] + ["true"] + ["false"] * 8
+    sizes = page.evaluate("""[...document.querySelectorAll('button, select, input')].filter(e => e.offsetParent)
+        .map(e => { const b = e.getBoundingClientRect(); return [e.id || e.textContent, b.width, b.height]; })""")
+    small = [size for size in sizes if size[1] < 24 or size[2] < 24]
+    assert len(sizes) >= 15 and small == []
+    low = page.evaluate("""(() => {
+        const rgb = c => c.match(/[\\d.]+/g).map(Number);
+        const luminance = ([r, g, b]) => [r, g, b].map(v => { v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+            .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+        const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+            if (c.length < 4 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+        const low = [];
+        for (const e of document.querySelectorAll('body *')) {
+            const text = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+            if (!text || !e.offsetParent || e.disabled) continue;
+            const [a, b] = [luminance(rgb(getComputedStyle(e).color)), luminance(background(e))];
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < 4.5) low.push([e.tagName, e.textContent.slice(0, 30), ratio]);
+        }
+        return low; })()""")
+    assert low == []

@@ -8,6 +8,7 @@ const pad = document.getElementById("pad");
 const padContext = pad.getContext("2d");
 const strokes = [];     // each stroke: {width, points: [[x, y], ...]}, kept for undo
 let current = null;
+const cursor = {x: 140, y: 140, shown: false};  // the keyboard's pen on the pad
 let chosenLabel = null; // null: the loss is taken against the model's own answer
 let lastDrawing = null;
 let busy = Promise.resolve();
@@ -50,6 +51,13 @@ function redraw() {
     if (stroke.points.length === 1) padContext.lineTo(stroke.points[0][0] + 0.1, stroke.points[0][1]);
     padContext.stroke();
   }
+  if (cursor.shown) {  // the keyboard's cursor: a ring, red while the pen is down
+    padContext.lineWidth = 2;
+    padContext.strokeStyle = current ? "#c0392b" : "#1f5fa8";
+    padContext.beginPath();
+    padContext.arc(cursor.x, cursor.y, 7, 0, 2 * Math.PI);
+    padContext.stroke();
+  }
 }
 
 function padPoint(event) {
@@ -76,6 +84,33 @@ function endStroke() {
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
 
+// Drawing with the keyboard: the arrow keys move a cursor (Shift: finer), Space or Enter puts the
+// pen down and lifts it again (the model answers when it is lifted).
+pad.addEventListener("keydown", event => {
+  const steps = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+  if (event.key in steps) {
+    const size = event.shiftKey ? 4 : 14;
+    cursor.x = Math.min(pad.width, Math.max(0, cursor.x + steps[event.key][0] * size));
+    cursor.y = Math.min(pad.height, Math.max(0, cursor.y + steps[event.key][1] * size));
+    if (current) current.points.push([cursor.x, cursor.y]);
+  } else if (event.key === " " || event.key === "Enter") {
+    if (current) {
+      endStroke();
+    } else {
+      current = {width: Number(document.getElementById("brush").value), points: [[cursor.x, cursor.y]]};
+      strokes.push(current);
+    }
+  } else if (event.key === "Escape" && current) {
+    endStroke();
+  } else {
+    return;
+  }
+  event.preventDefault();
+  cursor.shown = true;
+  redraw();
+});
+pad.addEventListener("blur", () => { cursor.shown = false; redraw(); });
+
 document.getElementById("undo").addEventListener("click", () => {
   strokes.pop();
   redraw();
@@ -90,6 +125,10 @@ document.getElementById("clear").addEventListener("click", () => {
 
 // The pad's ink, 0 (paper) to 255 (ink), at SEND_SIDE x SEND_SIDE, row by row.
 function drawing() {
+  const ring = cursor.shown;  // the keyboard's cursor is not ink
+  cursor.shown = false;
+  redraw();
+  cursor.shown = ring;
   const small = document.createElement("canvas");
   small.width = small.height = SEND_SIDE;
   const context = small.getContext("2d");
@@ -97,6 +136,7 @@ function drawing() {
   const rgba = context.getImageData(0, 0, SEND_SIDE, SEND_SIDE).data;
   const pixels = new Array(SEND_SIDE * SEND_SIDE);
   for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - rgba[i * 4];
+  if (ring) redraw();
   return {width: SEND_SIDE, height: SEND_SIDE, pixels};
 }
 
@@ -388,8 +428,101 @@ for (let digit = 0; digit < 10; digit++) {
 
 function chooseLabel(digit) {
   chosenLabel = digit;
-  labels.querySelectorAll("button").forEach(b => b.classList.toggle("chosen", Number(b.dataset.digit) === chosenLabel));
+  labels.querySelectorAll("button").forEach(b => {
+    const chosen = Number(b.dataset.digit) === chosenLabel;
+    b.classList.toggle("chosen", chosen);
+    b.setAttribute("aria-pressed", String(chosen));
+  });
 }
+
+// -- click a number: how it was made (POST /api/unit) -----------------------------------------
+// A map's pixel (or a vector's cell) under a click: [c, h, w] for maps, [f] for vectors.
+function clickedIndex(canvas, event, maps) {
+  const box = canvas.getBoundingClientRect();
+  const column = Math.floor((event.clientX - box.left) / box.width * canvas.width);
+  const row = Math.floor((event.clientY - box.top) / box.height * canvas.height);
+  if (maps.height > 1) return [Number(canvas.dataset.channel), row, column];
+  const f = row * Number(canvas.dataset.columns) + column;
+  return f < maps.width ? [f] : null;
+}
+
+function explainUnit(layer, index, direction, what) {
+  if (!lastDrawing) return;
+  const body = {...lastDrawing, layer, index, direction};
+  if (chosenLabel !== null) body.label = chosenLabel;
+  queue(async () => {
+    const unit = await post("api/unit", body);
+    window.tinynet.unit = unit;
+    showUnit(unit, what);
+  });
+}
+
+function showUnit(unit, what) {
+  const panel = document.getElementById("unit");
+  const title = document.createElement("h3");
+  title.textContent = `${what} [${unit.index.join(", ")}] = ${exact(unit.value)}`;
+  const rule = document.createElement("p");
+  rule.textContent = `${unit.direction === "forward" ? "Forward" : "Backward"} through ${unit.name}: ${unit.rule}.`;
+  const grid = document.createElement("div");
+  grid.className = "terms";
+  // A convolution's window keeps its shape (one row of kh x kw per input channel); other terms wrap by 8.
+  const columns = unit.window ? unit.window[2] : Math.min(8, unit.terms.length);
+  grid.style.gridTemplateColumns = `repeat(${columns}, auto)`;
+  const shown = unit.terms.slice(0, 144);
+  shown.forEach((term, k) => {
+    const cell = document.createElement("span");
+    cell.className = "term" + (term > 0 ? " positive" : term < 0 ? " negative" : "");
+    const left = unit.inputs[k], right = unit.weights ? unit.weights[k] : null;
+    cell.textContent = right === null ? exact(term) : `${exact(left)}×${exact(right)}`;
+    cell.title = `${right === null ? "" : `${exact(left)} × ${exact(right)} = `}${exact(term)} (at [${unit.at[k] ?? "padding"}])`;
+    grid.append(cell);
+  });
+  const sum = document.createElement("p");
+  sum.className = "sum";
+  const more = unit.terms.length > shown.length ? ` (${shown.length} of ${unit.terms.length} terms shown)` : "";
+  sum.textContent = unit.kind === "rule"
+    ? `${unit.rule} of these ${unit.terms.length} = ${exact(unit.sum)}${more}`
+    : `Σ ${unit.terms.length} terms + bias ${exact(unit.bias)} = ${exact(unit.sum)}${more}; the page shows ${exact(unit.value)}`;
+  panel.replaceChildren(title, rule, grid, sum);
+  panel.hidden = false;
+  highlightWindow(unit);
+}
+
+// Mark the inputs of a forward unit on the maps they come from (the 28x28 image for layer 0).
+function highlightWindow(unit) {
+  if (unit.direction !== "forward") return;
+  const canvases = unit.layer === 0 ? [document.getElementById("seen")]
+    : [...document.querySelectorAll(`#layers .layer[data-position="${unit.layer - 1}"] [data-kind=output] canvas`)];
+  for (const canvas of canvases) {
+    const context = canvas.getContext("2d");
+    context.fillStyle = "rgba(255, 64, 0, 0.55)";
+    for (const at of unit.at) {
+      if (!at || at.length !== 3) continue;
+      const [c, h, w] = at;
+      if (unit.layer === 0 || Number(canvas.dataset.channel) === c) context.fillRect(w, h, 1, 1);
+    }
+  }
+}
+
+document.getElementById("layers").addEventListener("click", event => {
+  const canvas = event.target.closest("canvas");
+  const figure = event.target.closest("figure");
+  const block = event.target.closest(".layer");
+  if (!canvas || !figure || !block || !window.tinynet.last) return;
+  const position = Number(block.dataset.position);
+  const layer = window.tinynet.last.layers[position];
+  const gradient = figure.dataset.kind === "grad";
+  const index = clickedIndex(canvas, event, gradient ? layer.grad : layer.output);
+  if (!index) return;
+  render(window.tinynet.last);  // clear the previous highlight
+  if (gradient) explainUnit(position + 1, index, "backward", `dL/d(output of layer ${position})`);
+  else explainUnit(position, index, "forward", `Output of layer ${position}`);
+});
+document.getElementById("saliency").addEventListener("click", event => {
+  if (!window.tinynet.last) return;
+  const [, h, w] = clickedIndex(event.target, event, {height: 28, width: 28});
+  explainUnit(0, [0, h, w], "backward", "dL/d(input)");
+});
 
 document.getElementById("scale").addEventListener("change", () => {
   if (window.tinynet.last) render(window.tinynet.last);
