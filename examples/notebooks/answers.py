@@ -15,15 +15,24 @@ __all__ = ["solution", "solution_sources"]
 SOLUTIONS = Path(__file__).resolve().parent / "solutions"
 
 
+def _code_cells(notebook):
+    cells = json.loads((SOLUTIONS / f"{Path(notebook).stem}.ipynb").read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+
+
 def solution_sources(notebook):
     """``{function name: source of the code cell defining it}`` in ``solutions/<notebook>.ipynb``."""
-    cells = json.loads((SOLUTIONS / f"{Path(notebook).stem}.ipynb").read_text())["cells"]
-    sources = ("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
-    return {name: source for source in sources for name in re.findall(r"^def (\w+)\(", source, re.MULTILINE)}
+    return {name: source for source in _code_cells(notebook)
+            for name in re.findall(r"^def (\w+)\(", source, re.MULTILINE)}
 
 
 def solution(notebook, name):
-    """The function ``name`` as ``solutions/<notebook>.ipynb`` answers it (its cell run in a fresh namespace)."""
+    """The function ``name`` as ``solutions/<notebook>.ipynb`` answers it.
+
+    Every code cell of the solutions notebook runs, in order, in one fresh namespace (a cell may
+    use an import made by an earlier one), as when the solutions notebook itself is run.
+    """
     namespace = {}
-    exec(solution_sources(notebook)[name], namespace)  # the repository's own solutions notebook
+    for source in _code_cells(notebook):
+        exec(source, namespace)  # the repository's own solutions notebook
     return namespace[name]
