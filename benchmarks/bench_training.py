@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from frameworks import MODELS, forward_flops, training_gemms, worker_environment
+from frameworks import MODELS, SEQUENCE_MODELS, forward_flops, training_gemms, worker_environment
 
 import tinynet
 
@@ -94,7 +94,7 @@ def _workers(model_name, results, names=FRAMEWORK_NAMES):
     return workers
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=MODELS + SEQUENCE_MODELS)
 def model_workers(request, results):
     """``(model name, workers)``: one process per installed framework for one model, shared by the training
     and inference tests of that model (pytest runs them back to back), closed after them."""
@@ -124,10 +124,11 @@ def test_training_epochs(results, model_workers):
     training = [worker for worker in workers if worker.name in TRAINING_FRAMEWORKS]
     answers = _interleaved(training, ROUNDS, task="train", images=IMAGES)
     for name, rounds in answers.items():
-        # What was timed really trained: after 60 batches every model is far above chance (10%).
+        # What was timed really trained: after 60 batches every model is far above chance (10%);
+        # the LSTM and the transformer start slower (about 55% and 65% after 6,400 images).
         if IMAGES >= 6_400:
             worst = min(answer["accuracy"] for answer in rounds)
-            floor = 0.9 if IMAGES >= 60_000 else 0.7
+            floor = (0.9 if IMAGES >= 60_000 else 0.7) - (0.2 if model_name in SEQUENCE_MODELS else 0)
             assert worst > floor, f"{name} {model_name} reached only {worst:.1%} after {IMAGES:,} images"
         _record_spread(results, "training", model_name, name, [a["seconds"] for a in rounds],
                        f"{ROUNDS} rounds, batch 128")

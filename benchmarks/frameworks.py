@@ -14,8 +14,11 @@ adapter in a process of its own.
 
 The architectures are the ones in ``tinynet.models`` (``basic_mlp``, ``small_cnn``,
 ``keras_convnet``, ``cnn``), built layer for layer in each framework with its default
-initialisers. PyTorch and Keras are optional: :func:`framework` raises ``Unavailable``
-with the reason when one is not installed, and the benchmark is skipped with it.
+initialisers. The two sequence models (``lstm_rows``, ``vit``) reach PyTorch through
+``tinynet.export.to_torch``: its own ``nn.LSTM``, ``nn.MultiheadAttention``, ``nn.LayerNorm``
+and ``nn.GELU``, starting from tinynet's initial weights; Keras is not compared on them.
+PyTorch and Keras are optional: :func:`framework` raises ``Unavailable`` with the reason when
+one is not installed, and the benchmark is skipped with it.
 """
 
 import os
@@ -25,6 +28,7 @@ import numpy as np
 import tinynet
 
 MODELS = ("basic_mlp", "small_cnn", "keras_convnet", "cnn")
+SEQUENCE_MODELS = ("lstm_rows", "vit")  # the LSTM reading rows and the vision transformer
 THREADS = int(os.environ.get("TINYNET_BENCH_THREADS", "2"))
 LEARNING_RATE = 1e-3
 
@@ -90,6 +94,11 @@ class TorchAdapter:
     def build(self, name, seed):
         nn = self.torch.nn
         self.torch.manual_seed(seed)
+        if name in SEQUENCE_MODELS:
+            model = tinynet.export.to_torch(getattr(tinynet.models, name)(rng=seed))
+            model.train()
+            model.optimizer = self.torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, fused=True)
+            return model
         conv_block = lambda c_in, c_out: [nn.Conv2d(c_in, c_out, 3), nn.ReLU(), nn.MaxPool2d(2)]  # noqa: E731
         layers = {
             "basic_mlp": [nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)],
@@ -163,6 +172,8 @@ class KerasAdapter:
         return np.ascontiguousarray(np.moveaxis(x, 1, -1), dtype=np.float32), y.astype(np.int64)
 
     def build(self, name, seed):
+        if name in SEQUENCE_MODELS:
+            raise Unavailable(f"{name} is not built in Keras here (only the four feed-forward models are)")
         layers = self.keras.layers
         self.keras.utils.set_random_seed(seed)
         conv_block = lambda filters: [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D(2)]  # noqa: E731

@@ -65,6 +65,11 @@ def serve(framework_name, model_name):
     except Unavailable as error:
         _answer({"unavailable": str(error)})
         return
+    try:
+        adapter.build(model_name, seed=0)
+    except Unavailable as error:  # this framework has no such model
+        _answer({"unavailable": str(error)})
+        return
     (x_train, y_train), (x_test, y_test) = _data()
     train = adapter.prepare(x_train, y_train)
     warm_up = adapter.prepare(x_train[: WARM_UP_BATCHES * BATCH], y_train[: WARM_UP_BATCHES * BATCH])
