@@ -139,6 +139,14 @@ def _conv_epilogue(norm, relu):
     return case
 
 
+def _more_filters_than_outputs(g):
+    """More filters than output rows in the batch (one image through the MNIST CNN's third convolution: 9 rows,
+    128 filters): the windows are unfolded in the filters' own order, padding and strides included."""
+    out_h, out_w = _conv_output(g)
+    filters = g["batch"] * out_h * out_w + 1
+    return [_conv(g, filters=filters), BatchNorm2D(filters), ReLU()], _images(g)
+
+
 def _dropout_between(g):
     """Dropout left out at inference: the Conv2D, ReLU and MaxPool2D around it fuse."""
     _fits_pool(g, _conv_output(g))
@@ -164,7 +172,7 @@ INFERENCE_CASES = {
     "Conv2D + ReLU + MaxPool2D (+ BatchNorm2D) pooled as computed": [_conv_relu_pool,
                                                                      lambda g: _conv_relu_pool(g, norm=True)],
     "Conv2D (+ BatchNorm2D) (+ ReLU) in the product's epilogue": [
-        _conv_epilogue(norm, relu) for norm in (False, True) for relu in (False, True)],
+        *(_conv_epilogue(norm, relu) for norm in (False, True) for relu in (False, True)), _more_filters_than_outputs],
     "ReLU + MaxPool2D in one pass, channels last": [_norm_relu_pool],
     "MaxPool2D, channels last": [_pool_alone(MaxPool2D)],
     "AvgPool2D, channels last": [_pool_alone(AvgPool2D)],

@@ -59,6 +59,22 @@ def test_im2col_transposed_matches_reference_and_im2col(geometry, dtype, seed):
 
 @needs_numba
 @given(conv_geometry(), DTYPES, seeds)
+def test_im2col_filter_order_matches_reference_and_im2col(geometry, dtype, seed):
+    """The unfolding in the filters' order (numba) equals its twin, and is im2col's rows with each window's
+    values reordered from (i, j, c) to (c, i, j)."""
+    x_shape, window = geometry
+    x = _random(_channels_last(x_shape), dtype, seed)
+    fast = jitted.im2col_filter_order(x, *window)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, reference.im2col_filter_order_reference(x, *window))
+    cols = reference.im2col_reference(x, *window)
+    kh, kw = window[:2]
+    reordered = cols.reshape(*cols.shape[:2], kh, kw, x.shape[3]).transpose(0, 1, 4, 2, 3).reshape(cols.shape)
+    np.testing.assert_array_equal(fast, reordered)
+
+
+@needs_numba
+@given(conv_geometry(), DTYPES, seeds)
 def test_col2im_matches_reference(geometry, dtype, seed):
     """col2im (numba) sums overlapping windows in the same order as the reference."""
     x_shape, window = geometry

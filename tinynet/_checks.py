@@ -42,28 +42,29 @@ def number(value, name, owner, *, low=None, high=None, low_open=False, high_open
     ...
     tinynet.errors.ArgumentError: SGD expects lr to be a finite number >= 0; received lr=-1.0.
     """
+    fits_type = is_int(value) if integer else is_real(value) and math.isfinite(value)
+    too_low = fits_type and low is not None and (value <= low if low_open else value < low)
+    too_high = fits_type and high is not None and (value >= high if high_open else value > high)
+    if not fits_type or too_low or too_high:  # the message is worked out only when there is one to give
+        what = _described(low, high, low_open, high_open, integer)
+        error = ArgumentTypeError if not is_real(value) else ArgumentError
+        raise error(f"{owner} expects {name} to be {what}; received {name}={value!r}.")
+    return int(value) if integer else float(value)
+
+
+def _described(low, high, low_open, high_open, integer):
+    """What :func:`number` expects, in words: "an int >= 1", "in [0, 1)", "a positive number", ..."""
     if integer:
         if low == 0 and low_open:
-            what = "a positive int"
-        else:
-            what = "an int" + (f" >= {low}" if low is not None else "") + (f" < {high}" if high is not None else "")
-    elif low is not None and high is not None:
-        what = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    elif low == 0 and low_open:
-        what = "a positive number"
-    elif low is not None:
-        what = f"a finite number {'>' if low_open else '>='} {low}"
-    else:
-        what = "a finite number"
-    fits_type = is_int(value) if integer else is_real(value) and math.isfinite(value)
-    if not fits_type:
-        raise (ArgumentTypeError if not is_real(value) else ArgumentError)(
-            f"{owner} expects {name} to be {what}; received {name}={value!r}.")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ArgumentError(f"{owner} expects {name} to be {what}; received {name}={value!r}.")
-    return int(value) if integer else float(value)
+            return "a positive int"
+        return "an int" + (f" >= {low}" if low is not None else "") + (f" < {high}" if high is not None else "")
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low == 0 and low_open:
+        return "a positive number"
+    if low is not None:
+        return f"a finite number {'>' if low_open else '>='} {low}"
+    return "a finite number"
 
 
 def positive_int(value, name, owner):
@@ -94,7 +95,7 @@ def int_pair(value, name, owner, minimum=1):
 def float_array(x, owner, name="input"):
     """``x`` as a floating ndarray, or a TypeError naming ``owner`` and the dtype received."""
     x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":
         raise ArgumentTypeError(
             f"{owner} expects a floating-point {name}; received dtype {x.dtype}. "
             f"Convert it first, e.g. x.astype(np.float32) (scale uint8 images by 1/255)."

@@ -22,6 +22,7 @@ from ..special import erf_loop as erf  # the error function's loop: layers use i
 __all__ = [
     "im2col",
     "im2col_transposed",
+    "im2col_filter_order",
     "col2im",
     "maxpool_forward",
     "maxpool_infer",
@@ -85,6 +86,34 @@ def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
                         for xo in range(out_w):  # one pixel row of the shifted image
                             src_x = xo * sw - pw + j
                             row[start + xo] = x[b, src_y, src_x, ch] if inside_y and 0 <= src_x < w else 0
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def im2col_filter_order(x, kh, kw, sh, sw, ph, pw):
+    # The columns in the order (c, i, j) of the filters as stored: each pixel's C adjacent
+    # values are read in one run and written kh*kw apart.
+    n, h, w, c = x.shape
+    out_h = (h + 2 * ph - kh) // sh + 1
+    out_w = (w + 2 * pw - kw) // sw + 1
+    window = kh * kw
+    cols = np.empty((n, out_h * out_w, c * window), dtype=x.dtype)
+    for b in prange(n):
+        for y in range(out_h):
+            for xo in range(out_w):
+                row = cols[b, y * out_w + xo]
+                for i in range(kh):
+                    src_y = y * sh - ph + i
+                    for j in range(kw):
+                        src_x = xo * sw - pw + j
+                        offset = i * kw + j
+                        if 0 <= src_y < h and 0 <= src_x < w:
+                            pixel = x[b, src_y, src_x]
+                            for ch in range(c):
+                                row[ch * window + offset] = pixel[ch]
+                        else:  # in the zero padding
+                            for ch in range(c):
+                                row[ch * window + offset] = 0
     return cols
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "output_size",
     "im2col_reference",
     "im2col_transposed_reference",
+    "im2col_filter_order_reference",
     "col2im_reference",
     "maxpool_forward_reference",
     "maxpool_infer_reference",
@@ -82,6 +83,17 @@ def im2col_transposed_reference(x, kh, kw, sh, sw, ph, pw):
     """
     cols = im2col_reference(x, kh, kw, sh, sw, ph, pw)
     return np.ascontiguousarray(cols.reshape(-1, cols.shape[2]).T)
+
+
+def im2col_filter_order_reference(x, kh, kw, sh, sw, ph, pw):
+    """The windows of channels-last images in the layer's own column order ``(c, i, j)``: ``(N, P, C*kh*kw)``.
+
+    That is the order of the filters as they are stored, ``K.reshape(F, C*kh*kw)``, so the
+    matrix product needs no re-laid-out copy of them (see :mod:`tinynet.engine.conv`).
+    """
+    n, h, w, _ = x.shape
+    positions = output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    return im2col(_channels_first(x), (kh, kw), (sh, sw), (ph, pw)).reshape(n, positions, -1)
 
 
 def col2im_reference(cols, x_shape, kh, kw, sh, sw, ph, pw):

@@ -10,8 +10,6 @@ reshape moves no number, so its backward is the inverse reshape of the gradient:
 import math
 import numbers
 
-import numpy as np
-
 from .._checks import float_array
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from .base import Layer
@@ -27,7 +25,7 @@ def flatten(x):
     >>> flatten(np.zeros((2, 1, 28, 28))).shape
     (2, 784)
     """
-    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
 class Flatten(Layer):

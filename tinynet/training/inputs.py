@@ -18,7 +18,7 @@ def prepare_inputs(x, owner, check_finite=True):
     ``check_finite=False`` leaves the NaN/inf check to the caller (see :func:`predict_logits`).
     """
     x = np.asarray(x)
-    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+    if x.dtype != np.uint8 and x.dtype.kind != "f":  # the kind, not np.issubdtype: a tenth of the time
         raise ArgumentTypeError(
             f"{owner} expects float images (scaled to [0, 1]) or uint8 images (scaled here by 1/255); "
             f"received dtype {x.dtype}. Convert with x.astype(np.float32) / 255 or pass uint8."
