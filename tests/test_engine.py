@@ -299,14 +299,24 @@ def test_the_inference_plan_rewrites_what_it_says():
         type(step).__name__ for step in tinynet.models.cnn(rng=0).inference_plan()}
 
 
-def test_predictions_follow_weights_changed_by_hand():
-    """Nothing is folded into a copy of the weights: a change to a weight or a statistic shows at the next call."""
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("how", ["in place", "by assignment"])
+def test_predictions_follow_weights_changed_by_hand(batch, how):
+    """Nothing is folded into a copy of the weights: a weight or a statistic changed in place, or replaced by a
+    new array, shows at the next call, one image or several."""
     model = _with_statistics(tinynet.models.cnn(rng=0))
-    x = np.random.default_rng(6).random((3, 1, 28, 28), dtype=np.float32)
+    x = np.random.default_rng(6).random((batch, 1, 28, 28), dtype=np.float32)
     before = model.predict(x)
-    model.layers[9].buffers["running_var"][...] *= 4  # the third convolution's BatchNorm
-    model.layers[8].params["W"][0, 0, 0, 0] += 1.0
-    model.layers[0].params["W"][0, 0, 1, 1] += 1.0  # the first convolution, computed inside its pooling
+    changes = [(model.layers[9].buffers, "running_var", 4.0),  # the third convolution's BatchNorm
+               (model.layers[3].params, "gamma", -1.0),  # the BatchNorm after the first pooling
+               (model.layers[8].params, "W", 1.5),
+               (model.layers[0].params, "W", 2.0),  # the first convolution, computed inside its pooling
+               (model.layers[12].params, "W", 0.5), (model.layers[13].buffers, "running_mean", 3.0)]
+    for arrays, key, factor in changes:
+        if how == "in place":
+            arrays[key][...] *= factor
+        else:
+            arrays[key] = arrays[key] * arrays[key].dtype.type(factor)
     with model.layer_by_layer():
         expected = model.predict(x)
     after = model.predict(x)
