@@ -38,11 +38,16 @@ __all__ = [
 ]
 
 
+@njit(inline="always")
+def _output_size(h, w, kh, kw, sh, sw, ph, pw):
+    """``(out_h, out_w)`` of a window sliding over ``(h, w)`` padded images (the layer's output_size)."""
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
 @njit(parallel=True, cache=True)
 def im2col(x, kh, kw, sh, sw, ph, pw):
     n, h, w, c = x.shape
-    out_h = (h + 2 * ph - kh) // sh + 1
-    out_w = (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = _output_size(h, w, kh, kw, sh, sw, ph, pw)
     cols = np.empty((n, out_h * out_w, kh * kw * c), dtype=x.dtype)
     rows = x.reshape(n, h, w * c)  # the kw*c values of a window row are adjacent: one run
     span = kw * c
@@ -70,8 +75,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
 @njit(parallel=True, cache=True)
 def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
     n, h, w, c = x.shape
-    out_h = (h + 2 * ph - kh) // sh + 1
-    out_w = (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = _output_size(h, w, kh, kw, sh, sw, ph, pw)
     positions = out_h * out_w
     cols = np.empty((kh * kw * c, n * positions), dtype=x.dtype)
     for b in prange(n):
@@ -94,8 +98,7 @@ def im2col_filter_order(x, kh, kw, sh, sw, ph, pw):
     # The columns in the order (c, i, j) of the filters as stored: each pixel's C adjacent
     # values are read in one run and written kh*kw apart.
     n, h, w, c = x.shape
-    out_h = (h + 2 * ph - kh) // sh + 1
-    out_w = (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = _output_size(h, w, kh, kw, sh, sw, ph, pw)
     window = kh * kw
     cols = np.empty((n, out_h * out_w, c * window), dtype=x.dtype)
     for b in prange(n):
@@ -120,8 +123,7 @@ def im2col_filter_order(x, kh, kw, sh, sw, ph, pw):
 @njit(parallel=True, cache=True)
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     n, h, w, c = x_shape
-    out_h = (h + 2 * ph - kh) // sh + 1
-    out_w = (w + 2 * pw - kw) // sw + 1
+    out_h, out_w = _output_size(h, w, kh, kw, sh, sw, ph, pw)
     dx = np.zeros((n, h, w, c), dtype=cols.dtype)
     for b in prange(n):
         # Window offsets outermost, as in the reference: overlapping windows add up in the
