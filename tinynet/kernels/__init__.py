@@ -113,12 +113,11 @@ def get_num_threads():
 def _on_threads(kernel, *args):
     """``kernel(*args)`` on tinynet's thread count, then the caller's numba setting restored.
 
-    Every kernel's parallel loop runs over the images of its first argument, so one image is
-    one thread's work whatever the count: it runs as it is, without the two calls that set
-    the count and set it back (3 us of the 10 us a kernel call on one image took).
+    Even on one image (one thread's work in every kernel's parallel loop) the count is set:
+    a parallel launch wakes every thread of numba's pool, and right after a BLAS product,
+    whose threads keep spinning, waking a second one took milliseconds on 2 cores (3.5 ms
+    for keras_convnet's second convolution on one image, against 0.13 ms on one thread).
     """
-    if len(args[0]) <= 1:
-        return kernel(*args)
     import numba
 
     previous = numba.get_num_threads()
