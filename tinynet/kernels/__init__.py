@@ -249,15 +249,26 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                                                       relu, bias, scale, shift)
     filters, dtype = taps.shape[1], x.dtype
     bias, scale, shift = _per_channel(filters, dtype, bias, scale, shift)
-    return _on_threads(_jitted.conv_maxpool_infer, _contiguous(x), _contiguous(taps.astype(dtype, copy=False)),
-                       kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias, scale, shift)
+    # A plain loop, not a parallel one (see its comment): no thread count to set.
+    return _jitted.conv_maxpool_infer(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)), kh, kw, sh, sw,
+                                      pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias, scale, shift)
 
 
 def _per_channel(channels, dtype, bias, scale, shift):
     """``(bias, scale, shift)`` as contiguous arrays; what is not given is the identity (+ 0, * 1), which changes
     no value and keeps one compiled signature."""
-    return tuple(np.full(channels, fill, dtype) if given is None else _contiguous(given.astype(dtype, copy=False))
+    return tuple(_identity(channels, dtype, fill) if given is None else _contiguous(given.astype(dtype, copy=False))
                  for given, fill in ((bias, 0), (scale, 1), (shift, 0)))
+
+
+_identities = {}  # (channels, dtype, 0 or 1) -> the array: made once, only ever read by the kernels
+
+
+def _identity(channels, dtype, fill):
+    key = (channels, np.dtype(dtype), fill)
+    if key not in _identities:
+        _identities[key] = np.full(channels, fill, dtype)
+    return _identities[key]
 
 
 def maxpool_backward(grad_out, argmax, x_shape, kh, kw, sh, sw):
