@@ -19,6 +19,7 @@ from tinynet.engine import INFERENCE_RULES, TRAINING_RULES
 from tinynet.engine.rules import LEAVE_OUT
 from tinynet.engine.steps import ResidualStep
 from tinynet.layers import (
+    LSTM,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -125,6 +126,14 @@ def _residual(g):
             Residual(Conv2D(c, c, 1, rng=g["seed"] + 1), Softmax(axis=1), Residual(Tanh()))], _images(g)
 
 
+def _lstm(return_sequences):
+    """An LSTM on sequences of ``window`` steps (1 to 3) of ``channels`` features, batch 1 to 3."""
+    def case(g):
+        x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["window"], g["channels"]))
+        return [LSTM(g["channels"], g["filters"], return_sequences, rng=g["seed"])], x
+    return case
+
+
 def _elementwise(g):
     return [Tanh(), BatchNorm2D(g["channels"]), Sigmoid(), LeakyReLU(0.2)], _images(g)
 
@@ -162,6 +171,7 @@ TRAINING_CASES = {
     "BatchNorm2D over channels-last rows": [_norm_alone],
     "Flatten of channels-last activations, in NCHW order": [_flatten_after_images],
     "Dense that can skip its input gradient": [_dense],
+    "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],
@@ -240,6 +250,28 @@ def test_a_training_rule_computes_what_its_layers_compute(name, case, geometry, 
     assert name in _applied(model.execution_plan(), layers)
     grad = np.random.default_rng(geometry["seed"] + 1).standard_normal(model.forward(x).shape)
     _assert_same(_run(model, x, grad, by_layer=False), _run(model, x, grad, by_layer=True), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@_RULE_SETTINGS
+@given(batch=st.integers(1, 4), steps=st.integers(1, 6), features=st.integers(1, 5), hidden=st.integers(1, 9),
+       seed=st.integers(0, 2**16))
+def test_the_lstm_step_agrees_with_the_layer_in_float32(return_sequences, batch, steps, features, hidden, seed,
+                                                         backend):  # noqa: F811
+    """In float32 (where the compiled cells run) the LSTM step's outputs and gradients are the layer's within
+    rounding; the state gradients the layer keeps (hidden_grads) too."""
+    model = tinynet.Sequential([LSTM(features, hidden, return_sequences, rng=seed)])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, steps, features)).astype(np.float32) * 2
+    assert "LSTM: each step's gates and cell state in one compiled pass" in _applied(model.execution_plan(),
+                                                                                     model.layers)
+    grad = rng.standard_normal(model.forward(x).shape).astype(np.float32)
+    engine = _run(model, x, grad, by_layer=False)
+    engine_hidden = model.layers[0].hidden_grads
+    by_layer = _run(model, x, grad, by_layer=True)
+    _assert_same(engine, by_layer, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(engine_hidden, model.layers[0].hidden_grads, rtol=1e-5, atol=1e-6)
+    assert engine[0].dtype == engine[1].dtype == np.float32
 
 
 @pytest.mark.parametrize("name, case", [(name, case) for name, cases in INFERENCE_CASES.items() for case in cases],

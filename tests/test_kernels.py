@@ -343,3 +343,37 @@ def test_erf_kernel_matches_python(values, dtype):
     np.testing.assert_allclose(fast, slow, rtol=1e-15, atol=0)
     known = {0.5: 0.5204998778130465, -2.0: -0.9953222650189527}  # erf's tables
     np.testing.assert_allclose(reference.erf_reference(np.array(list(known))), list(known.values()), rtol=1e-15)
+
+
+def _lstm_step_values(n, hidden, scale, seed):
+    """Pre-activations spread over every range the cell's exp and tanh treat apart (|a| < 0.625, past the clamp
+    at -87, ...), a previous cell state, and the step's gradients, in float32."""
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, 4 * hidden)) * scale).astype(np.float32)
+    z.flat[::7] = rng.choice([0.0, 0.6249, 0.6251, -0.6251, 90.0, -90.0, 1e-6], size=z.flat[::7].shape)
+    c_prev, grad_h, grad_c = (rng.standard_normal((n, hidden)).astype(np.float32) * scale for _ in range(3))
+    return z, c_prev, grad_h, grad_c
+
+
+@needs_numba
+@given(st.integers(1, 40), st.integers(1, 24), st.sampled_from([0.1, 1.0, 5.0, 40.0]), seeds)
+def test_lstm_cell_kernels_match_the_layers_cell(n, hidden, scale, seed):
+    """The compiled LSTM cell and its backward agree with the layer's (NumPy) cell to a few float32 ulp."""
+    z, c_prev, grad_h, grad_c = _lstm_step_values(n, hidden, scale, seed)
+    fast, slow = jitted.lstm_cell(z, c_prev), reference.lstm_cell_reference(z, c_prev)
+    for a, b in zip(fast, slow, strict=True):  # gates, c_t, h_t
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=5e-7, atol=3e-7 * max(1.0, np.abs(b).max()))
+    gates, c, _ = slow
+    fast = jitted.lstm_cell_backward(grad_h, grad_c, gates, c_prev, c)
+    slow = reference.lstm_cell_backward_reference(grad_h, grad_c, gates, c_prev, c)
+    for a, b in zip(fast, slow, strict=True):  # dz_t, dL/dc_{t-1}
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(b).max()))
+
+
+def test_lstm_cell_chooser_runs_the_twin_for_float64():
+    """The compiled cell is float32's; float64 (the gradient checks') gets the layer's cell, value for value."""
+    z, c_prev, grad_h, grad_c = (array.astype(np.float64) for array in _lstm_step_values(3, 5, 3.0, 0))
+    for got, expected in zip(kernels.lstm_cell(z, c_prev), reference.lstm_cell_reference(z, c_prev), strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -14,11 +14,24 @@ and any layer's own code) and ``NHWC`` (channels last, the engine's for image la
 engine inserts the layout changes between steps that need different ones.
 """
 
-from ..layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Residual
+from ..layers import (
+    LSTM,
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep
 from .pool import AvgPoolStep, MaxPoolStep
+from .recurrent import LSTMStep
 from .steps import DenseStep, FlattenChannelsLast, LayerStep, ResidualStep
 
 __all__ = ["Rule", "Optional", "NCHW", "NHWC", "LEAVE_OUT", "AS_WRITTEN", "TRAINING_RULES", "INFERENCE_RULES"]
@@ -173,6 +186,7 @@ TRAINING_RULES = (
     _BATCHNORM2D,
     _FLATTEN_CHANNELS_LAST,
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
+    Rule("LSTM: each step's gates and cell state in one compiled pass", (LSTM,), _one(LSTMStep)),
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,

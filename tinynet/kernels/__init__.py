@@ -400,6 +400,41 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
     return _jitted.batchnorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, inv_std)
 
 
+def lstm_cell(z, c_prev):
+    """One LSTM step after its product, ``(gates, c_t, h_t)``; see :func:`.reference.lstm_cell_reference`.
+
+    The compiled cell is float32's; other dtypes (float64 for gradient checks) run the twin.
+
+    Examples
+    --------
+    >>> gates, c, h = lstm_cell(np.zeros((1, 4), np.float32), np.ones((1, 1), np.float32))
+    >>> gates, c                                       # every gate half open, g = tanh(0) = 0
+    (array([[0.5, 0.5, 0. , 0.5]], dtype=float32), array([[0.5]], dtype=float32))
+    """
+    if _jitted is None or z.dtype != np.float32 or c_prev.dtype != np.float32:
+        return reference.lstm_cell_reference(z, c_prev)
+    with _kernel_threads():
+        return _jitted.lstm_cell(_contiguous(z), _contiguous(c_prev))
+
+
+def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
+    """One LSTM step backward, ``(dz_t, dL/dc_{t-1})``; see :func:`.reference.lstm_cell_backward_reference`.
+
+    Examples
+    --------
+    >>> gates, c, h = lstm_cell(np.zeros((1, 4), np.float32), np.ones((1, 1), np.float32))
+    >>> grad_z, grad_c_prev = lstm_cell_backward(np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32),
+    ...                                          gates, np.ones((1, 1), np.float32), c)
+    >>> grad_z.shape, grad_c_prev.shape
+    ((1, 4), (1, 1))
+    """
+    arrays = (grad_h, grad_c_next, gates, c_prev, c)
+    if _jitted is None or any(array.dtype != np.float32 for array in arrays):
+        return reference.lstm_cell_backward_reference(*arrays)
+    with _kernel_threads():
+        return _jitted.lstm_cell_backward(*(_contiguous(array) for array in arrays))
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -421,4 +456,6 @@ __all__ = [
     "batchnorm_forward",
     "batchnorm_backward",
     "erf",
+    "lstm_cell",
+    "lstm_cell_backward",
 ]

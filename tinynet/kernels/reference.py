@@ -27,6 +27,7 @@ import numpy as np
 from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from ..layers.recurrent import lstm_cell, lstm_cell_backward
 from ..special import erf_reference
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "batchnorm_forward_reference",
     "batchnorm_backward_reference",
     "erf_reference",
+    "lstm_cell_reference",
+    "lstm_cell_backward_reference",
 ]
 
 
@@ -221,3 +224,15 @@ def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
     Returns ``(dx, dgamma, dbeta)``.
     """
     return normalize_batch_backward(grad, x_hat, gamma, inv_std, len(grad), (0,))
+
+
+def lstm_cell_reference(z, c_prev):
+    """The LSTM layer's step, :func:`~tinynet.layers.recurrent.lstm_cell`: ``(gates, c_t, h_t)`` from ``z_t``
+    ``(N, 4H)`` and ``c_{t-1}`` ``(N, H)`` (sequences need no change of layout)."""
+    return lstm_cell(z, c_prev)
+
+
+def lstm_cell_backward_reference(grad_h, grad_c_next, gates, c_prev, c):
+    """The LSTM layer's step backward, :func:`~tinynet.layers.recurrent.lstm_cell_backward`:
+    ``(dz_t, dL/dc_{t-1})``."""
+    return lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c)

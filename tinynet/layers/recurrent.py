@@ -55,6 +55,12 @@ steps at once (``da`` stands for ``dz`` in the LSTM)::
     dx_t = da_t W_xᵀ                                 # (N,H)@(H,D) -> (N,D), every t
 
 Likewise the input's share of every step, ``x_t W_x + b``, is one product before the loop.
+
+The LSTM's maths is in module-level functions that the layer calls: :func:`lstm_cell` and
+:func:`lstm_cell_backward` (one step, after its product), :func:`lstm_forward` and
+:func:`lstm_backward` (the loops over time, which take the cell functions as arguments),
+and :func:`recurrent_grads` (the sums over steps). The engine runs the same loops with
+compiled cells (``tinynet.kernels.lstm_cell``), whose readable twins are these functions.
 """
 
 import numpy as np
@@ -65,7 +71,111 @@ from ..init import as_generator, recurrent_uniform
 from .activations import sigmoid
 from .base import Layer
 
-__all__ = ["RNN", "LSTM"]
+__all__ = ["RNN", "LSTM", "lstm_cell", "lstm_cell_backward", "lstm_forward", "lstm_backward", "recurrent_grads",
+           "sequence_output", "states_gradient"]
+
+
+def split_gates(z):
+    """The four gates' blocks of columns ``i, f, g, o`` of ``z`` ``(..., 4H)``, as views ``(..., H)``."""
+    width = z.shape[-1] // 4
+    return tuple(z[..., k * width:(k + 1) * width] for k in range(4))
+
+
+def lstm_cell(z, c_prev):
+    """One LSTM step after its product: ``(gates, c_t, h_t)`` from ``z_t`` ``(N, 4H)`` and ``c_{t-1}`` ``(N, H)``.
+
+    ``gates`` ``(N, 4H)`` holds ``i, f, g, o`` after their nonlinearities, as backward needs them.
+
+    Examples
+    --------
+    >>> gates, c, h = lstm_cell(np.zeros((1, 4)), np.ones((1, 1)))   # every gate half open, g = 0
+    >>> gates, c, h.round(4)
+    (array([[0.5, 0.5, 0. , 0.5]]), array([[0.5]]), array([[0.2311]]))
+    """
+    z_i, z_f, z_g, z_o = split_gates(z)  # each (N,H)
+    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
+    c = f * c_prev + i * g  # (N,H)
+    h = o * np.tanh(c)  # (N,H)
+    return np.concatenate((i, f, g, o), axis=-1), c, h
+
+
+def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
+    """One step of the LSTM's backward: ``(dz_t, dL/dc_{t-1})`` ``(N, 4H), (N, H)``.
+
+    ``grad_h`` is ``dL/dh_t`` (both paths), ``grad_c_next`` ``dL/dc_t`` through ``c_{t+1}``;
+    ``gates``, ``c_prev``, ``c`` are the step's :func:`lstm_cell` values.
+    """
+    i, f, g, o = split_gates(gates)  # each (N,H)
+    tanh_c = np.tanh(c)  # (N,H)
+    grad_c = grad_c_next + grad_h * o * (1 - tanh_c**2)  # (N,H): via c_{t+1} and via h_t
+    grad_z = np.concatenate((
+        grad_c * g * i * (1 - i),  # dc * ∂c/∂i * σ'
+        grad_c * c_prev * f * (1 - f),  # dc * ∂c/∂f * σ'
+        grad_c * i * (1 - g**2),  # dc * ∂c/∂g * tanh'
+        grad_h * tanh_c * o * (1 - o),  # dh * ∂h/∂o * σ'
+    ), axis=-1)  # (N,4H)
+    return grad_z, grad_c * f  # dc_next for step t-1: (N,H)
+
+
+def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
+    """The LSTM over time: ``(h, c, gates)``, ``h`` and ``c`` ``(N, T+1, H)`` (``h_0 = c_0 = 0`` first), ``gates``
+    ``(N, T, 4H)``, from ``x`` ``(N, T, D)``. ``cell`` computes each step from ``z_t`` and ``c_{t-1}``
+    (:func:`lstm_cell`, or a compiled function that returns the same)."""
+    n, steps, _ = x.shape
+    x_part = x @ W_x + b  # (N,T,D)@(D,4H) + (4H,) -> (N,T,4H): every step's input share at once
+    h = np.zeros((n, steps + 1, W_h.shape[0]), dtype=x_part.dtype)  # h[:, t] = h_t, h_0 = 0
+    c = np.zeros_like(h)  # c[:, t] = c_t, c_0 = 0
+    gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (N,T,4H)
+    for t in range(1, steps + 1):
+        z = x_part[:, t - 1] + h[:, t - 1] @ W_h  # (N,4H) + (N,H)@(H,4H) -> (N,4H)
+        gates[:, t - 1], c[:, t], h[:, t] = cell(z, c[:, t - 1])
+    return h, c, gates
+
+
+def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward):
+    """Backprop through time: ``(dX, grads, hidden_grads)`` from ``dH`` ``(N, T, H)`` and :func:`lstm_forward`'s
+    values; ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that returns the same."""
+    n, steps, hidden = grad_states.shape
+    grad_pre = np.empty_like(gates)  # dz_t for every step: (N,T,4H)
+    hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step
+    grad_h_next = np.zeros((n, hidden), dtype=grad_states.dtype)  # dL/dh_t through step t+1; none after T
+    grad_c_next = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}
+    for t in range(steps, 0, -1):  # t = T, ..., 1
+        grad_h = hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_h_next  # (N,H): both paths into h_t
+        grad_pre[:, t - 1], grad_c_next = cell_backward(grad_h, grad_c_next, gates[:, t - 1], c[:, t - 1], c[:, t])
+        grad_h_next = grad_pre[:, t - 1] @ W_h.T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
+    grad_x, grads = recurrent_grads(x, h, grad_pre, W_x)
+    return grad_x, grads, hidden_grads
+
+
+def recurrent_grads(x, h, grad_pre, W_x):
+    """``(dX, grads)`` from the pre-activation gradients ``grad_pre`` ``(N, T, K)`` of every step, all steps at once."""
+    # A sum over steps and samples is one product once both are laid out as rows: (N·T, ·).
+    rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (N·T,K)
+    grads = {
+        "W_x": x.reshape(-1, x.shape[2]).T @ rows,  # Σ_t x_tᵀ dz_t: (D,N·T)@(N·T,K) -> (D,K)
+        "W_h": h[:, :-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,N·T)@(N·T,K) -> (H,K)
+        "b": rows.sum(axis=0),  # (N·T,K) -> (K,)
+    }
+    return grad_pre @ W_x.T, grads  # (N,T,K) @ (K,D) -> (N,T,D)
+
+
+def sequence_output(h, return_sequences):
+    """Every ``h_t`` ``(N, T, H)`` or the last ``(N, H)``, from the states ``h`` ``(N, T+1, H)`` (``h_0`` first).
+
+    A copy: the caller may write into it without changing what backward saved."""
+    return h[:, 1:].copy() if return_sequences else h[:, -1].copy()
+
+
+def states_gradient(grad_out, steps, return_sequences, dtype):
+    """``dH`` ``(N, T, H)``: the loss's gradient at every ``h_t`` from the output alone (zero before ``T`` when
+    only ``h_T`` is returned)."""
+    grad_out = grad_out.astype(dtype, copy=False)
+    if return_sequences:
+        return grad_out
+    grad_states = np.zeros((len(grad_out), steps, grad_out.shape[-1]), dtype=dtype)
+    grad_states[:, -1] = grad_out
+    return grad_states
 
 
 class _Recurrent(Layer):
@@ -109,31 +219,7 @@ class _Recurrent(Layer):
         return x.astype(self.dtype, copy=False)
 
     def _output(self, h):
-        """Every ``h_t`` ``(N, T, H)`` or the last ``(N, H)``, from the states ``h`` ``(N, T+1, H)`` (``h_0`` first).
-
-        A copy: the caller may write into it without changing what backward saved."""
-        return h[:, 1:].copy() if self.return_sequences else h[:, -1].copy()
-
-    def _grad_of_states(self, grad_out, n, steps):
-        """``dH`` ``(N, T, H)``: the loss's gradient at every ``h_t`` from the output alone (zero
-        before ``T`` when only ``h_T`` is returned)."""
-        grad_out = grad_out.astype(self.dtype, copy=False)
-        if self.return_sequences:
-            return grad_out
-        grad_states = np.zeros((n, steps, self.hidden_size), dtype=self.dtype)
-        grad_states[:, -1] = grad_out
-        return grad_states
-
-    def _weight_grads(self, x, h, grad_pre):
-        """``grads`` and ``dX`` from the pre-activation gradients of every step, all steps at once."""
-        # A sum over steps and samples is one product once both are laid out as rows: (N·T, ·).
-        rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (N·T,K)
-        self.grads = {
-            "W_x": x.reshape(-1, x.shape[2]).T @ rows,  # Σ_t x_tᵀ dz_t: (D,N·T)@(N·T,K) -> (D,K)
-            "W_h": h[:, :-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,N·T)@(N·T,K) -> (H,K)
-            "b": rows.sum(axis=0),  # (N·T,K) -> (K,)
-        }
-        return grad_pre @ self.params["W_x"].T  # (N,T,K) @ (K,D) -> (N,T,D)
+        return sequence_output(h, self.return_sequences)
 
     def get_config(self):
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
@@ -208,7 +294,7 @@ class RNN(_Recurrent):
         """``dX`` ``(N, T, D)`` from the gradient of the output; fills ``grads`` (backprop through time)."""
         x, h = self._saved_values()
         n, steps, _ = x.shape
-        grad_states = self._grad_of_states(grad_out, n, steps)  # dH: (N,T,H)
+        grad_states = states_gradient(grad_out, steps, self.return_sequences, self.dtype)  # dH: (N,T,H)
         grad_pre = np.empty_like(grad_states)  # da_t for every step: (N,T,H)
         self.hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step, kept to be looked at
         grad_next = np.zeros((n, self.hidden_size), dtype=self.dtype)  # dL/dh_t through step t+1; none after T
@@ -216,7 +302,8 @@ class RNN(_Recurrent):
             grad_h = self.hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_next  # (N,H): both paths into h_t
             grad_pre[:, t - 1] = grad_h * (1 - h[:, t] ** 2)  # (N,H): through tanh
             grad_next = grad_pre[:, t - 1] @ self.params["W_h"].T  # (N,H)@(H,H) -> (N,H): to h_{t-1}
-        return self._weight_grads(x, h, grad_pre)
+        grad_x, self.grads = recurrent_grads(x, h, grad_pre, self.params["W_x"])
+        return grad_x
 
 
 class LSTM(_Recurrent):
@@ -279,49 +366,17 @@ class LSTM(_Recurrent):
 
     gates = 4
 
-    def _split(self, z):
-        """The four gates' blocks of columns ``i, f, g, o`` of ``z`` ``(..., 4H)``, as views ``(..., H)``."""
-        width = self.hidden_size
-        return tuple(z[..., k * width:(k + 1) * width] for k in range(4))
-
     def forward(self, x, training=False):
-        """``(N, T, D) -> (N, H)``, or ``(N, T, H)`` with ``return_sequences``."""
+        """``(N, T, D) -> (N, H)``, or ``(N, T, H)`` with ``return_sequences``: :func:`lstm_forward`."""
         x = self.check_input(x)
-        n, steps, _ = x.shape
-        W_h = self.params["W_h"]
-        x_part = x @ self.params["W_x"] + self.params["b"]  # (N,T,D)@(D,4H) + (4H,) -> (N,T,4H)
-        h = np.zeros((n, steps + 1, self.hidden_size), dtype=self.dtype)  # h[:, t] = h_t, h_0 = 0
-        c = np.zeros_like(h)  # c[:, t] = c_t, c_0 = 0
-        gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (N,T,4H)
-        for t in range(1, steps + 1):
-            z = x_part[:, t - 1] + h[:, t - 1] @ W_h  # (N,4H) + (N,H)@(H,4H) -> (N,4H)
-            z_i, z_f, z_g, z_o = self._split(z)  # each (N,H)
-            i, f, g, o = self._split(gates[:, t - 1])  # views into gates, written next
-            i[...], f[...], g[...], o[...] = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
-            c[:, t] = f * c[:, t - 1] + i * g  # (N,H)
-            h[:, t] = o * np.tanh(c[:, t])  # (N,H)
+        h, c, gates = lstm_forward(x, self.params["W_x"], self.params["W_h"], self.params["b"])
         self._save(training, x, h, c, gates)
         return self._output(h)
 
     def backward(self, grad_out):
-        """``dX`` ``(N, T, D)`` from the gradient of the output; fills ``grads`` (backprop through time)."""
+        """``dX`` ``(N, T, D)`` from the gradient of the output; fills ``grads`` (:func:`lstm_backward`)."""
         x, h, c, gates = self._saved_values()
-        n, steps, _ = x.shape
-        grad_states = self._grad_of_states(grad_out, n, steps)  # dH: (N,T,H)
-        grad_pre = np.empty_like(gates)  # dz_t for every step: (N,T,4H)
-        self.hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step, kept to be looked at
-        grad_h_next = np.zeros((n, self.hidden_size), dtype=self.dtype)  # dL/dh_t through step t+1
-        grad_c_next = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}
-        for t in range(steps, 0, -1):  # t = T, ..., 1
-            i, f, g, o = self._split(gates[:, t - 1])  # each (N,H)
-            tanh_c = np.tanh(c[:, t])  # (N,H)
-            grad_h = self.hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_h_next  # (N,H): both paths into h_t
-            grad_c = grad_c_next + grad_h * o * (1 - tanh_c**2)  # (N,H): via c_{t+1} and via h_t
-            dz_i, dz_f, dz_g, dz_o = self._split(grad_pre[:, t - 1])  # views into grad_pre, written next
-            dz_i[...] = grad_c * g * i * (1 - i)  # dc * ∂c/∂i * σ'
-            dz_f[...] = grad_c * c[:, t - 1] * f * (1 - f)  # dc * ∂c/∂f * σ'
-            dz_g[...] = grad_c * i * (1 - g**2)  # dc * ∂c/∂g * tanh'
-            dz_o[...] = grad_h * tanh_c * o * (1 - o)  # dh * ∂h/∂o * σ'
-            grad_c_next = grad_c * f  # (N,H): to c_{t-1}
-            grad_h_next = grad_pre[:, t - 1] @ self.params["W_h"].T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
-        return self._weight_grads(x, h, grad_pre)
+        grad_states = states_gradient(grad_out, x.shape[1], self.return_sequences, self.dtype)  # dH: (N,T,H)
+        grad_x, self.grads, self.hidden_grads = lstm_backward(grad_states, x, h, c, gates, self.params["W_x"],
+                                                              self.params["W_h"])
+        return grad_x
