@@ -413,8 +413,7 @@ def lstm_cell(z, c_prev):
     """
     if _jitted is None or z.dtype != np.float32 or c_prev.dtype != np.float32:
         return reference.lstm_cell_reference(z, c_prev)
-    with _kernel_threads():
-        return _jitted.lstm_cell(_contiguous(z), _contiguous(c_prev))
+    return _jitted.lstm_cell(_contiguous(z), _contiguous(c_prev))  # one thread: a step is too short to split
 
 
 def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
@@ -431,8 +430,7 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
     arrays = (grad_h, grad_c_next, gates, c_prev, c)
     if _jitted is None or any(array.dtype != np.float32 for array in arrays):
         return reference.lstm_cell_backward_reference(*arrays)
-    with _kernel_threads():
-        return _jitted.lstm_cell_backward(*(_contiguous(array) for array in arrays))
+    return _jitted.lstm_cell_backward(*(_contiguous(array) for array in arrays))
 
 
 __all__ = [

@@ -520,70 +520,89 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
 # The LSTM's cell, one pass over a step's (N, 4H) pre-activations instead of some twenty NumPy
 # passes, for float32 (float64, the gradient checks' dtype, runs the NumPy twin). numba has no
 # vectorised exp or tanh here (no SVML): a scalar expf costs ~5 ns and tanhf ~20 ns, more than
-# NumPy's SIMD passes. So the cell uses Cephes' expf and tanhf polynomials (within 2 float32
-# ulp of the library's), plain arithmetic that LLVM vectorises. The formulas are
+# NumPy's SIMD passes. So the cell takes exp from Cephes' expf polynomial (within 2 float32 ulp
+# of the library's), plain arithmetic that LLVM vectorises, a row at a time: short loops over
+# few arrays (LLVM gives up on a loop whose stores might alias too many of its loads), and
+# error_model="numpy" (a division that cannot raise keeps a loop vectorised). The formulas are
 # lstm_cell_reference's and lstm_cell_backward_reference's.
-_POWERS_OF_HALF = 0.5 ** np.arange(127, dtype=np.float32)  # 2**-n for exp's exponent n in 0..126
 _ONE = np.float32(1.0)  # a Python 1 would make the float32 arithmetic float64
 
 
 @njit(inline="always")
-def _exp_of_negative(a):
-    """``exp(a)`` for ``a <= 0``: Cephes expf, ``exp(r) 2**-n`` with ``|r| <= ln(2)/2``."""
-    a = max(a, np.float32(-87.0))  # below, exp(a) < 2**-125: clamped instead of denormal
-    n = np.floor(a * np.float32(1.44269504088896341) + np.float32(0.5))  # a / ln 2, rounded
-    r = a - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)  # a - n ln 2, ln 2 in two parts
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    return (p * r * r + r + _ONE) * _POWERS_OF_HALF[np.int32(-n)]
+def _exp_of_negative(a, out, exponent_bits):
+    """``out[k] = exp(a[k])`` for ``a[k] <= 0``: Cephes expf, ``exp(r) 2**n`` with ``|r| <= ln(2)/2``,
+    ``2**n`` made from its float32 bits (in ``exponent_bits``, as long as ``a``)."""
+    for k in range(a.size):
+        x = max(a[k], np.float32(-87.0))  # below, exp < 2**-125: clamped instead of denormal
+        n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))  # x / ln 2, rounded
+        r = x - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)  # x - n ln 2, ln 2 in two parts
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        out[k] = p * r * r + r + _ONE
+        exponent_bits[k] = (np.int32(n) + np.int32(127)) << np.int32(23)
+    powers = exponent_bits.view(np.float32)
+    for k in range(a.size):
+        out[k] *= powers[k]
 
 
 @njit(inline="always")
-def _sigmoid(a):
-    """The layers' sigmoid, ``exp`` only of ``-|a|``."""
-    e = _exp_of_negative(-abs(a))
+def _sigmoid(a, e):
+    """The layers' sigmoid of ``a``, given ``e = exp(-|a|)``."""
     return _ONE / (_ONE + e) if a >= 0 else e / (_ONE + e)
 
 
 @njit(inline="always")
-def _tanh(a):
-    """Cephes tanhf: an odd polynomial below ``|a| = 0.625``, else ``(1 - e) / (1 + e)`` with ``e = exp(-2|a|)``."""
+def _tanh(a, e):
+    """``tanh(a)`` given ``e = exp(-2|a|)``, as Cephes tanhf: an odd polynomial below ``|a| = 0.625``
+    (where ``1 - e`` would cancel), else ``(1 - e) / (1 + e)`` with ``a``'s sign."""
     s = a * a
     small = ((((np.float32(-5.70498872745e-3) * s + np.float32(2.06390887954e-2)) * s
                - np.float32(5.37397155531e-2)) * s + np.float32(1.33314422036e-1)) * s
              - np.float32(3.33332819422e-1)) * s * a + a
-    e = _exp_of_negative(np.float32(-2.0) * abs(a))
     large = np.copysign((_ONE - e) / (_ONE + e), a)
     return small if abs(a) < np.float32(0.625) else large
 
 
-# error_model="numpy": a division that cannot raise keeps the loops vectorised; so does working a
-# row at a time in short loops over few arrays (LLVM gives up on a loop whose stores might alias
-# too many of its loads).
+@njit(inline="always")
+def _tanh_row(a, out, scratch, exponent_bits):
+    """``out = tanh(a)`` for a row ``a``; ``scratch`` and ``exponent_bits`` at least as long as ``a``."""
+    m = a.size
+    for k in range(m):
+        scratch[k] = np.float32(-2.0) * abs(a[k])
+    _exp_of_negative(scratch[:m], out, exponent_bits[:m])
+    for k in range(a.size):
+        out[k] = _tanh(a[k], out[k])
+
+
 @njit(cache=True, error_model="numpy")
 def lstm_cell(z, c_prev):
     n, hidden = c_prev.shape
     gates = np.empty_like(z)
     c = np.empty((n, hidden), z.dtype)
     h = np.empty((n, hidden), z.dtype)
+    scratch = np.empty(4 * hidden, z.dtype)
+    exponent_bits = np.empty(4 * hidden, np.int32)
     for row in range(n):
         z_row, gates_row = z[row], gates[row]
-        for k in range(2 * hidden):  # i, f
-            gates_row[k] = _sigmoid(z_row[k])
-        for k in range(2 * hidden, 3 * hidden):  # g
-            gates_row[k] = _tanh(z_row[k])
-        for k in range(3 * hidden, 4 * hidden):  # o
-            gates_row[k] = _sigmoid(z_row[k])
-        c_row = c[row]
-        for j in range(hidden):
+        for k in range(4 * hidden):  # -|z| for the sigmoids of i, f, o; -2|z| for g's tanh
+            scale = np.float32(-2.0) if 2 * hidden <= k < 3 * hidden else np.float32(-1.0)
+            scratch[k] = scale * abs(z_row[k])
+        _exp_of_negative(scratch, gates_row, exponent_bits)  # exp(-|z|), exp(-2|z|) for g
+        for k in range(4 * hidden):
+            if 2 * hidden <= k < 3 * hidden:
+                gates_row[k] = _tanh(z_row[k], gates_row[k])
+            else:
+                gates_row[k] = _sigmoid(z_row[k], gates_row[k])
+        c_row, h_row = c[row], h[row]
+        for j in range(hidden):  # c_t = f c_{t-1} + i g
             c_row[j] = gates_row[hidden + j] * c_prev[row, j] + gates_row[j] * gates_row[2 * hidden + j]
-        h_row = h[row]
-        for j in range(hidden):
-            h_row[j] = gates_row[3 * hidden + j] * _tanh(c_row[j])
+        _tanh_row(c_row, h_row, scratch, exponent_bits)
+        for j in range(hidden):  # h_t = o tanh(c_t)
+            h_row[j] *= gates_row[3 * hidden + j]
     return gates, c, h
 
 
@@ -594,11 +613,12 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
     grad_c_prev = np.empty((n, hidden), c.dtype)
     tanh_c = np.empty(hidden, c.dtype)
     grad_c = np.empty(hidden, c.dtype)
+    scratch = np.empty(hidden, c.dtype)
+    exponent_bits = np.empty(hidden, np.int32)
     for row in range(n):
         gates_row, grad_z_row, grad_h_row = gates[row], grad_z[row], grad_h[row]
-        for j in range(hidden):
-            tanh_c[j] = _tanh(c[row, j])
-        for j in range(hidden):
+        _tanh_row(c[row], tanh_c, scratch, exponent_bits)
+        for j in range(hidden):  # dc = dc_next + dh o (1 - tanh(c)²)
             o = gates_row[3 * hidden + j]
             grad_c[j] = grad_c_next[row, j] + grad_h_row[j] * o * (_ONE - tanh_c[j] * tanh_c[j])
         for j in range(hidden):
