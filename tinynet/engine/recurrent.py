@@ -11,19 +11,13 @@ with the cell functions swapped for :func:`tinynet.kernels.lstm_cell` and
 
 from .. import kernels
 from ..layers.recurrent import lstm_backward, lstm_forward, sequence_output, states_gradient
-from .steps import Step
+from .steps import LayerStep
 
 __all__ = ["LSTMStep"]
 
 
-class LSTMStep(Step):
+class LSTMStep(LayerStep):
     """An LSTM layer in a training forward and backward, its cells compiled."""
-
-    trainable = True
-
-    def __init__(self, position, layer):
-        super().__init__()
-        self.positions, self.layer = (position,), layer
 
     def forward(self, x, training=False):
         self._saved = None
