@@ -123,7 +123,7 @@ def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
     (:func:`lstm_cell`, or a compiled function that returns the same)."""
     n, steps, _ = x.shape
     # Every step's input share at once, each (sample, step) a row: (N·T,D)@(D,4H) + (4H,) -> (N,T,4H).
-    x_part = (x.reshape(-1, x.shape[2]) @ W_x + b).reshape(n, steps, -1)
+    x_part = (x.reshape(-1, x.shape[2]) @ W_x + b).reshape(n, steps, W_x.shape[1])
     h = np.zeros((n, steps + 1, W_h.shape[0]), dtype=x_part.dtype)  # h[:, t] = h_t, h_0 = 0
     c = np.zeros_like(h)  # c[:, t] = c_t, c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (N,T,4H)
@@ -158,7 +158,7 @@ def recurrent_grads(x, h, grad_pre, W_x):
         "W_h": h[:, :-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,N·T)@(N·T,K) -> (H,K)
         "b": rows.sum(axis=0),  # (N·T,K) -> (K,)
     }
-    grad_x = (rows @ W_x.T).reshape(*grad_pre.shape[:2], -1)  # dx_t = dz_t W_xᵀ: (N·T,K)@(K,D) -> (N,T,D)
+    grad_x = (rows @ W_x.T).reshape(*grad_pre.shape[:2], W_x.shape[0])  # dx_t = dz_t W_xᵀ: (N·T,K)@(K,D) -> (N,T,D)
     return grad_x, grads
 
 
