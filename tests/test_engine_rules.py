@@ -27,6 +27,7 @@ from tinynet.layers import (
     Dense,
     Dropout,
     Flatten,
+    LayerNorm,
     LeakyReLU,
     MaxPool2D,
     ReLU,
@@ -134,6 +135,12 @@ def _lstm(return_sequences):
     return case
 
 
+def _layer_norm(g):
+    """A LayerNorm over the last axis of sequences and of rows, a Dense between."""
+    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["window"], g["channels"])) * 3 + 1
+    return [LayerNorm(g["channels"]), Dense(g["channels"], g["filters"], rng=g["seed"]), LayerNorm(g["filters"])], x
+
+
 def _elementwise(g):
     return [Tanh(), BatchNorm2D(g["channels"]), Sigmoid(), LeakyReLU(0.2)], _images(g)
 
@@ -172,6 +179,7 @@ TRAINING_CASES = {
     "Flatten of channels-last activations, in NCHW order": [_flatten_after_images],
     "Dense that can skip its input gradient": [_dense],
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
+    "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],

@@ -377,3 +377,26 @@ def test_lstm_cell_chooser_runs_the_twin_for_float64():
     z, c_prev, grad_h, grad_c = (array.astype(np.float64) for array in _lstm_step_values(3, 5, 3.0, 0))
     for got, expected in zip(kernels.lstm_cell(z, c_prev), reference.lstm_cell_reference(z, c_prev), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@needs_numba
+@given(st.integers(1, 60), st.integers(1, 70), DTYPES, st.sampled_from([1e-3, 1.0, 1e3]), seeds)
+def test_layernorm_kernels_match_the_layers_functions(rows, features, dtype, scale, seed):
+    """LayerNorm's compiled row visits (float64 row sums) and the layer's NumPy functions agree, forward and
+    backward, in the input's dtype."""
+    rng = np.random.default_rng(seed)
+    x = ((rng.standard_normal((rows, features)) + rng.standard_normal((rows, 1)) * 3) * scale).astype(dtype)
+    gamma, beta = rng.standard_normal(features).astype(dtype), rng.standard_normal(features).astype(dtype)
+    grad = rng.standard_normal((rows, features)).astype(dtype)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    fast = jitted.layernorm_forward(x, gamma, beta, 1e-5)
+    slow = reference.layernorm_forward_reference(x, gamma, beta, 1e-5)
+    for a, b in zip(fast, slow, strict=True):  # y, x_hat, inv_std
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    x_hat, inv_std = slow[1], slow[2]
+    fast = jitted.layernorm_backward(grad, x_hat, gamma, inv_std)
+    slow = reference.layernorm_backward_reference(grad, x_hat, gamma, inv_std)
+    for a, b in zip(fast, slow, strict=True):  # dx, dgamma, dbeta
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())

@@ -1,4 +1,4 @@
-"""BatchNorm2D in the engine: the statistics of channels-last rows, two numba passes each way.
+"""BatchNorm2D and LayerNorm in the engine: statistics of rows, in numba passes.
 
 On NHWC activations the ``N*H*W`` values of a channel are the column of an ``(N*H*W, C)``
 array, so the layer's formulas (:mod:`tinynet.layers.normalization`) run as column sums over
@@ -6,11 +6,11 @@ contiguous rows, accumulated in float64. At inference it is the layer's own affi
 :func:`~tinynet.layers.normalization.inference_affine`, on those rows.
 """
 
-from ..kernels import batchnorm_backward, batchnorm_forward
+from ..kernels import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from ..layers.normalization import inference_affine
-from .steps import Step, checked_channels_last
+from .steps import LayerStep, Step, checked_channels_last
 
-__all__ = ["BatchNormStep"]
+__all__ = ["BatchNormStep", "LayerNormStep"]
 
 
 class BatchNormStep(Step):
@@ -46,3 +46,29 @@ class BatchNormStep(Step):
 
     def describe(self):
         return f"{self.positions[0]} BatchNorm2D (NHWC)"
+
+
+class LayerNormStep(LayerStep):
+    """A LayerNorm in a training forward and backward: each row's statistics in one compiled visit
+    (:func:`tinynet.kernels.layernorm_forward`, whose twin is the layer's
+    :func:`~tinynet.layers.normalization.layer_norm`), on ``(N, ..., F)`` seen as ``(R, F)`` rows."""
+
+    def forward(self, x, training=False):
+        self._saved = None
+        layer = self.layer
+        x = layer.check_input(x)
+        rows = x.reshape(-1, layer.num_features)  # (R,F): every position a row
+        y, x_hat, inv_std = layernorm_forward(rows, layer.params["gamma"], layer.params["beta"], layer.eps)
+        if training:
+            self._saved = (x_hat, inv_std)
+        return y.reshape(x.shape)
+
+    def backward(self, grad, input_grad=True):
+        x_hat, inv_std = self._saved_values()
+        rows = grad.astype(self.layer.dtype, copy=False).reshape(x_hat.shape)
+        grad_x, grad_gamma, grad_beta = layernorm_backward(rows, x_hat, self.layer.params["gamma"], inv_std)
+        self.layer.grads = {"gamma": grad_gamma, "beta": grad_beta}
+        return grad_x.reshape(grad.shape) if input_grad else None
+
+    def describe(self):
+        return f"{self.positions[0]} LayerNorm (rows)"

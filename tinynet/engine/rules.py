@@ -23,13 +23,14 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    LayerNorm,
     MaxPool2D,
     ReLU,
     Residual,
 )
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
-from .normalization import BatchNormStep
+from .normalization import BatchNormStep, LayerNormStep
 from .pool import AvgPoolStep, MaxPoolStep
 from .recurrent import LSTMStep
 from .steps import DenseStep, FlattenChannelsLast, LayerStep, ResidualStep
@@ -187,6 +188,7 @@ TRAINING_RULES = (
     _FLATTEN_CHANNELS_LAST,
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
     Rule("LSTM: each step's gates and cell state in one compiled pass", (LSTM,), _one(LSTMStep)),
+    Rule("LayerNorm: each row's statistics in one compiled visit", (LayerNorm,), _one(LayerNormStep)),
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,

@@ -10,7 +10,7 @@ computes what a layer computes calls the layer's own function for it (:func:`~ti
 import numpy as np
 
 from ..errors import NotTrainedForwardError
-from ..layers.dense import affine, dense_grads
+from ..layers.dense import affine, dense_grads, dense_input_grad
 from ..layers.reshape import flatten
 
 __all__ = ["Step", "LayerStep", "DenseStep", "ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast",
@@ -149,7 +149,7 @@ class DenseStep(LayerStep):
         grad = grad.astype(x.dtype, copy=False)
         grad_w, grad_b = dense_grads(x, grad)  # (D,M), (M,): Dense's own formula
         self.layer.grads = {"W": grad_w, "b": grad_b}
-        return grad @ self.layer.params["W"].T if input_grad else None  # (N,...,M) @ (M,D) -> (N,...,D)
+        return dense_input_grad(grad, self.layer.params["W"]) if input_grad else None  # (N,...,M) -> (N,...,D)
 
 
 class ToChannelsLast(Step):

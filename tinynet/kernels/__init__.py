@@ -433,6 +433,35 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
     return _jitted.lstm_cell_backward(*(_contiguous(array) for array in arrays))
 
 
+def layernorm_forward(rows, gamma, beta, eps):
+    """LayerNorm of each row of ``(R, F)``, ``(y, x_hat, inv_std)``; see :func:`.reference.layernorm_forward_reference`.
+
+    Examples
+    --------
+    >>> y, x_hat, inv_std = layernorm_forward(np.array([[1.0, 3.0], [10.0, 30.0]]), np.ones(2), np.zeros(2), 1e-5)
+    >>> y.round(3)
+    array([[-1.,  1.],
+           [-1.,  1.]])
+    """
+    if _jitted is None:
+        return reference.layernorm_forward_reference(rows, gamma, beta, eps)
+    return _jitted.layernorm_forward(_contiguous(rows), gamma, beta, float(eps))
+
+
+def layernorm_backward(grad, x_hat, gamma, inv_std):
+    """``(dx, dgamma, dbeta)`` of :func:`layernorm_forward`; see :func:`.reference.layernorm_backward_reference`.
+
+    Examples
+    --------
+    >>> dx, dgamma, dbeta = layernorm_backward(np.ones((1, 2)), np.array([[-1.0, 1.0]]), np.ones(2), np.ones((1, 1)))
+    >>> dx, dbeta
+    (array([[0., 0.]]), array([1., 1.]))
+    """
+    if _jitted is None:
+        return reference.layernorm_backward_reference(grad, x_hat, gamma, inv_std)
+    return _jitted.layernorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, _contiguous(inv_std))
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -456,4 +485,6 @@ __all__ = [
     "erf",
     "lstm_cell",
     "lstm_cell_backward",
+    "layernorm_forward",
+    "layernorm_backward",
 ]

@@ -25,7 +25,7 @@ Shapes used throughout:
 import numpy as np
 
 from ..layers.conv import col2im, im2col, output_size
-from ..layers.normalization import normalize_batch, normalize_batch_backward
+from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 from ..layers.recurrent import lstm_cell, lstm_cell_backward
 from ..special import erf_reference
@@ -48,6 +48,8 @@ __all__ = [
     "erf_reference",
     "lstm_cell_reference",
     "lstm_cell_backward_reference",
+    "layernorm_forward_reference",
+    "layernorm_backward_reference",
 ]
 
 
@@ -236,3 +238,14 @@ def lstm_cell_backward_reference(grad_h, grad_c_next, gates, c_prev, c):
     """The LSTM layer's step backward, :func:`~tinynet.layers.recurrent.lstm_cell_backward`:
     ``(dz_t, dL/dc_{t-1})``."""
     return lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c)
+
+
+def layernorm_forward_reference(rows, gamma, beta, eps):
+    """The layer's :func:`~tinynet.layers.normalization.layer_norm` of each row of ``rows`` ``(R, F)``:
+    ``(y, x_hat, inv_std)``, ``inv_std`` ``(R, 1)``."""
+    return layer_norm(rows, gamma, beta, eps)
+
+
+def layernorm_backward_reference(grad, x_hat, gamma, inv_std):
+    """The layer's :func:`~tinynet.layers.normalization.layer_norm_backward` on rows: ``(dx, dgamma, dbeta)``."""
+    return layer_norm_backward(grad, x_hat, gamma, inv_std)

@@ -31,7 +31,7 @@ from ..errors import ShapeError
 from ..init import initial_weights
 from .base import Layer
 
-__all__ = ["Dense", "affine", "dense_grads"]
+__all__ = ["Dense", "affine", "dense_grads", "dense_input_grad"]
 
 
 def affine(x, weights, bias):
@@ -44,9 +44,24 @@ def affine(x, weights, bias):
     array([[3., 4., 5., 6.],
            [3., 4., 5., 6.]])
     """
-    out = x @ weights  # (N,...,D) @ (D,M) -> (N,...,M)
+    # Every position is a row, as in dense_grads: one (R,D) @ (D,M) product. (On (N, T, D),
+    # NumPy's stacked matmul makes N products of T rows, at about half the speed.)
+    out = (x.reshape(-1, x.shape[-1]) @ weights).reshape(*x.shape[:-1], weights.shape[1])  # (N,...,M)
     out += bias  # in place: one (N,...,M) array, not two
     return out
+
+
+def dense_input_grad(grad_out, weights):
+    """``dX = dY Wᵀ`` on ``(N, ..., M)`` with ``W`` ``(D, M)``: ``(N, ..., D)``, every position a row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dense_input_grad(np.ones((2, 3, 4)), np.ones((5, 4))).shape
+    (2, 3, 5)
+    """
+    grad_rows = grad_out.reshape(-1, grad_out.shape[-1])  # (R,M)
+    return (grad_rows @ weights.T).reshape(*grad_out.shape[:-1], weights.shape[0])  # (R,M) @ (M,D) -> (N,...,D)
 
 
 def dense_grads(x, grad_out):
@@ -122,7 +137,7 @@ class Dense(Layer):
         grad_out = grad_out.astype(self.dtype, copy=False)
         grad_w, grad_b = dense_grads(x, grad_out)
         self.grads = {"W": grad_w, "b": grad_b}
-        return grad_out @ self.params["W"].T  # (N,...,M) @ (M,D) -> (N,...,D)
+        return dense_input_grad(grad_out, self.params["W"])  # (N,...,M) @ (M,D) -> (N,...,D)
 
     def check_input(self, x):
         """``x`` as ``(N, ..., in_features)`` floats in the layer's dtype, or a ShapeError that says how to fix it."""

@@ -33,7 +33,7 @@ from ..errors import ArgumentError, ShapeError
 from .base import Layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "normalize_batch", "normalize_batch_backward", "inference_affine",
-           "inverse_std"]
+           "inverse_std", "layer_norm", "layer_norm_backward"]
 
 
 def normalize_batch(x, gamma, beta, eps, axes):
@@ -111,6 +111,45 @@ def inference_affine(gamma, beta, running_mean, running_var, eps):
     scale = gamma * inverse_std(running_var, eps)
     return scale, beta - running_mean * scale
 
+
+
+def layer_norm(x, gamma, beta, eps):
+    """LayerNorm's forward over the last axis of ``x`` ``(N, ..., F)``: ``(y, x_hat, inv_std)``, ``inv_std``
+    ``(N, ..., 1)``, all in ``x``'s dtype.
+
+    Examples
+    --------
+    >>> y, x_hat, inv_std = layer_norm(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), 1e-5)
+    >>> y.round(3)
+    array([[-1.,  1.]])
+    """
+    mean = x.mean(axis=-1, keepdims=True)  # (N,...,1)
+    centred = x - mean  # (N,...,F)
+    var = (centred * centred).mean(axis=-1, keepdims=True)  # (N,...,1), biased
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))  # (N,...,1)
+    x_hat = centred * inv_std  # (N,...,F): zero mean, unit variance per row
+    return x_hat * gamma + beta, x_hat, inv_std
+
+
+def layer_norm_backward(grad, x_hat, gamma, inv_std):
+    """``(dx, dgamma, dbeta)`` of :func:`layer_norm` from ``grad = dL/dy`` ``(N, ..., F)``; LayerNorm's Notes derive it.
+
+    Examples
+    --------
+    A gradient that is the same for every feature of a row moves nothing: the row's mean takes it away.
+
+    >>> dx, dgamma, dbeta = layer_norm_backward(np.ones((1, 2)), np.array([[-1.0, 1.0]]), np.ones(2), np.ones((1, 1)))
+    >>> dx, dgamma, dbeta
+    (array([[0., 0.]]), array([-1.,  1.]), array([1., 1.]))
+    """
+    features = x_hat.shape[-1]
+    grad_gamma = (grad * x_hat).reshape(-1, features).sum(axis=0)  # (R,F) -> (F,): over every row
+    grad_beta = grad.reshape(-1, features).sum(axis=0)  # (R,F) -> (F,)
+    grad_hat = grad * gamma  # h = dL/dx_hat: (N,...,F)
+    sum_h = grad_hat.sum(axis=-1, keepdims=True)  # (N,...,1): the path through the mean
+    sum_h_x_hat = (grad_hat * x_hat).sum(axis=-1, keepdims=True)  # (N,...,1): the path through the variance
+    count = x_hat.dtype.type(features)
+    return inv_std / count * (count * grad_hat - sum_h - x_hat * sum_h_x_hat), grad_gamma, grad_beta  # (N,...,F)
 
 class _BatchNorm(Layer):
     """The statistics and their backward; subclasses say which axes are the rows."""
@@ -389,27 +428,17 @@ class LayerNorm(Layer):
     def forward(self, x, training=False):
         """``(N, ..., F) -> (N, ..., F)``: every row normalised by its own mean and variance."""
         x = self.check_input(x)
-        mean = x.mean(axis=-1, keepdims=True)  # (N,...,1)
-        centred = x - mean  # (N,...,F)
-        var = (centred * centred).mean(axis=-1, keepdims=True)  # (N,...,1), biased
-        inv_std = 1 / np.sqrt(var + self.dtype.type(self.eps))  # (N,...,1)
-        x_hat = centred * inv_std  # (N,...,F): zero mean, unit variance per row
+        y, x_hat, inv_std = layer_norm(x, self.params["gamma"], self.params["beta"], self.eps)
         self._save(training, x_hat, inv_std)
-        return x_hat * self.params["gamma"] + self.params["beta"]
+        return y
 
     def backward(self, grad_out):
         """``dX`` from ``dY`` (both ``(N, ..., F)``); fills ``grads`` with ``dgamma`` and ``dbeta`` ``(F,)``."""
         x_hat, inv_std = self._saved_values()
         grad = grad_out.astype(self.dtype, copy=False)
-        features = self.dtype.type(self.num_features)
-        self.grads = {
-            "gamma": (grad * x_hat).reshape(-1, self.num_features).sum(axis=0),  # (R,F) -> (F,): over every row
-            "beta": grad.reshape(-1, self.num_features).sum(axis=0),  # (R,F) -> (F,)
-        }
-        grad_hat = grad * self.params["gamma"]  # h = dL/dx_hat: (N,...,F)
-        sum_h = grad_hat.sum(axis=-1, keepdims=True)  # (N,...,1): the path through the mean
-        sum_h_x_hat = (grad_hat * x_hat).sum(axis=-1, keepdims=True)  # (N,...,1): the path through the variance
-        return inv_std / features * (features * grad_hat - sum_h - x_hat * sum_h_x_hat)  # (N,...,F)
+        grad_x, grad_gamma, grad_beta = layer_norm_backward(grad, x_hat, self.params["gamma"], inv_std)
+        self.grads = {"gamma": grad_gamma, "beta": grad_beta}
+        return grad_x
 
     def get_config(self):
         return {"num_features": self.num_features, "eps": self.eps}
