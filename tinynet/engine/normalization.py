@@ -13,6 +13,16 @@ from .steps import LayerStep, Step, checked_channels_last
 __all__ = ["BatchNormStep", "LayerNormStep"]
 
 
+def _backward_of_rows(step, kernel, grad, input_grad):
+    """A normalisation step's backward: ``kernel(rows, x_hat, gamma, inv_std) -> (dx, dgamma, dbeta)`` on the
+    rows the forward saved, the layer's ``grads`` filled, ``dx`` in ``grad``'s shape (None without ``input_grad``)."""
+    x_hat, inv_std = step._saved_values()
+    rows = grad.astype(step.layer.dtype, copy=False).reshape(x_hat.shape)
+    grad_x, grad_gamma, grad_beta = kernel(rows, x_hat, step.layer.params["gamma"], inv_std)
+    step.layer.grads = {"gamma": grad_gamma, "beta": grad_beta}
+    return grad_x.reshape(grad.shape) if input_grad else None
+
+
 class BatchNormStep(Step):
     """A BatchNorm2D on NHWC activations."""
 
@@ -38,11 +48,7 @@ class BatchNormStep(Step):
         return y.reshape(x.shape)
 
     def backward(self, grad, input_grad=True):
-        x_hat, inv_std = self._saved_values()
-        rows = grad.astype(self.layer.dtype, copy=False).reshape(x_hat.shape)
-        grad_x, grad_gamma, grad_beta = batchnorm_backward(rows, x_hat, self.layer.params["gamma"], inv_std)
-        self.layer.grads = {"gamma": grad_gamma, "beta": grad_beta}
-        return grad_x.reshape(grad.shape) if input_grad else None
+        return _backward_of_rows(self, batchnorm_backward, grad, input_grad)
 
     def describe(self):
         return f"{self.positions[0]} BatchNorm2D (NHWC)"
@@ -64,11 +70,7 @@ class LayerNormStep(LayerStep):
         return y.reshape(x.shape)
 
     def backward(self, grad, input_grad=True):
-        x_hat, inv_std = self._saved_values()
-        rows = grad.astype(self.layer.dtype, copy=False).reshape(x_hat.shape)
-        grad_x, grad_gamma, grad_beta = layernorm_backward(rows, x_hat, self.layer.params["gamma"], inv_std)
-        self.layer.grads = {"gamma": grad_gamma, "beta": grad_beta}
-        return grad_x.reshape(grad.shape) if input_grad else None
+        return _backward_of_rows(self, layernorm_backward, grad, input_grad)
 
     def describe(self):
         return f"{self.positions[0]} LayerNorm (rows)"
