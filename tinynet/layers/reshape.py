@@ -22,6 +22,7 @@ def flatten(x):
 
     Examples
     --------
+    >>> import numpy as np
     >>> flatten(np.zeros((2, 1, 28, 28))).shape
     (2, 784)
     """
