@@ -32,7 +32,7 @@ class LSTMStep(LayerStep):
     def backward(self, grad, input_grad=True):
         x, h, c, gates = self._saved_values()
         layer = self.layer
-        grad_states = states_gradient(grad, x.shape[1], layer.return_sequences, layer.dtype)  # dH: (N,T,H)
+        grad_states = states_gradient(grad, x.shape[1], layer.return_sequences, layer.dtype)  # dH: (T,N,H)
         grad_x, layer.grads, layer.hidden_grads = lstm_backward(
             grad_states, x, h, c, gates, layer.params["W_x"], layer.params["W_h"],
             cell_backward=kernels.lstm_cell_backward)

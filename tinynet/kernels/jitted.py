@@ -531,11 +531,12 @@ _ONE = np.float32(1.0)  # a Python 1 would make the float32 arithmetic float64
 
 
 @njit(inline="always")
-def _exp_of_negative(a, out, exponent_bits):
-    """``out[k] = exp(a[k])`` for ``a[k] <= 0``: Cephes expf, ``exp(r) 2**n`` with ``|r| <= ln(2)/2``,
-    ``2**n`` made from its float32 bits (in ``exponent_bits``, as long as ``a``)."""
+def _exp(a, sign, out, exponent_bits):
+    """``out[k] = exp(sign * a[k])``, the argument clamped to [-87, 88]: Cephes expf, ``exp(r) 2**n`` with
+    ``|r| <= ln(2)/2``, ``2**n`` made from its float32 bits (in ``exponent_bits``, as long as ``a``)."""
     for k in range(a.size):
-        x = max(a[k], np.float32(-87.0))  # below, exp < 2**-125: clamped instead of denormal
+        # Below -87, exp < 2**-125 is clamped instead of denormal; above 88 it would overflow float32.
+        x = min(max(sign * a[k], np.float32(-87.0)), np.float32(88.0))
         n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))  # x / ln 2, rounded
         r = x - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)  # x - n ln 2, ln 2 in two parts
         p = np.float32(1.9875691500e-4)
@@ -549,12 +550,6 @@ def _exp_of_negative(a, out, exponent_bits):
     powers = exponent_bits.view(np.float32)
     for k in range(a.size):
         out[k] *= powers[k]
-
-
-@njit(inline="always")
-def _sigmoid(a, e):
-    """The layers' sigmoid of ``a``, given ``e = exp(-|a|)``."""
-    return _ONE / (_ONE + e) if a >= 0 else e / (_ONE + e)
 
 
 @njit(inline="always")
@@ -574,8 +569,8 @@ def _tanh_row(a, out, scratch, exponent_bits):
     """``out = tanh(a)`` for a row ``a``; ``scratch`` and ``exponent_bits`` at least as long as ``a``."""
     m = a.size
     for k in range(m):
-        scratch[k] = np.float32(-2.0) * abs(a[k])
-    _exp_of_negative(scratch[:m], out, exponent_bits[:m])
+        scratch[k] = abs(a[k])
+    _exp(scratch[:m], np.float32(-2.0), out, exponent_bits[:m])
     for k in range(a.size):
         out[k] = _tanh(a[k], out[k])
 
@@ -586,19 +581,18 @@ def lstm_cell(z, c_prev):
     gates = np.empty_like(z)
     c = np.empty((n, hidden), z.dtype)
     h = np.empty((n, hidden), z.dtype)
-    scratch = np.empty(4 * hidden, z.dtype)
-    exponent_bits = np.empty(4 * hidden, np.int32)
+    scratch = np.empty(2 * hidden, z.dtype)
+    exponent_bits = np.empty(2 * hidden, np.int32)
     for row in range(n):
         z_row, gates_row = z[row], gates[row]
-        for k in range(4 * hidden):  # -|z| for the sigmoids of i, f, o; -2|z| for g's tanh
-            scale = np.float32(-2.0) if 2 * hidden <= k < 3 * hidden else np.float32(-1.0)
-            scratch[k] = scale * abs(z_row[k])
-        _exp_of_negative(scratch, gates_row, exponent_bits)  # exp(-|z|), exp(-2|z|) for g
-        for k in range(4 * hidden):
-            if 2 * hidden <= k < 3 * hidden:
-                gates_row[k] = _tanh(z_row[k], gates_row[k])
-            else:
-                gates_row[k] = _sigmoid(z_row[k], gates_row[k])
+        # σ(z) = 1 / (1 + exp(-z)) for i and f (columns [0, 2H)) and o ([3H, 4H)): no branch on z's sign,
+        # so the loops vectorise; exp's clamp keeps 1 + exp(-z) finite. g = tanh(z) in [2H, 3H).
+        for start, stop in ((0, 2 * hidden), (3 * hidden, 4 * hidden)):
+            block = gates_row[start:stop]
+            _exp(z_row[start:stop], np.float32(-1.0), block, exponent_bits[:stop - start])
+            for k in range(stop - start):
+                block[k] = _ONE / (_ONE + block[k])
+        _tanh_row(z_row[2 * hidden:3 * hidden], gates_row[2 * hidden:3 * hidden], scratch, exponent_bits)
         c_row, h_row = c[row], h[row]
         for j in range(hidden):  # c_t = f c_{t-1} + i g
             c_row[j] = gates_row[hidden + j] * c_prev[row, j] + gates_row[j] * gates_row[2 * hidden + j]

@@ -56,6 +56,11 @@ steps at once (``da`` stands for ``dz`` in the LSTM)::
 
 Likewise the input's share of every step, ``x_t W_x + b``, is one product before the loop.
 
+**Time first inside.** The layers take and return batch-first arrays, ``(N, T, ...)`` as
+Keras does, but keep their states time-first, ``h`` ``(T+1, N, H)`` as PyTorch's default
+layout: then ``h[t]``, step ``t``'s states for the whole batch, is one contiguous block that
+the step's product reads and its cell writes whole, instead of ``N`` rows ``T+1`` rows apart.
+
 The LSTM's maths is in module-level functions that the layer calls: :func:`lstm_cell` and
 :func:`lstm_cell_backward` (one step, after its product), :func:`lstm_forward` and
 :func:`lstm_backward` (the loops over time, which take the cell functions as arguments),
@@ -117,66 +122,74 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
     return grad_z, grad_c * f  # dc_next for step t-1: (N,H)
 
 
+def time_first(x):
+    """``(N, T, ...) -> (T, N, ...)`` as a contiguous array: step ``t`` of every sample in one block."""
+    return np.ascontiguousarray(x.swapaxes(0, 1))
+
+
 def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
-    """The LSTM over time: ``(h, c, gates)``, ``h`` and ``c`` ``(N, T+1, H)`` (``h_0 = c_0 = 0`` first), ``gates``
-    ``(N, T, 4H)``, from ``x`` ``(N, T, D)``. ``cell`` computes each step from ``z_t`` and ``c_{t-1}``
-    (:func:`lstm_cell`, or a compiled function that returns the same)."""
+    """The LSTM over time: ``(h, c, gates)``, time first, from ``x`` ``(N, T, D)``: ``h`` and ``c``
+    ``(T+1, N, H)`` (``h[0] = c[0] = 0``), ``gates`` ``(T, N, 4H)``. ``cell`` computes each step from
+    ``z_t`` and ``c_{t-1}`` (:func:`lstm_cell`, or a compiled function that returns the same)."""
     n, steps, _ = x.shape
-    # Every step's input share at once, each (sample, step) a row: (N·T,D)@(D,4H) + (4H,) -> (N,T,4H).
-    x_part = (x.reshape(-1, x.shape[2]) @ W_x + b).reshape(n, steps, W_x.shape[1])
-    h = np.zeros((n, steps + 1, W_h.shape[0]), dtype=x_part.dtype)  # h[:, t] = h_t, h_0 = 0
-    c = np.zeros_like(h)  # c[:, t] = c_t, c_0 = 0
-    gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (N,T,4H)
+    # Every step's input share at once, each (step, sample) a row: (T·N,D)@(D,4H) + (4H,) -> (T,N,4H).
+    x_part = (time_first(x).reshape(-1, x.shape[2]) @ W_x + b).reshape(steps, n, W_x.shape[1])
+    h = np.zeros((steps + 1, n, W_h.shape[0]), dtype=x_part.dtype)  # h[t] = h_t, h[0] = h_0 = 0
+    c = np.zeros_like(h)  # c[t] = c_t, c[0] = c_0 = 0
+    gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
     for t in range(1, steps + 1):
-        z = x_part[:, t - 1] + h[:, t - 1] @ W_h  # (N,4H) + (N,H)@(H,4H) -> (N,4H)
-        gates[:, t - 1], c[:, t], h[:, t] = cell(z, c[:, t - 1])
+        z = h[t - 1] @ W_h  # (N,H)@(H,4H) -> (N,4H)
+        z += x_part[t - 1]  # z_t = x_t W_x + b + h_{t-1} W_h
+        gates[t - 1], c[t], h[t] = cell(z, c[t - 1])
     return h, c, gates
 
 
 def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward):
-    """Backprop through time: ``(dX, grads, hidden_grads)`` from ``dH`` ``(N, T, H)`` and :func:`lstm_forward`'s
-    values; ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that returns the same."""
-    n, steps, hidden = grad_states.shape
-    grad_pre = np.empty_like(gates)  # dz_t for every step: (N,T,4H)
-    hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step
+    """Backprop through time: ``(dX, grads, hidden_grads)`` from ``dH`` ``(T, N, H)`` (:func:`states_gradient`)
+    and :func:`lstm_forward`'s values; ``dX`` is ``(N, T, D)``, ``hidden_grads`` (``dL/dh_t``) ``(N, T, H)``.
+    ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that returns the same."""
+    steps, n, hidden = grad_states.shape
+    grad_pre = np.empty_like(gates)  # dz_t for every step: (T,N,4H)
+    hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step: (T,N,H)
     grad_h_next = np.zeros((n, hidden), dtype=grad_states.dtype)  # dL/dh_t through step t+1; none after T
     grad_c_next = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}
     for t in range(steps, 0, -1):  # t = T, ..., 1
-        grad_h = hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_h_next  # (N,H): both paths into h_t
-        grad_pre[:, t - 1], grad_c_next = cell_backward(grad_h, grad_c_next, gates[:, t - 1], c[:, t - 1], c[:, t])
-        grad_h_next = grad_pre[:, t - 1] @ W_h.T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
+        grad_h = hidden_grads[t - 1] = grad_states[t - 1] + grad_h_next  # (N,H): both paths into h_t
+        grad_pre[t - 1], grad_c_next = cell_backward(grad_h, grad_c_next, gates[t - 1], c[t - 1], c[t])
+        grad_h_next = grad_pre[t - 1] @ W_h.T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
     grad_x, grads = recurrent_grads(x, h, grad_pre, W_x)
-    return grad_x, grads, hidden_grads
+    return grad_x, grads, hidden_grads.swapaxes(0, 1)
 
 
 def recurrent_grads(x, h, grad_pre, W_x):
-    """``(dX, grads)`` from the pre-activation gradients ``grad_pre`` ``(N, T, K)`` of every step, all steps at once."""
-    # A sum over steps and samples is one product once both are laid out as rows: (N·T, ·).
-    rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (N·T,K)
+    """``(dX, grads)`` from ``x`` ``(N, T, D)``, the states ``h`` ``(T+1, N, H)`` and the pre-activation gradients
+    ``grad_pre`` ``(T, N, K)`` of every step, all steps at once; ``dX`` is ``(N, T, D)``."""
+    # A sum over steps and samples is one product once both are laid out as rows, (step, sample) each: (T·N, ·).
+    rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (T·N,K)
     grads = {
-        "W_x": x.reshape(-1, x.shape[2]).T @ rows,  # Σ_t x_tᵀ dz_t: (D,N·T)@(N·T,K) -> (D,K)
-        "W_h": h[:, :-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,N·T)@(N·T,K) -> (H,K)
-        "b": rows.sum(axis=0),  # (N·T,K) -> (K,)
+        "W_x": time_first(x).reshape(-1, x.shape[2]).T @ rows,  # Σ_t x_tᵀ dz_t: (D,T·N)@(T·N,K) -> (D,K)
+        "W_h": h[:-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,T·N)@(T·N,K) -> (H,K)
+        "b": rows.sum(axis=0),  # (T·N,K) -> (K,)
     }
-    grad_x = (rows @ W_x.T).reshape(*grad_pre.shape[:2], W_x.shape[0])  # dx_t = dz_t W_xᵀ: (N·T,K)@(K,D) -> (N,T,D)
-    return grad_x, grads
+    grad_x = (rows @ W_x.T).reshape(*grad_pre.shape[:2], W_x.shape[0])  # dx_t = dz_t W_xᵀ: (T·N,K)@(K,D) -> (T,N,D)
+    return grad_x.swapaxes(0, 1), grads
 
 
 def sequence_output(h, return_sequences):
-    """Every ``h_t`` ``(N, T, H)`` or the last ``(N, H)``, from the states ``h`` ``(N, T+1, H)`` (``h_0`` first).
+    """Every ``h_t`` ``(N, T, H)`` or the last ``(N, H)``, from the states ``h`` ``(T+1, N, H)`` (``h_0`` first).
 
     A copy: the caller may write into it without changing what backward saved."""
-    return h[:, 1:].copy() if return_sequences else h[:, -1].copy()
+    return np.ascontiguousarray(h[1:].swapaxes(0, 1)) if return_sequences else h[-1].copy()
 
 
 def states_gradient(grad_out, steps, return_sequences, dtype):
-    """``dH`` ``(N, T, H)``: the loss's gradient at every ``h_t`` from the output alone (zero before ``T`` when
-    only ``h_T`` is returned)."""
+    """``dH`` ``(T, N, H)``, time first: the loss's gradient at every ``h_t`` from the output alone (zero before
+    ``T`` when only ``h_T`` is returned), from ``grad_out`` ``(N, T, H)`` or ``(N, H)``."""
     grad_out = grad_out.astype(dtype, copy=False)
     if return_sequences:
-        return grad_out
-    grad_states = np.zeros((len(grad_out), steps, grad_out.shape[-1]), dtype=dtype)
-    grad_states[:, -1] = grad_out
+        return time_first(grad_out)
+    grad_states = np.zeros((steps, len(grad_out), grad_out.shape[-1]), dtype=dtype)
+    grad_states[-1] = grad_out
     return grad_states
 
 
@@ -285,10 +298,10 @@ class RNN(_Recurrent):
         x = self.check_input(x)
         n, steps, _ = x.shape
         W_h = self.params["W_h"]
-        x_part = x @ self.params["W_x"] + self.params["b"]  # (N,T,D)@(D,H) + (H,) -> (N,T,H): every step at once
-        h = np.zeros((n, steps + 1, self.hidden_size), dtype=self.dtype)  # h[:, t] is h_t; h[:, 0] = h_0 = 0
+        x_part = time_first(x) @ self.params["W_x"] + self.params["b"]  # (T,N,D)@(D,H) + (H,) -> (T,N,H): every step
+        h = np.zeros((steps + 1, n, self.hidden_size), dtype=self.dtype)  # h[t] is h_t; h[0] = h_0 = 0 (time first)
         for t in range(1, steps + 1):
-            h[:, t] = np.tanh(x_part[:, t - 1] + h[:, t - 1] @ W_h)  # (N,H) + (N,H)@(H,H) -> (N,H)
+            h[t] = np.tanh(x_part[t - 1] + h[t - 1] @ W_h)  # (N,H) + (N,H)@(H,H) -> (N,H)
         self._save(training, x, h)
         return self._output(h)
 
@@ -296,14 +309,15 @@ class RNN(_Recurrent):
         """``dX`` ``(N, T, D)`` from the gradient of the output; fills ``grads`` (backprop through time)."""
         x, h = self._saved_values()
         n, steps, _ = x.shape
-        grad_states = states_gradient(grad_out, steps, self.return_sequences, self.dtype)  # dH: (N,T,H)
-        grad_pre = np.empty_like(grad_states)  # da_t for every step: (N,T,H)
-        self.hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step, kept to be looked at
+        grad_states = states_gradient(grad_out, steps, self.return_sequences, self.dtype)  # dH: (T,N,H)
+        grad_pre = np.empty_like(grad_states)  # da_t for every step: (T,N,H)
+        hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step: (T,N,H)
         grad_next = np.zeros((n, self.hidden_size), dtype=self.dtype)  # dL/dh_t through step t+1; none after T
         for t in range(steps, 0, -1):  # t = T, ..., 1
-            grad_h = self.hidden_grads[:, t - 1] = grad_states[:, t - 1] + grad_next  # (N,H): both paths into h_t
-            grad_pre[:, t - 1] = grad_h * (1 - h[:, t] ** 2)  # (N,H): through tanh
-            grad_next = grad_pre[:, t - 1] @ self.params["W_h"].T  # (N,H)@(H,H) -> (N,H): to h_{t-1}
+            grad_h = hidden_grads[t - 1] = grad_states[t - 1] + grad_next  # (N,H): both paths into h_t
+            grad_pre[t - 1] = grad_h * (1 - h[t] ** 2)  # (N,H): through tanh
+            grad_next = grad_pre[t - 1] @ self.params["W_h"].T  # (N,H)@(H,H) -> (N,H): to h_{t-1}
+        self.hidden_grads = hidden_grads.swapaxes(0, 1)  # (N,T,H), kept to be looked at
         grad_x, self.grads = recurrent_grads(x, h, grad_pre, self.params["W_x"])
         return grad_x
 
@@ -378,7 +392,7 @@ class LSTM(_Recurrent):
     def backward(self, grad_out):
         """``dX`` ``(N, T, D)`` from the gradient of the output; fills ``grads`` (:func:`lstm_backward`)."""
         x, h, c, gates = self._saved_values()
-        grad_states = states_gradient(grad_out, x.shape[1], self.return_sequences, self.dtype)  # dH: (N,T,H)
+        grad_states = states_gradient(grad_out, x.shape[1], self.return_sequences, self.dtype)  # dH: (T,N,H)
         grad_x, self.grads, self.hidden_grads = lstm_backward(grad_states, x, h, c, gates, self.params["W_x"],
                                                               self.params["W_h"])
         return grad_x
