@@ -14,7 +14,8 @@ The package, room by room:
 - data: ``data/`` (data sets, file formats, your own images, augmentation);
 - pictures: ``plots``.
 
-Imports go one way: model -> engine -> layers -> kernels. See the README to start.
+Imports go one way, downwards: model -> engine -> kernels -> layers (the kernels' readable twins
+are the layers' own functions; a layer imports neither kernels nor engine). See the README to start.
 """
 
 import sys
