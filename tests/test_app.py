@@ -644,6 +644,25 @@ def test_the_server_keeps_a_bounded_number_of_copies_least_recently_used_first()
         stop(server)
 
 
+@pytest.mark.parametrize("port", ["-1", "abc", "\u00b2", "\u0661\u0662", "70000", "1e3", "80.0", ""])
+def test_the_command_line_refuses_a_port_that_is_not_one(capsys, port):
+    """A port must be ASCII digits from 0 to 65535: anything else is one usage error naming the range."""
+    from tinynet.app.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--port", port])
+    assert stopped.value.code == 2
+    assert "argument --port: a port is a whole number from 0 to 65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no such host"])
+def test_the_command_line_refuses_an_address_it_cannot_serve_on_without_a_traceback(host):
+    result = subprocess.run([sys.executable, "-m", "tinynet.app", "--host", host, "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"cannot serve on {host}:0" in result.stderr and "--host ADDRESS" in result.stderr
+
+
 def test_the_command_line_refuses_a_missing_model_without_a_traceback(tmp_path):
     """python -m tinynet.app --model missing.npz: one line naming the file, exit status 2."""
     result = subprocess.run([sys.executable, "-m", "tinynet.app", "--model", str(tmp_path / "missing.npz")],

@@ -88,6 +88,10 @@ def test_the_speedrun_checks_its_arguments_before_loading_data(tmp_path, argumen
     ("compare_revisions.py", ["{tmp}"], "is not a checkout of tinynet"),
     ("compare_revisions.py", [".", "--models", "cnn,resnet"], "--models: unknown ['resnet']"),
     ("compare_revisions.py", [".", "--pairs", "0"], "argument --pairs: must be at least 1"),
+    ("profile_inference.py", ["cnn", "--rounds", "0"], "argument --rounds: must be at least 1"),
+    ("profile_inference.py", ["cnn", "--batches", "128", "0"], "argument --batches: must be at least 1"),
+    ("profile_inference.py", ["cnn", "--threads", "two"], "argument --threads: expected a whole number"),
+    ("profile_inference.py", ["resnet"], "argument model: invalid choice: 'resnet'"),
 ])
 def test_the_other_benchmark_programs_check_their_arguments_first(tmp_path, program, arguments, complaint):
     """Negative seeds, zero epochs, threads or repeats, a folder that is no checkout: status 2, before any work."""

@@ -8,7 +8,7 @@ from ..errors import TinynetError
 
 
 def _port(text):
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 65535:  # "²".isdigit() is True
         raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535 (0: any free one); got {text!r}")
     return int(text)
 
@@ -46,7 +46,8 @@ def main(argv=None):
         return 2
     except OSError as error:
         print(f"error: cannot serve on {args.host}:{args.port}: {error.strerror or error}. "
-              f"Choose another with --port N (0 picks a free one).", file=sys.stderr)
+              "Choose another address with --host ADDRESS (127.0.0.1: this machine only) or another port with "
+              "--port N (0 picks a free one).", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
     if not _is_loopback(args.host):
