@@ -9,6 +9,7 @@ editing the code, ``python tests/test_docs.py --fix`` rewrites the ranges (and e
 import ast
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -128,6 +129,30 @@ def test_the_rendered_chapters_are_up_to_date():
     assert not stale, f"out of date: {stale}; run python examples/notebooks/render_chapters.py"
     assert {path.stem for path in render_chapters.chapters()} >= {"what_the_network_sees", "residual_connections",
                                                                   "training_dynamics", "mnist_digits"}
+
+
+def test_a_chapter_page_is_stale_once_its_notebook_changes(tmp_path):
+    """A chapter saved without outputs is checked by its cells' fingerprint: an edited cell, a lost picture or a
+    missing page is reported, a page left over from no chapter too."""
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import render_chapters
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    folder, out = tmp_path / "examples" / "notebooks", tmp_path / "docs" / "chapters"
+    shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(ROOT / "docs" / "chapters", out)
+    assert render_chapters.stale(folder, out) == []
+    notebook = json.loads((folder / "residual_connections.ipynb").read_text())
+    assert not render_chapters.has_outputs(notebook)
+    notebook["cells"][-1]["source"].append("\nprint('one more line')")
+    (folder / "residual_connections.ipynb").write_text(json.dumps(notebook))
+    (out / "what_the_network_sees" / "figure-2.png").unlink()
+    (out / "debugging.md").unlink()
+    (out / "old_chapter.md").write_text("a page no chapter makes\n")
+    assert render_chapters.stale(folder, out) == sorted([
+        out / "residual_connections.md", out / "what_the_network_sees" / "figure-2.png",
+        out / "debugging.md", out / "old_chapter.md"])
 
 
 if __name__ == "__main__" and "--fix" in sys.argv:
