@@ -9,8 +9,9 @@ checked in :mod:`tinynet.app.parsing`; each visitor's model is in :mod:`tinynet.
   the server does not take (405 with ``Allow``) or a request line it cannot read;
 - a request must arrive within ``timeout`` seconds of its first byte (a client that sends
   one byte a minute is dropped), and at most ``max_connections`` are served at once;
-- each request computes on one core (BLAS and numba on one thread): 32 visitors at once
-  share the cores instead of each starting a thread per core and fighting over them.
+- requests compute one at a time, each on one core (BLAS and numba on one thread), once their
+  body is read: an answer is hundreds of small NumPy calls, and answers computed side by side
+  spend their time handing Python's lock to each other; reading, waiting and sending overlap.
 
 API (JSON in, JSON out)::
 
