@@ -133,7 +133,9 @@ def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
     ``z_t`` and ``c_{t-1}`` (:func:`lstm_cell`, or a compiled function that returns the same)."""
     n, steps, _ = x.shape
     # Every step's input share at once, each (step, sample) a row: (T·N,D)@(D,4H) + (4H,) -> (T,N,4H).
-    x_part = (time_first(x).reshape(-1, x.shape[2]) @ W_x + b).reshape(steps, n, W_x.shape[1])
+    x_part = time_first(x).reshape(-1, x.shape[2]) @ W_x
+    x_part += b  # in place: the rows are many (T·N), a second array of them costs a pass over memory
+    x_part = x_part.reshape(steps, n, W_x.shape[1])
     h = np.zeros((steps + 1, n, W_h.shape[0]), dtype=x_part.dtype)  # h[t] = h_t, h[0] = h_0 = 0
     c = np.zeros_like(h)  # c[t] = c_t, c[0] = c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
