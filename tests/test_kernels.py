@@ -345,6 +345,51 @@ def test_erf_kernel_matches_python(values, dtype):
     np.testing.assert_allclose(reference.erf_reference(np.array(list(known))), list(known.values()), rtol=1e-15)
 
 
+
+def _ulps_from_erf(values):
+    """How far tinynet.special.erf of float32 ``values`` is from erf in float64, in float32 ulps of the result."""
+    from tinynet.special import erf, erf_reference
+
+    fast = erf(values)
+    exact = erf_reference(values.astype(np.float64))
+    assert fast.dtype == np.float32
+    return np.abs(fast - exact) / np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+
+
+@needs_numba
+def test_the_float32_erf_is_within_3_ulp_everywhere():
+    """The float32 polynomials against C's erf in float64: a dense grid across both pieces and the clamp,
+    the edges between them, tiny and huge values; ±inf give ±1 and NaN stays NaN."""
+    grid = np.linspace(-6, 6, 400_001, dtype=np.float32)
+    edges = np.array([0.0, -0.0, 1.0, -1.0, np.nextafter(np.float32(1), np.float32(0)), 3.93, 3.9299998, 4.0,
+                      1e-30, -1e-38, 1e-45, 3e38, -3e38], np.float32)
+    assert _ulps_from_erf(np.concatenate([grid, edges])).max() <= 3
+    from tinynet.special import erf
+
+    np.testing.assert_array_equal(erf(np.array([np.inf, -np.inf, np.nan], np.float32)), [1.0, -1.0, np.nan])
+
+
+@needs_numba
+@given(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=64))
+def test_the_float32_erf_is_within_3_ulp_of_any_value(values):
+    assert _ulps_from_erf(np.array(values, np.float32)).max() <= 3
+
+
+def test_the_float32_erfs_coefficients_are_the_fits_they_say():
+    """ERF_SMALL and ERF_LARGE are the least-squares fits their comment describes, rounded to float32."""
+    import math
+
+    from numpy.polynomial import polynomial
+
+    from tinynet.special import ERF_LARGE, ERF_SMALL
+
+    nodes = np.cos(np.linspace(0, np.pi, 4000))
+    squares = nodes * 0.5 + 0.5
+    ratio = [math.erf(a) / a if a > 0 else 2 / math.sqrt(math.pi) for a in np.sqrt(squares)]
+    np.testing.assert_allclose(ERF_SMALL, polynomial.polyfit(squares, ratio, 6), rtol=1e-6, atol=1e-9)
+    erfc = [math.erfc((3 * t + 5) / 2) for t in nodes]
+    np.testing.assert_allclose(ERF_LARGE, polynomial.polyfit(nodes, erfc, 12), rtol=1e-6, atol=1e-9)
+
 def _lstm_step_values(n, hidden, scale, seed):
     """Pre-activations spread over every range the cell's exp and tanh treat apart (|a| < 0.625, past the clamp
     at -87, ...), a previous cell state, and the step's gradients, in float32."""
