@@ -199,6 +199,8 @@ INFERENCE_CASES = {
     "Flatten as a reshape": [_flatten_dense],
     "Dense (+ BatchNorm1D) (+ ReLU) in the product's epilogue": [
         lambda g, norm=norm, relu=relu: _dense(g, norm, relu) for norm in (False, True) for relu in (False, True)],
+    "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
+    "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],

@@ -175,6 +175,9 @@ _RELU_MAXPOOL = Rule("ReLU + MaxPool2D in one pass, channels last", (ReLU, MaxPo
                      lambda positions, layers, context: MaxPoolStep(positions, layers[1], relu=True),
                      when=_in_channels_last, takes=NHWC)
 _BATCHNORM2D = Rule("BatchNorm2D over channels-last rows", (BatchNorm2D,), _one(BatchNormStep), takes=NHWC)
+# The same steps at inference, where they keep nothing for backward.
+_LSTM = Rule("LSTM: each step's gates and cell state in one compiled pass", (LSTM,), _one(LSTMStep))
+_LAYER_NORM = Rule("LayerNorm: each row's statistics in one compiled visit", (LayerNorm,), _one(LayerNormStep))
 
 #: The rules of a training forward and backward, first match wins.
 TRAINING_RULES = (
@@ -187,8 +190,8 @@ TRAINING_RULES = (
     _BATCHNORM2D,
     _FLATTEN_CHANNELS_LAST,
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
-    Rule("LSTM: each step's gates and cell state in one compiled pass", (LSTM,), _one(LSTMStep)),
-    Rule("LayerNorm: each row's statistics in one compiled visit", (LayerNorm,), _one(LayerNormStep)),
+    _LSTM,
+    _LAYER_NORM,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,
@@ -211,6 +214,8 @@ INFERENCE_RULES = (
     Rule("Flatten as a reshape", (Flatten,), _one(FlattenRows)),
     Rule("Dense (+ BatchNorm1D) (+ ReLU) in the product's epilogue", (Dense, Optional(BatchNorm1D), Optional(ReLU)),
          _dense_epilogue, when=_norm_fits),
+    _LSTM,
+    _LAYER_NORM,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,
