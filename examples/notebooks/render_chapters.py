@@ -39,7 +39,8 @@ ROOT = NOTEBOOKS.parents[1]
 PAGES = ROOT / "docs" / "chapters"
 STUB = "raise NotImplementedError"
 #: The chapter notebooks, in the index's order.
-CHAPTERS = ("mnist_digits", "training_dynamics", "residual_connections", "what_the_network_sees", "debugging")
+CHAPTERS = ("mnist_digits", "training_dynamics", "residual_connections", "what_the_network_sees", "debugging",
+            "backprop_through_time", "attention")
 #: Where the last full run of each chapter saved without outputs is kept (not committed): a change to
 #: the chapter's Markdown alone is rendered again with it, without running the chapter again.
 RUNS = NOTEBOOKS / ".runs"
