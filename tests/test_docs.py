@@ -118,13 +118,19 @@ def test_no_answer_is_written_out_in_the_docs_or_the_exercise_notebook(notebook)
             assert not shown, f"{place} writes out the answer to {name}: {shown}"
 
 
-def test_the_rendered_chapters_are_up_to_date():
-    """docs/chapters/ is what render_chapters.py makes of the chapter notebooks as committed."""
+def _render_chapters():
+    """examples/notebooks/render_chapters.py as a module."""
     sys.path.insert(0, str(NOTEBOOKS))
     try:
         import render_chapters
     finally:
         sys.path.remove(str(NOTEBOOKS))
+    return render_chapters
+
+
+def test_the_rendered_chapters_are_up_to_date():
+    """docs/chapters/ is what render_chapters.py makes of the chapter notebooks as committed."""
+    render_chapters = _render_chapters()
     stale = [str(path.relative_to(ROOT)) for path in render_chapters.stale()]
     assert not stale, f"out of date: {stale}; run python examples/notebooks/render_chapters.py"
     assert {path.stem for path in render_chapters.chapters()} >= {"what_the_network_sees", "residual_connections",
@@ -134,11 +140,7 @@ def test_the_rendered_chapters_are_up_to_date():
 def test_a_chapter_page_is_stale_once_its_notebook_changes(tmp_path):
     """A chapter saved without outputs is checked by its cells' fingerprint: an edited cell, a lost picture or a
     missing page is reported, a page left over from no chapter too."""
-    sys.path.insert(0, str(NOTEBOOKS))
-    try:
-        import render_chapters
-    finally:
-        sys.path.remove(str(NOTEBOOKS))
+    render_chapters = _render_chapters()
     folder, out = tmp_path / "examples" / "notebooks", tmp_path / "docs" / "chapters"
     shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.copytree(ROOT / "docs" / "chapters", out)

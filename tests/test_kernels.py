@@ -345,7 +345,6 @@ def test_erf_kernel_matches_python(values, dtype):
     np.testing.assert_allclose(reference.erf_reference(np.array(list(known))), list(known.values()), rtol=1e-15)
 
 
-
 def _ulps_from_erf(values):
     """How far tinynet.special.erf of float32 ``values`` is from erf in float64, in float32 ulps of the result."""
     from tinynet.special import erf, erf_reference
@@ -389,6 +388,7 @@ def test_the_float32_erfs_coefficients_are_the_fits_they_say():
     np.testing.assert_allclose(ERF_SMALL, polynomial.polyfit(squares, ratio, 6), rtol=1e-6, atol=1e-9)
     erfc = [math.erfc((3 * t + 5) / 2) for t in nodes]
     np.testing.assert_allclose(ERF_LARGE, polynomial.polyfit(nodes, erfc, 12), rtol=1e-6, atol=1e-9)
+
 
 def _lstm_step_values(n, hidden, scale, seed):
     """Pre-activations spread over every range the cell's exp and tanh treat apart (|a| < 0.625, past the clamp

@@ -174,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_json(self, status, document, headers=None):
-        self._send(status, json.dumps(document, allow_nan=False).encode(), "application/json", headers)
+        self._send(status, _json(document), "application/json", headers)
 
     def send_error(self, code, message=None, explain=None):
         """The standard library's errors (a request line it cannot read, an unknown method) as JSON."""
@@ -233,8 +233,6 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.verbose:
                 raise
         else:
-            if content_type == "application/json" and not isinstance(document, bytes):
-                document = json.dumps(document, allow_nan=False).encode()
             self._send(status, document, content_type, cookie)
 
     def _get(self, visitor):
@@ -242,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/api/"):
             self._check_origin()
             if path == "/api/model":
-                return HTTPStatus.OK, self.server.state.describe(), "application/json"
+                return HTTPStatus.OK, _json(self.server.state.describe()), "application/json"
             raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes {self._allowed(path)}.",
                                {"Allow": self._allowed(path)})
         if path not in STATIC_FILES:
@@ -264,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.computing:  # the body is read: a slow client never holds the turn
             status, document, content_type = self._compute(read_json(body), path, visitor)
             # Encoded in the turn too: a thread encoding beside one computing would take Python's lock from it.
-            return status, json.dumps(document, allow_nan=False).encode(), content_type
+            return status, _json(document), content_type
 
     def _compute(self, request, path, visitor):
         state = self.server.state
@@ -311,6 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < length:  # the client stopped sending (or the watchdog closed its socket)
             raise _ClientGone
         return body
+
+
+def _json(document):
+    """An answer's body: ``document`` as JSON bytes (NaN and inf refused: the page could not read them)."""
+    return json.dumps(document, allow_nan=False).encode()
 
 
 class _ClientGone(Exception):
