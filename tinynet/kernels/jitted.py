@@ -151,16 +151,19 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
 @njit(inline="always")
 def _beats(value, best):
     """True when ``value`` takes the place of the window's maximum so far: larger, or the first NaN."""
-    return value > best or (value != value and best == best)
+    # Bitwise, not short-circuit: no branch, so the compiler can turn every pick into a
+    # select, in vector code and in the scalar loop that finishes the last channels. (With
+    # `or`/`and` the scalar loop branched on the data: 4.7 ns a value on random
+    # activations, against 1.3 ns in the vector body.)
+    return (value > best) | ((value != value) & (best == best))
 
 
 @njit(inline="always")
 def _pool_pick(x, b, row, column, ch, bias, k, best, best_at):
     """The (value, offset) that leads after reading offset ``k`` at ``(row, column)``."""
     value = x[b, row, column, ch] + bias
-    if _beats(value, best):
-        return value, k
-    return best, best_at
+    take = _beats(value, best)
+    return (value if take else best), (k if take else best_at)
 
 
 @njit(parallel=True, cache=True)
@@ -183,12 +186,9 @@ def _maxpool_forward_2x2(x, relu, bias):
                     best, best_at = _pool_pick(x, b, top, left + 1, ch, bias[ch], 1, best, best_at)
                     best, best_at = _pool_pick(x, b, top + 1, left, ch, bias[ch], 2, best, best_at)
                     best, best_at = _pool_pick(x, b, top + 1, left + 1, ch, bias[ch], 3, best, best_at)
-                    if relu and not best > 0:  # a fused ReLU: clip, and no gradient where it clipped
-                        best_at = -1
-                        if best < 0:
-                            best = 0
-                    out[b, y, xo, ch] = best
-                    argmax[b, y, xo, ch] = best_at
+                    # A fused ReLU: clip, and no gradient where it clipped (selects, not branches).
+                    out[b, y, xo, ch] = 0 if relu & (best < 0) else best
+                    argmax[b, y, xo, ch] = -1 if relu & (not best > 0) else best_at
     return out, argmax
 
 
@@ -243,10 +243,8 @@ def _maxpool_infer_2x2(x, relu, bias, scale, shift):
                     best = x[b, top, left, ch] + bias[ch]
                     for value in (x[b, top, left + 1, ch] + bias[ch], x[b, top + 1, left, ch] + bias[ch],
                                   x[b, top + 1, left + 1, ch] + bias[ch]):
-                        if _beats(value, best):
-                            best = value
-                    if relu and best < 0:
-                        best = 0
+                        best = value if _beats(value, best) else best
+                    best = 0 if relu & (best < 0) else best
                     out[b, y, xo, ch] = best * scale[ch] + shift[ch]
     return out
 
@@ -304,8 +302,8 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                         xc = xo * pool_sw + wj
                         for f in range(filters):
                             value = row[xc, f] + bias[f]
-                            if (wi == 0 and wj == 0) or _beats(value, best[xo, f]):
-                                best[xo, f] = value
+                            first = (wi == 0) & (wj == 0)
+                            best[xo, f] = value if first | _beats(value, best[xo, f]) else best[xo, f]
             for xo in range(out_w):
                 for f in range(filters):
                     value = best[xo, f]
