@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinynet.errors import TinynetError
 from tinynet.gradcheck import relative_error
 from tinynet.losses import MeanSquaredError, SoftmaxCrossEntropy
 
@@ -33,6 +34,39 @@ def test_softmax_cross_entropy_gradient(n, k, seed):
     analytic = loss.backward()
     numeric = _numeric_grad(lambda z: SoftmaxCrossEntropy().forward(z, labels), logits.copy())
     assert relative_error(analytic, numeric) < 1e-6
+
+
+@given(st.integers(1, 6), st.integers(2, 7), st.floats(0.0, 0.9), st.integers(0, 2**16))
+def test_label_smoothing_gradient(n, k, eps, seed):
+    """With label smoothing the gradient (p - target)/N matches central differences (relative error < 1e-6)."""
+    rng = np.random.default_rng(seed)
+    logits, labels = rng.standard_normal((n, k)), rng.integers(0, k, n)
+    loss = SoftmaxCrossEntropy(label_smoothing=eps)
+    loss.forward(logits, labels)
+    numeric = _numeric_grad(lambda z: SoftmaxCrossEntropy(label_smoothing=eps).forward(z, labels), logits.copy())
+    assert relative_error(loss.backward(), numeric) < 1e-6
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
+def test_label_smoothing_matches_pytorch(eps):
+    """Value and gradient agree with PyTorch's cross_entropy(label_smoothing=eps) in float64."""
+    torch = pytest.importorskip("torch", reason="PyTorch is in the export extra: pip install -e '.[export]'")
+    rng = np.random.default_rng(1)
+    logits, labels = 4 * rng.standard_normal((9, 10)), rng.integers(0, 10, 9)
+    loss = SoftmaxCrossEntropy(label_smoothing=eps)
+    value = loss.forward(logits, labels)
+    z = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(z, torch.from_numpy(labels), label_smoothing=eps)
+    expected.backward()
+    assert abs(value - expected.item()) < 1e-12
+    np.testing.assert_allclose(loss.backward(), z.grad.numpy(), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.0, float("nan"), "0.1"])
+def test_label_smoothing_out_of_range_is_named(eps):
+    """A smoothing outside [0, 1) is refused, naming the argument and its range."""
+    with pytest.raises(TinynetError, match=r"expects label_smoothing to be in \[0, 1\); received"):
+        SoftmaxCrossEntropy(label_smoothing=eps)
 
 
 @given(st.integers(1, 6), st.integers(1, 5), st.integers(0, 2**16))

@@ -16,7 +16,7 @@ Mean squared error over all ``N*K`` elements::
 
 import numpy as np
 
-from ._checks import expect_rank, float_array
+from ._checks import expect_rank, float_array, number
 from .errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError, ShapeError
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "check_labels"]
@@ -80,7 +80,22 @@ class SoftmaxCrossEntropy(Loss):
     1.3863
     >>> loss.backward()[0]
     array([-0.375,  0.125,  0.125,  0.125])
+
+    With ``label_smoothing=eps`` the target is ``1 - eps`` on the label and ``eps / K`` spread
+    over all ``K`` classes (PyTorch's ``CrossEntropyLoss(label_smoothing=eps)``)::
+
+        loss = (1 - eps) * (-log p[t]) + eps * mean_k(-log p[k])
+        dL/dlogits = (p - target) / N,  target = (1 - eps) * onehot(t) + eps / K
+
+    >>> smooth = SoftmaxCrossEntropy(label_smoothing=0.1)
+    >>> round(smooth.forward(np.zeros((2, 4)), np.array([0, 3])), 4)   # still log(4): p is uniform
+    1.3863
+    >>> smooth.backward()[0]
+    array([-0.3375,  0.0125,  0.0125,  0.0125])
     """
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = number(label_smoothing, "label_smoothing", "SoftmaxCrossEntropy", low=0, high=1)
 
     def forward(self, logits, labels):
         logits = float_array(logits, "SoftmaxCrossEntropy", "logits")
@@ -101,6 +116,9 @@ class SoftmaxCrossEntropy(Loss):
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             near = np.log1p(others / exp[rows, labels])
         losses = np.where(shifted_true > -30, near, np.log(sum_exp) - shifted_true)
+        eps = self.label_smoothing
+        if eps:  # mean_k(-log p[k]) = log(sum_exp) - mean_k(shifted[k])
+            losses = (1 - eps) * losses + eps * (np.log(sum_exp) - shifted.mean(axis=1))
         self._saved = (exp / sum_exp[:, None], labels, others / sum_exp)
         return float(losses.mean())
 
@@ -108,6 +126,10 @@ class SoftmaxCrossEntropy(Loss):
         probs, labels, wrong = self._saved_values()
         grad = probs.copy()
         grad[np.arange(len(labels)), labels] = -wrong  # p[t] - 1 = -(sum of the wrong classes' p), not rounded
+        eps = self.label_smoothing
+        if eps:  # p - ((1 - eps) onehot + eps / K) = (p - onehot) + eps (onehot - 1 / K)
+            grad -= eps / grad.shape[1]
+            grad[np.arange(len(labels)), labels] += eps
         grad /= len(labels)
         return grad
 
