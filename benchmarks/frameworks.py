@@ -283,12 +283,13 @@ def made():
     return dict(_made)
 
 
-def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, step=0):
+def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, step=0, label_smoothing=0.0):
     """One epoch of PyTorch training on the batches tinynet's ``fit`` would make; returns the step count after it.
 
     ``x`` holds uint8 images, shuffled by ``rng`` and scaled batch by batch; ``schedule(step)``
     sets the learning rate before every step; ``augment`` (or None) changes each batch with the
-    same generator. ``labels`` is a tensor of int64 classes.
+    same generator. ``labels`` is a tensor of int64 classes; ``label_smoothing`` as in
+    tinynet's ``SoftmaxCrossEntropy``.
     """
     import torch
 
@@ -302,7 +303,8 @@ def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, s
         if augment is not None:
             batch = augment(batch, rng)
         optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index]).backward()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index],
+                                          label_smoothing=label_smoothing).backward()
         optimizer.step()
         step += 1
     return step

@@ -1,10 +1,12 @@
 """What the benchmark programs say about a run: the speedrun's verdict, the kernels that ran, bad arguments."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -24,6 +26,40 @@ def test_verdict_met_only_when_accurate_and_in_time():
 def test_verdict_says_what_was_missed(accuracy, seconds, missed):
     verdict = speedrun.verdict("99.0", accuracy, [{"train_seconds": seconds}])
     assert verdict.startswith("MISSED: ") and missed in verdict
+
+
+def test_the_time_of_test_time_augmentation_counts_toward_the_budget():
+    verdict = speedrun.verdict("99.0", 0.9920, [{"train_seconds": 4.0, "tta_seconds": 1.5}])
+    assert verdict.startswith("MISSED: ") and "training and test-time augmentation time 5.5 s" in verdict
+
+
+def test_shifted_moves_images_and_brings_in_zeros():
+    images = np.arange(1, 2 * 1 * 3 * 4 + 1, dtype=np.uint8).reshape(2, 1, 3, 4)
+    down = speedrun.shifted(images, 1, 0)
+    assert (down[:, :, 0] == 0).all() and (down[:, :, 1:] == images[:, :, :2]).all()
+    left = speedrun.shifted(images, 0, -2)
+    assert (left[..., 2:] == 0).all() and (left[..., :2] == images[..., 2:]).all()
+    assert (speedrun.shifted(images, 0, 0) == images).all()
+
+
+def test_test_time_augmentation_averages_the_shifted_views():
+    """A predict that knows only the image moved one pixel right: the average of the views finds it."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 1, 8, 8)).astype(np.uint8)
+    labels = rng.integers(0, 3, 6)
+    right = speedrun.shifted(images, 0, 1)
+
+    def predict(batch):  # confident and right on the right-moved images, uniform on anything else
+        known = (batch == right).all(axis=(1, 2, 3))
+        probabilities = np.full((len(batch), 3), 1 / 3)
+        probabilities[known] = np.eye(3)[labels[known]]
+        return probabilities
+
+    plain = dataclasses.replace(speedrun.RECIPES["99.0"], tta=0)
+    accuracy, seconds = speedrun.evaluate(plain, predict, images, labels)
+    assert seconds == 0.0 and accuracy == (labels == 0).mean()  # argmax of a uniform row: class 0
+    accuracy, seconds = speedrun.evaluate(dataclasses.replace(plain, tta=1), predict, images, labels)
+    assert accuracy == 1.0 and seconds > 0
 
 
 def test_every_recipe_has_a_time_budget():
@@ -58,6 +94,9 @@ def test_numba_target_names_a_cpu():
     (["99.0", "--set", "dropout=1.5"], "the recipe does not build: Dropout expects rate"),
     (["99.0", "--set", "rotation=nan"], "the recipe does not build: random_affine expects rotation"),
     (["99.0", "--set", "pct_start=0"], "the recipe does not build: OneCycle expects pct_start"),
+    (["99.0", "--set", "label_smoothing=1"], "the recipe does not build: SoftmaxCrossEntropy expects label_smoothing"),
+    (["99.0", "--set", "tta=-1"], "--set tta=-1: tta is a shift in pixels, from 0 (none) to 27"),
+    (["99.0", "--set", "tta=28"], "--set tta=28: tta is a shift in pixels, from 0 (none) to 27"),
     (["98"], "argument target: invalid choice: '98'"),
     (["99.0", "--framework", "jax"], "argument --framework: invalid choice: 'jax'"),
 ])
