@@ -91,7 +91,7 @@ class SoftmaxCrossEntropy(Loss):
     >>> round(smooth.forward(np.zeros((2, 4)), np.array([0, 3])), 4)   # still log(4): p is uniform
     1.3863
     >>> smooth.backward()[0]
-    array([-0.3375,  0.0125,  0.0125,  0.0125])
+    array([-0.3375,  0.1125,  0.1125,  0.1125])
     """
 
     def __init__(self, label_smoothing=0.0):
