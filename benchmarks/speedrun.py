@@ -58,7 +58,7 @@ TIME_BUDGETS = {"99.0": 5, "99.5": 30, "99.7": 300, "99.75": 1200}
 class Recipe:
     """A network and how it is trained; every field was chosen on the validation split."""
 
-    width: int  # channels of the first convolution; the second has twice as many
+    width: int  # channels of the first convolution
     dense: int  # units of the hidden dense layer (0: none)
     batchnorm: bool  # BatchNorm after each convolution block and the hidden dense layer
     epochs: int
@@ -74,11 +74,12 @@ class Recipe:
     dropout: float = 0.0  # rate of a Dropout after the hidden dense layer (0: none)
     label_smoothing: float = 0.0  # of the cross-entropy's targets (0: none)
     tta: int = 0  # test-time translation: also predict every image shifted this many pixels in 4 directions
+    second: int = 0  # channels of the second convolution (0: twice the first's)
 
     def build(self, rng):
         """The network: two (or three) 3x3 convolutions, each block Conv, ReLU, MaxPool 2 (fused by the engine)."""
         rng = tinynet.init.as_generator(rng)
-        first, second = self.width, 2 * self.width
+        first, second = self.width, self.second or 2 * self.width
         norm2d = (lambda channels: [BatchNorm2D(channels)]) if self.batchnorm else (lambda channels: [])
         layers = [Conv2D(1, first, 3, rng=rng), ReLU(), MaxPool2D(2), *norm2d(first),
                   Conv2D(first, second, 3, rng=rng), ReLU(), MaxPool2D(2), *norm2d(second)]
@@ -110,7 +111,7 @@ class Recipe:
 
 RECIPES = {
     "99.0": Recipe(width=16, dense=64, batchnorm=True, epochs=1, batch_size=256, lr=3e-2, beta1=0.7, beta2=0.9,
-                   pct_start=0.25, label_smoothing=0.1),
+                   pct_start=0.25, label_smoothing=0.1, second=16),
     "99.5": Recipe(width=16, dense=128, batchnorm=True, epochs=4, batch_size=256, lr=3e-2, beta1=0.7, beta2=0.9,
                    pct_start=0.25, shift=2, rotation=5, scale=0.05, label_smoothing=0.1),
     # tinynet.models.cnn() and its recipe (chosen on the validation split at 12 epochs), trained longer.

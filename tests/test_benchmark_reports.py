@@ -95,6 +95,7 @@ def test_numba_target_names_a_cpu():
     (["99.0", "--set", "rotation=nan"], "the recipe does not build: random_affine expects rotation"),
     (["99.0", "--set", "pct_start=0"], "the recipe does not build: OneCycle expects pct_start"),
     (["99.0", "--set", "label_smoothing=1"], "the recipe does not build: SoftmaxCrossEntropy expects label_smoothing"),
+    (["99.0", "--set", "second=-2"], "the recipe does not build: Conv2D expects out_channels to be a positive int"),
     (["99.0", "--set", "tta=-1"], "--set tta=-1: tta is a shift in pixels, from 0 (none) to 27"),
     (["99.0", "--set", "tta=28"], "--set tta=28: tta is a shift in pixels, from 0 (none) to 27"),
     (["98"], "argument target: invalid choice: '98'"),
