@@ -38,12 +38,73 @@ from .._checks import expect_rank, float_array, positive_int
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..init import as_generator, initial_weights
 from .base import Layer
-from .dense import dense_grads
+from .dense import affine, dense_grads, dense_input_grad
 from .softmax import softmax, softmax_backward
 
-__all__ = ["MultiHeadAttention"]
+__all__ = ["MultiHeadAttention", "split_heads", "join_heads", "future_mask", "attention_heads",
+           "attention_heads_backward"]
 
 _PROJECTIONS = ("q", "k", "v", "o")
+
+
+def split_heads(z, num_heads):
+    """``(N, T, E) -> (N, h, T, d)``: each head's slice of the features (a view), ``d = E / h``.
+
+    Examples
+    --------
+    >>> split_heads(np.arange(8.0).reshape(1, 2, 4), 2)[0, 1]      # head 1: features 2 and 3
+    array([[2., 3.],
+           [6., 7.]])
+    """
+    n, t, e = z.shape
+    return z.reshape(n, t, num_heads, e // num_heads).transpose(0, 2, 1, 3)
+
+
+def join_heads(z):
+    """``(N, h, T, d) -> (N, T, E)``: the heads side by side again (the inverse of :func:`split_heads`)."""
+    n, heads, t, d = z.shape
+    return z.transpose(0, 2, 1, 3).reshape(n, t, heads * d)
+
+
+def future_mask(length):
+    """``(T, T)`` booleans, True where position ``t`` would see a later position ``s > t`` (masked when causal).
+
+    Examples
+    --------
+    >>> future_mask(3).astype(int)
+    array([[0, 1, 1],
+           [0, 0, 1],
+           [0, 0, 0]])
+    """
+    return np.triu(np.ones((length, length), dtype=bool), k=1)
+
+
+def attention_heads(q, k, v, causal=False):
+    """Scaled dot-product attention of every head: ``(O, A)`` from ``Q``, ``K``, ``V`` ``(N, h, T, d)`` each.
+
+    ``O`` ``(N, h, T, d)`` are the heads' outputs, ``A`` ``(N, h, T, T)`` the attention weights
+    (each row sums to 1; with ``causal``, 0 wherever ``s > t``).
+    """
+    scale = q.dtype.type(1 / np.sqrt(q.shape[-1]))
+    scores = q @ k.swapaxes(-1, -2) * scale  # S = Q Kᵀ / √d: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
+    if causal:
+        scores = np.where(future_mask(q.shape[2]), -np.inf, scores).astype(q.dtype, copy=False)
+    attention = softmax(scores, axis=-1)  # A = softmax(S) along each row: (N,h,T,T)
+    return attention @ v, attention  # O = A V: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+
+
+def attention_heads_backward(grad_out, q, k, v, attention):
+    """``(dQ, dK, dV)`` ``(N, h, T, d)`` each of :func:`attention_heads`, given ``dO`` ``(N, h, T, d)`` and its ``A``.
+
+    A masked score has ``A = 0``, so its ``dS = 0``: causal attention needs nothing more here.
+    """
+    scale = q.dtype.type(1 / np.sqrt(q.shape[-1]))
+    grad_attention = grad_out @ v.swapaxes(-1, -2)  # dA = dO Vᵀ: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
+    grad_v = attention.swapaxes(-1, -2) @ grad_out  # dV = Aᵀ dO: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+    grad_scores = softmax_backward(attention, grad_attention, axis=-1)  # dS = A*(dA - Σ dA A): (N,h,T,T)
+    grad_q = grad_scores @ k * scale  # dQ = dS K / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+    grad_k = grad_scores.swapaxes(-1, -2) @ q * scale  # dK = dSᵀ Q / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+    return grad_q, grad_k, grad_v
 
 
 class MultiHeadAttention(Layer):
@@ -117,57 +178,36 @@ class MultiHeadAttention(Layer):
         """``d = embed_dim / num_heads``: the features each head compares and mixes."""
         return self.embed_dim // self.num_heads
 
-    def _split(self, z):
-        """``(N, T, E) -> (N, h, T, d)``: each head's slice of the features."""
-        n, t, _ = z.shape
-        return z.reshape(n, t, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-
-    def _join(self, z):
-        """``(N, h, T, d) -> (N, T, E)``: the heads side by side again (the inverse of ``_split``)."""
-        n, _, t, _ = z.shape
-        return z.transpose(0, 2, 1, 3).reshape(n, t, self.embed_dim)
-
-    def _project(self, x, name):
-        """``x @ W_name + b_name`` on every position: ``(N, T, E) @ (E, E) -> (N, T, E)``."""
-        return x @ self.params[f"W_{name}"] + self.params[f"b_{name}"]
-
     def forward(self, x, training=False):
         """``(N, T, E) -> (N, T, E)``; the attention weights are kept in ``self.attention``."""
         x = self.check_input(x)
-        scale = self.dtype.type(1 / np.sqrt(self.head_dim))
-        q, k, v = (self._split(self._project(x, name)) for name in "qkv")  # (N,h,T,d) each
-        scores = q @ k.transpose(0, 1, 3, 2) * scale  # (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
-        if self.causal:
-            scores = np.where(self.future_mask(x.shape[1]), -np.inf, scores).astype(self.dtype, copy=False)
-        attention = softmax(scores, axis=-1)  # (N,h,T,T), rows sum to 1
-        heads = self._join(attention @ v)  # (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d) -> (N,T,E)
+        q, k, v = (split_heads(affine(x, self.params[f"W_{name}"], self.params[f"b_{name}"]), self.num_heads)
+                   for name in "qkv")  # X W + b on every position: (N,T,E) @ (E,E) + (E,) -> (N,T,E) -> (N,h,T,d)
+        heads, attention = attention_heads(q, k, v, self.causal)  # (N,h,T,d), A (N,h,T,T)
+        heads = join_heads(heads)  # (N,h,T,d) -> (N,T,E)
         self.attention = attention
         self._save(training, x, q, k, v, attention, heads)
-        return self._project(heads, "o")  # (N,T,E) @ (E,E) + (E,) -> (N,T,E)
+        return affine(heads, self.params["W_o"], self.params["b_o"])  # (N,T,E) @ (E,E) + (E,) -> (N,T,E)
 
     def backward(self, grad_out):
         """``dX`` ``(N, T, E)`` from ``dY`` ``(N, T, E)``; fills ``grads`` for the four projections."""
         x, q, k, v, attention, heads = self._saved_values()
         grad_out = grad_out.astype(self.dtype, copy=False)
-        scale = self.dtype.type(1 / np.sqrt(self.head_dim))
         grads = dict(zip(("W_o", "b_o"), dense_grads(heads, grad_out), strict=True))  # Oᵀ dY (E,E), Σ dY (E,)
-        grad_heads = self._split(grad_out @ self.params["W_o"].T)  # (N,T,E) @ (E,E) -> (N,T,E) -> (N,h,T,d)
-        grad_attention = grad_heads @ v.transpose(0, 1, 3, 2)  # dA = dO Vᵀ: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
-        grad_v = attention.transpose(0, 1, 3, 2) @ grad_heads  # dV = Aᵀ dO: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
-        grad_scores = softmax_backward(attention, grad_attention, axis=-1)  # dS = A*(dA - Σ dA A): (N,h,T,T)
-        grad_q = grad_scores @ k * scale  # dQ = dS K / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
-        grad_k = grad_scores.transpose(0, 1, 3, 2) @ q * scale  # dK = dSᵀ Q / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+        grad_heads = split_heads(dense_input_grad(grad_out, self.params["W_o"]), self.num_heads)  # dO: (N,h,T,d)
+        grad_qkv = attention_heads_backward(grad_heads, q, k, v, attention)  # dQ, dK, dV: (N,h,T,d) each
         grad_x = np.zeros_like(x)
-        for name, grad in zip("qkv", (grad_q, grad_k, grad_v), strict=True):
-            grad = self._join(grad)  # (N,h,T,d) -> (N,T,E)
+        for name, grad in zip("qkv", grad_qkv, strict=True):
+            grad = join_heads(grad)  # (N,h,T,d) -> (N,T,E)
             grads.update(zip((f"W_{name}", f"b_{name}"), dense_grads(x, grad), strict=True))  # Xᵀ dQ (E,E), Σ dQ (E,)
-            grad_x += grad @ self.params[f"W_{name}"].T  # (N,T,E) @ (E,E) -> (N,T,E): the three paths add
+            grad_x += dense_input_grad(grad, self.params[f"W_{name}"])  # (N,T,E) @ (E,E) -> (N,T,E): paths add
         self.grads = {key: grads[key] for key in self.params}
         return grad_x
 
     @staticmethod
     def future_mask(length):
-        """``(T, T)`` booleans, True where position ``t`` would see a later position ``s > t`` (masked when causal).
+        """``(T, T)`` booleans, True where position ``t`` would see a later position ``s > t``; see
+        :func:`future_mask`.
 
         Examples
         --------
@@ -176,7 +216,7 @@ class MultiHeadAttention(Layer):
                [0, 0, 1],
                [0, 0, 0]])
         """
-        return np.triu(np.ones((length, length), dtype=bool), k=1)
+        return future_mask(length)
 
     def check_input(self, x):
         """``x`` as ``(N, T, embed_dim)`` floats in the layer's dtype, or a ShapeError that says how to fix it."""
