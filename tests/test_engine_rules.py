@@ -30,6 +30,7 @@ from tinynet.layers import (
     LayerNorm,
     LeakyReLU,
     MaxPool2D,
+    MultiHeadAttention,
     ReLU,
     Residual,
     Sigmoid,
@@ -141,6 +142,16 @@ def _layer_norm(g):
     return [LayerNorm(g["channels"]), Dense(g["channels"], g["filters"], rng=g["seed"]), LayerNorm(g["filters"])], x
 
 
+def _attention(causal):
+    """Self-attention on sequences of ``height`` positions (5 to 11), ``channels`` heads of ``filters`` features."""
+    def case(g):
+        embed = g["channels"] * g["filters"]
+        x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["height"], embed))
+        return [MultiHeadAttention(embed, g["channels"], causal, rng=g["seed"]), LayerNorm(embed),
+                MultiHeadAttention(embed, 1, rng=g["seed"] + 1)], x
+    return case
+
+
 def _elementwise(g):
     return [Tanh(), BatchNorm2D(g["channels"]), Sigmoid(), LeakyReLU(0.2)], _images(g)
 
@@ -180,6 +191,7 @@ TRAINING_CASES = {
     "Dense that can skip its input gradient": [_dense],
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
+    "MultiHeadAttention: Q | K | V in one product, the softmax compiled": [_attention(False), _attention(True)],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],
@@ -201,6 +213,7 @@ INFERENCE_CASES = {
         lambda g, norm=norm, relu=relu: _dense(g, norm, relu) for norm in (False, True) for relu in (False, True)],
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
+    "MultiHeadAttention: Q | K | V in one product, the softmax compiled": [_attention(False), _attention(True)],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],
@@ -281,6 +294,28 @@ def test_the_lstm_step_agrees_with_the_layer_in_float32(return_sequences, batch,
     by_layer = _run(model, x, grad, by_layer=True)
     _assert_same(engine, by_layer, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(engine_hidden, model.layers[0].hidden_grads, rtol=1e-5, atol=1e-6)
+    assert engine[0].dtype == engine[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@_RULE_SETTINGS
+@given(batch=st.integers(1, 4), length=st.integers(1, 9), heads=st.integers(1, 4), head_dim=st.integers(1, 5),
+       seed=st.integers(0, 2**16))
+def test_the_attention_step_agrees_with_the_layer_in_float32(causal, batch, length, heads, head_dim, seed,
+                                                             backend):  # noqa: F811
+    """In float32 (where the compiled softmax runs) the attention step's outputs, gradients and attention weights
+    are the layer's within rounding."""
+    model = tinynet.Sequential([MultiHeadAttention(heads * head_dim, heads, causal, rng=seed)])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, length, heads * head_dim)).astype(np.float32) * 2
+    assert "MultiHeadAttention: Q | K | V in one product, the softmax compiled" in _applied(
+        model.execution_plan(), model.layers)
+    grad = rng.standard_normal(model.forward(x).shape).astype(np.float32)
+    engine = _run(model, x, grad, by_layer=False)
+    engine_attention = model.layers[0].attention
+    by_layer = _run(model, x, grad, by_layer=True)
+    _assert_same(engine, by_layer, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(engine_attention, model.layers[0].attention, rtol=1e-5, atol=1e-6)
     assert engine[0].dtype == engine[1].dtype == np.float32
 
 

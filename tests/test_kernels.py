@@ -475,3 +475,31 @@ def test_layernorm_kernels_match_the_layers_functions(rows, features, dtype, sca
     for a, b in zip(fast, slow, strict=True):  # dx, dgamma, dbeta
         assert a.dtype == dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@needs_numba
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 20), st.booleans(),
+       st.sampled_from([0.1, 1.0, 10.0, 100.0]), seeds)
+def test_attention_weights_kernels_match_the_layers_functions(n, heads, length, causal, scale, seed):
+    """Attention's compiled softmax (each head's T x T block in one visit) and its backward agree with the layer's
+    NumPy functions to a few float32 ulp, the future masked to exact zeros."""
+    rng = np.random.default_rng(seed)
+    scores = (rng.standard_normal((n, heads, length, length)) * scale).astype(np.float32)
+    scores.flat[::5] = rng.choice([0.0, 95.0, -95.0], size=scores.flat[::5].shape)  # past the exp's clamps
+    grad = rng.standard_normal(scores.shape).astype(np.float32)
+    fast, slow = jitted.attention_weights(scores, causal), reference.attention_weights_reference(scores, causal)
+    assert fast.dtype == np.float32 and fast.shape == slow.shape
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-7)
+    if causal:
+        assert not fast[..., np.triu_indices(length, 1)[0], np.triu_indices(length, 1)[1]].any()
+    fast = jitted.attention_weights_backward(slow, grad)
+    expected = reference.attention_weights_backward_reference(slow, grad)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, expected, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(expected).max()))
+
+
+def test_attention_weights_chooser_runs_the_twin_for_float64():
+    """The compiled softmax is float32's; float64 (the gradient checks') gets the layer's function, value for value."""
+    scores = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    np.testing.assert_array_equal(kernels.attention_weights(scores, True), reference.attention_weights_reference(
+        scores, True))

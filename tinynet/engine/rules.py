@@ -25,9 +25,11 @@ from ..layers import (
     Flatten,
     LayerNorm,
     MaxPool2D,
+    MultiHeadAttention,
     ReLU,
     Residual,
 )
+from .attention import AttentionStep
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep, LayerNormStep
@@ -178,6 +180,8 @@ _BATCHNORM2D = Rule("BatchNorm2D over channels-last rows", (BatchNorm2D,), _one(
 # The same steps at inference, where they keep nothing for backward.
 _LSTM = Rule("LSTM: each step's gates and cell state in one compiled pass", (LSTM,), _one(LSTMStep))
 _LAYER_NORM = Rule("LayerNorm: each row's statistics in one compiled visit", (LayerNorm,), _one(LayerNormStep))
+_ATTENTION = Rule("MultiHeadAttention: Q | K | V in one product, the softmax compiled", (MultiHeadAttention,),
+                  _one(AttentionStep))
 
 #: The rules of a training forward and backward, first match wins.
 TRAINING_RULES = (
@@ -192,6 +196,7 @@ TRAINING_RULES = (
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
     _LSTM,
     _LAYER_NORM,
+    _ATTENTION,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,
@@ -216,6 +221,7 @@ INFERENCE_RULES = (
          _dense_epilogue, when=_norm_fits),
     _LSTM,
     _LAYER_NORM,
+    _ATTENTION,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,

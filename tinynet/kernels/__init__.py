@@ -462,6 +462,40 @@ def layernorm_backward(grad, x_hat, gamma, inv_std):
     return _jitted.layernorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, _contiguous(inv_std))
 
 
+def attention_weights(scores, causal):
+    """Attention's weights ``A`` ``(N, h, T, T)``, each row the softmax of a row of scores; see
+    :func:`.reference.attention_weights_reference`.
+
+    The compiled kernel is float32's; other dtypes (float64 for gradient checks) run the twin.
+
+    Examples
+    --------
+    >>> attention_weights(np.zeros((1, 1, 3, 3), np.float32), causal=True)[0, 0]   # equal scores: equal shares
+    array([[1.        , 0.        , 0.        ],
+           [0.5       , 0.5       , 0.        ],
+           [0.33333334, 0.33333334, 0.33333334]], dtype=float32)
+    """
+    if _jitted is None or scores.dtype != np.float32:
+        return reference.attention_weights_reference(scores, causal)
+    return _jitted.attention_weights(_contiguous(scores), bool(causal))
+
+
+def attention_weights_backward(attention, grad_attention):
+    """``dS`` ``(N, h, T, T)`` of :func:`attention_weights` from ``A`` and ``dA``; see
+    :func:`.reference.attention_weights_backward_reference`.
+
+    Examples
+    --------
+    >>> attention = np.full((1, 1, 2, 2), 0.5, np.float32)
+    >>> attention_weights_backward(attention, np.ones((1, 1, 2, 2), np.float32))[0, 0]  # shifting every score
+    array([[0., 0.],
+           [0., 0.]], dtype=float32)
+    """
+    if _jitted is None or attention.dtype != np.float32 or grad_attention.dtype != np.float32:
+        return reference.attention_weights_backward_reference(attention, grad_attention)
+    return _jitted.attention_weights_backward(_contiguous(attention), _contiguous(grad_attention))
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -487,4 +521,6 @@ __all__ = [
     "lstm_cell_backward",
     "layernorm_forward",
     "layernorm_backward",
+    "attention_weights",
+    "attention_weights_backward",
 ]

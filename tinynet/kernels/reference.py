@@ -24,6 +24,7 @@ Shapes used throughout:
 
 import numpy as np
 
+from ..layers.attention import attention_weights, attention_weights_backward
 from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
@@ -50,6 +51,8 @@ __all__ = [
     "lstm_cell_backward_reference",
     "layernorm_forward_reference",
     "layernorm_backward_reference",
+    "attention_weights_reference",
+    "attention_weights_backward_reference",
 ]
 
 
@@ -249,3 +252,14 @@ def layernorm_forward_reference(rows, gamma, beta, eps):
 def layernorm_backward_reference(grad, x_hat, gamma, inv_std):
     """The layer's :func:`~tinynet.layers.normalization.layer_norm_backward` on rows: ``(dx, dgamma, dbeta)``."""
     return layer_norm_backward(grad, x_hat, gamma, inv_std)
+
+
+def attention_weights_reference(scores, causal):
+    """The attention layer's :func:`~tinynet.layers.attention.attention_weights`: ``A = softmax(S)`` along each row
+    of ``(N, h, T, T)``, the future masked with ``causal`` (no change of layout)."""
+    return attention_weights(scores, causal)
+
+
+def attention_weights_backward_reference(attention, grad_attention):
+    """The layer's :func:`~tinynet.layers.attention.attention_weights_backward`: ``dS`` ``(N, h, T, T)``."""
+    return attention_weights_backward(attention, grad_attention)

@@ -41,8 +41,8 @@ from .base import Layer
 from .dense import affine, dense_grads, dense_input_grad
 from .softmax import softmax, softmax_backward
 
-__all__ = ["MultiHeadAttention", "split_heads", "join_heads", "future_mask", "attention_heads",
-           "attention_heads_backward"]
+__all__ = ["MultiHeadAttention", "split_heads", "join_heads", "future_mask", "attention_weights",
+           "attention_weights_backward", "attention_heads", "attention_heads_backward"]
 
 _PROJECTIONS = ("q", "k", "v", "o")
 
@@ -79,31 +79,54 @@ def future_mask(length):
     return np.triu(np.ones((length, length), dtype=bool), k=1)
 
 
-def attention_heads(q, k, v, causal=False):
-    """Scaled dot-product attention of every head: ``(O, A)`` from ``Q``, ``K``, ``V`` ``(N, h, T, d)`` each.
+def attention_weights(scores, causal=False):
+    """``A = softmax(S)`` along each row of the scores ``(N, h, T, T)``; with ``causal``, ``S[t, s] = -inf`` for
+    ``s > t`` first, so ``A[t, s] = 0`` there.
 
-    ``O`` ``(N, h, T, d)`` are the heads' outputs, ``A`` ``(N, h, T, T)`` the attention weights
-    (each row sums to 1; with ``causal``, 0 wherever ``s > t``).
+    Examples
+    --------
+    >>> attention_weights(np.zeros((1, 1, 2, 2)), causal=True)[0, 0]
+    array([[1. , 0. ],
+           [0.5, 0.5]])
     """
-    scale = q.dtype.type(1 / np.sqrt(q.shape[-1]))
-    scores = q @ k.swapaxes(-1, -2) * scale  # S = Q Kᵀ / √d: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
     if causal:
-        scores = np.where(future_mask(q.shape[2]), -np.inf, scores).astype(q.dtype, copy=False)
-    attention = softmax(scores, axis=-1)  # A = softmax(S) along each row: (N,h,T,T)
-    return attention @ v, attention  # O = A V: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+        scores = np.where(future_mask(scores.shape[-1]), -np.inf, scores).astype(scores.dtype, copy=False)
+    return softmax(scores, axis=-1)
 
 
-def attention_heads_backward(grad_out, q, k, v, attention):
-    """``(dQ, dK, dV)`` ``(N, h, T, d)`` each of :func:`attention_heads`, given ``dO`` ``(N, h, T, d)`` and its ``A``.
+def attention_weights_backward(attention, grad_attention):
+    """``dS = A * (dA - Σ_s dA A)`` row by row: softmax's vector-Jacobian product, ``(N, h, T, T)``.
 
     A masked score has ``A = 0``, so its ``dS = 0``: causal attention needs nothing more here.
     """
+    return softmax_backward(attention, grad_attention, axis=-1)
+
+
+def attention_heads(q, k, v, causal=False, weights=attention_weights):
+    """Scaled dot-product attention of every head: ``(O, A)`` from ``Q``, ``K``, ``V`` ``(N, h, T, d)`` each.
+
+    ``O`` ``(N, h, T, d)`` are the heads' outputs, ``A`` ``(N, h, T, T)`` the attention weights
+    (each row sums to 1; with ``causal``, 0 wherever ``s > t``). ``weights`` computes ``A`` from
+    the scores: :func:`attention_weights`, or a function that returns the same (the engine's
+    compiled one).
+    """
+    scale = q.dtype.type(1 / np.sqrt(q.shape[-1]))
+    scores = q @ k.swapaxes(-1, -2)  # Q Kᵀ: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
+    scores *= scale  # S = Q Kᵀ / √d
+    attention = weights(scores, causal)  # A = softmax(S) along each row: (N,h,T,T)
+    return attention @ v, attention  # O = A V: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+
+
+def attention_heads_backward(grad_out, q, k, v, attention, weights_backward=attention_weights_backward):
+    """``(dQ, dK, dV)`` ``(N, h, T, d)`` each of :func:`attention_heads`, given ``dO`` ``(N, h, T, d)`` and its ``A``;
+    ``weights_backward`` is :func:`attention_weights_backward` or a function that returns the same."""
     scale = q.dtype.type(1 / np.sqrt(q.shape[-1]))
     grad_attention = grad_out @ v.swapaxes(-1, -2)  # dA = dO Vᵀ: (N,h,T,d) @ (N,h,d,T) -> (N,h,T,T)
     grad_v = attention.swapaxes(-1, -2) @ grad_out  # dV = Aᵀ dO: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
-    grad_scores = softmax_backward(attention, grad_attention, axis=-1)  # dS = A*(dA - Σ dA A): (N,h,T,T)
-    grad_q = grad_scores @ k * scale  # dQ = dS K / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
-    grad_k = grad_scores.swapaxes(-1, -2) @ q * scale  # dK = dSᵀ Q / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+    grad_scores = weights_backward(attention, grad_attention)  # dS = A*(dA - Σ dA A): (N,h,T,T)
+    grad_scores *= scale  # dS / √d, for both products below
+    grad_q = grad_scores @ k  # dQ = dS K / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
+    grad_k = grad_scores.swapaxes(-1, -2) @ q  # dK = dSᵀ Q / √d: (N,h,T,T) @ (N,h,T,d) -> (N,h,T,d)
     return grad_q, grad_k, grad_v
 
 
