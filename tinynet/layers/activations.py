@@ -25,7 +25,7 @@ from ..errors import ArgumentError
 from ..special import erf
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "sigmoid"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "sigmoid", "gelu", "gelu_backward"]
 
 
 class ReLU(Layer):
@@ -170,6 +170,42 @@ class Tanh(Layer):
         return grad_out * (1 - y * y)
 
 
+def gelu(x, approximate="none"):
+    """``(y, saved)``: ``y = x Phi(x)`` and what :func:`gelu_backward` needs, ``Phi(x)`` (or ``tanh(u)`` for
+    ``approximate="tanh"``), in the dtype of ``x``.
+
+    Examples
+    --------
+    >>> y, cdf = gelu(np.array([0.0, 1.0]))
+    >>> y.round(4), cdf.round(4)
+    (array([0.    , 0.8413]), array([0.5   , 0.8413]))
+    """
+    one, half = x.dtype.type(1), x.dtype.type(0.5)
+    if approximate == "tanh":
+        t = np.tanh(x.dtype.type(np.sqrt(2 / np.pi)) * (x + x.dtype.type(0.044715) * x**3))  # tanh(u)
+        return half * x * (one + t), t
+    cdf = half * (one + erf(x * x.dtype.type(1 / np.sqrt(2))))  # Phi(x)
+    return x * cdf, cdf
+
+
+def gelu_backward(grad_out, x, saved, approximate="none"):
+    """``dX = dY * dy/dx`` of :func:`gelu`, from its input ``x`` and what it saved.
+
+    Examples
+    --------
+    >>> x = np.array([0.0, 1.0])
+    >>> gelu_backward(np.ones(2), x, gelu(x)[1]).round(4)          # Phi(x) + x phi(x)
+    array([0.5   , 1.0833])
+    """
+    dtype = x.dtype.type
+    if approximate == "tanh":
+        t = saved
+        du = dtype(np.sqrt(2 / np.pi)) * (1 + dtype(3 * 0.044715) * x * x)  # du/dx
+        return grad_out * (dtype(0.5) * (1 + t) + dtype(0.5) * x * (1 - t * t) * du)
+    density = np.exp(dtype(-0.5) * x * x) * dtype(1 / np.sqrt(2 * np.pi))  # phi(x)
+    return grad_out * (saved + x * density)  # Phi(x) + x phi(x)
+
+
 class GELU(Layer):
     r"""Gaussian error linear unit, ``y = x * Phi(x)``, as ``torch.nn.GELU``.
 
@@ -216,24 +252,13 @@ class GELU(Layer):
 
     def forward(self, x, training=False):
         x = float_array(x, "GELU")
-        one, half = x.dtype.type(1), x.dtype.type(0.5)
-        if self.approximate == "tanh":
-            t = np.tanh(x.dtype.type(np.sqrt(2 / np.pi)) * (x + x.dtype.type(0.044715) * x**3))
-            self._save(training, x, t)
-            return half * x * (one + t)
-        cdf = half * (one + erf(x * x.dtype.type(1 / np.sqrt(2))))  # Phi(x)
-        self._save(training, x, cdf)
-        return x * cdf
+        y, saved = gelu(x, self.approximate)
+        self._save(training, x, saved)
+        return y
 
     def backward(self, grad_out):
         x, saved = self._saved_values()
-        dtype = x.dtype.type
-        if self.approximate == "tanh":
-            t = saved
-            du = dtype(np.sqrt(2 / np.pi)) * (1 + dtype(3 * 0.044715) * x * x)  # du/dx
-            return grad_out * (dtype(0.5) * (1 + t) + dtype(0.5) * x * (1 - t * t) * du)
-        density = np.exp(dtype(-0.5) * x * x) * dtype(1 / np.sqrt(2 * np.pi))  # phi(x)
-        return grad_out * (saved + x * density)  # Phi(x) + x phi(x)
+        return gelu_backward(grad_out, x, saved, self.approximate)
 
     def get_config(self):
         return {"approximate": self.approximate}
