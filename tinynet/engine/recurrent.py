@@ -7,36 +7,54 @@ their derivatives; the passes dominate. This step runs the layer's own loops,
 with the cell functions swapped for :func:`tinynet.kernels.lstm_cell` and
 :func:`tinynet.kernels.lstm_cell_backward`, whose readable twins are the layer's
 :func:`~tinynet.layers.recurrent.lstm_cell` and :func:`~tinynet.layers.recurrent.lstm_cell_backward`.
+
+The samples never meet inside the loops, so the batch runs in parts, one per BLAS thread
+(:mod:`.parallel`): each part's loops on a thread of their own. The weight gradients, sums
+over every sample, are the parts' sums added.
 """
+
+import numpy as np
 
 from .. import kernels
 from ..layers.recurrent import lstm_backward, lstm_forward, sequence_output, states_gradient
+from .parallel import batch_parts, run_in_parts
 from .steps import LayerStep
 
 __all__ = ["LSTMStep"]
 
 
 class LSTMStep(LayerStep):
-    """An LSTM layer in a training forward and backward, its cells compiled."""
+    """An LSTM layer in a training forward and backward, its cells compiled, the batch in parts on threads."""
 
     def forward(self, x, training=False):
         self._saved = None
         layer = self.layer
         x = layer.check_input(x)
         params = layer.params
-        h, c, gates = lstm_forward(x, params["W_x"], params["W_h"], params["b"], cell=kernels.lstm_cell)
+        parts = batch_parts(len(x))
+
+        def forward_part(part):
+            return lstm_forward(x[part], params["W_x"], params["W_h"], params["b"], cell=kernels.lstm_cell)
+
+        states = run_in_parts(forward_part, parts)  # (h, c, gates) of each part, time first
         if training:
-            self._saved = (x, h, c, gates)
-        return sequence_output(h, layer.return_sequences)
+            self._saved = (x, parts, states)
+        return np.concatenate([sequence_output(h, layer.return_sequences) for h, _, _ in states])
 
     def backward(self, grad, input_grad=True):
-        x, h, c, gates = self._saved_values()
+        x, parts, states = self._saved_values()
         layer = self.layer
         grad_states = states_gradient(grad, x.shape[1], layer.return_sequences, layer.dtype)  # dH: (T,N,H)
-        grad_x, layer.grads, layer.hidden_grads = lstm_backward(
-            grad_states, x, h, c, gates, layer.params["W_x"], layer.params["W_h"],
-            cell_backward=kernels.lstm_cell_backward)
-        return grad_x if input_grad else None
+
+        def backward_part(index):
+            part, (h, c, gates) = parts[index], states[index]
+            return lstm_backward(grad_states[:, part], x[part], h, c, gates, layer.params["W_x"],
+                                 layer.params["W_h"], cell_backward=kernels.lstm_cell_backward)
+
+        results = run_in_parts(backward_part, list(range(len(parts))))  # (dX, grads, hidden_grads) of each part
+        layer.grads = {name: sum(grads[name] for _, grads, _ in results) for name in results[0][1]}
+        layer.hidden_grads = np.concatenate([hidden for _, _, hidden in results])
+        return np.concatenate([grad_x for grad_x, _, _ in results]) if input_grad else None
 
     def describe(self):
         return f"{self.positions[0]} LSTM (compiled cells)"

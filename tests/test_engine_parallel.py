@@ -1,0 +1,67 @@
+"""The batch in parts on threads (tinynet.engine.parallel): the parts' results are the whole batch's."""
+
+import numpy as np
+import pytest
+from test_engine import _assert_same, _run, backend  # noqa: F401  (backend is a fixture)
+
+import tinynet
+from tinynet.engine import parallel
+from tinynet.layers import LSTM, Dense
+
+
+@pytest.fixture
+def two_blas_threads(monkeypatch):
+    """Two parts whatever this machine's BLAS has (the split is tested, not the machine)."""
+    monkeypatch.setattr(parallel, "_blas_threads", lambda: 2)
+
+
+def test_batch_parts_cover_the_batch_once(two_blas_threads):
+    for n in (1, 15, 16, 17, 128, 1001):
+        parts = parallel.batch_parts(n)
+        covered = np.concatenate([np.arange(n)[part] for part in parts])
+        np.testing.assert_array_equal(covered, np.arange(n))
+        assert len(parts) == (2 if n >= 2 * parallel.MIN_PART else 1)
+
+
+def test_one_blas_thread_means_one_part(monkeypatch):
+    monkeypatch.setattr(parallel, "_blas_threads", lambda: 1)
+    assert parallel.batch_parts(1000) == [slice(0, 1000)]
+
+
+def test_run_in_parts_runs_every_part_and_passes_errors_on(two_blas_threads):
+    threads = set()
+
+    def work(part):
+        import threading
+
+        threads.add(threading.get_ident())
+        return part.stop - part.start
+
+    assert parallel.run_in_parts(work, parallel.batch_parts(40)) == [20, 20]
+    assert len(threads) == 2
+
+    def fails(part):
+        raise ValueError(f"part {part.start}")
+
+    with pytest.raises(ValueError, match="part"):
+        parallel.run_in_parts(fails, parallel.batch_parts(40))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_the_lstm_step_in_parts_computes_the_layers_values(two_blas_threads, backend, dtype, tolerance,  # noqa: F811
+                                                           return_sequences):
+    """A batch of 37 in two parts: output, input gradient, every gradient and the state gradients are the layer's."""
+    rng = np.random.default_rng(3)
+    layers = [LSTM(5, 7, return_sequences, rng=1)] + ([] if return_sequences else [Dense(7, 3, rng=2)])
+    model = tinynet.Sequential(layers).astype(dtype)
+    x = rng.standard_normal((37, 6, 5)).astype(dtype)
+    grad = rng.standard_normal(model.forward(x).shape).astype(dtype)
+    engine = _run(model, x, grad, by_layer=False)
+    engine_hidden = model.layers[0].hidden_grads
+    by_layer = _run(model, x, grad, by_layer=True)
+    _assert_same(engine, by_layer, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(engine_hidden, model.layers[0].hidden_grads, rtol=tolerance, atol=tolerance)
+    with model.layer_by_layer():
+        expected = model.forward(x)  # inference: the layers' own code
+    np.testing.assert_allclose(model.forward(x), expected, rtol=tolerance, atol=tolerance)  # inference, in parts
