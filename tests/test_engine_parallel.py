@@ -56,6 +56,7 @@ def test_the_lstm_step_in_parts_computes_the_layers_values(two_blas_threads, bac
     layers = [LSTM(5, 7, return_sequences, rng=1)] + ([] if return_sequences else [Dense(7, 3, rng=2)])
     model = tinynet.Sequential(layers).astype(dtype)
     x = rng.standard_normal((37, 6, 5)).astype(dtype)
+    assert len(parallel.batch_parts(len(x))) == 2
     grad = rng.standard_normal(model.forward(x).shape).astype(dtype)
     engine = _run(model, x, grad, by_layer=False)
     engine_hidden = model.layers[0].hidden_grads
@@ -65,3 +66,4 @@ def test_the_lstm_step_in_parts_computes_the_layers_values(two_blas_threads, bac
     with model.layer_by_layer():
         expected = model.forward(x)  # inference: the layers' own code
     np.testing.assert_allclose(model.forward(x), expected, rtol=tolerance, atol=tolerance)  # inference, in parts
+
