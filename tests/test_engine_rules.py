@@ -284,16 +284,21 @@ def test_the_lstm_step_agrees_with_the_layer_in_float32(return_sequences, batch,
     """In float32 (where the compiled cells run) the LSTM step's outputs and gradients are the layer's within
     rounding; the state gradients the layer keeps (hidden_grads) too."""
     model = tinynet.Sequential([LSTM(features, hidden, return_sequences, rng=seed)])
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, steps, features)).astype(np.float32) * 2
-    assert "LSTM: each step's gates and cell state in one compiled pass" in _applied(model.execution_plan(),
-                                                                                     model.layers)
-    grad = rng.standard_normal(model.forward(x).shape).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((batch, steps, features)).astype(np.float32) * 2
+    _step_agrees_in_float32(model, x, "LSTM: each step's gates and cell state in one compiled pass", "hidden_grads",
+                            seed, atol=1e-6)
+
+
+def _step_agrees_in_float32(model, x, rule_name, kept, seed, atol):
+    """The one-layer ``model``'s step (built by ``rule_name``) and the layer, float32: outputs and gradients within
+    rounding, and what the layer keeps (``kept``: an attribute the engine fills as the layer's code would) too."""
+    assert rule_name in _applied(model.execution_plan(), model.layers)
+    grad = np.random.default_rng(seed + 1).standard_normal(model.forward(x).shape).astype(np.float32)
     engine = _run(model, x, grad, by_layer=False)
-    engine_hidden = model.layers[0].hidden_grads
+    engine_kept = getattr(model.layers[0], kept)
     by_layer = _run(model, x, grad, by_layer=True)
-    _assert_same(engine, by_layer, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(engine_hidden, model.layers[0].hidden_grads, rtol=1e-5, atol=1e-6)
+    _assert_same(engine, by_layer, rtol=1e-5, atol=atol)
+    np.testing.assert_allclose(engine_kept, getattr(model.layers[0], kept), rtol=1e-5, atol=1e-6)
     assert engine[0].dtype == engine[1].dtype == np.float32
 
 
@@ -306,17 +311,9 @@ def test_the_attention_step_agrees_with_the_layer_in_float32(causal, batch, leng
     """In float32 (where the compiled softmax runs) the attention step's outputs, gradients and attention weights
     are the layer's within rounding."""
     model = tinynet.Sequential([MultiHeadAttention(heads * head_dim, heads, causal, rng=seed)])
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, length, heads * head_dim)).astype(np.float32) * 2
-    assert "MultiHeadAttention: Q | K | V in one product, the softmax compiled" in _applied(
-        model.execution_plan(), model.layers)
-    grad = rng.standard_normal(model.forward(x).shape).astype(np.float32)
-    engine = _run(model, x, grad, by_layer=False)
-    engine_attention = model.layers[0].attention
-    by_layer = _run(model, x, grad, by_layer=True)
-    _assert_same(engine, by_layer, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(engine_attention, model.layers[0].attention, rtol=1e-5, atol=1e-6)
-    assert engine[0].dtype == engine[1].dtype == np.float32
+    x = np.random.default_rng(seed).standard_normal((batch, length, heads * head_dim)).astype(np.float32) * 2
+    _step_agrees_in_float32(model, x, "MultiHeadAttention: Q | K | V in one product, the softmax compiled",
+                            "attention", seed, atol=1e-5)
 
 
 @pytest.mark.parametrize("name, case", [(name, case) for name, cases in INFERENCE_CASES.items() for case in cases],
