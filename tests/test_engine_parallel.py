@@ -1,5 +1,7 @@
 """The batch in parts on threads (tinynet.engine.parallel): the parts' results are the whole batch's."""
 
+import threading
+
 import numpy as np
 import pytest
 from test_engine import _assert_same, _run, backend  # noqa: F401  (backend is a fixture)
@@ -32,8 +34,6 @@ def test_run_in_parts_runs_every_part_and_passes_errors_on(two_blas_threads):
     threads = set()
 
     def work(part):
-        import threading
-
         threads.add(threading.get_ident())
         return part.stop - part.start
 

@@ -13,11 +13,9 @@ The samples never meet inside the loops, so the batch runs in parts, one per BLA
 over every sample, are the parts' sums added.
 """
 
-import numpy as np
-
 from .. import kernels
 from ..layers.recurrent import lstm_backward, lstm_forward, sequence_output, states_gradient
-from .parallel import batch_parts, run_in_parts
+from .parallel import batch_parts, joined, run_in_parts
 from .steps import LayerStep
 
 __all__ = ["LSTMStep"]
@@ -39,22 +37,22 @@ class LSTMStep(LayerStep):
         states = run_in_parts(forward_part, parts)  # (h, c, gates) of each part, time first
         if training:
             self._saved = (x, parts, states)
-        return np.concatenate([sequence_output(h, layer.return_sequences) for h, _, _ in states])
+        return joined([sequence_output(h, layer.return_sequences) for h, _, _ in states])
 
     def backward(self, grad, input_grad=True):
         x, parts, states = self._saved_values()
         layer = self.layer
         grad_states = states_gradient(grad, x.shape[1], layer.return_sequences, layer.dtype)  # dH: (T,N,H)
 
-        def backward_part(index):
-            part, (h, c, gates) = parts[index], states[index]
+        def backward_part(part_and_states):
+            part, (h, c, gates) = part_and_states
             return lstm_backward(grad_states[:, part], x[part], h, c, gates, layer.params["W_x"],
                                  layer.params["W_h"], cell_backward=kernels.lstm_cell_backward)
 
-        results = run_in_parts(backward_part, list(range(len(parts))))  # (dX, grads, hidden_grads) of each part
+        results = run_in_parts(backward_part, list(zip(parts, states, strict=True)))  # (dX, grads, dL/dh) each
         layer.grads = {name: sum(grads[name] for _, grads, _ in results) for name in results[0][1]}
-        layer.hidden_grads = np.concatenate([hidden for _, _, hidden in results])
-        return np.concatenate([grad_x for grad_x, _, _ in results]) if input_grad else None
+        layer.hidden_grads = joined([hidden for _, _, hidden in results])
+        return joined([grad_x for grad_x, _, _ in results]) if input_grad else None
 
     def describe(self):
         return f"{self.positions[0]} LSTM (compiled cells)"

@@ -741,9 +741,9 @@ def layernorm_backward(grad, x_hat, gamma, inv_std):
 # NumPy, which takes a pass over all of them per operation (0.9 ms for a ViT batch's 8,192
 # rows) and reduces short rows one at a time. Here each head's T x T block is visited while
 # it sits in L1: every row's maximum, the shifted scores, one exp over the block (Cephes'
-# float32 polynomial, _exp, as the LSTM's cells), every row's sum; nogil, as the cells. The formulas
-# are attention_weights_reference's and attention_weights_backward_reference's.
-@njit(cache=True, error_model="numpy", nogil=True)
+# float32 polynomial, _exp, as the LSTM's cells), every row's sum. The formulas are
+# attention_weights_reference's and attention_weights_backward_reference's.
+@njit(cache=True, error_model="numpy")
 def attention_weights(scores, causal):
     t = scores.shape[-1]
     attention = np.empty_like(scores)
@@ -775,7 +775,7 @@ def attention_weights(scores, causal):
     return attention
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy")
 def attention_weights_backward(attention, grad_attention):
     t = attention.shape[-1]
     rows = attention.reshape(-1, t)
