@@ -688,8 +688,11 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
 # LayerNorm over (R, F) rows, F small (the ViT's 64): a row's mean, variance and normalised
 # values in one visit while the row is in L1, instead of NumPy's eight passes over all rows and
 # their (R, 1) temporaries. The row sums are float64, dgamma and dbeta's column sums too. The
-# formulas are layernorm_forward_reference's and layernorm_backward_reference's.
-@njit(cache=True, error_model="numpy")
+# sums may be reassociated ("reassoc"): summed in order, each addition waits for the one before
+# (64 of them a row), while in any order LLVM keeps several partial sums in vector registers
+# (a ViT batch's 2,048 rows: forward 0.10 ms instead of 0.32, backward 0.10 instead of 0.21).
+# The formulas are layernorm_forward_reference's and layernorm_backward_reference's.
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def layernorm_forward(rows, gamma, beta, eps):
     r, f = rows.shape
     y = np.empty_like(rows)
@@ -713,7 +716,7 @@ def layernorm_forward(rows, gamma, beta, eps):
     return y, x_hat, inv_std
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def layernorm_backward(grad, x_hat, gamma, inv_std):
     r, f = grad.shape
     sum_g = np.zeros(f)
