@@ -19,6 +19,7 @@ from tinynet.engine import INFERENCE_RULES, TRAINING_RULES
 from tinynet.engine.rules import LEAVE_OUT
 from tinynet.engine.steps import ResidualStep
 from tinynet.layers import (
+    GELU,
     LSTM,
     AvgPool2D,
     BatchNorm1D,
@@ -152,6 +153,16 @@ def _attention(causal):
     return case
 
 
+def _gelu(g):
+    """GELU on sequences and after a convolution (channels last there); its tanh form runs as written."""
+    x = np.random.default_rng(g["seed"]).standard_normal((g["batch"], g["window"], g["channels"])) * 2
+    return [GELU(), Dense(g["channels"], g["filters"], rng=g["seed"]), GELU(approximate="tanh"), GELU()], x
+
+
+def _gelu_after_conv(g):
+    return [_conv(g), GELU(), BatchNorm2D(g["filters"])], _images(g)
+
+
 def _elementwise(g):
     return [Tanh(), BatchNorm2D(g["channels"]), Sigmoid(), LeakyReLU(0.2)], _images(g)
 
@@ -192,6 +203,7 @@ TRAINING_CASES = {
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
     "MultiHeadAttention: Q | K | V in one product, the softmax compiled": [_attention(False), _attention(True)],
+    "GELU: its value and slope in one compiled pass": [_gelu, _gelu_after_conv],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],
@@ -214,6 +226,7 @@ INFERENCE_CASES = {
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
     "MultiHeadAttention: Q | K | V in one product, the softmax compiled": [_attention(False), _attention(True)],
+    "GELU: its value and slope in one compiled pass": [_gelu, _gelu_after_conv],
     "a Residual runs its inner layers as a plan of their own, in the layout around it": [_residual],
     "an element-wise layer runs as written in any layout": [_elementwise],
     "any layer runs as written": [_as_written],
@@ -291,14 +304,16 @@ def test_the_lstm_step_agrees_with_the_layer_in_float32(return_sequences, batch,
 
 def _step_agrees_in_float32(model, x, rule_name, kept, seed, atol):
     """The one-layer ``model``'s step (built by ``rule_name``) and the layer, float32: outputs and gradients within
-    rounding, and what the layer keeps (``kept``: an attribute the engine fills as the layer's code would) too."""
+    rounding, and what the layer keeps (``kept``: an attribute the engine fills as the layer's code would; None:
+    nothing) too."""
     assert rule_name in _applied(model.execution_plan(), model.layers)
     grad = np.random.default_rng(seed + 1).standard_normal(model.forward(x).shape).astype(np.float32)
     engine = _run(model, x, grad, by_layer=False)
-    engine_kept = getattr(model.layers[0], kept)
+    engine_kept = getattr(model.layers[0], kept) if kept else None
     by_layer = _run(model, x, grad, by_layer=True)
     _assert_same(engine, by_layer, rtol=1e-5, atol=atol)
-    np.testing.assert_allclose(engine_kept, getattr(model.layers[0], kept), rtol=1e-5, atol=1e-6)
+    if kept:
+        np.testing.assert_allclose(engine_kept, getattr(model.layers[0], kept), rtol=1e-5, atol=1e-6)
     assert engine[0].dtype == engine[1].dtype == np.float32
 
 
@@ -314,6 +329,17 @@ def test_the_attention_step_agrees_with_the_layer_in_float32(causal, batch, leng
     x = np.random.default_rng(seed).standard_normal((batch, length, heads * head_dim)).astype(np.float32) * 2
     _step_agrees_in_float32(model, x, "MultiHeadAttention: Q | K | V in one product, the softmax compiled",
                             "attention", seed, atol=1e-5)
+
+
+@_RULE_SETTINGS
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), scale=st.sampled_from([0.3, 3.0, 30.0]),
+       seed=st.integers(0, 2**16))
+def test_the_gelu_step_agrees_with_the_layer_in_float32(shape, scale, seed, backend):  # noqa: F811
+    """In float32 (where the compiled pass runs) the GELU step's output and input gradient are the layer's within
+    rounding, for any number of axes."""
+    model = tinynet.Sequential([GELU()])
+    x = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+    _step_agrees_in_float32(model, x, "GELU: its value and slope in one compiled pass", None, seed, atol=1e-6)
 
 
 @pytest.mark.parametrize("name, case", [(name, case) for name, cases in INFERENCE_CASES.items() for case in cases],

@@ -503,3 +503,31 @@ def test_attention_weights_chooser_runs_the_twin_for_float64():
     scores = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
     np.testing.assert_array_equal(kernels.attention_weights(scores, True), reference.attention_weights_reference(
         scores, True))
+
+
+@needs_numba
+@given(st.integers(0, 2000), st.sampled_from([0.1, 1.0, 3.0, 30.0]), seeds)
+def test_gelu_kernel_matches_the_layers_functions(size, scale, seed):
+    """GELU's compiled pass (erf's float32 polynomials, exp's) gives the layer's value and slope to a few float32
+    ulp, at every length (whole blocks and a remainder) and past exp's clamp; y alone at inference."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(size) * scale).astype(np.float32)
+    x[::7] = rng.choice([0.0, 15.0, -15.0], size=x[::7].shape)
+    y, slope = jitted.gelu_forward(x, True)
+    expected_y, expected_slope = reference.gelu_forward_reference(x)
+    assert y.dtype == slope.dtype == np.float32 and y.shape == slope.shape == x.shape
+    np.testing.assert_allclose(y, expected_y, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(slope, expected_slope, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(jitted.gelu_forward(x, False)[0], y)
+
+
+def test_gelu_chooser_runs_the_twin_for_float64_and_keeps_the_shape():
+    """The compiled pass is float32's; float64 (the gradient checks') gets the layer's functions, value for value;
+    either way y and the slope have the input's shape, and no slope is made at inference."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    y, slope = kernels.gelu_forward(x)
+    expected = reference.gelu_forward_reference(x)
+    np.testing.assert_array_equal(y, expected[0])
+    np.testing.assert_array_equal(slope, expected[1])
+    y32, slope32 = kernels.gelu_forward(x.astype(np.float32), with_slope=False)
+    assert y32.shape == x.shape and y32.dtype == np.float32 and slope32 is None

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["erf", "erf_reference", "erf_loop", "erf_float32_loop"]
+__all__ = ["erf", "erf_reference", "erf_loop", "erf_float32_loop", "erf_float32_value"]
 
 
 def erf_reference(x):
@@ -39,14 +39,14 @@ ERF_LARGE = np.array([0.0004069206479471177, -0.003266968997195363, 0.0122559089
 
 
 def _compiled_loops():
-    """The numba loops over a flat array (C's erf in float64; the polynomials in float32), or (None, None)
-    without numba (or with NUMBA_DISABLE_JIT=1)."""
+    """The numba loops over a flat array (C's erf in float64; the polynomials in float32) and the float32
+    polynomials for one value, or (None, None, None) without numba (or with NUMBA_DISABLE_JIT=1)."""
     try:
         import numba
     except ImportError:
-        return None, None
+        return None, None, None
     if numba.config.DISABLE_JIT:
-        return None, None
+        return None, None, None
 
     # C's erf (the function math.erf calls) on each value in float64, as erf_reference, without
     # a Python call per value (GELU takes it of every activation of a transformer's hidden
@@ -60,34 +60,39 @@ def _compiled_loops():
 
     small, large = ERF_SMALL, ERF_LARGE  # constants of the compiled code
 
-    # Both polynomials for every value, then a choice: no branch, so LLVM vectorises the loop.
-    # ±inf is clamped to 4 and gives ±1.
-    @numba.njit(cache=True, error_model="numpy")
+    # Both polynomials for every value, then a choice: no branch, so LLVM vectorises a loop
+    # that calls it. ±inf is clamped to 4 and gives ±1. "contract": a multiply and the add after it
+    # are one fused instruction (one rounding instead of two), which halves Horner's chains
+    # (262,144 values: 0.25 ms instead of 0.41).
+    @numba.njit(inline="always", error_model="numpy", fastmath={"contract"})
+    def erf_float32_value(x):
+        a = min(abs(x), np.float32(4.0))
+        square = a * a
+        p = small[small.size - 1]
+        for k in range(small.size - 2, -1, -1):
+            p = p * square + small[k]
+        t = (np.float32(2.0) * a - np.float32(5.0)) * np.float32(1.0 / 3.0)
+        q = large[large.size - 1]
+        for k in range(large.size - 2, -1, -1):
+            q = q * t + large[k]
+        # From 3.93 on, erfc < 2.6e-8 and erf rounds to 1 (Q's own error would show there).
+        large_value = np.float32(1.0) - q if a < np.float32(3.93) else np.float32(1.0)
+        value = np.copysign(a * p if a < np.float32(1.0) else large_value, x)
+        return value if x == x else x  # NaN in, NaN out (the clamp above made it 4)
+
+    @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
     def erf_float32_loop(flat):
         out = np.empty_like(flat)
         for i in range(flat.size):
-            x = flat[i]
-            a = min(abs(x), np.float32(4.0))
-            square = a * a
-            p = small[small.size - 1]
-            for k in range(small.size - 2, -1, -1):
-                p = p * square + small[k]
-            t = (np.float32(2.0) * a - np.float32(5.0)) * np.float32(1.0 / 3.0)
-            q = large[large.size - 1]
-            for k in range(large.size - 2, -1, -1):
-                q = q * t + large[k]
-            # From 3.93 on, erfc < 2.6e-8 and erf rounds to 1 (Q's own error would show there).
-            large_value = np.float32(1.0) - q if a < np.float32(3.93) else np.float32(1.0)
-            value = np.copysign(a * p if a < np.float32(1.0) else large_value, x)
-            out[i] = value if x == x else x  # NaN in, NaN out (the clamp above made it 4)
+            out[i] = erf_float32_value(flat[i])
         return out
 
-    return erf_loop, erf_float32_loop
+    return erf_loop, erf_float32_loop, erf_float32_value
 
 
-#: :func:`erf_reference` as one compiled loop over a flat array, and the float32 polynomials' loop (both None
-#: without numba).
-erf_loop, erf_float32_loop = _compiled_loops()
+#: :func:`erf_reference` as one compiled loop over a flat array, the float32 polynomials' loop, and the
+#: polynomials for one float32 value, which other compiled loops inline (GELU's kernel); all None without numba.
+erf_loop, erf_float32_loop, erf_float32_value = _compiled_loops()
 
 
 def erf(x):

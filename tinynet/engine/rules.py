@@ -15,6 +15,7 @@ engine inserts the layout changes between steps that need different ones.
 """
 
 from ..layers import (
+    GELU,
     LSTM,
     AvgPool2D,
     BatchNorm1D,
@@ -29,6 +30,7 @@ from ..layers import (
     ReLU,
     Residual,
 )
+from .activations import GELUStep
 from .attention import AttentionStep
 from .conv import ConvReluMaxPoolStep, ConvStep
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
@@ -123,6 +125,10 @@ def _elementwise(layer):
     return layer.elementwise
 
 
+def _exact_gelu(layers, layout):
+    return layers[0].approximate == "none"
+
+
 def _in_channels_last(layers, layout):
     return layout == NHWC
 
@@ -182,6 +188,7 @@ _LSTM = Rule("LSTM: each step's gates and cell state in one compiled pass", (LST
 _LAYER_NORM = Rule("LayerNorm: each row's statistics in one compiled visit", (LayerNorm,), _one(LayerNormStep))
 _ATTENTION = Rule("MultiHeadAttention: Q | K | V in one product, the softmax compiled", (MultiHeadAttention,),
                   _one(AttentionStep))
+_GELU = Rule("GELU: its value and slope in one compiled pass", (GELU,), _one(GELUStep), when=_exact_gelu, takes=None)
 
 #: The rules of a training forward and backward, first match wins.
 TRAINING_RULES = (
@@ -197,6 +204,7 @@ TRAINING_RULES = (
     _LSTM,
     _LAYER_NORM,
     _ATTENTION,
+    _GELU,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,
@@ -222,6 +230,7 @@ INFERENCE_RULES = (
     _LSTM,
     _LAYER_NORM,
     _ATTENTION,
+    _GELU,
     _RESIDUAL,
     _ELEMENTWISE,
     AS_WRITTEN,

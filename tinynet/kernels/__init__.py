@@ -496,6 +496,25 @@ def attention_weights_backward(attention, grad_attention):
     return _jitted.attention_weights_backward(_contiguous(attention), _contiguous(grad_attention))
 
 
+def gelu_forward(x, with_slope=True):
+    """GELU's exact form of every value, ``(y, dy/dx)`` (``dy/dx`` None without ``with_slope``); see
+    :func:`.reference.gelu_forward_reference`.
+
+    The compiled pass is float32's; other dtypes (float64 for gradient checks) run the twin.
+
+    Examples
+    --------
+    >>> y, slope = gelu_forward(np.array([0.0, 1.0], np.float32))
+    >>> y.round(4), slope.round(4)                       # x Phi(x), Phi(x) + x phi(x)
+    (array([0.    , 0.8413], dtype=float32), array([0.5   , 1.0833], dtype=float32))
+    """
+    if _jitted is None or x.dtype != np.float32:
+        y, slope = reference.gelu_forward_reference(x)
+        return y, slope if with_slope else None
+    y, slope = _jitted.gelu_forward(_contiguous(x).reshape(-1), bool(with_slope))
+    return y.reshape(x.shape), slope.reshape(x.shape) if with_slope else None
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -523,4 +542,5 @@ __all__ = [
     "layernorm_backward",
     "attention_weights",
     "attention_weights_backward",
+    "gelu_forward",
 ]

@@ -17,6 +17,7 @@ and arrays C-contiguous: that keeps one compiled signature per dtype.
 import numpy as np
 from numba import njit, prange
 
+from ..special import erf_float32_value
 from ..special import erf_loop as erf  # the error function's loop: layers use it, so it sits below them
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "layernorm_backward",
     "attention_weights",
     "attention_weights_backward",
+    "gelu_forward",
 ]
 
 
@@ -792,3 +794,43 @@ def attention_weights_backward(attention, grad_attention):
         for s in range(t):
             out[r, s] = rows[r, s] * (grad_rows[r, s] - weighted)
     return grad_scores
+
+
+# GELU (exact form) over a flat array of float32 values, y = x Phi(x) and its slope dy/dx = Phi(x) + x phi(x) in one
+# pass, a block at a time: NumPy makes five passes for y and five more for the slope in backward
+# (a ViT batch's 262,144 values: 0.6 ms forward, 0.8 ms backward). Phi from erf's float32
+# polynomials (tinynet.special), phi = exp(-x^2 / 2) / sqrt(2 pi) from _exp. Keeping the slope
+# instead of Phi leaves the backward one product, dX = dY * slope. The formulas are
+# gelu_forward_reference's: the layer's gelu and gelu_backward.
+_GELU_BLOCK = 512
+
+
+@njit(inline="always", fastmath={"contract"})
+def _normal_cdf(v):
+    return np.float32(0.5) + np.float32(0.5) * erf_float32_value(v * np.float32(0.7071067811865476))  # Phi(v)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def gelu_forward(flat, with_slope):
+    y = np.empty_like(flat)
+    if not with_slope:
+        for k in range(flat.size):
+            y[k] = flat[k] * _normal_cdf(flat[k])
+        return y, np.empty(0, np.float32)
+    slope = np.empty_like(flat)
+    density = np.empty(_GELU_BLOCK, np.float32)
+    exponent_bits = np.empty(_GELU_BLOCK, np.int32)
+    for start in range(0, flat.size, _GELU_BLOCK):
+        stop = min(start + _GELU_BLOCK, flat.size)
+        block, out, part = flat[start:stop], y[start:stop], slope[start:stop]
+        m = stop - start
+        for k in range(m):  # short loops, one store each: LLVM vectorises them
+            part[k] = _normal_cdf(block[k])
+        for k in range(m):
+            out[k] = block[k] * part[k]
+        for k in range(m):
+            density[k] = np.float32(0.5) * block[k] * block[k]
+        _exp(density[:m], np.float32(-1.0), density[:m], exponent_bits[:m])  # exp(-v^2 / 2)
+        for k in range(m):
+            part[k] += block[k] * density[k] * np.float32(0.3989422804014327)  # Phi + v phi, 1/sqrt(2 pi)
+    return y, slope

@@ -24,6 +24,7 @@ Shapes used throughout:
 
 import numpy as np
 
+from ..layers.activations import gelu, gelu_backward
 from ..layers.attention import attention_weights, attention_weights_backward
 from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
@@ -53,6 +54,7 @@ __all__ = [
     "layernorm_backward_reference",
     "attention_weights_reference",
     "attention_weights_backward_reference",
+    "gelu_forward_reference",
 ]
 
 
@@ -263,3 +265,10 @@ def attention_weights_reference(scores, causal):
 def attention_weights_backward_reference(attention, grad_attention):
     """The layer's :func:`~tinynet.layers.attention.attention_weights_backward`: ``dS`` ``(N, h, T, T)``."""
     return attention_weights_backward(attention, grad_attention)
+
+
+def gelu_forward_reference(x):
+    """The GELU layer's :func:`~tinynet.layers.activations.gelu` (exact form) and its slope from
+    :func:`~tinynet.layers.activations.gelu_backward`: ``(y, dy/dx)``, each shaped as ``x``."""
+    y, cdf = gelu(x)
+    return y, gelu_backward(np.ones_like(x), x, cdf)
