@@ -69,6 +69,16 @@ def named_parameters(layers):
             yield qualified_name(position, key), layer, key
 
 
+def _parameters_and_gradients(layers):
+    """``(name, layer, param, grad)`` for every parameter of :func:`named_parameters`, in its order; ``grad`` is
+    None where the layer has none. Each layer's ``params`` and ``grads`` are read once (a Residual builds
+    them from its inner layers at every read)."""
+    for position, layer in enumerate(layers):
+        params, grads = layer.params, layer.grads
+        for key in sorted(params):
+            yield qualified_name(position, key), layer, params[key], grads.get(key)
+
+
 class Optimizer:
     """Base class: walks the parameters of a list of layers and keeps per-parameter state.
 
@@ -92,15 +102,14 @@ class Optimizer:
 
     def step(self, layers):
         """Update every parameter of ``layers`` in place from its gradient."""
-        named = list(named_parameters(layers))
-        self._check_fits(named)
+        entries = list(_parameters_and_gradients(layers))
+        self._check_fits(entries)
         self.steps += 1
-        scale = self.clip_scale([layer.grads[key] for _, layer, key in named])
-        for name, layer, key in named:
-            grad = layer.grads[key]
+        scale = self.clip_scale([grad for _, _, _, grad in entries])
+        for name, _, param, grad in entries:
             if scale != 1:  # a scaled copy: the layer's gradient stays as backward left it
                 grad = grad * grad.dtype.type(scale)
-            self._update(layer.params[key], grad, self.state.setdefault(name, {}))
+            self._update(param, grad, self.state.setdefault(name, {}))
 
     def clip_scale(self, grads):
         """The factor every gradient is multiplied by before the update: ``min(1, clip_norm / (‖g‖ + 1e-6))``,
@@ -120,21 +129,20 @@ class Optimizer:
                               for g in grads))
         return min(1.0, self.clip_norm / (total + 1e-6))  # the 1e-6 is PyTorch's, against dividing by 0
 
-    def _check_fits(self, named):
+    def _check_fits(self, entries):
         """Refuse, before anything changes, state or gradients that do not fit the parameters."""
         owner = type(self).__name__
-        if self.state and set(self.state) != {name for name, _, _ in named}:
+        if self.state and set(self.state) != {name for name, _, _, _ in entries}:
             raise ArgumentError(
                 f"{owner} holds state for the parameters {sorted(self.state)[:6]}, not for this model's "
-                f"{[name for name, _, _ in named][:6]}: it was used with another model. Build a new "
+                f"{[name for name, _, _, _ in entries][:6]}: it was used with another model. Build a new "
                 f"{owner} for this model, or call optimizer.reset()."
             )
-        for name, layer, key in named:
-            param = layer.params[key]
-            grad = layer.grads.get(key)
+        for name, layer, param, grad in entries:
             if grad is None:
                 raise ArgumentError(
-                    f"{type(layer).__name__} has no gradient for {key!r}; call backward() before step().")
+                    f"{type(layer).__name__} has no gradient for {name.split('.', 1)[1]!r}; call backward() "
+                    f"before step().")
             if grad.shape != param.shape:
                 raise ArgumentError(
                     f"The gradient of parameter {name} has shape {grad.shape}; the parameter has {param.shape}."

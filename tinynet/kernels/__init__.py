@@ -13,6 +13,7 @@ the formulas.
 """
 
 import contextlib
+import functools
 import math
 import os
 
@@ -356,13 +357,19 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.
         )
     if _jitted is None or not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
         raise ArgumentError("kernels.adam_update needs numba and contiguous arrays; use tinynet.optim.adam_update.")
-    dtype = param.dtype.type
     # Flat views: one compiled signature per dtype, whatever the parameter's shape.
-    _jitted.adam_update(
-        param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
-        v.reshape(-1), dtype(lr / (1 - beta1**step)), dtype(beta1), dtype(1 - beta1), dtype(beta2),
-        dtype(1 - beta2), dtype(eps), dtype(math.sqrt(1 - beta2**step)), dtype(l2), dtype(decay),
-    )
+    scalars = _adam_scalars(param.dtype, lr, beta1, beta2, eps, step, l2, decay)
+    _jitted.adam_update(param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1),
+                        m.reshape(-1), v.reshape(-1), *scalars)
+
+
+@functools.lru_cache(maxsize=16)
+def _adam_scalars(dtype, lr, beta1, beta2, eps, step, l2, decay):
+    """The compiled Adam step's scalars in the parameters' dtype, worked out once a step for all of a
+    model's parameters (a transformer has dozens of small ones; each call's setup counts)."""
+    dtype = dtype.type
+    return (dtype(lr / (1 - beta1**step)), dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
+            dtype(eps), dtype(math.sqrt(1 - beta2**step)), dtype(l2), dtype(decay))
 
 
 def batchnorm_forward(rows, gamma, beta, eps):
