@@ -67,3 +67,48 @@ def test_the_lstm_step_in_parts_computes_the_layers_values(two_blas_threads, bac
         expected = model.forward(x)  # inference: the layers' own code
     np.testing.assert_allclose(model.forward(x), expected, rtol=tolerance, atol=tolerance)  # inference, in parts
 
+
+
+@pytest.fixture
+def two_real_blas_threads():
+    """The BLAS on two threads for the test (where it can have two: one core gives one, and nothing to test)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):
+        if parallel._blas_threads() < 2:
+            pytest.skip("this BLAS runs on one thread here (one core): no second thread to keep idle")
+        yield
+
+
+def test_inside_products_on_one_thread_the_blas_has_one_and_the_parts_are_as_before(two_real_blas_threads):
+    with parallel.products_on_one_thread():
+        inside = parallel._blas_threads(), len(parallel.batch_parts(64))
+        with parallel.products_on_one_thread():  # nested: the same
+            nested = parallel._blas_threads(), len(parallel.batch_parts(64))
+    assert inside == nested == (1, 2)
+    assert parallel._blas_threads() == 2 and len(parallel.batch_parts(64)) == 2  # restored on the way out
+
+
+def _blas_threads_seen_by_dense(monkeypatch, model, x):
+    """The BLAS thread counts during the Dense steps' products of a training forward and backward."""
+    from tinynet.engine import steps
+
+    seen = []
+    for name in ("affine", "dense_grads"):
+        original = getattr(steps, name)
+        monkeypatch.setattr(steps, name, lambda *args, original=original: seen.append(parallel._blas_threads())
+                            or original(*args))
+    y = model.forward(x, training=True)
+    model.backward(np.ones_like(y))
+    return seen
+
+
+def test_a_plan_with_a_step_in_parts_runs_every_product_on_one_blas_thread(two_real_blas_threads, monkeypatch):
+    """An LSTM's plan: the Dense after it multiplies on one BLAS thread, forward and backward, so no BLAS
+    thread is left spinning beside the LSTM's parts; a plan without parts leaves the BLAS as it is."""
+    x = np.random.default_rng(0).standard_normal((40, 5, 3)).astype(np.float32)
+    recurrent = tinynet.Sequential([LSTM(3, 4, rng=0), Dense(4, 2, rng=0)])
+    assert _blas_threads_seen_by_dense(monkeypatch, recurrent, x) == [1, 1]
+    feed_forward = tinynet.Sequential([Dense(3, 4, rng=0), Dense(4, 2, rng=0)])
+    assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:, 0]) == [2, 2, 2, 2]
+    assert parallel._blas_threads() == 2

@@ -252,13 +252,7 @@ class Sequential:
         layer that has parameters, which computes only its parameter gradients: nothing
         needs the gradient with respect to the input images. Returns None then.
         """
-        plan = self.execution_plan()
-        first_trainable = next((step for step in plan if step.trainable), None)
-        for step in reversed(plan):
-            if not input_grad and step is first_trainable:
-                return step.backward(grad, input_grad=False)
-            grad = step.backward(grad)
-        return grad
+        return self._engine.backward(self.execution_plan(), grad, input_grad=input_grad)
 
     # -- training and inference ------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=128, optimizer=None, loss=None,

@@ -15,8 +15,11 @@ each step names the layers it runs. The layer-by-layer plan (``fast=False``,
 both give the same results.
 """
 
+import contextlib
+
+from .parallel import products_on_one_thread
 from .rules import INFERENCE_RULES, LEAVE_OUT, NCHW, NHWC, TRAINING_RULES
-from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, run_steps
+from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, has_parts, run_steps
 
 __all__ = ["Engine", "Context", "build_plan", "plan_layers"]
 
@@ -123,4 +126,24 @@ class Engine:
     @staticmethod
     def run(steps, x, training=False):
         """``x`` through ``steps``; an error names the layer it is about, by position and name."""
-        return run_steps(steps, x, training=training)
+        with _threads_for(steps):
+            return run_steps(steps, x, training=training)
+
+    @staticmethod
+    def backward(steps, grad, input_grad=True):
+        """Backpropagate ``grad`` through ``steps`` (a training plan after its forward), last step first;
+        the gradient with respect to the input, or None with ``input_grad=False``, where the first step
+        with parameters computes only their gradients."""
+        first_trainable = next((step for step in steps if step.trainable), None)
+        with _threads_for(steps):
+            for step in reversed(steps):
+                if not input_grad and step is first_trainable:
+                    return step.backward(grad, input_grad=False)
+                grad = step.backward(grad)
+        return grad
+
+
+def _threads_for(steps):
+    """A plan with a step in parts runs its products on one BLAS thread (see
+    :func:`.parallel.products_on_one_thread`); any other as the BLAS is set."""
+    return products_on_one_thread() if has_parts(steps) else contextlib.nullcontext()

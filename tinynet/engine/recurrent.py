@@ -24,6 +24,8 @@ __all__ = ["LSTMStep"]
 class LSTMStep(LayerStep):
     """An LSTM layer in a training forward and backward, its cells compiled, the batch in parts on threads."""
 
+    in_parts = True
+
     def forward(self, x, training=False):
         self._saved = None
         layer = self.layer

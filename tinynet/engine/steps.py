@@ -35,6 +35,11 @@ def checked_channels_last(layer, x):
     return np.ascontiguousarray(layer.check_input(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1))
 
 
+def has_parts(steps):
+    """Whether any of ``steps`` (inner plans of Residual steps included) runs its batch in parts."""
+    return any(step.in_parts or has_parts(getattr(step, "inner", ())) for step in steps)
+
+
 def run_steps(steps, x, training=False):
     """``x`` through ``steps`` in order; an error of a step names the layer it is about, by position and name."""
     for step in steps:
@@ -75,6 +80,9 @@ class Step:
     trainable = False
     #: The rule that built the step (None for a layout change, or a step made by hand).
     rule = None
+    #: Whether the step cuts the batch into parts on threads (:mod:`.parallel`): a plan with one
+    #: runs its products on one BLAS thread throughout.
+    in_parts = False
 
     def __init__(self):
         self._saved = None
