@@ -322,3 +322,28 @@ def test_predictions_follow_weights_changed_by_hand(batch, how):
     after = model.predict(x)
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_an_inference_plan_that_asks_for_chunks_predicts_a_large_batch_chunk_by_chunk(monkeypatch):
+    """An attention step asks for chunks of samples at inference (its arrays stay in cache): a batch larger than
+    a chunk goes through the plan chunk by chunk, last chunk shorter, with the whole batch's results."""
+    from tinynet.engine.attention import AttentionStep
+    from tinynet.layers import Dense, LayerNorm, MultiHeadAttention, Residual
+
+    model = tinynet.Sequential([Residual(LayerNorm(8), MultiHeadAttention(8, 2, rng=0)), Dense(8, 3, rng=1)])
+    model = model.astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((10, 5, 8))
+    monkeypatch.setattr(AttentionStep, "inference_chunk", None)
+    whole = model.forward(x)
+    weights = model.layers[0].layers[1].attention  # (10, 2, 5, 5)
+    sizes = []
+    original = AttentionStep.forward
+    monkeypatch.setattr(AttentionStep, "forward", lambda self, x, training=False: sizes.append(len(x)) or original(
+        self, x, training))
+    monkeypatch.setattr(AttentionStep, "inference_chunk", 4)
+    np.testing.assert_allclose(model.forward(x), whole, rtol=1e-12, atol=1e-12)
+    assert sizes == [4, 4, 2]
+    np.testing.assert_allclose(model.layers[0].layers[1].attention, weights, rtol=1e-12)  # every sample's
+    sizes.clear()
+    model.forward(x[:4])
+    assert sizes == [4]  # a batch that fits runs whole

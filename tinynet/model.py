@@ -243,7 +243,7 @@ class Sequential:
         if training or not self._fast:
             return self._engine.run(self.execution_plan(), x, training=training)
         self._engine.forget()  # what a training forward kept is no longer the model's last forward
-        return self._engine.run(self.inference_plan(), x)
+        return self._engine.predict(self.inference_plan(), x)
 
     def backward(self, grad, input_grad=True):
         """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input.

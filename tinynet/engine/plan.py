@@ -17,9 +17,11 @@ both give the same results.
 
 import contextlib
 
+import numpy as np
+
 from .parallel import products_on_one_thread
 from .rules import INFERENCE_RULES, LEAVE_OUT, NCHW, NHWC, TRAINING_RULES
-from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, has_parts, run_steps
+from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, every_step, run_steps
 
 __all__ = ["Engine", "Context", "build_plan", "plan_layers"]
 
@@ -130,6 +132,22 @@ class Engine:
             return run_steps(steps, x, training=training)
 
     @staticmethod
+    def predict(steps, x):
+        """``x`` through an inference plan: as :meth:`run`, in chunks of samples when a step asks for them
+        (``inference_chunk``). At inference no step mixes samples, so the chunks' outputs are the batch's."""
+        chunk = min((step.inference_chunk for step in every_step(steps) if step.inference_chunk), default=None)
+        if chunk is None or not hasattr(x, "__len__") or len(x) <= chunk:
+            return Engine.run(steps, x)
+        keepers = [(step, name) for step in every_step(steps) for name in step.kept_per_sample]
+        outputs, kept = [], []
+        for start in range(0, len(x), chunk):
+            outputs.append(Engine.run(steps, x[start:start + chunk]))
+            kept.append([getattr(step.layer, name) for step, name in keepers])
+        for (step, name), values in zip(keepers, zip(*kept, strict=True), strict=True):
+            setattr(step.layer, name, np.concatenate(values))  # as one forward of the whole batch keeps it
+        return np.concatenate(outputs)
+
+    @staticmethod
     def backward(steps, grad, input_grad=True):
         """Backpropagate ``grad`` through ``steps`` (a training plan after its forward), last step first;
         the gradient with respect to the input, or None with ``input_grad=False``, where the first step
@@ -146,4 +164,4 @@ class Engine:
 def _threads_for(steps):
     """A plan with a step in parts runs its products on one BLAS thread (see
     :func:`.parallel.products_on_one_thread`); any other as the BLAS is set."""
-    return products_on_one_thread() if has_parts(steps) else contextlib.nullcontext()
+    return products_on_one_thread() if any(step.in_parts for step in every_step(steps)) else contextlib.nullcontext()

@@ -35,9 +35,11 @@ def checked_channels_last(layer, x):
     return np.ascontiguousarray(layer.check_input(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1))
 
 
-def has_parts(steps):
-    """Whether any of ``steps`` (inner plans of Residual steps included) runs its batch in parts."""
-    return any(step.in_parts or has_parts(getattr(step, "inner", ())) for step in steps)
+def every_step(steps):
+    """``steps`` and, after each Residual step, the steps of its inner plan (depth first)."""
+    for step in steps:
+        yield step
+        yield from every_step(getattr(step, "inner", ()))
 
 
 def run_steps(steps, x, training=False):
@@ -83,6 +85,12 @@ class Step:
     #: Whether the step cuts the batch into parts on threads (:mod:`.parallel`): a plan with one
     #: runs its products on one BLAS thread throughout.
     in_parts = False
+    #: At inference, the most samples the plan around this step should take at once (None: any), so
+    #: that the arrays between its steps stay in cache; larger batches go through in chunks.
+    inference_chunk = None
+    #: Names of what the step writes on its layer for every sample (as the layer's forward keeps
+    #: it, e.g. attention's weights): a batch predicted in chunks gets the chunks' values joined.
+    kept_per_sample = ()
 
     def __init__(self):
         self._saved = None
