@@ -190,7 +190,7 @@ def test_kept_and_unfolded_again_columns_give_the_same_gradients(kept_bytes, mon
 
 def test_the_first_trainable_step_can_skip_the_input_gradient():
     """backward(grad, input_grad=False) returns None and leaves every parameter gradient as the full backward's."""
-    for build in (tinynet.models.basic_mlp, tinynet.models.cnn):
+    for build in (tinynet.models.basic_mlp, tinynet.models.cnn, tinynet.models.lstm_rows, tinynet.models.vit):
         model = build(rng=0)
         x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
         grad = np.random.default_rng(2).standard_normal((4, 10)).astype(np.float32)

@@ -10,7 +10,8 @@ with the cell functions swapped for :func:`tinynet.kernels.lstm_cell` and
 
 The samples never meet inside the loops, so the batch runs in parts, one per BLAS thread
 (:mod:`.parallel`): each part's loops on a thread of their own. The weight gradients, sums
-over every sample, are the parts' sums added.
+over every sample, are the parts' sums added. The first trainable layer of a model (lstm_rows'
+LSTM) skips its input gradient, ``dz W_xᵀ`` over every step, as a first Dense does.
 """
 
 from .. import kernels
@@ -49,7 +50,7 @@ class LSTMStep(LayerStep):
         def backward_part(part_and_states):
             part, (h, c, gates) = part_and_states
             return lstm_backward(grad_states[:, part], x[part], h, c, gates, layer.params["W_x"],
-                                 layer.params["W_h"], cell_backward=kernels.lstm_cell_backward)
+                                 layer.params["W_h"], cell_backward=kernels.lstm_cell_backward, input_grad=input_grad)
 
         results = run_in_parts(backward_part, list(zip(parts, states, strict=True)))  # (dX, grads, dL/dh) each
         layer.grads = {name: sum(grads[name] for _, grads, _ in results) for name in results[0][1]}

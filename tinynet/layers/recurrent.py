@@ -146,10 +146,11 @@ def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
     return h, c, gates
 
 
-def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward):
+def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward, input_grad=True):
     """Backprop through time: ``(dX, grads, hidden_grads)`` from ``dH`` ``(T, N, H)`` (:func:`states_gradient`)
-    and :func:`lstm_forward`'s values; ``dX`` is ``(N, T, D)``, ``hidden_grads`` (``dL/dh_t``) ``(N, T, H)``.
-    ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that returns the same."""
+    and :func:`lstm_forward`'s values; ``dX`` is ``(N, T, D)`` (None with ``input_grad=False``), ``hidden_grads``
+    (``dL/dh_t``) ``(N, T, H)``. ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that
+    returns the same."""
     steps, n, hidden = grad_states.shape
     grad_pre = np.empty_like(gates)  # dz_t for every step: (T,N,4H)
     hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step: (T,N,H)
@@ -159,13 +160,14 @@ def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell
         grad_h = hidden_grads[t - 1] = grad_states[t - 1] + grad_h_next  # (N,H): both paths into h_t
         grad_pre[t - 1], grad_c_next = cell_backward(grad_h, grad_c_next, gates[t - 1], c[t - 1], c[t])
         grad_h_next = grad_pre[t - 1] @ W_h.T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
-    grad_x, grads = recurrent_grads(x, h, grad_pre, W_x)
+    grad_x, grads = recurrent_grads(x, h, grad_pre, W_x, input_grad)
     return grad_x, grads, hidden_grads.swapaxes(0, 1)
 
 
-def recurrent_grads(x, h, grad_pre, W_x):
+def recurrent_grads(x, h, grad_pre, W_x, input_grad=True):
     """``(dX, grads)`` from ``x`` ``(N, T, D)``, the states ``h`` ``(T+1, N, H)`` and the pre-activation gradients
-    ``grad_pre`` ``(T, N, K)`` of every step, all steps at once; ``dX`` is ``(N, T, D)``."""
+    ``grad_pre`` ``(T, N, K)`` of every step, all steps at once; ``dX`` is ``(N, T, D)``, or None with
+    ``input_grad=False`` (the first layer of a model: nothing needs it)."""
     # A sum over steps and samples is one product once both are laid out as rows, (step, sample) each: (T·N, ·).
     rows = grad_pre.reshape(-1, grad_pre.shape[2])  # (T·N,K)
     grads = {
@@ -173,6 +175,8 @@ def recurrent_grads(x, h, grad_pre, W_x):
         "W_h": h[:-1].reshape(-1, h.shape[2]).T @ rows,  # Σ_t h_{t-1}ᵀ dz_t: (H,T·N)@(T·N,K) -> (H,K)
         "b": rows.sum(axis=0),  # (T·N,K) -> (K,)
     }
+    if not input_grad:
+        return None, grads
     grad_x = (rows @ W_x.T).reshape(*grad_pre.shape[:2], W_x.shape[0])  # dx_t = dz_t W_xᵀ: (T·N,K)@(K,D) -> (T,N,D)
     return grad_x.swapaxes(0, 1), grads
 
