@@ -112,3 +112,93 @@ def test_a_plan_with_a_step_in_parts_runs_every_product_on_one_blas_thread(two_r
     feed_forward = tinynet.Sequential([Dense(3, 4, rng=0), Dense(4, 2, rng=0)])
     assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:, 0]) == [2, 2, 2, 2]
     assert parallel._blas_threads() == 2
+
+
+def _small_transformer(causal=False):
+    """A vision transformer in miniature, float64: every kind of layer a split plan runs."""
+    from tinynet.layers import (
+        GELU,
+        GlobalAvgPool1D,
+        LayerNorm,
+        MultiHeadAttention,
+        Patches,
+        PositionalEmbedding,
+        Residual,
+    )
+
+    return tinynet.Sequential([
+        Patches(7), Dense(49, 8, rng=0), PositionalEmbedding(16, 8, rng=1),
+        Residual(LayerNorm(8), MultiHeadAttention(8, 2, causal, rng=2)),
+        Residual(LayerNorm(8), Dense(8, 12, rng=3), GELU(), Dense(12, 8, rng=4)),
+        LayerNorm(8), GlobalAvgPool1D(), Dense(8, 3, rng=5)]).astype(np.float64)
+
+
+def _every_grad(model):
+    return {(position, key): value.copy() for position, layer in enumerate(model.layers)
+            for key, value in layer.grads.items()}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("batch", [17, 40])
+def test_a_transformers_training_plan_in_parts_computes_what_its_layers_compute(two_blas_threads, batch, causal):
+    """Two parts, each through a plan of its own (shadows of the layers sharing their weights): the output,
+    every weight gradient (the parts' sums added), the input gradient and the attention weights of every
+    sample are the layers' own, in float64."""
+    model = _small_transformer(causal)
+    x = np.random.default_rng(0).random((batch, 1, 28, 28))
+    grad = np.random.default_rng(1).standard_normal((batch, 3))
+    y = model.forward(x, training=True)
+    assert model._engine._split.ran_last_forward()
+    grad_x = model.backward(grad)
+    grads, weights = _every_grad(model), model.layers[3].layers[1].attention.copy()
+    with model.layer_by_layer():
+        expected_y = model.forward(x, training=True)
+        expected_grad_x = model.backward(grad)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_x, expected_grad_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weights, model.layers[3].layers[1].attention, rtol=1e-12, atol=1e-12)
+    expected = _every_grad(model)
+    assert grads.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_allclose(grads[key], value, rtol=1e-10, atol=1e-12, err_msg=str(key))
+    model.forward(x, training=True)
+    assert model.backward(grad, input_grad=False) is None  # the first Dense skips dX, in both parts
+    for key, value in expected.items():
+        np.testing.assert_allclose(model.layers[key[0]].grads[key[1]], value, rtol=1e-10, atol=1e-12)
+
+
+def test_the_parts_see_weights_changed_by_hand_and_a_small_batch_runs_whole(two_blas_threads):
+    model = _small_transformer()
+    x = np.random.default_rng(0).random((20, 1, 28, 28))
+    model.forward(x, training=True)
+    head = model.layers[-1]
+    head.params["W"] = head.params["W"] * 2  # a new array, not the one the parts' shadows held
+    head.params["b"][...] = 1.0
+    y = model.forward(x, training=True)
+    with model.layer_by_layer():
+        np.testing.assert_allclose(y, model.forward(x, training=True), rtol=1e-12, atol=1e-12)
+    model.forward(x[:5], training=True)  # fewer than two parts' worth: one plan, as written
+    assert not model._engine._split.ran_last_forward()
+    assert model.backward(np.ones((5, 3))).shape == (5, 1, 28, 28)
+
+
+def test_a_backward_after_a_prediction_refuses_in_parts_too(two_blas_threads):
+    model = _small_transformer()
+    x = np.random.default_rng(0).random((20, 1, 28, 28))
+    model.forward(x, training=True)
+    model.forward(x)  # a prediction: the training forward is no longer the model's last
+    with pytest.raises(tinynet.errors.NotTrainedForwardError, match="no values from a training forward"):
+        model.backward(np.ones((20, 3)))
+
+
+def test_only_models_whose_layers_keep_samples_apart_and_have_attention_split():
+    from tinynet.engine.split import splits
+    from tinynet.layers import BatchNorm1D, Dropout
+
+    assert splits(_small_transformer().layers) and splits(tinynet.models.vit(rng=0).layers)
+    for name in ("basic_mlp", "small_cnn", "cnn", "lstm_rows"):
+        assert not splits(getattr(tinynet.models, name)(rng=0).layers), name
+    layers = list(_small_transformer().layers)
+    assert not splits(layers[:-1] + [BatchNorm1D(8)])  # mixes samples in training
+    assert not splits(layers[:-1] + [Dropout(0.1)])  # one generator, in batch order
+    assert not splits([Dense(3, 3, rng=0)])  # no attention: one plan does as well

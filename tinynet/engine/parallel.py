@@ -6,8 +6,9 @@ one thread a 64-row half in 0.11 ms), and the cell runs on one thread. The sampl
 do not meet in the loop over time, so the batch can be cut into as many parts as the BLAS has
 threads, each part run on a thread of its own with the BLAS on one thread: every product and
 cell then has a core to itself. NumPy and the compiled cells release the GIL while they
-compute (the cells are compiled ``nogil``), so the threads run side by side. (Attention's
-heads cut the same way made the vision transformer's epoch slower: its parts are too short.)
+compute (the cells are compiled ``nogil``), so the threads run side by side. A vision
+transformer's whole training plan runs in parts the same way (:mod:`.split`); its attention
+heads alone, cut between the projections, made the epoch slower: those parts are too short.
 
 The number of parts follows the BLAS's thread count at the call: with one BLAS thread (a
 server that computes each request on one, or ``OPENBLAS_NUM_THREADS=1``) there is one part,

@@ -21,7 +21,8 @@ import numpy as np
 
 from .parallel import products_on_one_thread
 from .rules import INFERENCE_RULES, LEAVE_OUT, NCHW, NHWC, TRAINING_RULES
-from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, every_step, run_steps
+from .split import PlanInParts, splits
+from .steps import LayerStep, ToChannelsFirst, ToChannelsLast, backward_steps, every_step, run_steps
 
 __all__ = ["Engine", "Context", "build_plan", "plan_layers"]
 
@@ -99,6 +100,7 @@ class Engine:
     def __init__(self, training_rules=TRAINING_RULES, inference_rules=INFERENCE_RULES):
         self.training_rules, self.inference_rules = training_rules, inference_rules
         self._plans = {}  # "training" / "inference" -> (ids of the layers, steps)
+        self._split = None  # the training plan in parts (tinynet.engine.split), for models it pays for
 
     def _plan(self, kind, layers, make):
         key = tuple(map(id, layers))
@@ -109,7 +111,11 @@ class Engine:
 
     def training_plan(self, layers):
         """The steps of a training forward and its backward."""
-        return self._plan("training", layers, lambda layers: plan_layers(layers, self.training_rules))
+        steps = self._plan("training", layers, lambda layers: plan_layers(layers, self.training_rules))
+        if self._split is None or self._split.steps is not steps:  # the plan was (re)made
+            self._split = PlanInParts(layers, steps, lambda shadows: plan_layers(shadows, self.training_rules)) \
+                if splits(layers) else None
+        return steps
 
     def inference_plan(self, layers):
         """The steps of a forward that predicts: they keep nothing for a backward."""
@@ -124,41 +130,44 @@ class Engine:
         known = self._plans.get("training")
         for step in known[1] if known else ():
             step.forget()
+        if self._split is not None:
+            self._split.forget()
 
-    @staticmethod
-    def run(steps, x, training=False):
-        """``x`` through ``steps``; an error names the layer it is about, by position and name."""
+    def run(self, steps, x, training=False):
+        """``x`` through ``steps``; an error names the layer it is about, by position and name. The training
+        plan of a model whose layers treat samples on their own runs in parts (:mod:`.split`)."""
+        split = self._split if training and self._split is not None and self._split.steps is steps else None
+        if split is not None and hasattr(x, "__len__"):
+            out = split.forward(x)
+            if out is not None:  # None: the batch is one part
+                return out
         with _threads_for(steps):
             return run_steps(steps, x, training=training)
 
-    @staticmethod
-    def predict(steps, x):
+    def predict(self, steps, x):
         """``x`` through an inference plan: as :meth:`run`, in chunks of samples when a step asks for them
         (``inference_chunk``). At inference no step mixes samples, so the chunks' outputs are the batch's."""
         chunk = min((step.inference_chunk for step in every_step(steps) if step.inference_chunk), default=None)
         if chunk is None or not hasattr(x, "__len__") or len(x) <= chunk:
-            return Engine.run(steps, x)
+            return self.run(steps, x)
         keepers = [(step, name) for step in every_step(steps) for name in step.kept_per_sample]
         outputs, kept = [], []
         for start in range(0, len(x), chunk):
-            outputs.append(Engine.run(steps, x[start:start + chunk]))
+            outputs.append(self.run(steps, x[start:start + chunk]))
             kept.append([getattr(step.layer, name) for step, name in keepers])
         for (step, name), values in zip(keepers, zip(*kept, strict=True), strict=True):
             setattr(step.layer, name, np.concatenate(values))  # as one forward of the whole batch keeps it
         return np.concatenate(outputs)
 
-    @staticmethod
-    def backward(steps, grad, input_grad=True):
+    def backward(self, steps, grad, input_grad=True):
         """Backpropagate ``grad`` through ``steps`` (a training plan after its forward), last step first;
         the gradient with respect to the input, or None with ``input_grad=False``, where the first step
         with parameters computes only their gradients."""
-        first_trainable = next((step for step in steps if step.trainable), None)
+        split = self._split
+        if split is not None and split.steps is steps and split.ran_last_forward():
+            return split.backward(grad, input_grad)
         with _threads_for(steps):
-            for step in reversed(steps):
-                if not input_grad and step is first_trainable:
-                    return step.backward(grad, input_grad=False)
-                grad = step.backward(grad)
-        return grad
+            return backward_steps(steps, grad, input_grad)
 
 
 def _threads_for(steps):

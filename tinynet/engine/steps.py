@@ -42,6 +42,18 @@ def every_step(steps):
         yield from every_step(getattr(step, "inner", ()))
 
 
+def backward_steps(steps, grad, input_grad=True):
+    """Backpropagate ``grad`` through ``steps`` (a training plan after its forward), last step first: the gradient
+    with respect to the input, or None with ``input_grad=False``, where the first step with parameters computes
+    only their gradients."""
+    first_trainable = next((step for step in steps if step.trainable), None)
+    for step in reversed(steps):
+        if not input_grad and step is first_trainable:
+            return step.backward(grad, input_grad=False)
+        grad = step.backward(grad)
+    return grad
+
+
 def run_steps(steps, x, training=False):
     """``x`` through ``steps`` in order; an error of a step names the layer it is about, by position and name."""
     for step in steps:

@@ -695,8 +695,10 @@ def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
 # sums may be reassociated ("reassoc"): summed in order, each addition waits for the one before
 # (64 of them a row), while in any order LLVM keeps several partial sums in vector registers
 # (a ViT batch's 2,048 rows: forward 0.10 ms instead of 0.32, backward 0.10 instead of 0.21).
-# The formulas are layernorm_forward_reference's and layernorm_backward_reference's.
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+# nogil: a vision transformer's training plan runs on parts of the batch side by side
+# (tinynet.engine.split), as attention's softmax and GELU below. The formulas are
+# layernorm_forward_reference's and layernorm_backward_reference's.
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 def layernorm_forward(rows, gamma, beta, eps):
     r, f = rows.shape
     y = np.empty_like(rows)
@@ -720,7 +722,7 @@ def layernorm_forward(rows, gamma, beta, eps):
     return y, x_hat, inv_std
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 def layernorm_backward(grad, x_hat, gamma, inv_std):
     r, f = grad.shape
     sum_g = np.zeros(f)
@@ -751,7 +753,7 @@ def layernorm_backward(grad, x_hat, gamma, inv_std):
 # float32 polynomial, _exp, as the LSTM's cells, its multiply-adds fused), every row's maximum and
 # sum reassociated so they vectorise. The formulas are
 # attention_weights_reference's and attention_weights_backward_reference's.
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract", "reassoc"})
 def attention_weights(scores, causal):
     t = scores.shape[-1]
     attention = np.empty_like(scores)
@@ -783,7 +785,7 @@ def attention_weights(scores, causal):
     return attention
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 def attention_weights_backward(attention, grad_attention):
     t = attention.shape[-1]
     rows = attention.reshape(-1, t)
@@ -813,7 +815,7 @@ def _normal_cdf(v):
     return np.float32(0.5) + np.float32(0.5) * erf_float32_value(v * np.float32(0.7071067811865476))  # Phi(v)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 def gelu_forward(flat, with_slope):
     y = np.empty_like(flat)
     if not with_slope:
