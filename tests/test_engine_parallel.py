@@ -202,3 +202,26 @@ def test_only_models_whose_layers_keep_samples_apart_and_have_attention_split():
     assert not splits(layers[:-1] + [BatchNorm1D(8)])  # mixes samples in training
     assert not splits(layers[:-1] + [Dropout(0.1)])  # one generator, in batch order
     assert not splits([Dense(3, 3, rng=0)])  # no attention: one plan does as well
+
+
+def test_a_large_batch_predicted_in_parts_of_chunks_is_the_layers_prediction(two_blas_threads, monkeypatch):
+    """More than two chunks of a transformer's batch at inference: the parts (each in chunks) give the layers'
+    outputs and every sample's attention weights, in order."""
+    from tinynet.engine.attention import AttentionStep
+
+    monkeypatch.setattr(AttentionStep, "inference_chunk", 4)
+    model = _small_transformer(causal=True)
+    x = np.random.default_rng(0).random((21, 1, 28, 28))
+    y = model.forward(x)
+    assert model._engine._inference_split._last is not None  # it ran in parts
+    weights = model.layers[3].layers[1].attention.copy()
+    with model.layer_by_layer():
+        np.testing.assert_allclose(y, model.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weights, model.layers[3].layers[1].attention, rtol=1e-12, atol=1e-12)
+    from tinynet.engine.split import PlanInParts
+
+    calls, original = [], PlanInParts.forward
+    monkeypatch.setattr(PlanInParts, "forward", lambda self, x, *rest: calls.append(len(x)) or original(self, x, *rest))
+    model.forward(x[:8])  # two chunks or fewer: no parts
+    model.forward(x)
+    assert calls == [21]

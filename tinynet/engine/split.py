@@ -77,8 +77,8 @@ def _leaves(originals, twins):
 
 
 class PlanInParts:
-    """The training plan ``steps`` of ``layers`` and, made when first needed, one plan per extra part over
-    shadows of the layers (built by ``make_plan``, the engine's rules)."""
+    """The plan ``steps`` of ``layers`` (a training plan, or an inference plan) and, made when first needed,
+    one plan per extra part over shadows of the layers (built by ``make_plan``, with the same rules)."""
 
     def __init__(self, layers, steps, make_plan):
         self.layers, self.steps, self._make_plan = list(layers), steps, make_plan
@@ -94,15 +94,18 @@ class PlanInParts:
                 twin.params, twin.buffers = layer.params, layer.buffers
         return [self.steps] + [plan for _, plan in self._twins[:count - 1]]
 
-    def forward(self, x):
-        """The training forward of ``x`` in parts; None when the batch makes one part (the caller runs it)."""
+    def forward(self, x, run_part=None):
+        """The forward of ``x`` in parts, each by ``run_part(steps, x_part)`` (default: a training forward);
+        None when the batch makes one part (the caller runs it)."""
         self._last = None
         parts = batch_parts(len(x))
         if len(parts) == 1:
             return None
+        if run_part is None:
+            def run_part(steps, x_part):
+                return run_steps(steps, x_part, training=True)
         plans = self._plans(len(parts))
-        outputs = run_in_parts(lambda item: run_steps(item[0], x[item[1]], training=True),
-                               list(zip(plans, parts, strict=True)))
+        outputs = run_in_parts(lambda item: run_part(item[0], x[item[1]]), list(zip(plans, parts, strict=True)))
         self._last = plans, parts
         self._join_kept(plans)
         return joined(outputs)
