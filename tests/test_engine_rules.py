@@ -327,8 +327,11 @@ def test_the_attention_step_agrees_with_the_layer_in_float32(causal, batch, leng
     are the layer's within rounding."""
     model = tinynet.Sequential([MultiHeadAttention(heads * head_dim, heads, causal, rng=seed)])
     x = np.random.default_rng(seed).standard_normal((batch, length, heads * head_dim)).astype(np.float32) * 2
+    # atol 5e-5: with one feature a head, the query and key gradients are small differences of large
+    # terms; the compiled softmax sums a row in another order than NumPy, and the two float32 results
+    # differ by up to 1.2e-5 (both within 1.5e-5 of float64, the step's the closer).
     _step_agrees_in_float32(model, x, "MultiHeadAttention: Q | K | V in one product, the softmax compiled",
-                            "attention", seed, atol=1e-5)
+                            "attention", seed, atol=5e-5)
 
 
 @_RULE_SETTINGS
