@@ -447,6 +447,28 @@ def test_lstm_cell_kernels_match_the_layers_cell(n, hidden, scale, seed):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(b).max()))
 
 
+@needs_numba
+@given(st.integers(1, 12), st.integers(1, 9), st.integers(1, 17), st.sampled_from([0.3, 1.0, 4.0]), seeds)
+def test_lstm_loop_kernel_matches_the_layers_loop(steps, n, hidden, scale, seed):
+    """The compiled loop over time (each step's product and cell) gives the layer's loop's states and gates,
+    step after step, to float32 rounding."""
+    rng = np.random.default_rng(seed)
+    x_part = (rng.standard_normal((steps, n, 4 * hidden)) * scale).astype(np.float32)
+    W_h = (rng.standard_normal((hidden, 4 * hidden)) / np.sqrt(hidden)).astype(np.float32)
+    fast, slow = jitted.lstm_loop(x_part, W_h), reference.lstm_loop_reference(x_part, W_h)
+    for a, b in zip(fast, slow, strict=True):  # h, c, gates
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(b).max()))
+    assert not fast[0][0].any() and not fast[1][0].any()  # h_0 = c_0 = 0
+
+
+def test_lstm_loop_chooser_runs_the_twin_for_float64():
+    rng = np.random.default_rng(0)
+    x_part, W_h = rng.standard_normal((4, 2, 12)), rng.standard_normal((3, 12))
+    for got, expected in zip(kernels.lstm_loop(x_part, W_h), reference.lstm_loop_reference(x_part, W_h), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_lstm_cell_chooser_runs_the_twin_for_float64():
     """The compiled cell is float32's; float64 (the gradient checks') gets the layer's cell, value for value."""
     z, c_prev, grad_h, grad_c = (array.astype(np.float64) for array in _lstm_step_values(3, 5, 3.0, 0))

@@ -10,16 +10,23 @@ with the cell functions swapped for :func:`tinynet.kernels.lstm_cell` and
 
 The samples never meet inside the loops, so the batch runs in parts, one per BLAS thread
 (:mod:`.parallel`): each part's loops on a thread of their own. The weight gradients, sums
-over every sample, are the parts' sums added. The first trainable layer of a model (lstm_rows'
+over every sample, are the parts' sums added. A few samples (one image a call) run the layer's loop
+with the step's product compiled too, :func:`tinynet.kernels.lstm_loop` (twin: the layer's
+:func:`~tinynet.layers.recurrent.lstm_loop`). The first trainable layer of a model (lstm_rows'
 LSTM) skips its input gradient, ``dz W_xᵀ`` over every step, as a first Dense does.
 """
 
 from .. import kernels
-from ..layers.recurrent import lstm_backward, lstm_forward, sequence_output, states_gradient
+from ..layers.recurrent import input_share, lstm_backward, lstm_forward, sequence_output, states_gradient
 from .parallel import batch_parts, joined, run_in_parts
 from .steps import LayerStep
 
-__all__ = ["LSTMStep"]
+__all__ = ["LSTMStep", "COMPILED_LOOP_ROWS"]
+
+#: Fewer samples than this run the whole loop over time compiled (``tinynet.kernels.lstm_loop``): each
+#: step's product is too small for a BLAS call to pay (one image: 0.17-0.21 ms for lstm_rows' 28 steps
+#: against 0.44); at 8 rows the BLAS's products are as fast.
+COMPILED_LOOP_ROWS = 8
 
 
 class LSTMStep(LayerStep):
@@ -35,7 +42,10 @@ class LSTMStep(LayerStep):
         parts = batch_parts(len(x))
 
         def forward_part(part):
-            return lstm_forward(x[part], params["W_x"], params["W_h"], params["b"], cell=kernels.lstm_cell)
+            rows = x[part]
+            if len(rows) < COMPILED_LOOP_ROWS:  # a few samples: the step's products compiled with the cells
+                return kernels.lstm_loop(input_share(rows, params["W_x"], params["b"]), params["W_h"])
+            return lstm_forward(rows, params["W_x"], params["W_h"], params["b"], cell=kernels.lstm_cell)
 
         states = run_in_parts(forward_part, parts)  # (h, c, gates) of each part, time first
         if training:

@@ -29,7 +29,7 @@ from ..layers.attention import attention_weights, attention_weights_backward
 from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
-from ..layers.recurrent import lstm_cell, lstm_cell_backward
+from ..layers.recurrent import lstm_cell, lstm_cell_backward, lstm_loop
 from ..special import erf_reference
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "erf_reference",
     "lstm_cell_reference",
     "lstm_cell_backward_reference",
+    "lstm_loop_reference",
     "layernorm_forward_reference",
     "layernorm_backward_reference",
     "attention_weights_reference",
@@ -243,6 +244,12 @@ def lstm_cell_backward_reference(grad_h, grad_c_next, gates, c_prev, c):
     """The LSTM layer's step backward, :func:`~tinynet.layers.recurrent.lstm_cell_backward`:
     ``(dz_t, dL/dc_{t-1})``."""
     return lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c)
+
+
+def lstm_loop_reference(x_part, W_h):
+    """The LSTM layer's loop over time, :func:`~tinynet.layers.recurrent.lstm_loop` with its cell: ``(h, c, gates)``
+    from every step's input share ``(T, N, 4H)``."""
+    return lstm_loop(x_part, W_h)
 
 
 def layernorm_forward_reference(rows, gamma, beta, eps):

@@ -76,7 +76,8 @@ from ..init import as_generator, recurrent_uniform
 from .activations import sigmoid
 from .base import Layer
 
-__all__ = ["RNN", "LSTM", "lstm_cell", "lstm_cell_backward", "lstm_forward", "lstm_backward", "recurrent_grads",
+__all__ = ["RNN", "LSTM", "lstm_cell", "lstm_cell_backward", "lstm_forward", "input_share", "lstm_loop",
+           "lstm_backward", "recurrent_grads",
            "sequence_output", "states_gradient"]
 
 
@@ -131,11 +132,22 @@ def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
     """The LSTM over time: ``(h, c, gates)``, time first, from ``x`` ``(N, T, D)``: ``h`` and ``c``
     ``(T+1, N, H)`` (``h[0] = c[0] = 0``), ``gates`` ``(T, N, 4H)``. ``cell`` computes each step from
     ``z_t`` and ``c_{t-1}`` (:func:`lstm_cell`, or a compiled function that returns the same)."""
+    return lstm_loop(input_share(x, W_x, b), W_h, cell)
+
+
+def input_share(x, W_x, b):
+    """``x_t W_x + b`` for every step at once, time first: ``(N, T, D) -> (T, N, 4H)``."""
     n, steps, _ = x.shape
-    # Every step's input share at once, each (step, sample) a row: (T·N,D)@(D,4H) + (4H,) -> (T,N,4H).
+    # Each (step, sample) a row: (T·N,D)@(D,4H) + (4H,) -> (T,N,4H).
     x_part = time_first(x).reshape(-1, x.shape[2]) @ W_x
     x_part += b  # in place: the rows are many (T·N), a second array of them costs a pass over memory
-    x_part = x_part.reshape(steps, n, W_x.shape[1])
+    return x_part.reshape(steps, n, W_x.shape[1])
+
+
+def lstm_loop(x_part, W_h, cell=lstm_cell):
+    """The loop over time of :func:`lstm_forward` from every step's input share ``x_part`` ``(T, N, 4H)``
+    (:func:`input_share`): ``(h, c, gates)``, time first."""
+    steps, n, _ = x_part.shape
     h = np.zeros((steps + 1, n, W_h.shape[0]), dtype=x_part.dtype)  # h[t] = h_t, h[0] = h_0 = 0
     c = np.zeros_like(h)  # c[t] = c_t, c[0] = c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
