@@ -1,4 +1,4 @@
-"""A training plan in parts: the batch cut in two, each half through a plan of its own, side by side.
+"""A plan in parts: the batch cut in two, each half through a plan of its own, side by side.
 
 A vision transformer's step is many small operations on every position: products of 2,048
 rows, LayerNorm, GELU and softmax passes, attention's 16 x 16 products per head. The
@@ -13,7 +13,8 @@ Each extra part's plan runs *shadows* of the model's layers: shallow copies that
 layers' ``params`` and ``buffers`` (synchronised at every call, so a weight set by hand or
 by ``astype`` shows) and have ``grads`` of their own. After the backward the parts' weight
 gradients are added into the layers' ``grads``, and what a step keeps for every sample
-(attention's weights) is joined, as one plan of the whole batch would leave them.
+(attention's weights) is joined, as one plan of the whole batch would leave them. The engine
+runs an inference plan's large batches in parts the same way (:meth:`.plan.Engine.predict`).
 """
 
 import copy
@@ -30,6 +31,7 @@ from ..layers import (
     Reshape,
     Residual,
 )
+from ..layers.base import with_inner_layers
 from .parallel import batch_parts, joined, run_in_parts
 from .steps import backward_steps, every_step, run_steps
 
@@ -43,16 +45,10 @@ _PER_SAMPLE = (Dense, LayerNorm, GELU, MultiHeadAttention, Patches, PositionalEm
                Flatten, Residual)
 
 
-def _every_layer(layers):
-    for layer in layers:
-        yield layer
-        yield from _every_layer(getattr(layer, "layers", ()))
-
-
 def splits(layers):
     """Whether the training plan of ``layers`` runs in parts: every layer treats samples on their own (or is
     element-wise), and one of them is attention, whose plan is many short passes."""
-    every = list(_every_layer(layers))
+    every = list(with_inner_layers(layers))
     return (any(type(layer) is MultiHeadAttention for layer in every)
             and all(type(layer) in _PER_SAMPLE or layer.elementwise for layer in every))
 
@@ -83,7 +79,7 @@ class PlanInParts:
     def __init__(self, layers, steps, make_plan):
         self.layers, self.steps, self._make_plan = list(layers), steps, make_plan
         self._twins = []  # (shadow layers, their plan) per extra part
-        self._last = None  # the plans and parts of the last training forward
+        self._last = None  # the plans and parts of the last forward in parts
 
     def _plans(self, count):
         while len(self._twins) < count - 1:

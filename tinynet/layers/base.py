@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError
 
-__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_layer_tree",
+__all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_layer_tree", "with_inner_layers",
            "recording_at_inference"]
 
 # The layers (by id) whose inference forwards keep what backward needs, in the current
@@ -32,11 +32,11 @@ __all__ = ["Layer", "check_state", "qualified_name", "named_arrays", "check_laye
 _recording = contextvars.ContextVar("tinynet_recording_at_inference", default=frozenset())
 
 
-def _with_inner_layers(layers):
+def with_inner_layers(layers):
     """``layers`` and, depth first, the inner layers of each (a Residual's)."""
     for layer in layers:
         yield layer
-        yield from _with_inner_layers(getattr(layer, "layers", ()))
+        yield from with_inner_layers(getattr(layer, "layers", ()))
 
 
 @contextlib.contextmanager
@@ -60,7 +60,7 @@ def recording_at_inference(layers):
     >>> relu.backward(np.ones(2))
     array([1., 0.])
     """
-    token = _recording.set(_recording.get() | {id(layer) for layer in _with_inner_layers(layers)})
+    token = _recording.set(_recording.get() | {id(layer) for layer in with_inner_layers(layers)})
     try:
         yield
     finally:
