@@ -128,15 +128,17 @@ def test_every_step_kind_is_in_the_test_model():
     assert kinds == {"ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast", "ConvStep", "BatchNormStep",
                      "MaxPoolStep", "AvgPoolStep", "LayerStep", "DenseStep", "ResidualStep"}
     assert "2 ReLU + 3 MaxPool2D (fused, NHWC)" in [step.describe() for step in every_step().execution_plan()]
-    fused = tinynet.Sequential([Conv2D(1, 2, 3, rng=0), ReLU(), MaxPool2D(2)]).execution_plan()
+    fused = tinynet.Sequential([Conv2D(2, 2, 3, rng=0), ReLU(), MaxPool2D(2)]).execution_plan()
     assert type(fused[1]).__name__ == "ConvReluMaxPoolStep"
+    first_layer = tinynet.Sequential([Conv2D(1, 2, 3, rng=0), ReLU(), MaxPool2D(2)]).execution_plan()
+    assert type(first_layer[1]).__name__ == "OneChannelConvReluMaxPoolStep"
 
 
 def test_the_plan_fuses_and_the_layer_by_layer_plan_does_not():
     """The engine's plan lists fused channels-last steps; inside layer_by_layer() one step per layer, undone after."""
     model = tinynet.models.cnn(rng=0)
     described = [step.describe() for step in model.execution_plan()]
-    assert described[0] == "NCHW -> NHWC" and "0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, chunked)" in described
+    assert described[0] == "NCHW -> NHWC" and "0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, in the pooling windows)" in described
     with model.layer_by_layer():
         plain = [step.describe() for step in model.execution_plan()]
     assert plain == [f"{i} {type(layer).__name__}" for i, layer in enumerate(model.layers)]

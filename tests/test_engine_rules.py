@@ -16,6 +16,7 @@ from test_engine import _assert_same, _run, backend  # noqa: F401  (backend is a
 
 import tinynet
 from tinynet.engine import INFERENCE_RULES, TRAINING_RULES
+from tinynet.engine.conv import in_pooling_windows
 from tinynet.engine.rules import LEAVE_OUT
 from tinynet.engine.steps import ResidualStep
 from tinynet.layers import (
@@ -78,9 +79,18 @@ def _fits_pool(g, size):
 
 
 # Each case: geometry -> (layers, input). The rule named by the key must appear in the plan.
-def _conv_relu_pool(g, norm=False):
+def _conv_relu_pool(g, norm=False, training=False):
     _fits_pool(g, _conv_output(g))
+    if training:  # the MNIST first layer's geometry has a training rule of its own
+        assume(not in_pooling_windows(_conv(g), _pool(g)))
     return [_conv(g), ReLU(), _pool(g), *([BatchNorm2D(g["filters"])] if norm else [])], _images(g)
+
+
+def _one_channel_conv_relu_pool(g):
+    """The MNIST first layer's geometry (one channel, 3x3, stride 1, no padding; pooling 2x2, stride 2), any size:
+    odd sizes leave a last row or column that no pooling window reads."""
+    g = {**g, "channels": 1, "kernel": 3, "stride": 1, "padding": 0, "window": 2, "pool_stride": 2}
+    return [_conv(g), ReLU(), _pool(g)], _images(g)
 
 
 def _conv_alone(g):
@@ -192,7 +202,8 @@ def _dropout_between(g):
 
 
 TRAINING_CASES = {
-    "Conv2D + ReLU + MaxPool2D on a chunk of images at a time": [_conv_relu_pool],
+    "Conv2D 3x3 of one channel + ReLU + MaxPool2D 2x2 in the pooling windows": [_one_channel_conv_relu_pool],
+    "Conv2D + ReLU + MaxPool2D on a chunk of images at a time": [lambda g: _conv_relu_pool(g, training=True)],
     "Conv2D, channels last, chunked": [_conv_alone],
     "ReLU + MaxPool2D in one pass, channels last": [_norm_relu_pool],
     "MaxPool2D, channels last": [_pool_alone(MaxPool2D)],

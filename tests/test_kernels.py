@@ -199,6 +199,27 @@ def test_conv_maxpool_infer_3x3_one_channel_matches_reference(n, h, w, filters, 
                                                                               bias))
 
 
+@needs_numba
+@given(st.integers(1, 3), st.integers(4, 13), st.integers(4, 13), st.integers(1, 40), DTYPES, seeds)
+def test_conv_maxpool_forward_and_weight_grads_match_reference(n, h, w, filters, dtype, seed):
+    """The MNIST first layer computed in its pooling windows for training (values, argmax, ReLU's cut-off) and its
+    weight gradients straight from the pooled gradient equal columns, product, pooling and their backward exactly
+    (small integers make every sum exact), odd sizes, ties and any number of filters included."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, h, w, 1)).astype(dtype)
+    taps = rng.integers(-2, 3, (9, filters)).astype(dtype)
+    bias = rng.integers(-1, 2, filters).astype(dtype)
+    out, argmax = kernels.conv_maxpool_forward(x, taps, bias)
+    expected_out, expected_argmax = reference.conv_maxpool_forward_reference(x, taps, bias)
+    assert out.dtype == dtype and argmax.dtype == np.int32
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    grad = rng.integers(-3, 4, out.shape).astype(dtype)
+    for got, expected in zip(kernels.conv_maxpool_weight_grads(x, grad, argmax),
+                             reference.conv_maxpool_weight_grads_reference(x, grad, argmax), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_conv_maxpool_infer_passes_nan_on():
     """A NaN pixel makes every pooled output whose windows read it NaN, in both twins (no fast-math shortcut)."""
     x = np.zeros((1, 6, 6, 1), np.float32)

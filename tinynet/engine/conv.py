@@ -31,6 +31,8 @@ import numpy as np
 
 from ..kernels import (
     col2im,
+    conv_maxpool_forward,
+    conv_maxpool_weight_grads,
     im2col,
     im2col_filter_order,
     im2col_transposed,
@@ -41,7 +43,7 @@ from ..kernels import (
 from .pool import check_pool_fits
 from .steps import Step, checked_channels_last
 
-__all__ = ["ConvStep", "ConvReluMaxPoolStep"]
+__all__ = ["ConvStep", "ConvReluMaxPoolStep", "OneChannelConvReluMaxPoolStep", "in_pooling_windows"]
 
 # A chunk's columns and outputs take at most this many bytes, so they stay in cache instead
 # of a whole batch's tens of megabytes making trips to memory. (The Keras convnet predicted
@@ -266,3 +268,54 @@ class ConvReluMaxPoolStep(Step):
     def describe(self):
         first, second, third = self.positions
         return f"{first} Conv2D + {second} ReLU + {third} MaxPool2D (fused, NHWC, chunked)"
+
+
+def in_pooling_windows(conv, pool):
+    """Whether a Conv2D and the MaxPool2D after it are the MNIST first layer's: one input channel, 3x3, stride 1,
+    no padding, then 2x2 windows with stride 2. :class:`OneChannelConvReluMaxPoolStep` computes those in the
+    pooling windows."""
+    return (conv.in_channels == 1 and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+            and conv.padding == (0, 0) and pool.pool_size == (2, 2) and pool.stride == (2, 2))
+
+
+class OneChannelConvReluMaxPoolStep(ConvReluMaxPoolStep):
+    """The first layer of the MNIST CNNs in training, Conv2D (one channel, 3x3), ReLU and MaxPool2D 2x2, computed
+    in the pooling windows.
+
+    As columns and a product (:class:`ConvReluMaxPoolStep`) this layer is little arithmetic (9
+    products an output) on a large output (26x26xF an image), written, read back and pooled,
+    three quarters of it to be dropped, and its weight gradient a product over the pooling's
+    full-size gradient, three quarters zeros. Here :func:`~tinynet.kernels.conv_maxpool_forward`
+    sums each pooling window's four outputs from the 16 pixels they read and pools them at once,
+    and :func:`~tinynet.kernels.conv_maxpool_weight_grads` sends each pooled gradient straight to
+    the nine pixels under its window's maximum: neither the columns nor the convolution's output
+    exist. The input gradient, when asked for, goes the general way (pooling's backward, then
+    ``dY Wmat`` and col2im).
+    """
+
+    def forward(self, x, training=False):
+        self._saved = None
+        conv = _Convolution(self.conv)
+        x = conv.checked(x)
+        check_pool_fits(self, self.positions[2], self.pool, x.shape[1] - 2, x.shape[2] - 2)
+        out, argmax = conv_maxpool_forward(x, conv.weight_rows().T, self.conv.params["b"])
+        if training:
+            self._saved = (x, argmax)
+        return out
+
+    def backward(self, grad, input_grad=True):
+        x, argmax = self._saved_values()
+        grad = grad.astype(self.conv.dtype, copy=False)
+        taps_grad, bias_grad = conv_maxpool_weight_grads(x, grad, argmax)  # (9, F), (F,)
+        filters = self.conv.out_channels
+        self.conv.grads = {"W": np.ascontiguousarray(taps_grad.T).reshape(filters, 1, 3, 3), "b": bias_grad}
+        if not input_grad:
+            return None
+        n, h, w, _ = x.shape
+        grad_y = maxpool_backward(grad, argmax, (n, h - 2, w - 2, filters), 2, 2, 2, 2)  # (n, h-2, w-2, F)
+        grad_cols = grad_y.reshape(-1, filters) @ _Convolution(self.conv).weight_rows()  # (nP,F) @ (F,9)
+        return col2im(grad_cols.reshape(n, -1, 9), x.shape, 3, 3, 1, 1, 0, 0)
+
+    def describe(self):
+        first, second, third = self.positions
+        return f"{first} Conv2D + {second} ReLU + {third} MaxPool2D (fused, NHWC, in the pooling windows)"

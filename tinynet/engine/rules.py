@@ -32,7 +32,7 @@ from ..layers import (
 )
 from .activations import GELUStep
 from .attention import AttentionStep
-from .conv import ConvReluMaxPoolStep, ConvStep
+from .conv import ConvReluMaxPoolStep, ConvStep, OneChannelConvReluMaxPoolStep, in_pooling_windows
 from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep, LayerNormStep
 from .pool import AvgPoolStep, MaxPoolStep
@@ -192,6 +192,9 @@ _GELU = Rule("GELU: its value and slope in one compiled pass", (GELU,), _one(GEL
 
 #: The rules of a training forward and backward, first match wins.
 TRAINING_RULES = (
+    Rule("Conv2D 3x3 of one channel + ReLU + MaxPool2D 2x2 in the pooling windows", (Conv2D, ReLU, MaxPool2D),
+         lambda positions, layers, context: OneChannelConvReluMaxPoolStep(positions, layers[0], layers[2]),
+         when=lambda layers, layout: in_pooling_windows(layers[0], layers[2]), takes=NHWC),
     Rule("Conv2D + ReLU + MaxPool2D on a chunk of images at a time", (Conv2D, ReLU, MaxPool2D),
          lambda positions, layers, context: ConvReluMaxPoolStep(positions, layers[0], layers[2]), takes=NHWC),
     Rule("Conv2D, channels last, chunked", (Conv2D,), _one(ConvStep), takes=NHWC),

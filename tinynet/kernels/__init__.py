@@ -255,6 +255,35 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                                       pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias, scale, shift)
 
 
+def conv_maxpool_forward(x, taps, bias):
+    """A 3x3 convolution of one channel (stride 1, no padding), its bias, ReLU and 2x2 max pooling (stride 2) in
+    one pass, for training: ``(out, argmax)``; see :func:`.reference.conv_maxpool_forward_reference`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> taps = np.zeros((9, 1)); taps[4] = 1.0             # a 3x3 filter that keeps the centre pixel
+    >>> out, argmax = conv_maxpool_forward(x, taps, np.zeros(1))
+    >>> float(out[0, 0, 0, 0]), int(argmax[0, 0, 0, 0])   # pixels 5, 6, 9, 10: the last (offset 3) is largest
+    (10.0, 3)
+    """
+    if _jitted is None:
+        return reference.conv_maxpool_forward_reference(x, taps, bias)
+    dtype = x.dtype
+    return _jitted.conv_maxpool_forward(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)),
+                                        _contiguous(bias.astype(dtype, copy=False)))
+
+
+def conv_maxpool_weight_grads(x, grad, argmax):
+    """``(taps_grad, bias_grad)`` ``(9, F), (F,)``: :func:`conv_maxpool_forward`'s backward to its filters and bias
+    from the pooled gradient ``grad`` and the forward's ``argmax``; see
+    :func:`.reference.conv_maxpool_weight_grads_reference`."""
+    if _jitted is None:
+        return reference.conv_maxpool_weight_grads_reference(x, grad, argmax)
+    return _jitted.conv_maxpool_weight_grads(_contiguous(x), _contiguous(grad.astype(x.dtype, copy=False)),
+                                             _contiguous(argmax))
+
+
 def _per_channel(channels, dtype, bias, scale, shift):
     """``(bias, scale, shift)`` as contiguous arrays; what is not given is the identity (+ 0, * 1), which changes
     no value and keeps one compiled signature."""
@@ -551,6 +580,8 @@ __all__ = [
     "maxpool_forward",
     "maxpool_infer",
     "conv_maxpool_infer",
+    "conv_maxpool_forward",
+    "conv_maxpool_weight_grads",
     "maxpool_backward",
     "avgpool_forward",
     "avgpool_backward",

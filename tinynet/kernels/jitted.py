@@ -373,6 +373,90 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     return out
 
 
+@njit(inline="always")
+def _pixels_4x4(x, b, top, left):
+    """The 16 pixels (one channel, row by row) that a 2x2 pooling window of 3x3 convolution outputs reads."""
+    return (x[b, top, left, 0], x[b, top, left + 1, 0], x[b, top, left + 2, 0], x[b, top, left + 3, 0],
+            x[b, top + 1, left, 0], x[b, top + 1, left + 1, 0], x[b, top + 1, left + 2, 0], x[b, top + 1, left + 3, 0],
+            x[b, top + 2, left, 0], x[b, top + 2, left + 1, 0], x[b, top + 2, left + 2, 0], x[b, top + 2, left + 3, 0],
+            x[b, top + 3, left, 0], x[b, top + 3, left + 1, 0], x[b, top + 3, left + 2, 0], x[b, top + 3, left + 3, 0])
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def conv_maxpool_forward(x, taps, bias):
+    # The MNIST first layer in training: a 3x3 convolution of one channel, ReLU and 2x2 max
+    # pooling. As columns and a product it writes its whole output (26x26xF floats an image)
+    # and reads it back to pool it, 75% of it to be dropped; here each pooling window's four
+    # outputs are summed from the 16 pixels they read, held in registers (p<row><column>),
+    # and pooled at once. The sums are written out, not looped over: with the taps and the
+    # pixels as named scalars the filter loop, innermost, becomes vector multiply-adds
+    # ("contract" allows fused multiply-add and nothing else, so NaNs behave). One thread, no
+    # prange: in parallel form the compiler kept the filter loop scalar (see conv_maxpool_infer).
+    n, h, w, _ = x.shape
+    filters = taps.shape[1]
+    out_h, out_w = (h - 2) // 2, (w - 2) // 2
+    out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
+    argmax = np.empty((n, out_h, out_w, filters), dtype=np.int32)
+    for b in range(n):
+        for y in range(out_h):
+            for xo in range(out_w):
+                (p00, p01, p02, p03, p10, p11, p12, p13,
+                 p20, p21, p22, p23, p30, p31, p32, p33) = _pixels_4x4(x, b, 2 * y, 2 * xo)
+                for f in range(filters):
+                    t0, t1, t2 = taps[0, f], taps[1, f], taps[2, f]
+                    t3, t4, t5 = taps[3, f], taps[4, f], taps[5, f]
+                    t6, t7, t8 = taps[6, f], taps[7, f], taps[8, f]
+                    # The window's four outputs, row-major: top-left, top-right, bottom-left, bottom-right.
+                    v0 = (p00 * t0 + p01 * t1 + p02 * t2 + p10 * t3 + p11 * t4 + p12 * t5
+                          + p20 * t6 + p21 * t7 + p22 * t8)
+                    v1 = (p01 * t0 + p02 * t1 + p03 * t2 + p11 * t3 + p12 * t4 + p13 * t5
+                          + p21 * t6 + p22 * t7 + p23 * t8)
+                    v2 = (p10 * t0 + p11 * t1 + p12 * t2 + p20 * t3 + p21 * t4 + p22 * t5
+                          + p30 * t6 + p31 * t7 + p32 * t8)
+                    v3 = (p11 * t0 + p12 * t1 + p13 * t2 + p21 * t3 + p22 * t4 + p23 * t5
+                          + p31 * t6 + p32 * t7 + p33 * t8)
+                    best, at = v0 + bias[f], 0
+                    for k, value in ((1, v1 + bias[f]), (2, v2 + bias[f]), (3, v3 + bias[f])):
+                        take = _beats(value, best)  # the first maximum (or NaN) wins
+                        best, at = (value if take else best), (k if take else at)
+                    argmax[b, y, xo, f] = -1 if best <= 0 else at  # the ReLU cuts the gradient off at <= 0
+                    out[b, y, xo, f] = 0 if best < 0 else best
+    return out, argmax
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def conv_maxpool_weight_grads(x, grad, argmax):
+    # conv_maxpool_forward's backward to its weights: each pooled gradient reaches one of its
+    # window's four convolution outputs (argmax) and from there the nine pixels under that
+    # output's filter. The pooling's full-size gradient is never written (75% zeros, and a
+    # product over them): each window's gradient goes to its four outputs as four values of
+    # which three are zero, selects the compiler vectorises over the filters.
+    n = x.shape[0]
+    _, out_h, out_w, filters = grad.shape
+    taps_grad = np.zeros((9, filters), dtype=grad.dtype)
+    bias_grad = np.zeros(filters, dtype=grad.dtype)
+    for b in range(n):
+        for y in range(out_h):
+            for xo in range(out_w):
+                (p00, p01, p02, p03, p10, p11, p12, p13,
+                 p20, p21, p22, p23, p30, p31, p32, p33) = _pixels_4x4(x, b, 2 * y, 2 * xo)
+                for f in range(filters):
+                    g, at = grad[b, y, xo, f], argmax[b, y, xo, f]
+                    g0, g1 = (g if at == 0 else 0), (g if at == 1 else 0)
+                    g2, g3 = (g if at == 2 else 0), (g if at == 3 else 0)
+                    bias_grad[f] += (g0 + g1) + (g2 + g3)
+                    taps_grad[0, f] += g0 * p00 + g1 * p01 + g2 * p10 + g3 * p11
+                    taps_grad[1, f] += g0 * p01 + g1 * p02 + g2 * p11 + g3 * p12
+                    taps_grad[2, f] += g0 * p02 + g1 * p03 + g2 * p12 + g3 * p13
+                    taps_grad[3, f] += g0 * p10 + g1 * p11 + g2 * p20 + g3 * p21
+                    taps_grad[4, f] += g0 * p11 + g1 * p12 + g2 * p21 + g3 * p22
+                    taps_grad[5, f] += g0 * p12 + g1 * p13 + g2 * p22 + g3 * p23
+                    taps_grad[6, f] += g0 * p20 + g1 * p21 + g2 * p30 + g3 * p31
+                    taps_grad[7, f] += g0 * p21 + g1 * p22 + g2 * p31 + g3 * p32
+                    taps_grad[8, f] += g0 * p22 + g1 * p23 + g2 * p32 + g3 * p33
+    return taps_grad, bias_grad
+
+
 @njit(parallel=True, cache=True)
 def _maxpool_backward_2x2(grad_out, argmax, x_shape):
     # Every input pixel is in exactly one window (or, in an odd last row or column, in

@@ -41,6 +41,8 @@ __all__ = [
     "maxpool_forward_reference",
     "maxpool_infer_reference",
     "conv_maxpool_infer_reference",
+    "conv_maxpool_forward_reference",
+    "conv_maxpool_weight_grads_reference",
     "maxpool_backward_reference",
     "avgpool_forward_reference",
     "avgpool_backward_reference",
@@ -166,6 +168,31 @@ def conv_maxpool_infer_reference(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_s
     out_h, out_w = output_size(h, kh, sh), output_size(w, kw, sw)
     y = (im2col_reference(x, kh, kw, sh, sw, 0, 0) @ taps).reshape(n, out_h, out_w, taps.shape[1])
     return maxpool_infer_reference(y, pool_h, pool_w, pool_sh, pool_sw, relu, bias, scale, shift)
+
+
+def conv_maxpool_forward_reference(x, taps, bias):
+    """A 3x3 convolution of one channel (stride 1, no padding), ReLU and 2x2 max pooling (stride 2), for
+    training: ``(out, argmax)`` of :func:`maxpool_forward_reference` (``relu=True``, the convolution's ``bias``)
+    on ``cols @ taps``.
+
+    ``x`` is ``(N, H, W, 1)``, ``taps`` ``(9, F)`` the filters in the columns' order (``Wmat.T``).
+    The fast twin sums each pooling window's four convolution outputs from the 16 pixels they
+    read, so neither the columns nor the convolution's output are stored.
+    """
+    n, h, w, _ = x.shape
+    y = (im2col_reference(x, 3, 3, 1, 1, 0, 0) @ taps).reshape(n, h - 2, w - 2, taps.shape[1])
+    return maxpool_forward_reference(y, 2, 2, 2, 2, relu=True, bias=bias)
+
+
+def conv_maxpool_weight_grads_reference(x, grad, argmax):
+    """``(taps_grad, bias_grad)`` ``(9, F), (F,)``: the backward of :func:`conv_maxpool_forward_reference` to its
+    filters and bias: the pooling's backward (:func:`maxpool_backward_reference`), then the convolution's
+    ``colsᵀ dY`` and the sum of ``dY``."""
+    n, h, w, _ = x.shape
+    filters = grad.shape[3]
+    grad_y = maxpool_backward_reference(grad, argmax, (n, h - 2, w - 2, filters), 2, 2, 2, 2).reshape(-1, filters)
+    cols = im2col_reference(x, 3, 3, 1, 1, 0, 0).reshape(-1, 9)  # (N*P, 9)
+    return cols.T @ grad_y, grad_y.sum(axis=0)
 
 
 def maxpool_backward_reference(grad_out, argmax, x_shape, kh, kw, sh, sw):
