@@ -187,16 +187,18 @@ def test_conv_maxpool_infer_matches_reference(geometry, dtype, seed, relu, with_
 @given(st.integers(1, 3), st.integers(3, 12), st.integers(3, 12), st.integers(1, 40),
        st.tuples(*(st.integers(1, 3) for _ in range(4))), DTYPES, seeds)
 def test_conv_maxpool_infer_3x3_one_channel_matches_reference(n, h, w, filters, pool, dtype, seed):
-    """The loop of its own for a 3x3, stride-1 convolution of one channel (the MNIST first layer) equals
-    columns, product and pooling exactly, for any number of filters (vector body and remainder)."""
+    """The loops of their own for a 3x3, stride-1 convolution of one channel (the MNIST first layer), and for it
+    with 2x2 pooling, equal columns, product and pooling exactly, for any number of filters (vector body and
+    remainder)."""
     assume(h - 2 >= pool[0] and w - 2 >= pool[1])
     rng = np.random.default_rng(seed)
     x = rng.integers(-2, 3, (n, h, w, 1)).astype(dtype)
     taps = rng.integers(-2, 3, (9, filters)).astype(dtype)
     bias = rng.integers(-1, 2, filters).astype(dtype)
-    out = kernels.conv_maxpool_infer(x, taps, 3, 3, 1, 1, *pool, True, bias)
-    np.testing.assert_array_equal(out, reference.conv_maxpool_infer_reference(x, taps, 3, 3, 1, 1, *pool, True,
-                                                                              bias))
+    for window in (pool, (2, 2, 2, 2)):  # any pooling, and the 2x2 one with a loop of its own
+        out = kernels.conv_maxpool_infer(x, taps, 3, 3, 1, 1, *window, True, bias)
+        np.testing.assert_array_equal(out, reference.conv_maxpool_infer_reference(x, taps, 3, 3, 1, 1, *window,
+                                                                                  True, bias))
 
 
 @needs_numba
