@@ -138,7 +138,8 @@ def test_the_plan_fuses_and_the_layer_by_layer_plan_does_not():
     """The engine's plan lists fused channels-last steps; inside layer_by_layer() one step per layer, undone after."""
     model = tinynet.models.cnn(rng=0)
     described = [step.describe() for step in model.execution_plan()]
-    assert described[0] == "NCHW -> NHWC" and "0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, in the pooling windows)" in described
+    assert described[0] == "NCHW -> NHWC"
+    assert "0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, in the pooling windows)" in described
     with model.layer_by_layer():
         plain = [step.describe() for step in model.execution_plan()]
     assert plain == [f"{i} {type(layer).__name__}" for i, layer in enumerate(model.layers)]
