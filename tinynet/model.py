@@ -152,7 +152,7 @@ class Sequential:
         >>> for step in model.execution_plan():
         ...     print(step.describe())
         NCHW -> NHWC
-        0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, chunked)
+        0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, in the pooling windows)
         3 Flatten (from NHWC)
         4 Dense
         >>> with model.layer_by_layer():

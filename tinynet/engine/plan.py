@@ -94,7 +94,7 @@ class Engine:
     >>> engine = Engine()
     >>> layers = [Conv2D(1, 2, 3, rng=0), ReLU(), MaxPool2D(2), Flatten()]
     >>> [step.describe() for step in engine.training_plan(layers)]
-    ['NCHW -> NHWC', '0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, chunked)', '3 Flatten (from NHWC)']
+    ['NCHW -> NHWC', '0 Conv2D + 1 ReLU + 2 MaxPool2D (fused, NHWC, in the pooling windows)', '3 Flatten (from NHWC)']
     """
 
     def __init__(self, training_rules=TRAINING_RULES, inference_rules=INFERENCE_RULES):

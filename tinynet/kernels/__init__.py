@@ -277,7 +277,17 @@ def conv_maxpool_forward(x, taps, bias):
 def conv_maxpool_weight_grads(x, grad, argmax):
     """``(taps_grad, bias_grad)`` ``(9, F), (F,)``: :func:`conv_maxpool_forward`'s backward to its filters and bias
     from the pooled gradient ``grad`` and the forward's ``argmax``; see
-    :func:`.reference.conv_maxpool_weight_grads_reference`."""
+    :func:`.reference.conv_maxpool_weight_grads_reference`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> taps = np.zeros((9, 1)); taps[4] = 1.0
+    >>> out, argmax = conv_maxpool_forward(x, taps, np.zeros(1))  # the window's maximum: pixel 10, under tap 4
+    >>> taps_grad, bias_grad = conv_maxpool_weight_grads(x, np.ones_like(out), argmax)
+    >>> taps_grad[:, 0], bias_grad                         # each tap gets the pixel it saw at that output
+    (array([ 5.,  6.,  7.,  9., 10., 11., 13., 14., 15.]), array([1.]))
+    """
     if _jitted is None:
         return reference.conv_maxpool_weight_grads_reference(x, grad, argmax)
     return _jitted.conv_maxpool_weight_grads(_contiguous(x), _contiguous(grad.astype(x.dtype, copy=False)),
