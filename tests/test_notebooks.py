@@ -73,21 +73,31 @@ def _names(source):
         tree = ast.parse(source)
     except SyntaxError:  # a magic or shell line: not Python
         return None, None
-    used = _free_names(tree)
-    defined, scopes = set(), list(tree.body)
+    stored, scopes = {}, list(tree.body)  # name -> the first line that binds it in the cell's own scope
     while scopes:  # the cell's own scope only: a function's local names are not the notebook's
         node = scopes.pop()
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            defined.add(node.name)
+            names = [node.name]
+        elif isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             continue
-        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            continue
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            defined.add(node.id)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names = [node.id]
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        scopes.extend(ast.iter_child_nodes(node))
-    return defined, used
+            names = [(alias.asname or alias.name).split(".")[0] for alias in node.names]
+        else:
+            names = []
+        for name in names:
+            stored[name] = min(stored.get(name, node.lineno), node.lineno)
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            scopes.extend(ast.iter_child_nodes(node))
+    read = {}  # name -> the first line that reads it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            read[node.id] = min(read.get(node.id, node.lineno), node.lineno)
+    # A name the cell binds on an earlier line than it first reads it (a loop's variable, a function
+    # defined then called) is the cell's own; on the same line (x = x + 1) it is read from before.
+    used = {name for name in _free_names(tree) if not stored.get(name, read[name]) < read[name]}
+    return set(stored), used
 
 
 def _free_names(node, bound=frozenset()):
@@ -146,6 +156,10 @@ def test_the_answers_run_keeps_what_the_answers_need_and_what_uses_them():
     assert [cell.source for cell in kept] == [sources[0], sources[2], sources[3]]
     kept = _cells_for_the_answers([nbformat.v4.new_code_cell(source) for source in [*sources, "%timeit answer"]])
     assert len(kept) == len(sources) + 1  # a magic line: what it reads is unknown, so everything before it runs
+    own = ["label = np.eye(2)",
+           "def answer(x):\n    raise NotImplementedError\n\n\nfor label in range(2):\n    answer(label)"]
+    kept = _cells_for_the_answers([nbformat.v4.new_code_cell(source) for source in own])
+    assert [cell.source for cell in kept] == own[1:]  # the loop binds label before reading it: its own
 
 
 def _images(notebook):
