@@ -269,9 +269,10 @@ def conv_maxpool_forward(x, taps, bias):
     """
     if _jitted is None:
         return reference.conv_maxpool_forward_reference(x, taps, bias)
-    dtype = x.dtype
-    return _jitted.conv_maxpool_forward(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)),
-                                        _contiguous(bias.astype(dtype, copy=False)))
+    filters, dtype = taps.shape[1], x.dtype
+    _, scale, shift = _per_channel(filters, dtype, None, None, None)  # no BatchNorm after it in training
+    return _jitted.conv_maxpool_3x3(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)),
+                                    _contiguous(bias.astype(dtype, copy=False)), True, scale, shift, True)
 
 
 def conv_maxpool_weight_grads(x, grad, argmax):

@@ -325,26 +325,36 @@ def _row_general(x, b, top, taps, kh, kw, sw, row):
                 k += 1
 
 
-@njit(cache=True, fastmath={"contract"})
-def _conv_maxpool_infer_3x3(x, taps, relu, bias, scale, shift):
-    # The MNIST first layer at inference (one channel, 3x3, then 2x2 pooling with stride 2):
-    # conv_maxpool_forward's sums in registers, without the argmax (1,000 images, one thread,
-    # Zen 3 with AVX2: 15-19 ms for 32 filters against 27-43 ms with the row-buffer loop below,
-    # 9-12 ms for 16 against 19-29, alternating processes).
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def conv_maxpool_3x3(x, taps, bias, relu, scale, shift, with_argmax):
+    # The MNIST first layer (a 3x3 convolution of one channel, then 2x2 max pooling with stride
+    # 2), in training and at inference: (out, argmax), the argmax (for training's backward) an
+    # empty array unless `with_argmax`. As columns and a product the layer writes its whole
+    # output (26x26xF floats an image) and reads it back to pool it, 75% of it to be dropped;
+    # here each pooling window's four outputs are summed from the 16 pixels they read, held in
+    # registers (_window_max_3x3), and pooled at once; the filter loop, innermost, becomes
+    # vector multiply-adds ("contract" allows fused multiply-add and nothing else, so NaNs
+    # behave). One thread, no prange: in parallel form the compiler kept the filter loop scalar
+    # (see conv_maxpool_infer). At inference, 1,000 images on one thread (Zen 3 with AVX2):
+    # 15-19 ms for 32 filters against 27-43 ms with conv_maxpool_infer's row-buffer loop, 9-12
+    # ms for 16 against 19-29, alternating processes.
     n, h, w, _ = x.shape
     filters = taps.shape[1]
     out_h, out_w = (h - 2) // 2, (w - 2) // 2
     out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
-    zero = np.zeros(1, x.dtype)[0]
+    argmax = np.empty((n, out_h, out_w, filters) if with_argmax else (0, 0, 0, 0), dtype=np.int32)
+    zero = np.zeros(1, x.dtype)[0]  # typed: a literal 0 would make the clipped value float64
     for b in range(n):
         for y in range(out_h):
             for xo in range(out_w):
                 pixels = _pixels_4x4(x, b, 2 * y, 2 * xo)
                 for f in range(filters):
-                    best, _ = _window_max_3x3(pixels, taps, f, bias[f])
+                    best, at = _window_max_3x3(pixels, taps, f, bias[f])
+                    if with_argmax:  # the ReLU cuts the gradient off at <= 0
+                        argmax[b, y, xo, f] = -1 if relu & (best <= zero) else at
                     best = zero if relu & (best < zero) else best  # NaN stays NaN
                     out[b, y, xo, f] = best * scale[f] + shift[f]
-    return out
+    return out, argmax
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -361,7 +371,7 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     n, h, w, c = x.shape
     filters = taps.shape[1]
     if kh == 3 and kw == 3 and sh == 1 and sw == 1 and c == 1 and pool_h == pool_w == pool_sh == pool_sw == 2:
-        return _conv_maxpool_infer_3x3(x, taps, relu, bias, scale, shift)
+        return conv_maxpool_3x3(x, taps, bias, relu, scale, shift, False)[0]
     conv_w = (w - kw) // sw + 1
     out_h = ((h - kh) // sh + 1 - pool_h) // pool_sh + 1
     out_w = (conv_w - pool_w) // pool_sw + 1
@@ -430,38 +440,13 @@ def _window_max_3x3(pixels, taps, f, bias):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def conv_maxpool_forward(x, taps, bias):
-    # The MNIST first layer in training: a 3x3 convolution of one channel, ReLU and 2x2 max
-    # pooling. As columns and a product it writes its whole output (26x26xF floats an image)
-    # and reads it back to pool it, 75% of it to be dropped; here each pooling window's four
-    # outputs are summed from the 16 pixels they read, held in registers (_window_max_3x3), and
-    # pooled at once; the filter loop, innermost, becomes vector multiply-adds ("contract"
-    # allows fused multiply-add and nothing else, so NaNs behave). One thread, no prange: in
-    # parallel form the compiler kept the filter loop scalar (see conv_maxpool_infer).
-    n, h, w, _ = x.shape
-    filters = taps.shape[1]
-    out_h, out_w = (h - 2) // 2, (w - 2) // 2
-    out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
-    argmax = np.empty((n, out_h, out_w, filters), dtype=np.int32)
-    zero = np.zeros(1, x.dtype)[0]  # typed: a literal 0 would make the clipped value float64
-    for b in range(n):
-        for y in range(out_h):
-            for xo in range(out_w):
-                pixels = _pixels_4x4(x, b, 2 * y, 2 * xo)
-                for f in range(filters):
-                    best, at = _window_max_3x3(pixels, taps, f, bias[f])
-                    argmax[b, y, xo, f] = -1 if best <= 0 else at  # the ReLU cuts the gradient off at <= 0
-                    out[b, y, xo, f] = zero if best < 0 else best
-    return out, argmax
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
 def conv_maxpool_weight_grads(x, grad, argmax):
-    # conv_maxpool_forward's backward to its weights: each pooled gradient reaches one of its
-    # window's four convolution outputs (argmax) and from there the nine pixels under that
-    # output's filter. The pooling's full-size gradient is never written (75% zeros, and a
-    # product over them): each window's gradient goes to its four outputs as four values of
-    # which three are zero, selects the compiler vectorises over the filters.
+    # The first layer's backward to its weights (after conv_maxpool_3x3 with its argmax): each
+    # pooled gradient reaches one of its window's four convolution outputs (argmax) and from
+    # there the nine pixels under that output's filter. The pooling's full-size gradient is
+    # never written (75% zeros, and a product over them): each window's gradient goes to its
+    # four outputs as four values of which three are zero, selects the compiler vectorises over
+    # the filters.
     n = x.shape[0]
     _, out_h, out_w, filters = grad.shape
     taps_grad = np.zeros((9, filters), dtype=grad.dtype)
