@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinynet
 from tinynet import layers as L
@@ -161,3 +163,33 @@ def test_hidden_grads_are_the_gradient_at_every_state(kind, return_sequences):
     (outputs * torch.from_numpy(grad_out)).sum().backward()
     expected = np.stack([state.grad.numpy() for state in states], axis=1)
     np.testing.assert_allclose(layer.hidden_grads, expected, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 6), batch=st.integers(1, 9), hidden=st.integers(1, 5), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_the_last_state_loop_gives_the_full_loops_last_state_exactly(steps, batch, hidden, seed, dtype):
+    """lstm_last_state keeps only h and c, yet its h_T is lstm_loop's h[-1] to the bit, with the layer's cell
+    and with the compiled one the engine passes (float32; other dtypes run its twin)."""
+    from tinynet import kernels
+    from tinynet.layers.recurrent import lstm_last_state, lstm_loop
+
+    rng = np.random.default_rng(seed)
+    x_part = rng.standard_normal((steps, batch, 4 * hidden)).astype(dtype)
+    W_h = rng.standard_normal((hidden, 4 * hidden)).astype(dtype)
+    for cell in (L.recurrent.lstm_cell, kernels.lstm_cell):
+        last = lstm_last_state(x_part, W_h, cell)
+        assert last.shape == (batch, hidden) and last.dtype == dtype
+        np.testing.assert_array_equal(last, lstm_loop(x_part, W_h, cell)[0][-1])
+
+
+def test_a_prediction_of_the_last_state_keeps_nothing_and_equals_the_layer():
+    """The engine predicts h_T without keeping any step's states (nothing saved for a backward), and gives what
+    the layer's own forward gives."""
+    model = tinynet.Sequential([L.LSTM(5, 4, rng=0), L.Dense(4, 3, rng=1)])
+    x = np.random.default_rng(0).standard_normal((20, 6, 5)).astype(np.float32)
+    with model.layer_by_layer():
+        expected = model.forward(x)
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-5, atol=1e-6)
+    step = next(step for step in model.inference_plan() if "LSTM" in step.describe())
+    assert step._saved is None

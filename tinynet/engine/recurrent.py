@@ -13,11 +13,20 @@ The samples never meet inside the loops, so the batch runs in parts, one per BLA
 over every sample, are the parts' sums added. A few samples (one image a call) run the layer's loop
 with the step's product compiled too, :func:`tinynet.kernels.lstm_loop` (twin: the layer's
 :func:`~tinynet.layers.recurrent.lstm_loop`). The first trainable layer of a model (lstm_rows'
-LSTM) skips its input gradient, ``dz W_xᵀ`` over every step, as a first Dense does.
+LSTM) skips its input gradient, ``dz W_xᵀ`` over every step, as a first Dense does. A
+prediction of the last state (``training=False`` without ``return_sequences``) runs the layer's
+:func:`~tinynet.layers.recurrent.lstm_last_state`, which writes no step's states or gates.
 """
 
 from .. import kernels
-from ..layers.recurrent import input_share, lstm_backward, lstm_forward, sequence_output, states_gradient
+from ..layers.recurrent import (
+    input_share,
+    lstm_backward,
+    lstm_forward,
+    lstm_last_state,
+    sequence_output,
+    states_gradient,
+)
 from .parallel import batch_parts, joined, run_in_parts
 from .steps import LayerStep
 
@@ -47,6 +56,15 @@ class LSTMStep(LayerStep):
                 return kernels.lstm_loop(input_share(rows, params["W_x"], params["b"]), params["W_h"])
             return lstm_forward(rows, params["W_x"], params["W_h"], params["b"], cell=kernels.lstm_cell)
 
+        def last_state_part(part):  # a prediction of h_T: nothing kept for a backward
+            rows = x[part]
+            if len(rows) < COMPILED_LOOP_ROWS:
+                return forward_part(part)[0][-1]
+            return lstm_last_state(input_share(rows, params["W_x"], params["b"]), params["W_h"],
+                                   cell=kernels.lstm_cell)
+
+        if not training and not layer.return_sequences:
+            return joined(run_in_parts(last_state_part, parts))
         states = run_in_parts(forward_part, parts)  # (h, c, gates) of each part, time first
         if training:
             self._saved = (x, parts, states)

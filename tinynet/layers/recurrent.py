@@ -62,10 +62,12 @@ layout: then ``h[t]``, step ``t``'s states for the whole batch, is one contiguou
 the step's product reads and its cell writes whole, instead of ``N`` rows ``T+1`` rows apart.
 
 The LSTM's maths is in module-level functions that the layer calls: :func:`lstm_cell` and
-:func:`lstm_cell_backward` (one step, after its product), :func:`lstm_forward` and
-:func:`lstm_backward` (the loops over time, which take the cell functions as arguments),
-and :func:`recurrent_grads` (the sums over steps). The engine runs the same loops with
-compiled cells (``tinynet.kernels.lstm_cell``), whose readable twins are these functions.
+:func:`lstm_cell_backward` (one step, after its product), :func:`lstm_step` (the product and
+the cell), :func:`lstm_forward` and :func:`lstm_backward` (the loops over time, which take the
+cell functions as arguments), and :func:`recurrent_grads` (the sums over steps). The engine runs
+the same loops with compiled cells (``tinynet.kernels.lstm_cell``), whose readable twins are
+these functions; to predict the last state it runs :func:`lstm_last_state`, the loop that keeps
+nothing for a backward.
 """
 
 import numpy as np
@@ -76,7 +78,8 @@ from ..init import as_generator, recurrent_uniform
 from .activations import sigmoid
 from .base import Layer
 
-__all__ = ["RNN", "LSTM", "lstm_cell", "lstm_cell_backward", "lstm_forward", "input_share", "lstm_loop",
+__all__ = ["RNN", "LSTM", "lstm_cell", "lstm_cell_backward", "lstm_forward", "input_share", "lstm_step", "lstm_loop",
+           "lstm_last_state",
            "lstm_backward", "recurrent_grads",
            "sequence_output", "states_gradient"]
 
@@ -144,6 +147,16 @@ def input_share(x, W_x, b):
     return x_part.reshape(steps, n, W_x.shape[1])
 
 
+def lstm_step(h_prev, c_prev, x_share, W_h, cell=lstm_cell):
+    """One step of the recurrence, ``(gates, c_t, h_t)``: ``z_t = x_t W_x + b + h_{t-1} W_h``, then the cell.
+
+    ``x_share`` ``(N, 4H)`` is the step's ``x_t W_x + b`` (:func:`input_share`); ``h_prev``, ``c_prev`` ``(N, H)``.
+    """
+    z = h_prev @ W_h  # (N,H)@(H,4H) -> (N,4H)
+    z += x_share  # z_t = x_t W_x + b + h_{t-1} W_h
+    return cell(z, c_prev)
+
+
 def lstm_loop(x_part, W_h, cell=lstm_cell):
     """The loop over time of :func:`lstm_forward` from every step's input share ``x_part`` ``(T, N, 4H)``
     (:func:`input_share`): ``(h, c, gates)``, time first."""
@@ -152,10 +165,30 @@ def lstm_loop(x_part, W_h, cell=lstm_cell):
     c = np.zeros_like(h)  # c[t] = c_t, c[0] = c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
     for t in range(1, steps + 1):
-        z = h[t - 1] @ W_h  # (N,H)@(H,4H) -> (N,4H)
-        z += x_part[t - 1]  # z_t = x_t W_x + b + h_{t-1} W_h
-        gates[t - 1], c[t], h[t] = cell(z, c[t - 1])
+        gates[t - 1], c[t], h[t] = lstm_step(h[t - 1], c[t - 1], x_part[t - 1], W_h, cell)
     return h, c, gates
+
+
+def lstm_last_state(x_part, W_h, cell=lstm_cell):
+    """``h_T`` ``(N, H)``: the loop of :func:`lstm_loop` keeping only the current ``h`` and ``c``.
+
+    What a prediction of the last state needs: no step's states or gates are kept for a
+    backward, so nothing ``(T, N, ...)`` is written. Its ``h_T`` is :func:`lstm_loop`'s ``h[-1]``,
+    the same operations in the same order.
+
+    Examples
+    --------
+    >>> x_part = np.random.default_rng(0).standard_normal((3, 2, 4))    # 3 steps, 2 samples, H = 1
+    >>> W_h = np.ones((1, 4))
+    >>> bool((lstm_last_state(x_part, W_h) == lstm_loop(x_part, W_h)[0][-1]).all())
+    True
+    """
+    _, n, _ = x_part.shape
+    h = np.zeros((n, W_h.shape[0]), dtype=x_part.dtype)  # h_0 = 0
+    c = np.zeros_like(h)  # c_0 = 0
+    for x_share in x_part:  # (N,4H), step by step
+        _, c, h = lstm_step(h, c, x_share, W_h, cell)
+    return h
 
 
 def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward, input_grad=True):
