@@ -173,8 +173,8 @@ def lstm_last_state(x_part, W_h, cell=lstm_cell):
     """``h_T`` ``(N, H)``: the loop of :func:`lstm_loop` keeping only the current ``h`` and ``c``.
 
     What a prediction of the last state needs: no step's states or gates are kept for a
-    backward, so nothing ``(T, N, ...)`` is written. Its ``h_T`` is :func:`lstm_loop`'s ``h[-1]``,
-    the same operations in the same order.
+    backward (only ``x_part``, the input's share, spans every step). Its ``h_T`` is
+    :func:`lstm_loop`'s ``h[-1]``, the same operations in the same order.
 
     Examples
     --------
