@@ -453,21 +453,49 @@ def _lstm_step_values(n, hidden, scale, seed):
     return z, c_prev, grad_h, grad_c
 
 
+def _lstm_cell_outputs(n, hidden, dtype=np.float32):
+    """Arrays for a step's cell to write into: ``(gates, c, h)`` forward, ``(grad_z, grad_h)`` backward."""
+    return (np.full((n, 4 * hidden), np.nan, dtype), np.full((n, hidden), np.nan, dtype),
+            np.full((n, hidden), np.nan, dtype))
+
+
+def _lstm_cells_both_ways(module, names, z, x_share, c_prev, grad_state, grad_h_next, grad_c):
+    """``(gates, c, h, z_t)`` of a step's cell and ``(grad_z, grad_h, grad_c_prev)`` of its backward, each written
+    by ``module``'s two kernels (``names``: the forward's and the backward's) into new arrays."""
+    n, hidden = c_prev.shape
+    forward, backward = (getattr(module, name) for name in names)
+    z_t, (gates, c, h) = z.copy(), _lstm_cell_outputs(n, hidden, z.dtype)
+    forward(z_t, x_share, c_prev, gates, c, h)
+    grad_c_prev, (grad_z, grad_h, _) = grad_c.copy(), _lstm_cell_outputs(n, hidden, z.dtype)
+    backward(grad_state, grad_h_next, grad_c_prev, gates, c_prev, c, grad_z, grad_h)
+    return (gates, c, h, z_t), (grad_z, grad_h, grad_c_prev)
+
+
 @needs_numba
 @given(st.integers(1, 40), st.integers(1, 24), st.sampled_from([0.1, 1.0, 5.0, 40.0]), seeds)
 def test_lstm_cell_kernels_match_the_layers_cell(n, hidden, scale, seed):
-    """The compiled LSTM cell and its backward agree with the layer's (NumPy) cell to a few float32 ulp."""
+    """The compiled LSTM cell and its backward, writing in place, agree with the layer's (NumPy) cell to a few
+    float32 ulp: the forward given the same z_t, the backward given the same step values."""
     z, c_prev, grad_h, grad_c = _lstm_step_values(n, hidden, scale, seed)
-    fast, slow = jitted.lstm_cell(z, c_prev), reference.lstm_cell_reference(z, c_prev)
-    for a, b in zip(fast, slow, strict=True):  # gates, c_t, h_t
+    share = np.random.default_rng(seed + 1).standard_normal(z.shape).astype(np.float32)
+    grad_next = np.random.default_rng(seed + 2).standard_normal(grad_h.shape).astype(np.float32)
+    fast_forward, fast_backward = _lstm_cells_both_ways(jitted, ("lstm_cell_into", "lstm_cell_backward_into"),
+                                                        z - share, share, c_prev, grad_h, grad_next, grad_c)
+    slow_forward, slow_backward = _lstm_cells_both_ways(
+        reference, ("lstm_cell_into_reference", "lstm_cell_backward_into_reference"), z - share, share, c_prev,
+        grad_h, grad_next, grad_c)
+    for a, b in zip(fast_forward, slow_forward, strict=True):  # gates, c_t, h_t, z_t
         assert a.dtype == np.float32 and a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=5e-7, atol=3e-7 * max(1.0, np.abs(b).max()))
-    gates, c, _ = slow
-    fast = jitted.lstm_cell_backward(grad_h, grad_c, gates, c_prev, c)
-    slow = reference.lstm_cell_backward_reference(grad_h, grad_c, gates, c_prev, c)
-    for a, b in zip(fast, slow, strict=True):  # dz_t, dL/dc_{t-1}
+    # The backward from the same step values (the twin's), so only the backward's rounding is compared.
+    gates, c, _, _ = slow_forward
+    grad_c_prev, (grad_z, grad_h_out, _) = grad_c.copy(), _lstm_cell_outputs(n, hidden)
+    jitted.lstm_cell_backward_into(grad_h, grad_next, grad_c_prev, gates, c_prev, c, grad_z, grad_h_out)
+    for a, b in zip((grad_z, grad_h_out, grad_c_prev), slow_backward, strict=True):  # dz_t, dL/dh_t, dL/dc_{t-1}
         assert a.dtype == np.float32 and a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(b).max()))
+    # The fast backward of the fast forward's values is the same computation: nothing left unwritten.
+    assert all(np.isfinite(a).all() for a in fast_backward)
 
 
 @needs_numba
@@ -492,11 +520,23 @@ def test_lstm_loop_chooser_runs_the_twin_for_float64():
         np.testing.assert_array_equal(got, expected)
 
 
-def test_lstm_cell_chooser_runs_the_twin_for_float64():
-    """The compiled cell is float32's; float64 (the gradient checks') gets the layer's cell, value for value."""
+def test_lstm_cell_choosers_run_the_twins_for_float64_and_for_outputs_they_cannot_write_in_place():
+    """The compiled cells are float32's and write into C-contiguous arrays; float64 (the gradient checks') and
+    a strided output get the layer's cell, value for value, written where the caller asked."""
     z, c_prev, grad_h, grad_c = (array.astype(np.float64) for array in _lstm_step_values(3, 5, 3.0, 0))
-    for got, expected in zip(kernels.lstm_cell(z, c_prev), reference.lstm_cell_reference(z, c_prev), strict=True):
-        np.testing.assert_array_equal(got, expected)
+    names = ("lstm_cell_into", "lstm_cell_backward_into")
+    twins = ("lstm_cell_into_reference", "lstm_cell_backward_into_reference")
+    args = (z, z / 2, c_prev, grad_h, grad_h / 2, grad_c)
+    for got, expected in zip(_lstm_cells_both_ways(kernels, names, *args),
+                             _lstm_cells_both_ways(reference, twins, *args), strict=True):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    z, c_prev = z.astype(np.float32), c_prev.astype(np.float32)
+    gates, c, h = _lstm_cell_outputs(3, 5)
+    strided_h = np.full((3, 10), np.nan, np.float32)[:, ::2]  # every other column: not C-contiguous
+    kernels.lstm_cell_into(z.copy(), z / 2, c_prev, gates, c, strided_h)
+    reference.lstm_cell_into_reference(z.copy(), z / 2, c_prev, gates, c, h)
+    np.testing.assert_array_equal(strided_h, h)
 
 
 @needs_numba

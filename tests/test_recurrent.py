@@ -169,18 +169,67 @@ def test_hidden_grads_are_the_gradient_at_every_state(kind, return_sequences):
 @given(steps=st.integers(1, 6), batch=st.integers(1, 9), hidden=st.integers(1, 5), seed=st.integers(0, 2**16),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_the_last_state_loop_gives_the_full_loops_last_state_exactly(steps, batch, hidden, seed, dtype):
-    """lstm_last_state keeps only h and c, yet its h_T is lstm_loop's h[-1] to the bit, with the layer's cell
-    and with the compiled one the engine passes (float32; other dtypes run its twin)."""
-    from tinynet import kernels
+    """lstm_last_state keeps only h and c, yet its h_T is lstm_loop's h[-1] to the bit."""
     from tinynet.layers.recurrent import lstm_last_state, lstm_loop
 
     rng = np.random.default_rng(seed)
     x_part = rng.standard_normal((steps, batch, 4 * hidden)).astype(dtype)
     W_h = rng.standard_normal((hidden, 4 * hidden)).astype(dtype)
-    for cell in (L.recurrent.lstm_cell, kernels.lstm_cell):
-        last = lstm_last_state(x_part, W_h, cell)
-        assert last.shape == (batch, hidden) and last.dtype == dtype
-        np.testing.assert_array_equal(last, lstm_loop(x_part, W_h, cell)[0][-1])
+    last = lstm_last_state(x_part, W_h)
+    assert last.shape == (batch, hidden) and last.dtype == dtype
+    np.testing.assert_array_equal(last, lstm_loop(x_part, W_h)[0][-1])
+
+
+def _engine_and_layer_loops(steps, batch, hidden, seed, dtype):
+    """The engine's three loops over time and the layer's, on the same drawn values: pairs (engine's, layer's)."""
+    from tinynet.engine.recurrent import backward_through_time, forward_last_state, forward_states
+    from tinynet.layers.recurrent import input_share, lstm_backward, lstm_last_state, lstm_loop, recurrent_grads
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, steps, 3)).astype(dtype)
+    W_x, W_h, b = (rng.standard_normal(shape).astype(dtype) for shape in ((3, 4 * hidden), (hidden, 4 * hidden),
+                                                                          (4 * hidden,)))
+    grad_states = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    x_part = input_share(x, W_x, b)
+    h, c, gates = lstm_loop(x_part, W_h)
+    grad_pre, hidden_grads = backward_through_time(grad_states, c, gates, W_h)
+    grad_x, grads = recurrent_grads(x, h, grad_pre, W_x)
+    expected_x, expected_grads, expected_hidden = lstm_backward(grad_states, x, h, c, gates, W_x, W_h)
+    return [
+        *zip(forward_states(x_part, W_h), (h, c, gates), strict=True),
+        (forward_last_state(x_part, W_h), lstm_last_state(x_part, W_h)),
+        (grad_x, expected_x), (hidden_grads.swapaxes(0, 1), expected_hidden),
+        *((grads[name], expected_grads[name]) for name in ("W_x", "W_h", "b")),
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 6), batch=st.integers(1, 9), hidden=st.integers(1, 5), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_the_engines_loops_are_the_layers_loops_to_the_bit_with_the_twin_cells(steps, batch, hidden, seed, dtype):
+    """The engine's loops over time write each step in place; with the kernels' readable twins (the layer's
+    cell and its backward) every state, gate, gradient and last state is the layer's loops' to the bit."""
+    from tinynet import kernels
+
+    with kernels.use_backend("reference"):
+        pairs = _engine_and_layer_loops(steps, batch, hidden, seed, dtype)
+    for got, expected in pairs:
+        assert got.shape == expected.shape and got.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(tinynet.kernels._load_jitted() is None, reason="numba's JIT is off: no compiled cell to compare")
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 6), batch=st.integers(1, 9), hidden=st.integers(1, 17), seed=st.integers(0, 2**16))
+def test_the_engines_loops_with_the_compiled_cells_agree_with_the_layers_loops(steps, batch, hidden, seed):
+    """With the compiled cells (float32), the engine's loops give the layer's loops' values to float32 rounding."""
+    from tinynet import kernels
+
+    with kernels.use_backend("numba"):
+        pairs = _engine_and_layer_loops(steps, batch, hidden, seed, np.float32)
+    for got, expected in pairs:
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(expected).max()))
 
 
 def test_a_prediction_of_the_last_state_keeps_nothing_and_equals_the_layer():

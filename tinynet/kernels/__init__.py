@@ -447,37 +447,50 @@ def batchnorm_backward(grad, x_hat, gamma, inv_std):
     return _jitted.batchnorm_backward(_contiguous(grad), _contiguous(x_hat), gamma, inv_std)
 
 
-def lstm_cell(z, c_prev):
-    """One LSTM step after its product, ``(gates, c_t, h_t)``; see :func:`.reference.lstm_cell_reference`.
+def _compiled_lstm_step(inputs, outputs):
+    """Whether an LSTM step's arrays suit its compiled kernel: float32 (float64, the gradient checks', runs the
+    twin), and outputs the kernel can write in place (C-contiguous; a copy would not reach the caller)."""
+    return (_jitted is not None and all(array.dtype == np.float32 for array in inputs + outputs)
+            and all(array.flags.c_contiguous for array in outputs))
 
-    The compiled cell is float32's; other dtypes (float64 for gradient checks) run the twin.
+
+def lstm_cell_into(z, x_share, c_prev, gates, c, h):
+    """A step of the LSTM after its product, written into ``gates``, ``c`` and ``h``; see
+    :func:`.reference.lstm_cell_into_reference`.
 
     Examples
     --------
-    >>> gates, c, h = lstm_cell(np.zeros((1, 4), np.float32), np.ones((1, 1), np.float32))
+    >>> z, gates = np.zeros((1, 4), np.float32), np.empty((1, 4), np.float32)
+    >>> c, h = np.empty((1, 1), np.float32), np.empty((1, 1), np.float32)
+    >>> lstm_cell_into(z, np.zeros((1, 4), np.float32), np.ones((1, 1), np.float32), gates, c, h)
     >>> gates, c                                       # every gate half open, g = tanh(0) = 0
     (array([[0.5, 0.5, 0. , 0.5]], dtype=float32), array([[0.5]], dtype=float32))
     """
-    if _jitted is None or z.dtype != np.float32 or c_prev.dtype != np.float32:
-        return reference.lstm_cell_reference(z, c_prev)
-    return _jitted.lstm_cell(_contiguous(z), _contiguous(c_prev))  # one thread: a step is too short to split
+    if not _compiled_lstm_step((x_share, c_prev), (z, gates, c, h)):
+        return reference.lstm_cell_into_reference(z, x_share, c_prev, gates, c, h)
+    # One thread: a step is too short to split.
+    _jitted.lstm_cell_into(z, _contiguous(x_share), _contiguous(c_prev), gates, c, h)
 
 
-def lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c):
-    """One LSTM step backward, ``(dz_t, dL/dc_{t-1})``; see :func:`.reference.lstm_cell_backward_reference`.
+def lstm_cell_backward_into(grad_state, grad_h_next, grad_c, gates, c_prev, c, grad_z, grad_h):
+    """A step of the LSTM's backward, written into ``grad_z``, ``grad_h`` and ``grad_c``; see
+    :func:`.reference.lstm_cell_backward_into_reference`.
 
     Examples
     --------
-    >>> gates, c, h = lstm_cell(np.zeros((1, 4), np.float32), np.ones((1, 1), np.float32))
-    >>> grad_z, grad_c_prev = lstm_cell_backward(np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32),
-    ...                                          gates, np.ones((1, 1), np.float32), c)
-    >>> grad_z.shape, grad_c_prev.shape
-    ((1, 4), (1, 1))
+    >>> one, zero = np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32)
+    >>> gates, c = np.array([[0.5, 0.5, 0.0, 0.5]], np.float32), np.array([[0.5]], np.float32)
+    >>> grad_c, grad_z, grad_h = zero.copy(), np.empty((1, 4), np.float32), np.empty((1, 1), np.float32)
+    >>> lstm_cell_backward_into(one, zero, grad_c, gates, one, c, grad_z, grad_h)
+    >>> grad_h, grad_z.shape
+    (array([[1.]], dtype=float32), (1, 4))
     """
-    arrays = (grad_h, grad_c_next, gates, c_prev, c)
-    if _jitted is None or any(array.dtype != np.float32 for array in arrays):
-        return reference.lstm_cell_backward_reference(*arrays)
-    return _jitted.lstm_cell_backward(*(_contiguous(array) for array in arrays))
+    inputs, outputs = (grad_state, grad_h_next, gates, c_prev, c), (grad_c, grad_z, grad_h)
+    if not _compiled_lstm_step(inputs, outputs):
+        return reference.lstm_cell_backward_into_reference(grad_state, grad_h_next, grad_c, gates, c_prev, c,
+                                                           grad_z, grad_h)
+    _jitted.lstm_cell_backward_into(*(_contiguous(array) for array in inputs[:2]), grad_c,
+                                    *(_contiguous(array) for array in inputs[2:]), grad_z, grad_h)
 
 
 def lstm_loop(x_part, W_h):
@@ -601,8 +614,8 @@ __all__ = [
     "batchnorm_forward",
     "batchnorm_backward",
     "erf",
-    "lstm_cell",
-    "lstm_cell_backward",
+    "lstm_cell_into",
+    "lstm_cell_backward_into",
     "lstm_loop",
     "layernorm_forward",
     "layernorm_backward",

@@ -50,8 +50,8 @@ __all__ = [
     "batchnorm_forward_reference",
     "batchnorm_backward_reference",
     "erf_reference",
-    "lstm_cell_reference",
-    "lstm_cell_backward_reference",
+    "lstm_cell_into_reference",
+    "lstm_cell_backward_into_reference",
     "lstm_loop_reference",
     "layernorm_forward_reference",
     "layernorm_backward_reference",
@@ -261,16 +261,21 @@ def batchnorm_backward_reference(grad, x_hat, gamma, inv_std):
     return normalize_batch_backward(grad, x_hat, gamma, inv_std, len(grad), (0,))
 
 
-def lstm_cell_reference(z, c_prev):
-    """The LSTM layer's step, :func:`~tinynet.layers.recurrent.lstm_cell`: ``(gates, c_t, h_t)`` from ``z_t``
-    ``(N, 4H)`` and ``c_{t-1}`` ``(N, H)`` (sequences need no change of layout)."""
-    return lstm_cell(z, c_prev)
+def lstm_cell_into_reference(z, x_share, c_prev, gates, c, h):
+    """A step of the LSTM after its product, written into the given arrays: the layer's
+    :func:`~tinynet.layers.recurrent.lstm_cell` of ``z_t = z + x_share`` (``z`` is ``h_{t-1} W_h``
+    ``(N, 4H)`` and becomes ``z_t``), its ``(gates, c_t, h_t)`` into ``gates`` ``(N, 4H)``, ``c``
+    and ``h`` ``(N, H)``."""
+    z += x_share  # z_t = h_{t-1} W_h + (x_t W_x + b)
+    gates[...], c[...], h[...] = lstm_cell(z, c_prev)
 
 
-def lstm_cell_backward_reference(grad_h, grad_c_next, gates, c_prev, c):
-    """The LSTM layer's step backward, :func:`~tinynet.layers.recurrent.lstm_cell_backward`:
-    ``(dz_t, dL/dc_{t-1})``."""
-    return lstm_cell_backward(grad_h, grad_c_next, gates, c_prev, c)
+def lstm_cell_backward_into_reference(grad_state, grad_h_next, grad_c, gates, c_prev, c, grad_z, grad_h):
+    """A step of the LSTM's backward, written into the given arrays: ``dL/dh_t = grad_state + grad_h_next``
+    into ``grad_h`` ``(N, H)``, then the layer's :func:`~tinynet.layers.recurrent.lstm_cell_backward`, its
+    ``dz_t`` into ``grad_z`` ``(N, 4H)`` and its ``dL/dc_{t-1}`` into ``grad_c``, which held ``dL/dc_t``."""
+    np.add(grad_state, grad_h_next, out=grad_h)  # dL/dh_t: from the output at t and through step t+1
+    grad_z[...], grad_c[...] = lstm_cell_backward(grad_h, grad_c, gates, c_prev, c)
 
 
 def lstm_loop_reference(x_part, W_h):
