@@ -9,10 +9,11 @@ product written into one array made before the loop, then one compiled pass,
 :func:`tinynet.kernels.lstm_cell_into` or :func:`tinynet.kernels.lstm_cell_backward_into`, that
 adds the step's input share (or the output's gradient) and writes the cell's values straight
 into the arrays that keep every step's (``gates[t-1]``, ``c[t]``, ``h[t]``; ``dz_t``,
-``dL/dh_t``). Their readable twins are the layer's :func:`~tinynet.layers.recurrent.lstm_cell`
-and :func:`~tinynet.layers.recurrent.lstm_cell_backward`; the layer's loops copy what the cell
-returns into those arrays instead (the forward of a 64-row part 15-18% slower). The values are
-the layer's to the bit, given the same cell (tests/test_recurrent.py). The weight gradients,
+``dL/dh_t``). Their readable twins are adapters over the layer's
+:func:`~tinynet.layers.recurrent.lstm_cell` and :func:`~tinynet.layers.recurrent.lstm_cell_backward`;
+the layer's loops copy what the cell returns into those arrays instead (written in place, the
+forward's loop of a 64-row part takes 15-19% less time). The values are the layer's to the bit,
+given the same cell (tests/test_recurrent.py). The weight gradients,
 sums over every step, are the layer's :func:`~tinynet.layers.recurrent.recurrent_grads`.
 
 The samples never meet inside the loops, so the batch runs in parts, one per BLAS thread
