@@ -522,7 +522,8 @@ def test_lstm_loop_chooser_runs_the_twin_for_float64():
 
 def test_lstm_cell_choosers_run_the_twins_for_float64_and_for_outputs_they_cannot_write_in_place():
     """The compiled cells are float32's and write into C-contiguous arrays; float64 (the gradient checks') and
-    a strided output get the layer's cell, value for value, written where the caller asked."""
+    a strided output (any of them, z_t included) get the layer's cell, value for value, written where the
+    caller asked."""
     z, c_prev, grad_h, grad_c = (array.astype(np.float64) for array in _lstm_step_values(3, 5, 3.0, 0))
     names = ("lstm_cell_into", "lstm_cell_backward_into")
     twins = ("lstm_cell_into_reference", "lstm_cell_backward_into_reference")
@@ -531,12 +532,35 @@ def test_lstm_cell_choosers_run_the_twins_for_float64_and_for_outputs_they_canno
                              _lstm_cells_both_ways(reference, twins, *args), strict=True):
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_array_equal(a, b)
-    z, c_prev = z.astype(np.float32), c_prev.astype(np.float32)
-    gates, c, h = _lstm_cell_outputs(3, 5)
-    strided_h = np.full((3, 10), np.nan, np.float32)[:, ::2]  # every other column: not C-contiguous
-    kernels.lstm_cell_into(z.copy(), z / 2, c_prev, gates, c, strided_h)
-    reference.lstm_cell_into_reference(z.copy(), z / 2, c_prev, gates, c, h)
-    np.testing.assert_array_equal(strided_h, h)
+    # Each output in turn a strided view (every other column of a wider array: not C-contiguous).
+    z, c_prev, grad_h, grad_c = _lstm_step_values(3, 5, 3.0, 1)
+    share, grad_next = z / 2, grad_h / 2
+
+    def strided(array):
+        wide = np.full((array.shape[0], 2 * array.shape[1]), np.nan, array.dtype)
+        wide[:, ::2] = array
+        return wide[:, ::2]
+
+    expected_forward = (z.copy(), *_lstm_cell_outputs(3, 5))  # z_t, gates, c_t, h_t
+    reference.lstm_cell_into_reference(*expected_forward[:1], share, c_prev, *expected_forward[1:])
+    for which in range(4):
+        arrays = [z.copy(), *_lstm_cell_outputs(3, 5)]
+        arrays[which] = strided(arrays[which])
+        kernels.lstm_cell_into(arrays[0], share, c_prev, *arrays[1:])
+        for got, expected in zip(arrays, expected_forward, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    _, gates, c, _ = expected_forward
+    grad_z, grad_h_out, _ = _lstm_cell_outputs(3, 5)
+    expected_backward = [grad_c.copy(), grad_z, grad_h_out]  # dL/dc_{t-1}, dz_t, dL/dh_t
+    reference.lstm_cell_backward_into_reference(grad_h, grad_next, expected_backward[0], gates, c_prev, c,
+                                                *expected_backward[1:])
+    for which in range(3):
+        grad_z, grad_h_out, _ = _lstm_cell_outputs(3, 5)
+        arrays = [grad_c.copy(), grad_z, grad_h_out]
+        arrays[which] = strided(arrays[which])
+        kernels.lstm_cell_backward_into(grad_h, grad_next, arrays[0], gates, c_prev, c, *arrays[1:])
+        for got, expected in zip(arrays, expected_backward, strict=True):
+            np.testing.assert_array_equal(got, expected)
 
 
 @needs_numba

@@ -22,8 +22,10 @@ over every sample, are the parts' sums added. A few samples (one image a call) r
 with the step's product compiled too, :func:`tinynet.kernels.lstm_loop` (twin: the layer's
 :func:`~tinynet.layers.recurrent.lstm_loop`). The first trainable layer of a model (lstm_rows'
 LSTM) skips its input gradient, ``dz W_xᵀ`` over every step, as a first Dense does. A
-prediction of the last state (``training=False`` without ``return_sequences``) keeps only the
-current ``h`` and ``c``, as the layer's :func:`~tinynet.layers.recurrent.lstm_last_state` does.
+prediction of the last state (``training=False`` without ``return_sequences``) of 8 samples or
+more keeps two ``h`` and ``c`` (the step's and the one before) and one step's gates, as the
+layer's :func:`~tinynet.layers.recurrent.lstm_last_state` keeps only the current state; fewer
+samples run the compiled loop, which keeps every step's.
 """
 
 import numpy as np

@@ -63,11 +63,13 @@ the step's product reads and its cell writes whole, instead of ``N`` rows ``T+1`
 
 The LSTM's maths is in module-level functions that the layer calls: :func:`lstm_cell` and
 :func:`lstm_cell_backward` (one step, after its product), :func:`lstm_step` (the product and
-the cell), :func:`lstm_forward` and :func:`lstm_backward` (the loops over time, which take the
-cell functions as arguments), and :func:`recurrent_grads` (the sums over steps). The engine runs
-the same loops with compiled cells (``tinynet.kernels.lstm_cell``), whose readable twins are
-these functions; to predict the last state it runs :func:`lstm_last_state`, the loop that keeps
-nothing for a backward.
+the cell), :func:`lstm_forward` and :func:`lstm_backward` (the loops over time), and
+:func:`recurrent_grads` (the sums over steps); :func:`lstm_last_state` is the forward's loop
+keeping only the current state, what a prediction of ``h_T`` needs. The engine
+(``tinynet.engine.recurrent``) runs the same loops, each step's cell compiled and written in
+place into the arrays that keep every step's; the compiled cells' readable twins are
+:func:`lstm_cell` and :func:`lstm_cell_backward`, and with the twins its loops give these
+loops' values to the bit.
 """
 
 import numpy as np
@@ -131,11 +133,10 @@ def time_first(x):
     return np.ascontiguousarray(x.swapaxes(0, 1))
 
 
-def lstm_forward(x, W_x, W_h, b, cell=lstm_cell):
+def lstm_forward(x, W_x, W_h, b):
     """The LSTM over time: ``(h, c, gates)``, time first, from ``x`` ``(N, T, D)``: ``h`` and ``c``
-    ``(T+1, N, H)`` (``h[0] = c[0] = 0``), ``gates`` ``(T, N, 4H)``. ``cell`` computes each step from
-    ``z_t`` and ``c_{t-1}`` (:func:`lstm_cell`, or a compiled function that returns the same)."""
-    return lstm_loop(input_share(x, W_x, b), W_h, cell)
+    ``(T+1, N, H)`` (``h[0] = c[0] = 0``), ``gates`` ``(T, N, 4H)``."""
+    return lstm_loop(input_share(x, W_x, b), W_h)
 
 
 def input_share(x, W_x, b):
@@ -147,17 +148,17 @@ def input_share(x, W_x, b):
     return x_part.reshape(steps, n, W_x.shape[1])
 
 
-def lstm_step(h_prev, c_prev, x_share, W_h, cell=lstm_cell):
+def lstm_step(h_prev, c_prev, x_share, W_h):
     """One step of the recurrence, ``(gates, c_t, h_t)``: ``z_t = x_t W_x + b + h_{t-1} W_h``, then the cell.
 
     ``x_share`` ``(N, 4H)`` is the step's ``x_t W_x + b`` (:func:`input_share`); ``h_prev``, ``c_prev`` ``(N, H)``.
     """
     z = h_prev @ W_h  # (N,H)@(H,4H) -> (N,4H)
     z += x_share  # z_t = x_t W_x + b + h_{t-1} W_h
-    return cell(z, c_prev)
+    return lstm_cell(z, c_prev)
 
 
-def lstm_loop(x_part, W_h, cell=lstm_cell):
+def lstm_loop(x_part, W_h):
     """The loop over time of :func:`lstm_forward` from every step's input share ``x_part`` ``(T, N, 4H)``
     (:func:`input_share`): ``(h, c, gates)``, time first."""
     steps, n, _ = x_part.shape
@@ -165,11 +166,11 @@ def lstm_loop(x_part, W_h, cell=lstm_cell):
     c = np.zeros_like(h)  # c[t] = c_t, c[0] = c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
     for t in range(1, steps + 1):
-        gates[t - 1], c[t], h[t] = lstm_step(h[t - 1], c[t - 1], x_part[t - 1], W_h, cell)
+        gates[t - 1], c[t], h[t] = lstm_step(h[t - 1], c[t - 1], x_part[t - 1], W_h)
     return h, c, gates
 
 
-def lstm_last_state(x_part, W_h, cell=lstm_cell):
+def lstm_last_state(x_part, W_h):
     """``h_T`` ``(N, H)``: the loop of :func:`lstm_loop` keeping only the current ``h`` and ``c``.
 
     What a prediction of the last state needs: no step's states or gates are kept for a
@@ -187,15 +188,14 @@ def lstm_last_state(x_part, W_h, cell=lstm_cell):
     h = np.zeros((n, W_h.shape[0]), dtype=x_part.dtype)  # h_0 = 0
     c = np.zeros_like(h)  # c_0 = 0
     for x_share in x_part:  # (N,4H), step by step
-        _, c, h = lstm_step(h, c, x_share, W_h, cell)
+        _, c, h = lstm_step(h, c, x_share, W_h)
     return h
 
 
-def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell_backward, input_grad=True):
+def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, input_grad=True):
     """Backprop through time: ``(dX, grads, hidden_grads)`` from ``dH`` ``(T, N, H)`` (:func:`states_gradient`)
     and :func:`lstm_forward`'s values; ``dX`` is ``(N, T, D)`` (None with ``input_grad=False``), ``hidden_grads``
-    (``dL/dh_t``) ``(N, T, H)``. ``cell_backward`` is :func:`lstm_cell_backward` or a compiled function that
-    returns the same."""
+    (``dL/dh_t``) ``(N, T, H)``."""
     steps, n, hidden = grad_states.shape
     grad_pre = np.empty_like(gates)  # dz_t for every step: (T,N,4H)
     hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step: (T,N,H)
@@ -203,7 +203,7 @@ def lstm_backward(grad_states, x, h, c, gates, W_x, W_h, cell_backward=lstm_cell
     grad_c_next = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}
     for t in range(steps, 0, -1):  # t = T, ..., 1
         grad_h = hidden_grads[t - 1] = grad_states[t - 1] + grad_h_next  # (N,H): both paths into h_t
-        grad_pre[t - 1], grad_c_next = cell_backward(grad_h, grad_c_next, gates[t - 1], c[t - 1], c[t])
+        grad_pre[t - 1], grad_c_next = lstm_cell_backward(grad_h, grad_c_next, gates[t - 1], c[t - 1], c[t])
         grad_h_next = grad_pre[t - 1] @ W_h.T  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
     grad_x, grads = recurrent_grads(x, h, grad_pre, W_x, input_grad)
     return grad_x, grads, hidden_grads.swapaxes(0, 1)
