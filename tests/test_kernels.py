@@ -485,14 +485,14 @@ def test_lstm_cell_kernels_match_the_layers_cell(n, hidden, scale, seed):
         reference, ("lstm_cell_into_reference", "lstm_cell_backward_into_reference"), z - share, share, c_prev,
         grad_h, grad_next, grad_c)
     for a, b in zip(fast_forward, slow_forward, strict=True):  # gates, c_t, h_t, z_t
-        assert a.dtype == np.float32 and a.shape == b.shape
+        assert a.dtype == np.float32 and a.shape == b.shape and np.isfinite(b).all()  # NaN == NaN would pass
         np.testing.assert_allclose(a, b, rtol=5e-7, atol=3e-7 * max(1.0, np.abs(b).max()))
     # The backward from the same step values (the twin's), so only the backward's rounding is compared.
     gates, c, _, _ = slow_forward
     grad_c_prev, (grad_z, grad_h_out, _) = grad_c.copy(), _lstm_cell_outputs(n, hidden)
     jitted.lstm_cell_backward_into(grad_h, grad_next, grad_c_prev, gates, c_prev, c, grad_z, grad_h_out)
     for a, b in zip((grad_z, grad_h_out, grad_c_prev), slow_backward, strict=True):  # dz_t, dL/dh_t, dL/dc_{t-1}
-        assert a.dtype == np.float32 and a.shape == b.shape
+        assert a.dtype == np.float32 and a.shape == b.shape and np.isfinite(b).all()
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(b).max()))
     # The fast backward of the fast forward's values is the same computation: nothing left unwritten.
     assert all(np.isfinite(a).all() for a in fast_backward)
@@ -549,11 +549,13 @@ def test_lstm_cell_choosers_run_the_twins_for_float64_and_for_outputs_they_canno
         kernels.lstm_cell_into(arrays[0], share, c_prev, *arrays[1:])
         for got, expected in zip(arrays, expected_forward, strict=True):
             np.testing.assert_array_equal(got, expected)
+    assert all(np.isfinite(array).all() for array in expected_forward)  # every output written (NaN == NaN here)
     _, gates, c, _ = expected_forward
     grad_z, grad_h_out, _ = _lstm_cell_outputs(3, 5)
     expected_backward = [grad_c.copy(), grad_z, grad_h_out]  # dL/dc_{t-1}, dz_t, dL/dh_t
     reference.lstm_cell_backward_into_reference(grad_h, grad_next, expected_backward[0], gates, c_prev, c,
                                                 *expected_backward[1:])
+    assert all(np.isfinite(array).all() for array in expected_backward)
     for which in range(3):
         grad_z, grad_h_out, _ = _lstm_cell_outputs(3, 5)
         arrays = [grad_c.copy(), grad_z, grad_h_out]

@@ -489,8 +489,8 @@ def lstm_cell_backward_into(grad_state, grad_h_next, grad_c, gates, c_prev, c, g
     if not _compiled_lstm_step(inputs, outputs):
         return reference.lstm_cell_backward_into_reference(grad_state, grad_h_next, grad_c, gates, c_prev, c,
                                                            grad_z, grad_h)
-    _jitted.lstm_cell_backward_into(*(_contiguous(array) for array in inputs[:2]), grad_c,
-                                    *(_contiguous(array) for array in inputs[2:]), grad_z, grad_h)
+    grad_state, grad_h_next, gates, c_prev, c = (_contiguous(array) for array in inputs)
+    _jitted.lstm_cell_backward_into(grad_state, grad_h_next, grad_c, gates, c_prev, c, grad_z, grad_h)
 
 
 def lstm_loop(x_part, W_h):
