@@ -56,10 +56,50 @@ def test_test_time_augmentation_averages_the_shifted_views():
         return probabilities
 
     plain = dataclasses.replace(speedrun.RECIPES["99.0"], tta=0)
-    accuracy, seconds = speedrun.evaluate(plain, predict, images, labels)
-    assert seconds == 0.0 and accuracy == (labels == 0).mean()  # argmax of a uniform row: class 0
-    accuracy, seconds = speedrun.evaluate(dataclasses.replace(plain, tta=1), predict, images, labels)
-    assert accuracy == 1.0 and seconds > 0
+    accuracy, seconds, without = speedrun.evaluate(plain, predict, images, labels)
+    assert seconds == 0.0 and accuracy == without == (labels == 0).mean()  # argmax of a uniform row: class 0
+    accuracy, seconds, without = speedrun.evaluate(dataclasses.replace(plain, tta=1), predict, images, labels)
+    assert accuracy == 1.0 and seconds > 0 and without == (labels == 0).mean()
+
+
+def test_an_ensemble_averages_its_members_and_counts_each_ones_training():
+    """Members trained from seeds 1000 apart; the average of their probabilities, the seconds summed."""
+    calls = []
+
+    def trainer(recipe, train, seed):
+        calls.append(seed)
+        return (lambda images: np.eye(3)[np.full(len(images), seed % 3)]), 1.5
+
+    recipe = dataclasses.replace(speedrun.RECIPES["99.0"], ensemble=3)
+    predict, seconds, members = speedrun.train_ensemble(trainer, recipe, None, 7)
+    assert calls == [7, 1007, 2007] and seconds == 4.5 and len(members) == 3
+    # the members vote classes 1, 2 and 0 (their seeds mod 3): a third each
+    np.testing.assert_allclose(predict(np.zeros((2, 1, 4, 4))), np.full((2, 3), 1 / 3))
+    single, seconds, members = speedrun.train_ensemble(trainer, dataclasses.replace(recipe, ensemble=1), None, 4)
+    assert calls[-1] == 4 and seconds == 1.5 and (single(np.zeros((1, 1, 4, 4))) == [[0, 1, 0]]).all()
+
+
+def test_the_ensemble_curve_shows_what_each_member_added():
+    """Three members, each right on a different third of the images and unsure elsewhere."""
+    labels = np.arange(6) % 2
+    images = np.arange(6).reshape(6, 1, 1, 1).astype(np.uint8)
+
+    def member(right_on):
+        def predict(batch):
+            index = batch[:, 0, 0, 0].astype(int)
+            probabilities = np.tile([0.45, 0.55], (len(batch), 1))  # unsure, leaning to class 1
+            known = np.isin(index, right_on)
+            probabilities[known] = np.eye(2)[labels[index[known]]]
+            return probabilities
+        return predict
+
+    members = [member([0, 1]), member([2, 3]), member([4, 5])]
+    alone, first_k = speedrun.ensemble_curve(dataclasses.replace(speedrun.RECIPES["99.0"], tta=0), members,
+                                             images, labels)
+    # alone: its own two right, and class 1 elsewhere (right on the other odd images): 4/6 each
+    assert alone == [4 / 6] * 3
+    # first two: each confident pair outweighs one unsure vote; the last pair leans to 1 (one right)
+    assert first_k == [4 / 6, 5 / 6, 1.0]
 
 
 def test_every_recipe_has_a_time_budget():
@@ -88,6 +128,7 @@ def test_numba_target_names_a_cpu():
     (["99.0", "--set", "epochs"], "--set takes FIELD=VALUE, got 'epochs'"),
     (["99.0", "--set", "epochs=0"], "--set epochs=0: epochs must be at least 1"),
     (["99.0", "--set", "batch_size=-1"], "--set batch_size=-1: batch_size must be at least 1"),
+    (["99.0", "--set", "ensemble=0"], "--set ensemble=0: ensemble must be at least 1"),
     (["99.0", "--set", "lr=-1"], "the recipe does not build: OneCycle expects max_lr to be a positive number"),
     (["99.0", "--set", "width=0"], "the recipe does not build: Conv2D expects out_channels to be a positive int"),
     (["99.0", "--set", "beta2=1"], "the recipe does not build: Adam expects beta2"),
