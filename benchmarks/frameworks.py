@@ -332,10 +332,13 @@ def blas_description():
     """NumPy's BLAS library, version and the kernel it chose for this CPU (threadpoolctl)."""
     from threadpoolctl import threadpool_info
 
-    for info in threadpool_info():
-        if info.get("user_api") == "blas":
-            return f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture', '?')} kernels)"
-    return "unknown"
+    libraries = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    # SciPy brings a BLAS of its own, listed first when SciPy loaded first: NumPy's does the products.
+    libraries.sort(key=lambda info: "numpy" not in str(info.get("filepath", "")))
+    if not libraries:
+        return "unknown"
+    info = libraries[0]
+    return f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture', '?')} kernels)"
 
 
 #: Environment variables that pick a BLAS or NumPy kernel by hand instead of by the CPU's features.

@@ -116,10 +116,19 @@ RECIPES = {
                    pct_start=0.25, label_smoothing=0.1, second=16),
     "99.5": Recipe(width=16, dense=128, batchnorm=True, epochs=4, batch_size=256, lr=3e-2, beta1=0.7, beta2=0.9,
                    pct_start=0.25, shift=2, rotation=5, scale=0.05, label_smoothing=0.1),
-    # tinynet.models.cnn() and its recipe (chosen on the validation split at 12 epochs), trained longer.
-    "99.7": Recipe(width=32, dense=128, batchnorm=True, epochs=20, batch_size=128, lr=1e-2, beta1=0.9,
-                   beta2=0.999, pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True, dropout=0.3),
+    # tinynet.models.cnn() and its recipe (chosen on the validation split at 12 epochs), trained longer,
+    # at batch 256 and twice the peak rate, with label smoothing and translation at test time
+    # (validation, seed 0: 99.68% at 20 epochs, 99.66% at 24, 99.64% at 32).
+    "99.7": Recipe(width=32, dense=128, batchnorm=True, epochs=20, batch_size=256, lr=2e-2, beta1=0.9,
+                   beta2=0.999, pct_start=0.3, shift=2, rotation=10, scale=0.1, third_conv=True, dropout=0.3,
+                   label_smoothing=0.1, tta=1),
 }
+# Three of the 99.7% networks, averaged. On the validation split (seed 0) averaging gained nothing:
+# five members scored 99.65-99.68% alone with their translations and 99.68, 99.68, 99.68, 99.66,
+# 99.66% as the first 1 .. 5 averaged; a wider network (width 48) 99.68%. No recipe tried reaches
+# 99.75% there; three averaged tie for the best score, kept in the hope that averaging helps on
+# unseen images, in about half the 20-minute budget (room for a slower hour).
+RECIPES["99.75"] = dataclasses.replace(RECIPES["99.7"], ensemble=3)
 
 
 def _load(validation):

@@ -106,6 +106,21 @@ def test_every_recipe_has_a_time_budget():
     assert set(speedrun.RECIPES) <= set(speedrun.TIME_BUDGETS)
 
 
+def test_the_blas_named_is_numpys_even_when_scipys_loaded_first(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="the BLAS is read through threadpoolctl")
+    found = [{"user_api": "openmp", "internal_api": "openmp", "filepath": "/lib/libgomp.so"},
+             {"user_api": "blas", "internal_api": "openblas", "version": "0.3.30", "architecture": "Haswell",
+              "filepath": "/site-packages/scipy.libs/libscipy_openblas.so"},
+             {"user_api": "blas", "internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
+              "filepath": "/site-packages/numpy.libs/libscipy_openblas64_.so"}]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: found)
+    assert frameworks.blas_description() == "openblas 0.3.31 (SkylakeX kernels)"
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: found[:2])  # no NumPy entry: the BLAS there is
+    assert frameworks.blas_description() == "openblas 0.3.30 (Haswell kernels)"
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: found[:1])
+    assert frameworks.blas_description() == "unknown"
+
+
 def test_kernel_warning_names_each_forcing_variable():
     assert frameworks.kernel_warning({}) == ""
     warning = frameworks.kernel_warning({"OPENBLAS_CORETYPE": "Haswell", "HOME": "/root"})
