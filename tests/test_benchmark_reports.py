@@ -188,6 +188,8 @@ def test_the_speedrun_checks_its_arguments_before_loading_data(tmp_path, argumen
     ("profile_inference.py", ["cnn", "--batches", "128", "0"], "argument --batches: must be at least 1"),
     ("profile_inference.py", ["cnn", "--threads", "two"], "argument --threads: expected a whole number"),
     ("profile_inference.py", ["resnet"], "argument model: invalid choice: 'resnet'"),
+    ("profile_lstm.py", ["--batch", "4"], "argument --batch: must be at least 8"),
+    ("profile_lstm.py", ["--rounds", "0"], "argument --rounds: must be at least 1"),
 ])
 def test_the_other_benchmark_programs_check_their_arguments_first(tmp_path, program, arguments, complaint):
     """Negative seeds, zero epochs, threads or repeats, a folder that is no checkout: status 2, before any work."""
@@ -200,3 +202,14 @@ def test_the_other_benchmark_programs_check_their_arguments_first(tmp_path, prog
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith(f"{program}: error: ") and complaint in errors[0], errors
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_lstm_profile_times_every_piece_of_a_prediction():
+    """profile_lstm.py's pieces: PyTorch and tinynet whole, the input product, the steps, their products and cells."""
+    pytest.importorskip("torch", reason="the profile puts PyTorch's prediction beside tinynet's: pip install torch")
+    import profile_lstm
+
+    medians, flops = profile_lstm.profile(batch=8, rounds=1)
+    assert len(medians) == 6 and all(seconds > 0 for seconds in medians.values())
+    assert any(name.startswith("PyTorch") for name in medians) and "  of which 28 cells (compiled)" in medians
+    assert flops == 2 * 8 * 128 * 4 * 128 * 28  # 28 products (8, 128) @ (128, 512)
