@@ -1,6 +1,6 @@
 """The MNIST speedrun: a fixed recipe per target accuracy, trained on two CPU cores, timed.
 
-    python benchmarks/speedrun.py 99.0|99.5|99.7|99.75 [--seeds N] [--framework tinynet|pytorch]
+    python benchmarks/speedrun.py 99.0|99.5|99.7|99.75 [--seeds N] [--framework tinynet|pytorch|keras]
     python benchmarks/speedrun.py 99.0 --validation [--set epochs=3 --set width=16 ...]
 
 Each seed builds the target's network from its own initial weights, trains it on the
@@ -23,7 +23,10 @@ are in RESULTS.md.
 ``--framework pytorch`` trains the same recipe from the same initial weights (tinynet's,
 copied with ``tinynet.export.to_torch``) with PyTorch's fused Adam: the same batches, the
 same learning rate at every step, the same augmentation of every image (one NumPy generator,
-seeded alike), so only the framework differs.
+seeded alike), so only the framework differs. ``--framework keras`` does the same in Keras (on
+TensorFlow, where it is installed): the network rebuilt layer for layer with tinynet's initial
+weights (:func:`keras_network`), Keras's Adam, one traced training step, the images moved to
+Keras's channels-last layout batch by batch. Dropout masks are each framework's own.
 """
 
 import argparse
@@ -44,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "examples"))
 from cli import whole_number  # noqa: E402 (the examples' argument types)
-from frameworks import blas_description, kernel_warning, numba_target, torch_epoch  # noqa: E402
+from frameworks import blas_description, framework, kernel_warning, numba_target, torch_epoch  # noqa: E402
 from results import _cpu_info, vector_extensions  # noqa: E402
 
 import tinynet  # noqa: E402
@@ -192,6 +195,105 @@ def train_pytorch(recipe, train, seed):
     return predict, seconds
 
 
+def keras_network(model, keras):
+    """A Keras ``Sequential`` on NHWC images computing what the recipe's tinynet ``model`` computes,
+    from the same weights and running statistics.
+
+    Keras keeps images channels-last, so the filters are stored ``(kh, kw, C, F)`` and the first
+    Dense after a Flatten gets its rows reordered from ``(C, H, W)`` to ``(H, W, C)``.
+    BatchNormalization's ``momentum`` is the weight of the running value: tinynet's ``1 - momentum``.
+    """
+    layers, stack, weights = keras.layers, [], []
+    shapes = [(1, 28, 28), *model.output_shapes((1, 28, 28))]  # NCHW, each layer's input first
+    flattened = None  # (C, H, W) of the last Flatten, until the Dense after it
+    for layer, shape in zip(model.layers, shapes, strict=False):
+        params = {name: np.asarray(value) for name, value in layer.state_dict().items()}
+        if isinstance(layer, Conv2D):
+            if any(layer.padding):
+                raise ValueError("keras_network copies unpadded convolutions only, as the recipes build them")
+            stack.append(layers.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride))
+            weights.append([params["W"].transpose(2, 3, 1, 0), params["b"]])
+        elif isinstance(layer, (BatchNorm1D, BatchNorm2D)):
+            stack.append(layers.BatchNormalization(momentum=1 - layer.momentum, epsilon=layer.eps))
+            weights.append([params["gamma"], params["beta"], params["running_mean"], params["running_var"]])
+        elif isinstance(layer, Dense):
+            W = params["W"]
+            if flattened is not None:  # rows in (C, H, W) order -> Keras's (H, W, C)
+                W = W.reshape(*flattened, -1).transpose(1, 2, 0, 3).reshape(W.shape)
+                flattened = None
+            stack.append(layers.Dense(layer.out_features))
+            weights.append([W, params["b"]])
+        elif isinstance(layer, ReLU):
+            stack.append(layers.ReLU())
+        elif isinstance(layer, MaxPool2D):
+            stack.append(layers.MaxPooling2D(layer.pool_size, strides=layer.stride))
+        elif isinstance(layer, Flatten):
+            stack.append(layers.Flatten())
+            flattened = shape
+        elif isinstance(layer, Dropout):
+            stack.append(layers.Dropout(layer.rate))
+        else:
+            raise ValueError(f"keras_network does not copy {type(layer).__name__} layers")
+        if len(weights) < len(stack):
+            weights.append([])
+    net = keras.Sequential([keras.Input((28, 28, 1)), *stack])
+    for keras_layer, arrays in zip(net.layers, weights, strict=True):
+        if arrays:
+            keras_layer.set_weights(arrays)
+    return net
+
+
+def train_keras(recipe, train, seed):
+    """Keras trained from the same initial weights on the same batches; its predict and training seconds.
+
+    The training step is one ``tf.function``, traced before the clock starts (as tinynet's
+    kernels are compiled before it); the images are moved to Keras's channels-last layout
+    batch by batch, inside the clock.
+    """
+    adapter = framework("keras")
+    tf, keras = adapter.tf, adapter.keras
+    keras.utils.set_random_seed(seed)
+    net = keras_network(recipe.build(rng=seed), keras)
+    optimizer = keras.optimizers.Adam(learning_rate=recipe.lr, beta_1=recipe.beta1, beta_2=recipe.beta2,
+                                      epsilon=1e-8)
+    optimizer.build(net.trainable_variables)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            value = loss(tf.one_hot(labels, 10), net(images, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(value, net.trainable_variables), net.trainable_variables,
+                                      strict=True))
+
+    step.get_concrete_function()  # traced now, outside the clock
+    schedule, augment = recipe.schedule(len(train[0])), recipe.augment()
+    rng = np.random.default_rng(seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
+    x, y = train
+    labels = y.astype(np.int32)
+    scale = np.float32(1 / 255)
+    count = 0
+    started = time.perf_counter()
+    for _ in range(recipe.epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), recipe.batch_size):
+            index = order[start:start + recipe.batch_size]
+            optimizer.learning_rate.assign(schedule(count))
+            batch = x[index].astype(np.float32) * scale
+            if augment is not None:
+                batch = augment(batch, rng)
+            step(np.ascontiguousarray(np.moveaxis(batch, 1, -1)), labels[index])
+            count += 1
+    seconds = time.perf_counter() - started
+
+    def predict(images):
+        batches = [np.moveaxis(images[i:i + 1000].astype(np.float32) * scale, 1, -1)
+                   for i in range(0, len(images), 1000)]
+        return np.concatenate([tf.nn.softmax(net(batch, training=False)).numpy() for batch in batches])
+
+    return predict, seconds
+
+
 def train_ensemble(trainer, recipe, train, seed):
     """``recipe.ensemble`` networks trained one after another (seeds ``seed``, ``seed + 1000``, ...):
     the predict that averages their class probabilities, their training seconds summed, and
@@ -313,12 +415,20 @@ def _recipe(parser, target, settings):
     return recipe
 
 
+def framework_threads(name):
+    """The threads PyTorch or Keras ran on, as their adapters read them."""
+    return framework(name).threads()
+
+
+TRAINERS = {"tinynet": train_tinynet, "pytorch": train_pytorch, "keras": train_keras}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=sorted(RECIPES))
     parser.add_argument("--seeds", type=whole_number(1), default=5, help="seeds 0 .. N-1 (default 5)")
     parser.add_argument("--first-seed", type=whole_number(0), default=0)
-    parser.add_argument("--framework", choices=["tinynet", "pytorch"], default="tinynet")
+    parser.add_argument("--framework", choices=sorted(TRAINERS), default="tinynet")
     parser.add_argument("--validation", action="store_true",
                         help="train on the first 50,000 training images and report the accuracy on the last 10,000")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -327,12 +437,14 @@ def main(argv=None):
     recipe = _recipe(parser, args.target, args.set)
     if args.framework == "pytorch" and importlib.util.find_spec("torch") is None:
         parser.error("--framework pytorch needs PyTorch, which is not installed: pip install torch")
+    if args.framework == "keras" and importlib.util.find_spec("tensorflow") is None:
+        parser.error("--framework keras needs TensorFlow, which is not installed: pip install tensorflow-cpu")
 
     started = time.perf_counter()
     train, evaluation, metric = _load(args.validation)
     load_seconds = time.perf_counter() - started
     jit_seconds = _compile_kernels(recipe, train) if args.framework == "tinynet" else 0.0
-    trainer = train_tinynet if args.framework == "tinynet" else train_pytorch
+    trainer = TRAINERS[args.framework]
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         predict, seconds, members = train_ensemble(trainer, recipe, train, seed)
@@ -351,7 +463,8 @@ def main(argv=None):
         **({"mean_tta_seconds": round(statistics.mean(run["tta_seconds"] for run in runs), 2)} if recipe.tta else {}),
         "cpu": cpu(), "load_seconds": round(load_seconds, 2), "jit_seconds": round(jit_seconds, 2),
         "threads": f"BLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
-                   f"numba {tinynet.kernels.get_num_threads()}",
+                   f"numba {tinynet.kernels.get_num_threads()}"
+                   + (f", {args.framework} {framework_threads(args.framework)}" if args.framework != "tinynet" else ""),
         "blas": blas_description(), "numba": numba_target(),
         **({"warning": kernel_warning()} if kernel_warning() else {}),
         "verdict": verdict(args.target, statistics.mean(accuracies), runs),

@@ -102,6 +102,22 @@ def test_the_ensemble_curve_shows_what_each_member_added():
     assert first_k == [4 / 6, 5 / 6, 1.0]
 
 
+@pytest.mark.parametrize("target", ["99.0", "99.7"])
+def test_the_keras_network_computes_what_the_recipes_network_computes(target):
+    """Same logits from the same weights and running statistics, NCHW in tinynet and NHWC in Keras."""
+    pytest.importorskip("tensorflow", reason="the speedrun's Keras side needs TensorFlow: pip install tensorflow-cpu")
+    keras = frameworks.framework("keras").keras
+    model = speedrun.RECIPES[target].build(rng=3)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:  # statistics away from 0 and 1, so a misplaced one shows
+        if "running_mean" in layer.buffers:
+            layer.buffers["running_mean"][...] = rng.normal(size=layer.buffers["running_mean"].shape)
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 2, size=layer.buffers["running_var"].shape)
+    images = rng.random((5, 1, 28, 28), dtype=np.float32)
+    logits = np.asarray(speedrun.keras_network(model, keras)(np.moveaxis(images, 1, -1), training=False))
+    np.testing.assert_allclose(logits, model.forward(images, training=False), rtol=1e-4, atol=1e-4)
+
+
 def test_every_recipe_has_a_time_budget():
     assert set(speedrun.RECIPES) <= set(speedrun.TIME_BUDGETS)
 
