@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 import tinynet
+from tinynet.training.inputs import as_batch, training_batches
 
 MODELS = ("basic_mlp", "small_cnn", "keras_convnet", "cnn")
 SEQUENCE_MODELS = ("lstm_rows", "vit")  # the LSTM reading rows and the vision transformer
@@ -283,25 +284,38 @@ def made():
     return dict(_made)
 
 
-def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, step=0, label_smoothing=0.0):
-    """One epoch of PyTorch training on the batches tinynet's ``fit`` would make; returns the step count after it.
+def fit_generator(model, seed):
+    """The generator tinynet's ``fit(model, seed=seed)`` draws its batches and augmentation from,
+    after the draws ``fit`` makes first (one seed for each Dropout layer's masks), so another
+    framework trained on :func:`fit_batches` of it sees the batches tinynet's fit sees."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.reseed(rng)
+    return rng
 
-    ``x`` holds uint8 images, shuffled by ``rng`` and scaled batch by batch; ``schedule(step)``
-    sets the learning rate before every step; ``augment`` (or None) changes each batch with the
-    same generator. ``labels`` is a tensor of int64 classes; ``label_smoothing`` as in
-    tinynet's ``SoftmaxCrossEntropy``.
+
+def fit_batches(x, batch_size, rng, augment=None):
+    """One epoch of the batches tinynet's ``fit`` makes: ``(index, images)``, the images uint8 ``x`` shuffled by
+    ``rng``, scaled to [0, 1] in float32 and changed by ``augment`` (drawing from the same generator); a last
+    batch of one sample joins the one before, as in ``fit``."""
+    order = rng.permutation(len(x))
+    for index in training_batches(len(x), batch_size, order):
+        images = as_batch(x[index], np.dtype(np.float32))
+        yield index, (images if augment is None else augment(images, rng))
+
+
+def torch_epoch(net, optimizer, x, labels, batch_size, rng, schedule, augment, step=0, label_smoothing=0.0):
+    """One epoch of PyTorch training on the batches tinynet's ``fit`` would make (:func:`fit_batches`);
+    returns the step count after it.
+
+    ``schedule(step)`` sets the learning rate before every step; ``labels`` is a tensor of int64
+    classes; ``label_smoothing`` as in tinynet's ``SoftmaxCrossEntropy``.
     """
     import torch
 
-    scale = np.float32(1 / 255)
-    order = rng.permutation(len(x))
-    for start in range(0, len(x), batch_size):
-        index = order[start:start + batch_size]
+    for index, batch in fit_batches(x, batch_size, rng, augment):
         for group in optimizer.param_groups:
             group["lr"] = schedule(step)
-        batch = x[index].astype(np.float32) * scale
-        if augment is not None:
-            batch = augment(batch, rng)
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(net(torch.from_numpy(batch)), labels[index],
                                           label_smoothing=label_smoothing).backward()

@@ -47,7 +47,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "examples"))
 from cli import whole_number  # noqa: E402 (the examples' argument types)
-from frameworks import blas_description, framework, kernel_warning, numba_target, torch_epoch  # noqa: E402
+from frameworks import (  # noqa: E402
+    blas_description,
+    fit_batches,
+    fit_generator,
+    framework,
+    kernel_warning,
+    numba_target,
+    torch_epoch,
+)
 from results import _cpu_info, vector_extensions  # noqa: E402
 
 import tinynet  # noqa: E402
@@ -172,10 +180,11 @@ def train_pytorch(recipe, train, seed):
 
     torch.set_num_threads(int(os.environ.get("TINYNET_BENCH_THREADS", "2")))
     torch.manual_seed(seed)
-    net = tinynet.export.to_torch(recipe.build(rng=seed))
+    model = recipe.build(rng=seed)
+    net = tinynet.export.to_torch(model)
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, betas=(recipe.beta1, recipe.beta2), fused=True)
     schedule, augment = recipe.schedule(len(train[0])), recipe.augment()
-    rng = np.random.default_rng(seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
+    rng = fit_generator(model, seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
     x, y = train
     labels = torch.from_numpy(y.astype(np.int64))
     scale = np.float32(1 / 255)
@@ -203,7 +212,9 @@ def keras_network(model, keras):
 
     Keras keeps images channels-last, so the filters are stored ``(kh, kw, C, F)`` and the first
     Dense after a Flatten gets its rows reordered from ``(C, H, W)`` to ``(H, W, C)``.
-    BatchNormalization's ``momentum`` is the weight of the running value: tinynet's ``1 - momentum``.
+    BatchNormalization's ``momentum`` is the weight of the running value: tinynet's ``1 - momentum``
+    (Keras keeps the batch's biased variance in its running value, tinynet the unbiased one: the
+    running statistics differ slightly, the training step not at all).
     """
     layers, stack, weights = keras.layers, [], []
     shapes = [(1, 28, 28), *model.output_shapes((1, 28, 28))]  # NCHW, each layer's input first
@@ -213,7 +224,8 @@ def keras_network(model, keras):
         if isinstance(layer, Conv2D):
             if any(layer.padding):
                 raise ValueError("keras_network copies unpadded convolutions only, as the recipes build them")
-            stack.append(layers.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride))
+            stack.append(layers.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride,
+                                       data_format="channels_last"))
             weights.append([params["W"].transpose(2, 3, 1, 0), params["b"]])
         elif isinstance(layer, (BatchNorm1D, BatchNorm2D)):
             stack.append(layers.BatchNormalization(momentum=1 - layer.momentum, epsilon=layer.eps))
@@ -228,9 +240,9 @@ def keras_network(model, keras):
         elif isinstance(layer, ReLU):
             stack.append(layers.ReLU())
         elif isinstance(layer, MaxPool2D):
-            stack.append(layers.MaxPooling2D(layer.pool_size, strides=layer.stride))
+            stack.append(layers.MaxPooling2D(layer.pool_size, strides=layer.stride, data_format="channels_last"))
         elif isinstance(layer, Flatten):
-            stack.append(layers.Flatten())
+            stack.append(layers.Flatten(data_format="channels_last"))
             flattened = shape
         elif isinstance(layer, Dropout):
             stack.append(layers.Dropout(layer.rate))
@@ -248,14 +260,16 @@ def keras_network(model, keras):
 def train_keras(recipe, train, seed):
     """Keras trained from the same initial weights on the same batches; its predict and training seconds.
 
-    The training step is one ``tf.function``, traced before the clock starts (as tinynet's
-    kernels are compiled before it); the images are moved to Keras's channels-last layout
-    batch by batch, inside the clock.
+    The training step is one ``tf.function``, traced and run once on the first batch before the
+    clock starts (then the weights and Adam's state are put back), as tinynet's kernels are
+    compiled before it; the images are moved to Keras's channels-last layout batch by batch,
+    inside the clock.
     """
     adapter = framework("keras")
     tf, keras = adapter.tf, adapter.keras
-    keras.utils.set_random_seed(seed)
-    net = keras_network(recipe.build(rng=seed), keras)
+    keras.utils.set_random_seed(seed)  # Keras's own Dropout masks
+    model = recipe.build(rng=seed)
+    net = keras_network(model, keras)
     optimizer = keras.optimizers.Adam(learning_rate=recipe.lr, beta_1=recipe.beta1, beta_2=recipe.beta2,
                                       epsilon=1e-8)
     optimizer.build(net.trainable_variables)
@@ -268,25 +282,24 @@ def train_keras(recipe, train, seed):
         optimizer.apply_gradients(zip(tape.gradient(value, net.trainable_variables), net.trainable_variables,
                                       strict=True))
 
-    step.get_concrete_function()  # traced now, outside the clock
-    schedule, augment = recipe.schedule(len(train[0])), recipe.augment()
-    rng = np.random.default_rng(seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
     x, y = train
     labels = y.astype(np.int32)
-    scale = np.float32(1 / 255)
+    initial = net.get_weights()
+    step(np.zeros((2, 28, 28, 1), np.float32), labels[:2])  # traced and its kernels set up, outside the clock
+    net.set_weights(initial)
+    for variable in optimizer.variables:  # Adam's moments and step count back to nothing
+        variable.assign(tf.zeros_like(variable))
+    schedule, augment = recipe.schedule(len(x)), recipe.augment()
+    rng = fit_generator(model, seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
     count = 0
     started = time.perf_counter()
     for _ in range(recipe.epochs):
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
+        for index, batch in fit_batches(x, recipe.batch_size, rng, augment):
             optimizer.learning_rate.assign(schedule(count))
-            batch = x[index].astype(np.float32) * scale
-            if augment is not None:
-                batch = augment(batch, rng)
             step(np.ascontiguousarray(np.moveaxis(batch, 1, -1)), labels[index])
             count += 1
     seconds = time.perf_counter() - started
+    scale = np.float32(1 / 255)
 
     def predict(images):
         batches = [np.moveaxis(images[i:i + 1000].astype(np.float32) * scale, 1, -1)

@@ -28,7 +28,7 @@ import tinynet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from cli import whole_number  # noqa: E402
-from frameworks import torch_epoch  # noqa: E402 (the benchmarks folder, this script's own)
+from frameworks import fit_generator, torch_epoch  # noqa: E402 (the benchmarks folder, this script's own)
 from mnist_cnn import CNN  # noqa: E402
 from mnist_run import augmentation, one_cycle  # noqa: E402
 
@@ -53,11 +53,12 @@ def train_pytorch(recipe, train, test, seed, epochs, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # dropout's masks
-    net = tinynet.export.to_torch(recipe.build(rng=seed))
+    model = recipe.build(rng=seed)
+    net = tinynet.export.to_torch(model)
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, fused=True)
     schedule = one_cycle(recipe.lr, epochs, len(train[0]), recipe.batch_size)
     augment = augmentation(recipe.rotation, recipe.scale, recipe.shift)
-    rng = np.random.default_rng(seed)
+    rng = fit_generator(model, seed)  # the batches and augmentation tinynet's fit(seed=seed) draws
     (x, y), (x_test, y_test) = train, test
     labels = torch.from_numpy(y.astype(np.int64))
     test_images = torch.from_numpy(x_test.astype(np.float32) * np.float32(1 / 255))

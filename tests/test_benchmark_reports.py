@@ -227,5 +227,35 @@ def test_the_lstm_profile_times_every_piece_of_a_prediction():
 
     medians, flops = profile_lstm.profile(batch=8, rounds=1)
     assert len(medians) == 6 and all(seconds > 0 for seconds in medians.values())
-    assert any(name.startswith("PyTorch") for name in medians) and "  of which 28 cells (compiled)" in medians
+    assert any(name.startswith("PyTorch") for name in medians)
+    assert "  of which 28 cells (compiled, products reset)" in medians
     assert flops == 2 * 8 * 128 * 4 * 128 * 28  # 28 products (8, 128) @ (128, 512)
+
+
+def test_the_other_frameworks_get_the_batches_and_augmentation_of_tinynets_fit():
+    """fit_batches after fit_generator: the images, in the order and with the augmentation draws fit makes,
+    its Dropout seeded first and a last batch of one sample joining the one before."""
+    import tinynet
+    from tinynet.layers import Dense, Dropout, Flatten
+
+    def network():
+        return tinynet.Sequential([Flatten(), Dense(16, 8, rng=0), Dropout(0.5, rng=0), Dense(8, 10, rng=0)])
+
+    def recording(seen):
+        def augment(images, rng):
+            seen.append(images + rng.random())  # the draw shows whether the generators are in step
+            return seen[-1]
+        return augment
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (9, 1, 4, 4), dtype=np.uint8), rng.integers(0, 10, 9)
+    by_fit, by_helper = [], []
+    network().fit(x, y, epochs=2, batch_size=4, seed=5, verbose=0, augment=recording(by_fit))
+    generator = frameworks.fit_generator(network(), 5)
+    for _ in range(2):
+        for _ in frameworks.fit_batches(x, 4, generator, recording(by_helper)):
+            pass
+    assert [len(images) for images in by_fit] == [4, 5, 4, 5]
+    assert len(by_helper) == len(by_fit)
+    for ours, theirs in zip(by_helper, by_fit, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
