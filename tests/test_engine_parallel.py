@@ -80,13 +80,20 @@ def two_real_blas_threads():
         yield
 
 
+def _running_blas_threads():
+    """The thread count the BLAS runs on at this moment (``parallel._blas_threads`` says what it had before a hold)."""
+    from threadpoolctl import threadpool_info
+
+    return min(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
 def test_inside_products_on_one_thread_the_blas_has_one_and_the_parts_are_as_before(two_real_blas_threads):
     with parallel.products_on_one_thread():
-        inside = parallel._blas_threads(), len(parallel.batch_parts(64))
+        inside = _running_blas_threads(), parallel._blas_threads(), len(parallel.batch_parts(64))
         with parallel.products_on_one_thread():  # nested: the same
-            nested = parallel._blas_threads(), len(parallel.batch_parts(64))
-    assert inside == nested == (1, 2)
-    assert parallel._blas_threads() == 2 and len(parallel.batch_parts(64)) == 2  # restored on the way out
+            nested = _running_blas_threads(), parallel._blas_threads(), len(parallel.batch_parts(64))
+    assert inside == nested == (1, 2, 2)
+    assert _running_blas_threads() == parallel._blas_threads() == 2 and len(parallel.batch_parts(64)) == 2
 
 
 def _blas_threads_seen_by_dense(monkeypatch, model, x):
@@ -96,7 +103,7 @@ def _blas_threads_seen_by_dense(monkeypatch, model, x):
     seen = []
     for name in ("affine", "dense_grads"):
         original = getattr(steps, name)
-        monkeypatch.setattr(steps, name, lambda *args, original=original: seen.append(parallel._blas_threads())
+        monkeypatch.setattr(steps, name, lambda *args, original=original: seen.append(_running_blas_threads())
                             or original(*args))
     y = model.forward(x, training=True)
     model.backward(np.ones_like(y))
@@ -105,13 +112,18 @@ def _blas_threads_seen_by_dense(monkeypatch, model, x):
 
 def test_a_plan_with_a_step_in_parts_runs_every_product_on_one_blas_thread(two_real_blas_threads, monkeypatch):
     """An LSTM's plan: the Dense after it multiplies on one BLAS thread, forward and backward, so no BLAS
-    thread is left spinning beside the LSTM's parts; a plan without parts leaves the BLAS as it is."""
+    thread is left spinning beside the LSTM's parts. A plan without parts holds the BLAS to one thread
+    where the engine's products run in register tiles (their threads would spin beside the BLAS's), and
+    leaves it as it is elsewhere and for batches too small to tile."""
     x = np.random.default_rng(0).standard_normal((40, 5, 3)).astype(np.float32)
     recurrent = tinynet.Sequential([LSTM(3, 4, rng=0), Dense(4, 2, rng=0)])
     assert _blas_threads_seen_by_dense(monkeypatch, recurrent, x) == [1, 1]
     feed_forward = tinynet.Sequential([Dense(3, 4, rng=0), Dense(4, 2, rng=0)])
-    assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:, 0]) == [2, 2, 2, 2]
-    assert parallel._blas_threads() == 2
+    held = 1 if tinynet.kernels.TILED_PRODUCTS else 2
+    assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:, 0]) == [held] * 4
+    small = tinynet.kernels.MIN_TILED_BATCH - 1
+    assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:small, 0]) == [2] * 4
+    assert _running_blas_threads() == parallel._blas_threads() == 2
 
 
 def _small_transformer(causal=False):

@@ -43,25 +43,25 @@ class AttentionStep(LayerStep):
         layer = self.layer
         x = layer.check_input(x)
         params = layer.params
-        qkv = affine(x, _side_by_side(params, "W"), _side_by_side(params, "b"))  # (N,T,E) @ (E,3E) -> (N,T,3E)
+        qkv = affine(x, _side_by_side(params, "W"), _side_by_side(params, "b"), kernels.matmul)  # (N,T,E)@(E,3E)
         q, k, v = (split_heads(part, layer.num_heads) for part in np.split(qkv, 3, axis=-1))  # (N,h,T,d) each
         heads, attention = attention_heads(q, k, v, layer.causal, weights=kernels.attention_weights)
         heads = join_heads(heads)  # (N,h,T,d) -> (N,T,E)
         layer.attention = attention  # as the layer's forward keeps it
         if training:
             self._saved = (x, q, k, v, attention, heads)
-        return affine(heads, params["W_o"], params["b_o"])  # (N,T,E) @ (E,E) + (E,) -> (N,T,E)
+        return affine(heads, params["W_o"], params["b_o"], kernels.matmul)  # (N,T,E) @ (E,E) + (E,) -> (N,T,E)
 
     def backward(self, grad, input_grad=True):
         x, q, k, v, attention, heads = self._saved_values()
         layer = self.layer
         params = layer.params
         grad = grad.astype(layer.dtype, copy=False)
-        grads = dict(zip(("W_o", "b_o"), dense_grads(heads, grad), strict=True))  # Oᵀ dY (E,E), Σ dY (E,)
-        grad_heads = split_heads(dense_input_grad(grad, params["W_o"]), layer.num_heads)  # dO: (N,h,T,d)
+        grads = dict(zip(("W_o", "b_o"), dense_grads(heads, grad, kernels.matmul), strict=True))  # Oᵀ dY, Σ dY
+        grad_heads = split_heads(dense_input_grad(grad, params["W_o"], kernels.matmul), layer.num_heads)  # (N,h,T,d)
         grad_qkv = np.concatenate([join_heads(part) for part in attention_heads_backward(
             grad_heads, q, k, v, attention, weights_backward=kernels.attention_weights_backward)], axis=-1)  # (N,T,3E)
-        grad_w, grad_b = dense_grads(x, grad_qkv)  # Xᵀ [dQ | dK | dV] (E,3E), Σ (3E,)
+        grad_w, grad_b = dense_grads(x, grad_qkv, kernels.matmul)  # Xᵀ [dQ | dK | dV] (E,3E), Σ (3E,)
         e = layer.embed_dim
         for index, name in enumerate(_QKV):
             grads[f"W_{name}"] = np.ascontiguousarray(grad_w[:, index * e:(index + 1) * e])
@@ -69,7 +69,8 @@ class AttentionStep(LayerStep):
         layer.grads = {key: grads[key] for key in params}
         if not input_grad:
             return None
-        return dense_input_grad(grad_qkv, _side_by_side(params, "W"))  # [dQ | dK | dV] [W_q | W_k | W_v]ᵀ: (N,T,E)
+        # [dQ | dK | dV] [W_q | W_k | W_v]ᵀ: (N,T,E)
+        return dense_input_grad(grad_qkv, _side_by_side(params, "W"), kernels.matmul)
 
     def describe(self):
         return f"{self.positions[0]} MultiHeadAttention (Q | K | V in one product, softmax compiled)"

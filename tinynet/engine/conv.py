@@ -36,6 +36,7 @@ from ..kernels import (
     im2col,
     im2col_filter_order,
     im2col_transposed,
+    matmul,
     maxpool_backward,
     maxpool_forward,
     output_size,
@@ -79,6 +80,11 @@ class _Convolution:
         weights = self.layer.params["W"]
         return weights.transpose(0, 2, 3, 1).reshape(len(weights), -1)
 
+    def weight_columns(self):
+        """``Wmat.T`` ``(kh*kw*C, F)``, contiguous: each filter as a column, the right factor of ``cols @ Wmat.T``."""
+        weights = self.layer.params["W"]
+        return weights.transpose(2, 3, 1, 0).reshape(-1, len(weights))
+
     def rows(self, x):
         """The columns of NHWC images ``x`` as ``(n*P, CKK)`` rows (a transposed view for thin windows)."""
         if self.thin:
@@ -119,12 +125,12 @@ class _Convolution:
             y = np.matmul(self.rows_in_filter_order(x), weights.reshape(len(weights), -1).T, out=target)
             yield 0, y.reshape(shape)  # (nP,CKK) @ (CKK,F) -> (nP,F)
             return
-        weights_t = self.weight_rows().T  # (CKK, F)
+        weight_columns = self.weight_columns()  # (CKK, F)
         chunk = self.images_per_chunk(x.shape)
         for start in range(0, len(x), chunk):
             rows = self.rows(x[start : start + chunk])  # (nP, CKK)
             target = None if out is None else out[start : start + chunk].reshape(len(rows), -1)
-            y = np.matmul(rows, weights_t, out=target)  # (nP,CKK) @ (CKK,F) -> (nP,F)
+            y = matmul(rows, weight_columns, out=target)  # (nP,CKK) @ (CKK,F) -> (nP,F)
             if kept is not None:
                 kept.append(rows)
             yield start, y.reshape(-1, *shape[1:])
@@ -142,12 +148,12 @@ class _Convolution:
             stop = min(start + chunk, len(x))
             grad = grad_chunk(start, stop).astype(dtype, copy=False).reshape(-1, layer.out_channels)  # (nP, F)
             rows = kept[number] if kept is not None else self.rows(x[start:stop])  # (nP, CKK)
-            grad_weights += rows.T @ grad  # (CKK,nP) @ (nP,F) -> (CKK,F)
+            matmul(rows.T, grad, out=grad_weights, accumulate=True)  # += (CKK,nP) @ (nP,F) -> (CKK,F)
             # The column sums as a matrix-vector product: one BLAS pass, several times faster
             # than a NumPy reduction down the rows of a tall (nP, F) array.
             grad_bias += np.ones(len(grad), dtype) @ grad  # (nP,) @ (nP,F) -> (F,)
             if input_grad:
-                grad_cols = grad @ weight_rows  # (nP,F) @ (F,CKK) -> (nP,CKK)
+                grad_cols = matmul(grad, weight_rows)  # (nP,F) @ (F,CKK) -> (nP,CKK)
                 grad_x[start:stop] = col2im(grad_cols.reshape(stop - start, -1, self.depth),
                                             (stop - start, *x.shape[1:]), *self.window)
         kh, kw = layer.kernel_size

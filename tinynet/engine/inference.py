@@ -29,7 +29,7 @@ Everything else runs on the training engine's steps with ``training=False``.
 
 import numpy as np
 
-from ..kernels import conv_maxpool_infer, maxpool_infer
+from ..kernels import conv_maxpool_infer, matmul, maxpool_infer
 from ..layers.dense import affine
 from ..layers.normalization import inference_affine
 from ..layers.reshape import flatten
@@ -143,7 +143,8 @@ class DenseEpilogueStep(_EpilogueStep):
             x = self.layer.check_input(x)  # converts, or says what is wrong
         if x.ndim > 2 and self.norm is not None:  # BatchNorm1D takes (N, C) only: its own error
             self.norm.check_input(x @ weights)
-        return _epilogue(affine(x, weights, self.layer.params["b"]), None, self.norm, self.relu)  # (N,...,D)@(D,M)
+        y = affine(x, weights, self.layer.params["b"], matmul)  # (N,...,D) @ (D,M) + (M,)
+        return _epilogue(y, None, self.norm, self.relu)
 
     def describe(self):
         return _named(self.positions, self.layers, "inference")

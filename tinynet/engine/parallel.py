@@ -23,6 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..kernels.blas import held_to_one_thread, single_thread_products
+from ..kernels.blas import threads as _blas_threads
+
 __all__ = ["batch_parts", "run_in_parts", "joined", "products_on_one_thread"]
 
 #: Fewest samples a part gets: below this, a thread's start costs more than its share saves.
@@ -30,31 +33,14 @@ MIN_PART = 8
 
 _lock = threading.Lock()
 _part_count = contextvars.ContextVar("tinynet_part_count", default=None)  # set by products_on_one_thread
-_controller = None  # threadpoolctl's view of the BLAS libraries, made on first use (it costs milliseconds)
 _pool = None
 _pool_size = 0
 
 
-def _blas():
-    global _controller
-    with _lock:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController().select(user_api="blas")
-    return _controller
-
-
-def _blas_threads():
-    """The BLAS's thread count now (the smallest, if several BLAS libraries are loaded)."""
-    controllers = _blas().lib_controllers
-    return min((controller.num_threads for controller in controllers), default=1)
-
-
 @contextlib.contextmanager
 def products_on_one_thread():
-    """Every BLAS product inside on one thread, while :func:`batch_parts` still cuts as many parts as the
-    BLAS had threads on entry.
+    """Every product inside on one thread (the BLAS's and the tiled ones), while :func:`batch_parts` still cuts
+    as many parts as the BLAS had threads on entry.
 
     A plan with a step in parts runs whole inside this. OpenBLAS's threads spin for a while after
     each product they shared, waiting for the next; a product on two threads just before a step in
@@ -69,7 +55,7 @@ def products_on_one_thread():
         return
     token = _part_count.set(count)
     try:
-        with _blas().limit(limits=1):
+        with held_to_one_thread(), single_thread_products():
             yield
     finally:
         _part_count.reset(token)
@@ -117,7 +103,12 @@ def run_in_parts(function, parts):
     """
     if len(parts) == 1:
         return [function(parts[0])]
-    with _blas().limit(limits=1):
-        futures = [_executor(len(parts) - 1).submit(function, part) for part in parts[1:]]
-        first = function(parts[0])
+
+    def on_one_thread(part):
+        with single_thread_products():
+            return function(part)
+
+    with held_to_one_thread():
+        futures = [_executor(len(parts) - 1).submit(on_one_thread, part) for part in parts[1:]]
+        first = on_one_thread(parts[0])
         return [first] + [future.result() for future in futures]

@@ -15,10 +15,10 @@ each step names the layers it runs. The layer-by-layer plan (``fast=False``,
 both give the same results.
 """
 
-import contextlib
 
 import numpy as np
 
+from ..kernels import engine_threads
 from .parallel import products_on_one_thread
 from .rules import INFERENCE_RULES, LEAVE_OUT, NCHW, NHWC, TRAINING_RULES
 from .split import PlanInParts, splits
@@ -160,7 +160,7 @@ class Engine:
             out = split.forward(x)
             if out is not None:  # None: the batch is one part
                 return out
-        with self._threads_for(steps):
+        with self._threads_for(steps, len(x) if hasattr(x, "__len__") else 1):
             return run_steps(steps, x, training=training)
 
     def predict(self, steps, x):
@@ -195,11 +195,11 @@ class Engine:
         split = self._split
         if split is not None and split.steps is steps and split.ran_last_forward():
             return split.backward(grad, input_grad)
-        with self._threads_for(steps):
+        with self._threads_for(steps, len(grad)):
             return backward_steps(steps, grad, input_grad)
 
-    def _threads_for(self, steps):
-        """A plan with a step in parts runs its products on one BLAS thread (see
-        :func:`.parallel.products_on_one_thread`); any other as the BLAS is set."""
+    def _threads_for(self, steps, samples):
+        """A plan with a step in parts runs its products on one thread (see
+        :func:`.parallel.products_on_one_thread`); any other under :func:`~tinynet.kernels.engine_threads`."""
         in_parts = any(step.in_parts for step in self._every_step(steps))
-        return products_on_one_thread() if in_parts else contextlib.nullcontext()
+        return products_on_one_thread() if in_parts else engine_threads(samples)

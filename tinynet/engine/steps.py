@@ -10,6 +10,7 @@ computes what a layer computes calls the layer's own function for it (:func:`~ti
 import numpy as np
 
 from ..errors import NotTrainedForwardError
+from ..kernels import matmul
 from ..layers.dense import affine, dense_grads, dense_input_grad
 from ..layers.reshape import flatten
 
@@ -170,14 +171,14 @@ class DenseStep(LayerStep):
     def forward(self, x, training=False):
         x = self.layer.check_input(x)
         self._saved = x if training else None
-        return affine(x, self.layer.params["W"], self.layer.params["b"])  # (N,...,D) @ (D,M) -> (N,...,M)
+        return affine(x, self.layer.params["W"], self.layer.params["b"], matmul)  # (N,...,D) @ (D,M) -> (N,...,M)
 
     def backward(self, grad, input_grad=True):
         x = self._saved_values()
         grad = grad.astype(x.dtype, copy=False)
-        grad_w, grad_b = dense_grads(x, grad)  # (D,M), (M,): Dense's own formula
+        grad_w, grad_b = dense_grads(x, grad, matmul)  # (D,M), (M,): Dense's own formula
         self.layer.grads = {"W": grad_w, "b": grad_b}
-        return dense_input_grad(grad, self.layer.params["W"]) if input_grad else None  # (N,...,M) -> (N,...,D)
+        return dense_input_grad(grad, self.layer.params["W"], matmul) if input_grad else None  # (N,...,M) -> (N,...,D)
 
 
 class ToChannelsLast(Step):

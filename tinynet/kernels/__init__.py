@@ -22,7 +22,7 @@ import numpy as np
 from .._checks import is_int
 from ..errors import ArgumentError
 from ..special import erf
-from . import reference
+from . import blas, reference
 from .reference import output_size
 
 
@@ -40,6 +40,29 @@ def _load_jitted():
 
 
 _jitted = _load_jitted()
+
+
+def _load_gemm():
+    """The register-tiled product of :mod:`.gemm`, or None where it would not beat the BLAS: without
+    numba, on a CPU without AVX-512, or when numba is told to compile for another CPU than this one;
+    or where ``TINYNET_TILED_PRODUCTS=0`` asks for the BLAS's products everywhere (the same rounding as
+    on a CPU without AVX-512, or to compare the two)."""
+    if _jitted is None or os.environ.get("TINYNET_TILED_PRODUCTS", "1") == "0":
+        return None
+    import llvmlite.binding as llvm
+    from numba.core import config
+
+    if config.CPU_NAME not in (None, "host") or not llvm.get_host_cpu_features().get("avx512f", False):
+        return None
+    from . import gemm
+
+    return gemm
+
+
+_gemm = _load_gemm()
+
+#: Whether the engine's products run in register tiles on this CPU (:func:`matmul`; AVX-512 and numba).
+TILED_PRODUCTS = _gemm is not None
 
 #: Name of the kernel set in use: ``"numba"`` or ``"reference"``.
 BACKEND = "numba" if _jitted is not None else "reference"
@@ -112,6 +135,10 @@ def get_num_threads():
 
 
 def _on_threads(kernel, *args):
+    return _on_thread_count(_threads, kernel, *args)
+
+
+def _on_thread_count(threads, kernel, *args):
     """``kernel(*args)`` on tinynet's thread count, then the caller's numba setting restored.
 
     Even on one image (one thread's work in every kernel's parallel loop) the count is set:
@@ -122,7 +149,7 @@ def _on_threads(kernel, *args):
     import numba
 
     previous = numba.get_num_threads()
-    wanted = min(_threads, numba.config.NUMBA_NUM_THREADS)
+    wanted = min(threads, numba.config.NUMBA_NUM_THREADS)
     if wanted == previous:
         return kernel(*args)
     numba.set_num_threads(wanted)
@@ -130,6 +157,71 @@ def _on_threads(kernel, *args):
         return kernel(*args)
     finally:
         numba.set_num_threads(previous)
+
+
+#: Fewest rows a product needs before :func:`matmul` runs it in register tiles: below that (one image
+#: through a dense layer) starting the compiled loop costs more than NumPy's whole product.
+MIN_TILED_ROWS = 8
+#: Fewest samples in a batch for the engine to run it on tiled products (:func:`engine_threads`). One
+#: image of the MNIST CNN is faster on the BLAS as it is: holding the BLAS costs 3 us a call and leaves
+#: the third convolution's 9-row product, whose filters are read transposed, on one BLAS thread
+#: (24 us against 14 on two), more than the tiles save on the second (19 us against 27).
+MIN_TILED_BATCH = 16
+
+
+def matmul(a, b, out=None, accumulate=False):
+    """``a @ b`` for 2-D ``a`` ``(M, K)`` and ``b`` ``(K, N)``: written into ``out`` when given, added to it with
+    ``accumulate=True``.
+
+    On a CPU with AVX-512, inside :func:`engine_threads` (or a part of a batch in parts), float32
+    products with ``N`` a multiple of 32, ``b``'s and ``out``'s columns adjacent and at least
+    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the
+    BLAS had); everything else is NumPy's product, the kernel's readable twin.
+
+    Examples
+    --------
+    >>> a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    >>> matmul(a, b)
+    array([[3., 3., 3., 3.],
+           [3., 3., 3., 3.]], dtype=float32)
+    """
+    if _tiles(a, b, out):
+        if out is None:
+            out = np.empty((a.shape[0], b.shape[1]), np.float32)
+        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate))
+        return out
+    if accumulate:
+        out += a @ b
+        return out
+    return np.matmul(a, b, out=out)
+
+
+def engine_threads(samples):
+    """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles
+    and the batch has at least :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles
+    on the threads it had (see :mod:`.blas`); otherwise the BLAS as it is, and no tiles.
+
+    Examples
+    --------
+    >>> a, b = np.ones((64, 8), np.float32), np.ones((8, 32), np.float32)
+    >>> with engine_threads(len(a)):                     # a batch of 64: tiled where the CPU has AVX-512
+    ...     float(matmul(a, b)[0, 0])
+    8.0
+    """
+    if _gemm is None or _jitted is None or samples < MIN_TILED_BATCH:
+        return contextlib.nullcontext()
+    return blas.held_to_one_thread()
+
+
+def _tiles(a, b, out):
+    """Whether :func:`matmul` runs ``a @ b`` in register tiles."""
+    float32 = np.float32
+    return (_gemm is not None and _jitted is not None and blas.tiles_allowed() and a.dtype == float32
+            and b.dtype == float32
+            and a.ndim == 2 and b.ndim == 2 and a.shape[0] >= MIN_TILED_ROWS and a.shape[1] == b.shape[0]
+            and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and a.strides[0] % 4 == 0
+            and a.strides[1] % 4 == 0 and (out is None or (out.dtype == float32 and out.strides[1] == 4
+                                                            and out.shape == (a.shape[0], b.shape[1]))))
 
 
 def _contiguous(array):
@@ -597,6 +689,10 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "output_size",
+    "matmul",
+    "TILED_PRODUCTS",
+    "MIN_TILED_BATCH",
+    "engine_threads",
     "im2col",
     "im2col_transposed",
     "im2col_filter_order",

@@ -34,8 +34,10 @@ from .base import Layer
 __all__ = ["Dense", "affine", "dense_grads", "dense_input_grad"]
 
 
-def affine(x, weights, bias):
+def affine(x, weights, bias, product=np.matmul):
     """``x @ W + b`` on ``(N, ..., D)`` with ``W`` ``(D, M)`` and ``b`` ``(M,)``: ``(N, ..., M)``.
+
+    ``product(a, b)`` is the matrix product; the engine passes its own (:func:`tinynet.kernels.matmul`).
 
     Examples
     --------
@@ -46,13 +48,14 @@ def affine(x, weights, bias):
     """
     # Every position is a row, as in dense_grads: one (R,D) @ (D,M) product. (On (N, T, D),
     # NumPy's stacked matmul makes N products of T rows, at about half the speed.)
-    out = (x.reshape(-1, x.shape[-1]) @ weights).reshape(*x.shape[:-1], weights.shape[1])  # (N,...,M)
+    out = product(x.reshape(-1, x.shape[-1]), weights).reshape(*x.shape[:-1], weights.shape[1])  # (N,...,M)
     out += bias  # in place: one (N,...,M) array, not two
     return out
 
 
-def dense_input_grad(grad_out, weights):
-    """``dX = dY Wᵀ`` on ``(N, ..., M)`` with ``W`` ``(D, M)``: ``(N, ..., D)``, every position a row.
+def dense_input_grad(grad_out, weights, product=np.matmul):
+    """``dX = dY Wᵀ`` on ``(N, ..., M)`` with ``W`` ``(D, M)``: ``(N, ..., D)``, every position a row
+    (``product`` as in :func:`affine`).
 
     Examples
     --------
@@ -61,11 +64,12 @@ def dense_input_grad(grad_out, weights):
     (2, 3, 5)
     """
     grad_rows = grad_out.reshape(-1, grad_out.shape[-1])  # (R,M)
-    return (grad_rows @ weights.T).reshape(*grad_out.shape[:-1], weights.shape[0])  # (R,M) @ (M,D) -> (N,...,D)
+    return product(grad_rows, weights.T).reshape(*grad_out.shape[:-1], weights.shape[0])  # (R,M) @ (M,D) -> (N,...,D)
 
 
-def dense_grads(x, grad_out):
-    """``(dW, db)`` of ``y = x @ W + b`` on ``(N, ..., D)``: every position is a row, and the rows' terms add.
+def dense_grads(x, grad_out, product=np.matmul):
+    """``(dW, db)`` of ``y = x @ W + b`` on ``(N, ..., D)``: every position is a row, and the rows' terms add
+    (``product`` as in :func:`affine`).
 
     Examples
     --------
@@ -77,7 +81,7 @@ def dense_grads(x, grad_out):
     """
     x_rows = x.reshape(-1, x.shape[-1])  # (R,D): R = N, or N*T... for a sequence
     grad_rows = grad_out.reshape(-1, grad_out.shape[-1])  # (R,M)
-    return x_rows.T @ grad_rows, grad_rows.sum(axis=0)  # (D,R) @ (R,M) -> (D,M); (R,M) -> (M,)
+    return product(x_rows.T, grad_rows), grad_rows.sum(axis=0)  # (D,R) @ (R,M) -> (D,M); (R,M) -> (M,)
 
 
 class Dense(Layer):

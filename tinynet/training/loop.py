@@ -24,6 +24,7 @@ from .._io import writable_path
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..files.checkpoint import resume_training, save_checkpoint
 from ..history import History
+from ..kernels import engine_threads
 from ..layers import Softmax
 from ..layers.base import check_layer_tree
 from ..layers.softmax import softmax
@@ -250,29 +251,30 @@ class _Run:
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         try:
-            for batch, index in enumerate(training_batches(len(self.x), self.batch_size, order), start=1):
-                if self.lr_schedule is not None:
-                    optimizer.lr = _scheduled_rate(self.lr_schedule, (epoch - 1) * self.n_batches + batch - 1)
-                x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
-                if self.augment is not None:
-                    x_batch = self.augment(x_batch, rng)
-                logits, value = train_step(model, loss, optimizer, self.guard, x_batch, y_batch, epoch, batch,
-                                           self.tracer)
+            with engine_threads(self.batch_size):  # the BLAS's threads left to the engine's products
+                for batch, index in enumerate(training_batches(len(self.x), self.batch_size, order), start=1):
+                    if self.lr_schedule is not None:
+                        optimizer.lr = _scheduled_rate(self.lr_schedule, (epoch - 1) * self.n_batches + batch - 1)
+                    x_batch, y_batch = as_batch(self.x[index], dtype), self.y[index]
+                    if self.augment is not None:
+                        x_batch = self.augment(x_batch, rng)
+                    logits, value = train_step(model, loss, optimizer, self.guard, x_batch, y_batch, epoch, batch,
+                                               self.tracer)
 
-                loss_sum += value * len(y_batch)
-                correct += int((logits.argmax(axis=1) == y_batch).sum())
-                seen += len(y_batch)
-                if bar is not None:
-                    elapsed = time.perf_counter() - started
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                    img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
-                    bar.update(1)
-                if interrupt.requested:
-                    raise KeyboardInterrupt(
-                        f"fit stopped by Ctrl-C after epoch {epoch}, batch {batch} of {self.n_batches}: the model "
-                        f"holds the weights after that batch; model.history holds the {self.history.epochs} "
-                        f"completed epochs."
-                    )
+                    loss_sum += value * len(y_batch)
+                    correct += int((logits.argmax(axis=1) == y_batch).sum())
+                    seen += len(y_batch)
+                    if bar is not None:
+                        elapsed = time.perf_counter() - started
+                        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                        img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+                        bar.update(1)
+                    if interrupt.requested:
+                        raise KeyboardInterrupt(
+                            f"fit stopped by Ctrl-C after epoch {epoch}, batch {batch} of {self.n_batches}: the model "
+                            f"holds the weights after that batch; model.history holds the {self.history.epochs} "
+                            f"completed epochs."
+                        )
         except BaseException:
             if bar is not None:
                 bar.close()
@@ -300,17 +302,18 @@ def predict_logits(model, x, batch_size, owner):
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner, check_finite=False)
-    if len(x) <= batch_size:  # one batch (one image, say): nothing to split or join
-        refuse_non_finite(x, owner)
-        return model.forward(as_batch(x, dtype))
-    outputs = []
-    for index in batches(len(x), batch_size):
-        batch = x[index]
-        # Checked batch by batch: the forward pass then reads the batch from cache, so the
-        # check costs no extra pass over the whole data set. Inference changes nothing, so
-        # stopping part-way is safe.
-        refuse_non_finite(batch, owner)
-        outputs.append(model.forward(as_batch(batch, dtype)))
+    with engine_threads(min(len(x), batch_size)):  # the finite check's BLAS product in it too (its threads spin)
+        if len(x) <= batch_size:  # one batch (one image, say): nothing to split or join
+            refuse_non_finite(x, owner)
+            return model.forward(as_batch(x, dtype))
+        outputs = []
+        for index in batches(len(x), batch_size):
+            batch = x[index]
+            # Checked batch by batch: the forward pass then reads the batch from cache, so the
+            # check costs no extra pass over the whole data set. Inference changes nothing, so
+            # stopping part-way is safe.
+            refuse_non_finite(batch, owner)
+            outputs.append(model.forward(as_batch(batch, dtype)))
     return np.concatenate(outputs)
 
 

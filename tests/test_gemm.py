@@ -1,0 +1,127 @@
+"""The engine's product in register tiles (tinynet.kernels.gemm) equals its twin, NumPy's ``a @ b``, on drawn shapes;
+the engine holds the BLAS to one thread around it and gives the threads back."""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet import kernels
+from tinynet.kernels import blas
+
+gemm = kernels._load_gemm()
+needs_tiles = pytest.mark.skipif(gemm is None, reason="this CPU has no AVX-512, or numba is off: the tiled product "
+                                 "is not compiled here, and NumPy's product (its twin) runs in its place")
+seeds = st.integers(0, 2**16)
+
+
+def _rounding_bound(a, b):
+    """Every entry's worst float32 rounding error in ``a @ b`` summed in any order: ``2 k eps (|a| @ |b|)``."""
+    k = a.shape[1]
+    return 2 * max(k, 1) * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(b)) + 1e-30
+
+
+def _operand(shape, seed, transposed):
+    """A float32 matrix of ``shape``; ``transposed``: a transposed view of a C-ordered array (A's other layout)."""
+    rng = np.random.default_rng(seed)
+    if transposed:
+        return rng.standard_normal(shape[::-1]).astype(np.float32).T
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@needs_tiles
+@given(st.integers(1, 40), st.integers(0, 1100), st.integers(1, 3), st.booleans(), st.booleans(), seeds)
+def test_the_tiled_product_equals_numpys_to_rounding(m, k, column_tiles, transposed, accumulate, seed):
+    """Any rows (whole tiles and a tail), K across several blocks (and none), A in either layout, written or added."""
+    n = column_tiles * gemm.COLUMNS
+    a, b = _operand((m, k), seed, transposed), _operand((k, n), seed + 1, False)
+    start = np.random.default_rng(seed + 2).standard_normal((m, n)).astype(np.float32)
+    out = start.copy()
+    gemm.product(a, b, out, accumulate)
+    expected = a.astype(np.float64) @ b + (start if accumulate else 0)
+    assert np.all(np.abs(out - expected) <= _rounding_bound(a, b) + (1e-6 * np.abs(start) if accumulate else 0))
+
+
+@needs_tiles
+def test_the_tiled_product_writes_only_its_output():
+    """Columns beside ``out`` (a slice of a wider array) and the operands stay as they were."""
+    a, b = _operand((19, 70), 0, False), _operand((70, 32), 1, False)
+    wide = np.full((19, 40), 7.0, np.float32)
+    a_before, b_before = a.copy(), b.copy()
+    gemm.product(a, b, wide[:, 4:36], False)
+    assert np.all(wide[:, :4] == 7) and np.all(wide[:, 36:] == 7)
+    assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
+
+
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(1, 80), st.sampled_from([np.float32, np.float64]), seeds)
+def test_matmul_is_numpys_product_wherever_it_runs(m, k, n, dtype, seed):
+    """Inside the engine's hold (tiles where they fit) and outside it (NumPy's), ``kernels.matmul`` is ``a @ b``."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    outside = kernels.matmul(a, b)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        inside = kernels.matmul(a, b)
+    assert np.array_equal(outside, a @ b)  # no hold, no tiles: NumPy's own
+    assert np.all(np.abs(inside - a.astype(np.float64) @ b) <= _rounding_bound(a, b) * (1 if dtype == np.float32
+                                                                                         else 1e-8) + 1e-12)
+
+
+def test_matmul_adds_into_out_when_asked():
+    a, b = _operand((20, 5), 0, False), _operand((5, 32), 1, False)
+    out = np.ones((20, 32), np.float32)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        kernels.matmul(a, b, out=out, accumulate=True)
+    np.testing.assert_allclose(out, 1 + a @ b, rtol=1e-5, atol=1e-5)
+
+
+def _running_blas_threads():
+    return min((lib.num_threads for lib in blas.controller().lib_controllers), default=1)
+
+
+def test_a_hold_gives_the_blas_its_threads_back_even_after_an_error():
+    before = _running_blas_threads()
+    with pytest.raises(RuntimeError), blas.held_to_one_thread():
+        assert _running_blas_threads() == 1 and blas.threads() == before
+        raise RuntimeError("a step failed")
+    assert _running_blas_threads() == before and blas.threads() == before
+
+
+def test_a_second_thread_runs_beside_a_hold_without_taking_it_and_the_holder_gives_it_back():
+    """Two predictions at once (a server's threads): the first holds the BLAS; the second neither tiles nor
+    changes the count, and the count is back once the holder leaves, whichever thread leaves last."""
+    before = _running_blas_threads()
+    first_in, second_done, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with blas.held_to_one_thread():
+            seen["first tiles"] = blas.tiles_allowed()
+            first_in.set()
+            second_done.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with blas.held_to_one_thread():
+            seen["second tiles"] = blas.tiles_allowed()
+            second_done.set()
+            first_out.wait(5)
+        seen["threads after"] = _running_blas_threads()
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert seen == {"first tiles": True, "second tiles": False, "threads after": before}
+    assert _running_blas_threads() == before
+
+
+def test_small_batches_and_cpus_without_tiles_leave_the_blas_as_it_is():
+    before = _running_blas_threads()
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH - 1):
+        assert _running_blas_threads() == before and not blas.tiles_allowed()
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        assert _running_blas_threads() == (1 if kernels.TILED_PRODUCTS else before)
