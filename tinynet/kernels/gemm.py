@@ -48,7 +48,7 @@ VECTORS = 2
 #: Columns of ``C`` in one register tile.
 COLUMNS = LANES * VECTORS
 #: Values of ``K`` a tile sums before the next block of ``B`` is read.
-K_BLOCK = 512
+K_BLOCK = 2048
 
 
 @intrinsic
