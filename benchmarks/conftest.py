@@ -47,7 +47,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_report_header(config):
     """What runs the arithmetic, at the top of the run, and a warning when a variable forces an older kernel."""
-    lines = [f"BLAS: {frameworks.blas_description()}; {frameworks.numba_target()}"]
+    lines = [f"BLAS: {frameworks.blas_description()}; {frameworks.numba_target()}",
+             f"tinynet's products: {frameworks.products_description()}"]
     if frameworks.kernel_warning():
         lines.append(f"WARNING: {frameworks.kernel_warning()}")
     return lines
@@ -58,6 +59,7 @@ def pytest_configure(config):
         "machine": machine_description(),
         "blas": frameworks.blas_description(),
         "numba": frameworks.numba_target(),
+        "tinynet's products": frameworks.products_description(),
         "threads": f"tinynet: {framework('tinynet').threads()}; frameworks: {THREADS} intra-op, 1 inter-op; "
                    f"each (framework, model) in a process of its own",
         "tinynet": f"{tinynet.__version__}, kernels: {tinynet.kernels.BACKEND}, revision {code_revision()}",

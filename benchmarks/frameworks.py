@@ -48,7 +48,7 @@ class TinynetAdapter:
         return f"numba kernels {tinynet.kernels.get_num_threads()}, BLAS {blas_threads()}"
 
     def details(self):
-        return {"kernels": tinynet.kernels.BACKEND, "blas": blas_description()}
+        return {"kernels": tinynet.kernels.BACKEND, "products": products_description(), "blas": blas_description()}
 
     def prepare(self, x, y):
         return np.ascontiguousarray(x, dtype=np.float32), y
@@ -370,6 +370,15 @@ def kernel_warning(environ=None):
         return ""
     return (f"{', '.join(forced)} set: BLAS, NumPy or numba may run an older kernel than this CPU has, and the "
             f"figures are slower than the CPU's own; unset them for the benchmark command alone to measure it")
+
+
+def products_description():
+    """Where tinynet's matrix products run: in its AVX-512 register tiles, or on the BLAS."""
+    kernels = tinynet.kernels
+    if kernels.TILED_PRODUCTS:
+        return (f"AVX-512 register tiles for batches of {kernels.MIN_TILED_BATCH} or more (the BLAS held to one "
+                f"thread meanwhile), the BLAS for smaller ones")
+    return "the BLAS (no AVX-512 tiles on this CPU)"
 
 
 def numba_target():

@@ -54,6 +54,7 @@ from frameworks import (  # noqa: E402
     framework,
     kernel_warning,
     numba_target,
+    products_description,
     torch_epoch,
 )
 from results import _cpu_info, vector_extensions  # noqa: E402
@@ -476,7 +477,7 @@ def main(argv=None):
                    f"numba {tinynet.kernels.get_num_threads()}"
                    + ("" if args.framework == "tinynet"
                       else f", {args.framework} {framework(args.framework).threads()}"),
-        "blas": blas_description(), "numba": numba_target(),
+        "blas": blas_description(), "numba": numba_target(), "products": products_description(),
         **({"warning": kernel_warning()} if kernel_warning() else {}),
         "verdict": verdict(args.target, statistics.mean(accuracies), runs),
         "recipe": dataclasses.asdict(recipe), "python": platform.python_version(),

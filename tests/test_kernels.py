@@ -642,3 +642,30 @@ def test_gelu_chooser_runs_the_twin_for_float64_and_keeps_the_shape():
     np.testing.assert_array_equal(slope, expected[1])
     y32, slope32 = kernels.gelu_forward(x.astype(np.float32), with_slope=False)
     assert y32.shape == x.shape and y32.dtype == np.float32 and slope32 is None
+
+
+@needs_numba
+@given(st.integers(1, 300), st.integers(1, 40), st.sampled_from([0.1, 1.0, 10.0, 100.0]), seeds)
+def test_softmax_rows_kernel_matches_the_layers_softmax(n, classes, scale, seed):
+    """A prediction's probabilities: the layer's softmax to a few float32 ulp, and NaN in the same rows (a NaN
+    score, an infinite maximum), a row with some -inf still a distribution."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, classes)) * scale).astype(np.float32)
+    special = rng.integers(0, n, size=min(n, 4))
+    for row, value in zip(special, [np.nan, np.inf, -np.inf, -np.inf], strict=False):
+        x[row, rng.integers(0, classes)] = value
+    with np.errstate(invalid="ignore"):
+        expected = reference.softmax_rows_reference(x)
+    got = jitted.softmax_rows(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=2e-6, atol=1e-37)
+
+
+def test_softmax_rows_chooser_runs_the_twin_for_float64_and_other_shapes():
+    """float64 (and any array that is not a batch of rows) gets the layer's softmax, value for value."""
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    np.testing.assert_array_equal(kernels.softmax_rows(x), reference.softmax_rows_reference(x))
+    x3 = x.reshape(1, 3, 5).astype(np.float32)
+    np.testing.assert_array_equal(kernels.softmax_rows(x3), reference.softmax_rows_reference(x3))

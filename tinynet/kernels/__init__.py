@@ -683,6 +683,22 @@ def gelu_forward(x, with_slope=True):
     return y.reshape(x.shape), slope.reshape(x.shape) if with_slope else None
 
 
+def softmax_rows(x):
+    """Each row of scores ``x`` ``(N, classes)`` as probabilities; see :func:`.reference.softmax_rows_reference`.
+
+    The compiled pass is float32's; other dtypes run the twin (the layer's softmax).
+
+    Examples
+    --------
+    >>> softmax_rows(np.array([[0.0, 0.0], [0.0, np.log(3.0)]], np.float32)).round(4)
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]], dtype=float32)
+    """
+    if _jitted is None or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] == 0:
+        return reference.softmax_rows_reference(x)
+    return _jitted.softmax_rows(_contiguous(x))
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -718,4 +734,5 @@ __all__ = [
     "attention_weights",
     "attention_weights_backward",
     "gelu_forward",
+    "softmax_rows",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "attention_weights",
     "attention_weights_backward",
     "gelu_forward",
+    "softmax_rows",
 ]
 
 
@@ -987,3 +988,36 @@ def gelu_forward(flat, with_slope):
         for k in range(m):
             part[k] += block[k] * density[k] * np.float32(0.3989422804014327)  # Phi + v phi, 1/sqrt(2 pi)
     return y, slope
+
+
+@njit(cache=True, nogil=True)
+def softmax_rows(x):
+    # The classes' probabilities of a batch of float32 scores (N, classes): a prediction's last
+    # pass. NumPy's seven passes over a (128, 10) batch took 26 us, more than a fifth of a
+    # basic_mlp prediction; here one pass finds each row's maximum, one exponentiates the
+    # whole batch as one vector loop (Cephes expf, as the attention weights'), one normalises.
+    n, c = x.shape
+    out = np.empty_like(x)
+    flat = out.reshape(-1)
+    exponent_bits = np.empty(n * c, np.int32)
+    undefined = np.zeros(n, np.bool_)
+    for i in range(n):
+        best = x[i, 0]
+        for j in range(c):
+            value = x[i, j]
+            undefined[i] |= value != value  # a NaN anywhere
+            best = max(best, value)
+        undefined[i] |= not np.isfinite(best)  # inf - inf: the formula's NaN
+        for j in range(c):
+            out[i, j] = x[i, j] - best
+    _exp(flat, _ONE, flat, exponent_bits)
+    for i in range(n):
+        if undefined[i]:
+            out[i, :] = np.nan
+            continue
+        total = np.float32(0.0)
+        for j in range(c):
+            total += out[i, j]
+        for j in range(c):
+            out[i, j] /= total
+    return out

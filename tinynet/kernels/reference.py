@@ -30,6 +30,7 @@ from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 from ..layers.recurrent import lstm_cell, lstm_cell_backward, lstm_loop
+from ..layers.softmax import softmax
 from ..special import erf_reference
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "attention_weights_reference",
     "attention_weights_backward_reference",
     "gelu_forward_reference",
+    "softmax_rows_reference",
 ]
 
 
@@ -311,3 +313,8 @@ def gelu_forward_reference(x):
     :func:`~tinynet.layers.activations.gelu_backward`: ``(y, dy/dx)``, each shaped as ``x``."""
     y, cdf = gelu(x)
     return y, gelu_backward(np.ones_like(x), x, cdf)
+
+
+def softmax_rows_reference(x):
+    """Each row of ``x`` ``(N, classes)`` as probabilities: the layer's softmax along the last axis."""
+    return softmax(x, axis=-1)

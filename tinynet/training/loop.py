@@ -24,7 +24,7 @@ from .._io import writable_path
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..files.checkpoint import resume_training, save_checkpoint
 from ..history import History
-from ..kernels import engine_threads
+from ..kernels import engine_threads, softmax_rows
 from ..layers import Softmax
 from ..layers.base import check_layer_tree
 from ..layers.softmax import softmax
@@ -334,4 +334,6 @@ def evaluate(model, x, y, batch_size=1000):
 def predict(model, x, batch_size=1000):
     """Class probabilities ``(N, classes)``; see :meth:`tinynet.Sequential.predict`."""
     outputs = predict_logits(model, x, batch_size, "predict")
-    return outputs if ends_in_softmax(model) else softmax(outputs, axis=-1)
+    if ends_in_softmax(model):
+        return outputs
+    return softmax_rows(outputs) if outputs.ndim == 2 else softmax(outputs, axis=-1)
