@@ -669,3 +669,21 @@ def test_softmax_rows_chooser_runs_the_twin_for_float64_and_other_shapes():
     np.testing.assert_array_equal(kernels.softmax_rows(x), reference.softmax_rows_reference(x))
     x3 = x.reshape(1, 3, 5).astype(np.float32)
     np.testing.assert_array_equal(kernels.softmax_rows(x3), reference.softmax_rows_reference(x3))
+
+
+@needs_numba
+@given(st.integers(1, 7), st.integers(4, 11), st.integers(4, 11), st.integers(1, 40), st.integers(1, 3),
+       st.booleans(), seeds)
+def test_the_first_layer_in_ranges_of_images_equals_the_reference(n, h, w, filters, parts, with_argmax, seed):
+    """The MNIST first layer's batch cut into ranges, one a thread (inside the engine's hold), gives the whole
+    batch's values and argmax exactly, more ranges than images included."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, h, w, 1)).astype(np.float32)
+    taps = rng.integers(-2, 3, (9, filters)).astype(np.float32)
+    bias = rng.integers(-1, 2, filters).astype(np.float32)
+    ones, zeros = np.ones(filters, np.float32), np.zeros(filters, np.float32)
+    out, argmax = jitted.conv_maxpool_3x3(x, taps, bias, True, ones, zeros, with_argmax, parts)
+    expected_out, expected_argmax = reference.conv_maxpool_forward_reference(x, taps, bias)
+    np.testing.assert_array_equal(out, expected_out)
+    if with_argmax:
+        np.testing.assert_array_equal(argmax, expected_argmax)

@@ -342,9 +342,21 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                                                       relu, bias, scale, shift)
     filters, dtype = taps.shape[1], x.dtype
     bias, scale, shift = _per_channel(filters, dtype, bias, scale, shift)
+    x, taps = _contiguous(x), _contiguous(taps.astype(dtype, copy=False))
+    parts = _first_layer_parts(x)
+    if parts > 1 and (kh, kw, sh, sw, x.shape[3], pool_h, pool_w, pool_sh, pool_sw) == (3, 3, 1, 1, 1, 2, 2, 2, 2):
+        return _on_thread_count(parts, _jitted.conv_maxpool_3x3, x, taps, bias, bool(relu), scale, shift, False,
+                                parts)[0]
     # A plain loop, not a parallel one (see its comment): no thread count to set.
-    return _jitted.conv_maxpool_infer(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)), kh, kw, sh, sw,
-                                      pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias, scale, shift)
+    return _jitted.conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias,
+                                      scale, shift)
+
+
+def _first_layer_parts(x):
+    """Into how many ranges of images, one a thread, :func:`conv_maxpool_forward` and :func:`conv_maxpool_infer`
+    cut a batch: as many as the tiled products' threads inside the engine's hold (the BLAS's threads idle there),
+    otherwise one (a second thread would spin beside the BLAS's)."""
+    return blas.product_threads() if blas.tiles_allowed() and len(x) >= MIN_TILED_BATCH else 1
 
 
 def conv_maxpool_forward(x, taps, bias):
@@ -363,8 +375,10 @@ def conv_maxpool_forward(x, taps, bias):
         return reference.conv_maxpool_forward_reference(x, taps, bias)
     filters, dtype = taps.shape[1], x.dtype
     _, scale, shift = _per_channel(filters, dtype, None, None, None)  # no BatchNorm after it in training
-    return _jitted.conv_maxpool_3x3(_contiguous(x), _contiguous(taps.astype(dtype, copy=False)),
-                                    _contiguous(bias.astype(dtype, copy=False)), True, scale, shift, True)
+    parts = _first_layer_parts(x)
+    taps, bias = (_contiguous(array.astype(dtype, copy=False)) for array in (taps, bias))
+    return _on_thread_count(parts, _jitted.conv_maxpool_3x3, _contiguous(x), taps, bias, True, scale, shift, True,
+                            parts)
 
 
 def conv_maxpool_weight_grads(x, grad, argmax):

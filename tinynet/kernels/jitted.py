@@ -327,25 +327,11 @@ def _row_general(x, b, top, taps, kh, kw, sw, row):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def conv_maxpool_3x3(x, taps, bias, relu, scale, shift, with_argmax):
-    # The MNIST first layer (a 3x3 convolution of one channel, then 2x2 max pooling with stride
-    # 2), in training and at inference: (out, argmax), the argmax (for training's backward) an
-    # empty array unless `with_argmax`. As columns and a product the layer writes its whole
-    # output (26x26xF floats an image) and reads it back to pool it, 75% of it to be dropped;
-    # here each pooling window's four outputs are summed from the 16 pixels they read, held in
-    # registers (_window_max_3x3), and pooled at once; the filter loop, innermost, becomes
-    # vector multiply-adds ("contract" allows fused multiply-add and nothing else, so NaNs
-    # behave). One thread, no prange: in parallel form the compiler kept the filter loop scalar
-    # (see conv_maxpool_infer). At inference, 1,000 images on one thread (Zen 3 with AVX2):
-    # 15-19 ms for 32 filters against 27-43 ms with conv_maxpool_infer's row-buffer loop, 9-12
-    # ms for 16 against 19-29, alternating processes.
-    n, h, w, _ = x.shape
-    filters = taps.shape[1]
-    out_h, out_w = (h - 2) // 2, (w - 2) // 2
-    out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
-    argmax = np.empty((n, out_h, out_w, filters) if with_argmax else (0, 0, 0, 0), dtype=np.int32)
+def _conv_maxpool_3x3_images(x, taps, bias, relu, scale, shift, with_argmax, out, argmax, start, stop):
+    """:func:`conv_maxpool_3x3` for the images ``start:stop``, into ``out`` (and ``argmax``)."""
+    out_h, out_w, filters = out.shape[1], out.shape[2], out.shape[3]
     zero = np.zeros(1, x.dtype)[0]  # typed: a literal 0 would make the clipped value float64
-    for b in range(n):
+    for b in range(start, stop):
         for y in range(out_h):
             for xo in range(out_w):
                 pixels = _pixels_4x4(x, b, 2 * y, 2 * xo)
@@ -355,6 +341,31 @@ def conv_maxpool_3x3(x, taps, bias, relu, scale, shift, with_argmax):
                         argmax[b, y, xo, f] = -1 if relu & (best <= zero) else at
                     best = zero if relu & (best < zero) else best  # NaN stays NaN
                     out[b, y, xo, f] = best * scale[f] + shift[f]
+
+
+@njit(cache=True, parallel=True)
+def conv_maxpool_3x3(x, taps, bias, relu, scale, shift, with_argmax, parts):
+    # The MNIST first layer (a 3x3 convolution of one channel, then 2x2 max pooling with stride
+    # 2), in training and at inference: (out, argmax), the argmax (for training's backward) an
+    # empty array unless `with_argmax`. As columns and a product the layer writes its whole
+    # output (26x26xF floats an image) and reads it back to pool it, 75% of it to be dropped;
+    # here each pooling window's four outputs are summed from the 16 pixels they read, held in
+    # registers (_window_max_3x3), and pooled at once; the filter loop, innermost, becomes
+    # vector multiply-adds ("contract" allows fused multiply-add and nothing else, so NaNs
+    # behave). At inference, 1,000 images on one thread (Zen 3 with AVX2): 15-19 ms for 32
+    # filters against 27-43 ms with conv_maxpool_infer's row-buffer loop, 9-12 ms for 16
+    # against 19-29, alternating processes. The images are cut into `parts` ranges, one a
+    # thread: each range's loop is compiled on its own (_conv_maxpool_3x3_images), so its
+    # filter loop stays vector code (written as one parallel loop over the images, the
+    # compiler kept it scalar; see conv_maxpool_infer).
+    n, h, w, _ = x.shape
+    filters = taps.shape[1]
+    out_h, out_w = (h - 2) // 2, (w - 2) // 2
+    out = np.empty((n, out_h, out_w, filters), dtype=x.dtype)
+    argmax = np.empty((n, out_h, out_w, filters) if with_argmax else (0, 0, 0, 0), dtype=np.int32)
+    for part in prange(parts):
+        _conv_maxpool_3x3_images(x, taps, bias, relu, scale, shift, with_argmax, out, argmax,
+                                 n * part // parts, n * (part + 1) // parts)
     return out, argmax
 
 
@@ -372,7 +383,9 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     n, h, w, c = x.shape
     filters = taps.shape[1]
     if kh == 3 and kw == 3 and sh == 1 and sw == 1 and c == 1 and pool_h == pool_w == pool_sh == pool_sw == 2:
-        return conv_maxpool_3x3(x, taps, bias, relu, scale, shift, False)[0]
+        out = np.empty((n, (h - 2) // 2, (w - 2) // 2, filters), dtype=x.dtype)
+        _conv_maxpool_3x3_images(x, taps, bias, relu, scale, shift, False, out, np.empty((0, 0, 0, 0), np.int32), 0, n)
+        return out
     conv_w = (w - kw) // sw + 1
     out_h = ((h - kh) // sh + 1 - pool_h) // pool_sh + 1
     out_w = (conv_w - pool_w) // pool_sw + 1
