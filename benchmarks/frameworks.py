@@ -378,7 +378,10 @@ def products_description():
     if kernels.TILED_PRODUCTS:
         return (f"AVX-512 register tiles for batches of {kernels.MIN_TILED_BATCH} or more (the BLAS held to one "
                 f"thread meanwhile), the BLAS for smaller ones")
-    return "the BLAS (no AVX-512 tiles on this CPU)"
+    if os.environ.get("TINYNET_TILED_PRODUCTS") == "0":
+        return "the BLAS (tiles turned off by TINYNET_TILED_PRODUCTS=0)"
+    why = "the reference kernels run" if kernels.BACKEND != "numba" else "no AVX-512, or numba compiles for another CPU"
+    return f"the BLAS (no tiles here: {why})"
 
 
 def numba_target():

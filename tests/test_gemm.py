@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinynet import errors as tinynet_errors
 from tinynet import kernels
 from tinynet.kernels import blas
 
 gemm = kernels._load_gemm()
-needs_tiles = pytest.mark.skipif(gemm is None, reason="this CPU has no AVX-512, or numba is off: the tiled product "
-                                 "is not compiled here, and NumPy's product (its twin) runs in its place")
+needs_tiles = pytest.mark.skipif(gemm is None, reason="no tiled product here (a CPU without AVX-512, numba off or "
+                                 "told to compile for another CPU, or TINYNET_TILED_PRODUCTS=0): NumPy's product, "
+                                 "its twin, runs in its place")
 seeds = st.integers(0, 2**16)
 
 
@@ -32,9 +34,11 @@ def _operand(shape, seed, transposed):
 
 
 @needs_tiles
-@given(st.integers(1, 40), st.integers(0, 1100), st.integers(1, 3), st.booleans(), st.booleans(), seeds)
+@given(st.integers(1, 40), st.one_of(st.integers(0, 300), st.integers(2000, 4500)), st.integers(1, 3), st.booleans(),
+       st.booleans(), seeds)
 def test_the_tiled_product_equals_numpys_to_rounding(m, k, column_tiles, transposed, accumulate, seed):
-    """Any rows (whole tiles and a tail), K across several blocks (and none), A in either layout, written or added."""
+    """Any rows (whole tiles and a tail), K in one block, across two or three (K_BLOCK is 2,048) and none, A in either
+    layout, written or added."""
     n = column_tiles * gemm.COLUMNS
     a, b = _operand((m, k), seed, transposed), _operand((k, n), seed + 1, False)
     start = np.random.default_rng(seed + 2).standard_normal((m, n)).astype(np.float32)
@@ -55,17 +59,32 @@ def test_the_tiled_product_writes_only_its_output():
     assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
 
 
-@given(st.integers(1, 40), st.integers(1, 70), st.integers(1, 80), st.sampled_from([np.float32, np.float64]), seeds)
+@given(st.integers(1, 40), st.integers(1, 70), st.sampled_from([1, 10, 32, 33, 64, 96]),
+       st.sampled_from([np.float32, np.float64]), seeds)
 def test_matmul_is_numpys_product_wherever_it_runs(m, k, n, dtype, seed):
     """Inside the engine's hold (tiles where they fit) and outside it (NumPy's), ``kernels.matmul`` is ``a @ b``."""
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     outside = kernels.matmul(a, b)
     with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        fits = dtype == np.float32 and m >= kernels.MIN_TILED_ROWS and n % 32 == 0
+        assert kernels._tiles(a, b, None) == (kernels.TILED_PRODUCTS and fits)  # tiled exactly where it should be
         inside = kernels.matmul(a, b)
     assert np.array_equal(outside, a @ b)  # no hold, no tiles: NumPy's own
     assert np.all(np.abs(inside - a.astype(np.float64) @ b) <= _rounding_bound(a, b) * (1 if dtype == np.float32
                                                                                          else 1e-8) + 1e-12)
+
+
+def test_matmul_refuses_to_add_into_nothing_and_leaves_overlapping_products_to_numpy():
+    a = _operand((20, 32), 0, False)
+    with pytest.raises(tinynet_errors.ArgumentError, match="out="):
+        kernels.matmul(a, a.T.copy(), accumulate=True)
+    square = _operand((32, 32), 1, False)
+    expected = square @ square
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        assert not kernels._tiles(square, square, square)  # out is an operand: the tiles would read what they wrote
+        np.testing.assert_allclose(kernels.matmul(square, square.copy(), out=square[:, ::1]), expected, rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_matmul_adds_into_out_when_asked():
@@ -80,48 +99,61 @@ def _running_blas_threads():
     return min((lib.num_threads for lib in blas.controller().lib_controllers), default=1)
 
 
-def test_a_hold_gives_the_blas_its_threads_back_even_after_an_error():
-    before = _running_blas_threads()
+@pytest.fixture
+def two_blas_threads_to_hold():
+    """The BLAS on two threads for the test, so holding it to one shows (one core gives one: nothing to test)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):
+        if _running_blas_threads() < 2:
+            pytest.skip("this BLAS runs on one thread here (one core): holding it to one changes nothing to see")
+        yield
+
+
+def test_a_hold_gives_the_blas_its_threads_back_even_after_an_error(two_blas_threads_to_hold):
     with pytest.raises(RuntimeError), blas.held_to_one_thread():
-        assert _running_blas_threads() == 1 and blas.threads() == before
+        assert _running_blas_threads() == 1 and blas.threads() == 2 and blas.tiles_allowed()
         raise RuntimeError("a step failed")
-    assert _running_blas_threads() == before and blas.threads() == before
+    assert _running_blas_threads() == blas.threads() == 2 and not blas.tiles_allowed()
 
 
-def test_a_second_thread_runs_beside_a_hold_without_taking_it_and_the_holder_gives_it_back():
-    """Two predictions at once (a server's threads): the first holds the BLAS; the second neither tiles nor
-    changes the count, and the count is back once the holder leaves, whichever thread leaves last."""
-    before = _running_blas_threads()
-    first_in, second_done, first_out = threading.Event(), threading.Event(), threading.Event()
+@pytest.mark.parametrize("holder_leaves_first", [True, False])
+def test_a_second_thread_runs_beside_a_hold_without_taking_it_and_the_holder_gives_it_back(
+        two_blas_threads_to_hold, holder_leaves_first):
+    """Two predictions at once (a server's threads): the first holds the BLAS; the second neither tiles nor takes
+    the hold, and the count is back once both have left, whichever leaves last."""
+    first_in, second_in, first_out, second_out = (threading.Event() for _ in range(4))
     seen = {}
 
     def first():
         with blas.held_to_one_thread():
             seen["first tiles"] = blas.tiles_allowed()
             first_in.set()
-            second_done.wait(5)
+            second_in.wait(5)
+            if not holder_leaves_first:
+                second_out.wait(5)
         first_out.set()
 
     def second():
         first_in.wait(5)
         with blas.held_to_one_thread():
             seen["second tiles"] = blas.tiles_allowed()
-            second_done.set()
-            first_out.wait(5)
-        seen["threads after"] = _running_blas_threads()
+            second_in.set()
+            if holder_leaves_first:
+                first_out.wait(5)
+        second_out.set()
 
     workers = [threading.Thread(target=first), threading.Thread(target=second)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(10)
-    assert seen == {"first tiles": True, "second tiles": False, "threads after": before}
-    assert _running_blas_threads() == before
+    assert seen == {"first tiles": True, "second tiles": False}
+    assert _running_blas_threads() == 2
 
 
-def test_small_batches_and_cpus_without_tiles_leave_the_blas_as_it_is():
-    before = _running_blas_threads()
+def test_small_batches_and_cpus_without_tiles_leave_the_blas_as_it_is(two_blas_threads_to_hold):
     with kernels.engine_threads(kernels.MIN_TILED_BATCH - 1):
-        assert _running_blas_threads() == before and not blas.tiles_allowed()
+        assert _running_blas_threads() == 2 and not blas.tiles_allowed()
     with kernels.engine_threads(kernels.MIN_TILED_BATCH):
-        assert _running_blas_threads() == (1 if kernels.TILED_PRODUCTS else before)
+        assert _running_blas_threads() == (1 if kernels.TILED_PRODUCTS else 2)

@@ -45,8 +45,9 @@ _jitted = _load_jitted()
 def _load_gemm():
     """The register-tiled product of :mod:`.gemm`, or None where it would not beat the BLAS: without
     numba, on a CPU without AVX-512, or when numba is told to compile for another CPU than this one;
-    or where ``TINYNET_TILED_PRODUCTS=0`` asks for the BLAS's products everywhere (the same rounding as
-    on a CPU without AVX-512, or to compare the two)."""
+    or where ``TINYNET_TILED_PRODUCTS=0`` is set when tinynet is imported: the engine then runs as on a
+    CPU without AVX-512 (the BLAS's products, no hold, the first layer on one thread), to compare the
+    two or to keep the BLAS's rounding."""
     if _jitted is None or os.environ.get("TINYNET_TILED_PRODUCTS", "1") == "0":
         return None
     import llvmlite.binding as llvm
@@ -185,6 +186,8 @@ def matmul(a, b, out=None, accumulate=False):
     array([[3., 3., 3., 3.],
            [3., 3., 3., 3.]], dtype=float32)
     """
+    if accumulate and out is None:
+        raise ArgumentError("matmul(accumulate=True) adds into out: pass the array to add into as out=.")
     if _tiles(a, b, out):
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.float32)
@@ -219,9 +222,12 @@ def _tiles(a, b, out):
     return (_gemm is not None and _jitted is not None and blas.tiles_allowed() and a.dtype == float32
             and b.dtype == float32
             and a.ndim == 2 and b.ndim == 2 and a.shape[0] >= MIN_TILED_ROWS and a.shape[1] == b.shape[0]
-            and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and a.strides[0] % 4 == 0
-            and a.strides[1] % 4 == 0 and (out is None or (out.dtype == float32 and out.strides[1] == 4
-                                                            and out.shape == (a.shape[0], b.shape[1]))))
+            and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and b.strides[0] % 4 == 0
+            and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0
+            and (out is None or (out.dtype == float32 and out.strides[1] == 4 and out.strides[0] % 4 == 0
+                                 and out.shape == (a.shape[0], b.shape[1])
+                                 # the tiles write while they read: an out over a or b is NumPy's to handle
+                                 and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))))
 
 
 def _contiguous(array):
@@ -700,7 +706,9 @@ def gelu_forward(x, with_slope=True):
 def softmax_rows(x):
     """Each row of scores ``x`` ``(N, classes)`` as probabilities; see :func:`.reference.softmax_rows_reference`.
 
-    The compiled pass is float32's; other dtypes run the twin (the layer's softmax).
+    The compiled call takes float32 rows (other dtypes and shapes run the twin, the layer's softmax).
+    Its exponential is clamped below at ``exp(-87)``: a score 87 or more below its row's maximum
+    (``-inf`` included) gets about ``1.6e-38`` where the layer's gives 0 or a smaller denormal.
 
     Examples
     --------

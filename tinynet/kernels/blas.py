@@ -1,13 +1,16 @@
 """The BLAS beside the kernels: how many threads it runs, and holding it to one while the engine's products run.
 
-OpenBLAS's worker threads, like OpenMP's, keep spinning for a while after each product they
-shared, waiting for the next. On a CPU where the engine multiplies in its own register tiles
-(:mod:`.gemm`, on OpenMP threads), a BLAS product with two threads just before a tiled one, or
-just after, leaves three busy threads on two cores: a one-image prediction of the MNIST CNN took
-13-15 ms instead of 0.15. So while the engine runs (a plan, ``predict``, a training epoch) it
-holds the BLAS to one thread (:func:`held_to_one_thread`): the few products still left to the
-BLAS (a 10-class output layer) run on the caller's thread, and the tiled products take the
-threads the BLAS had (:func:`product_threads`).
+OpenBLAS's worker threads, like those of numba's threading layer (OpenMP's where it is
+installed), keep spinning for a while after each product they shared, waiting for the next. On
+a CPU where the engine multiplies in its own register tiles (:mod:`.gemm`, on numba's threads),
+a BLAS product with two threads just before a tiled one, or just after, leaves three busy
+threads on two cores: a one-image prediction of the MNIST CNN took 13-15 ms instead of 0.16-0.21.
+So while the engine runs a batch (a plan, ``predict``, a training epoch) it holds the BLAS to one
+thread (:func:`held_to_one_thread`): the products still left to the BLAS (a 10-class output
+layer, a Dense layer's input gradient, an LSTM's steps, the bias sums) run on the caller's
+thread, and the tiled products take the threads the BLAS had (:func:`product_threads`; numba's
+own thread count caps them, :func:`tinynet.kernels.set_num_threads` does not: it sets the
+memory-bound kernels').
 """
 
 import contextlib
@@ -19,7 +22,8 @@ _lock = threading.Lock()  # guards taking and giving back the hold
 _controller_lock = threading.Lock()
 _controller = None  # threadpoolctl's view of the BLAS libraries, made on first use (it costs milliseconds)
 _owner = None  # the id of the thread holding the BLAS to one thread, or None
-_held_from = None  # the BLAS's thread count before that hold
+_held_from = None  # the BLAS's thread count before that hold (the smallest, if several libraries)
+_counts_before = ()  # each library's own count before it, put back on leaving
 _local = threading.local()  # .single: this thread's products on one thread (a part of a batch in parts)
 _libraries = None  # the BLAS libraries' controllers, read once
 
@@ -46,9 +50,10 @@ def _current():
     return min((lib.num_threads for lib in _blas_libraries()), default=1)
 
 
-def _set(count):
-    for lib in _blas_libraries():
-        lib.set_num_threads(count)  # a call into the library, under a microsecond; threadpoolctl's limit() takes 6
+def _set(counts):
+    for lib, count in zip(_blas_libraries(), counts, strict=True):
+        if lib.num_threads != count:
+            lib.set_num_threads(count)  # a call into the library, under a microsecond; threadpoolctl's limit() takes 6
 
 
 def threads():
@@ -64,23 +69,24 @@ class held_to_one_thread:  # noqa: N801 (used as a function: ``with held_to_one_
     One thread holds it at a time, and gives it back itself: OpenBLAS does not let another thread raise
     a count the main thread lowered (measured with OpenBLAS 0.3.31), so a hold handed from thread to
     thread could leave the BLAS on one thread for good. A thread that finds it held by another (two
-    predictions at once, from a server's threads) runs as it is, without tiles, sharing the cores
-    with the other. A hold inside a hold of the same thread (a plan's,
-    inside ``predict``'s) changes nothing. A class rather than a generator: entered at every
-    ``predict`` of a batch, where a generator's context costs a microsecond more.
+    predictions at once, from a server's threads) runs without tiles, its BLAS products on one
+    thread too (the count is the process's), sharing the cores with the other. A hold inside a hold
+    of the same thread (a plan's, inside ``predict``'s) changes nothing. Each BLAS library gets its
+    own count back. A class rather than a generator: entered at every ``predict`` of a batch, where
+    a generator's context costs a microsecond more.
     """
 
     __slots__ = ("owns",)
 
     def __enter__(self):
-        global _owner, _held_from
+        global _owner, _held_from, _counts_before
         self.owns = False
         if _owner is None:
             with _lock:
                 if _owner is None:
-                    _held_from = _current()
-                    if _held_from > 1:
-                        _set(1)
+                    _counts_before = tuple(lib.num_threads for lib in _blas_libraries())
+                    _held_from = min(_counts_before, default=1)
+                    _set((1,) * len(_counts_before))
                     _owner, self.owns = threading.get_ident(), True
         return self
 
@@ -88,8 +94,7 @@ class held_to_one_thread:  # noqa: N801 (used as a function: ``with held_to_one_
         global _owner, _held_from
         if self.owns:
             with _lock:
-                if _held_from > 1:
-                    _set(_held_from)
+                _set(_counts_before)
                 _owner, _held_from = None, None
         return False
 

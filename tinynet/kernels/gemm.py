@@ -20,15 +20,15 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
   what the blocks before it left in ``C``), so the part of ``B`` the tiles of a block read
   stays in cache however long ``K`` is (a weight gradient sums over a chunk's 15,000 rows).
 - **Tails.** Rows past the last whole tile are copied into a tile of zeros, multiplied,
-  and copied back; columns must come in whole tiles (:func:`fits`), other products go to
-  NumPy.
+  and copied back; columns must come in whole tiles (:func:`tinynet.kernels.matmul` sends
+  other products to NumPy).
 
 On a CPU without AVX-512, ``<16 x float>`` would be split into halves that no longer fit
 the registers, and OpenBLAS's own AVX2 kernels are as fast as such a tile can be: there the
-engine keeps NumPy's product (:data:`AVAILABLE`). On an AMD EPYC Zen 5 (AVX-512) this
-kernel ran the MNIST CNN's convolution products at 440-510 GFLOP/s on two threads, against
-180-250 for OpenBLAS held to its AVX2 kernels by ``OPENBLAS_CORETYPE=Haswell`` and 240-410
-for its own AVX-512 ones.
+engine keeps NumPy's product (:data:`tinynet.kernels.TILED_PRODUCTS`). On an AMD EPYC Zen 5
+(AVX-512, two threads) this kernel ran the MNIST CNN's convolution products about twice as
+fast as OpenBLAS held to its AVX2 kernels by ``OPENBLAS_CORETYPE=Haswell``, and faster than
+OpenBLAS's own AVX-512 kernels (the figures: benchmarks/RESULTS.md).
 """
 
 import numpy as np
@@ -129,7 +129,7 @@ def _strides(array):
     return array.strides[0] // 4, array.strides[1] // 4
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)  # nogil: the parts of a batch in parts call it side by side
 def product(a, b, out, accumulate):
     """``out (+)= a @ b`` for float32 ``a`` ``(M, K)`` (any strides), ``b`` ``(K, N)`` and ``out`` ``(M, N)``
     with adjacent columns, ``N`` a multiple of :data:`COLUMNS`."""

@@ -343,7 +343,7 @@ def _conv_maxpool_3x3_images(x, taps, bias, relu, scale, shift, with_argmax, out
                     out[b, y, xo, f] = best * scale[f] + shift[f]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def conv_maxpool_3x3(x, taps, bias, relu, scale, shift, with_argmax, parts):
     # The MNIST first layer (a 3x3 convolution of one channel, then 2x2 max pooling with stride
     # 2), in training and at inference: (out, argmax), the argmax (for training's backward) an
