@@ -53,7 +53,7 @@ def forward_states(x_part, W_h):
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
     z = np.empty((n, four), dtype=x_part.dtype)
     for t in range(1, steps + 1):
-        np.matmul(h[t - 1], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
+        kernels.matmul(h[t - 1], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
         kernels.lstm_cell_into(z, x_part[t - 1], c[t - 1], gates[t - 1], c[t], h[t])
     return h, c, gates
 
@@ -67,7 +67,7 @@ def forward_last_state(x_part, W_h):
     gates = np.empty((n, four), dtype=x_part.dtype)
     z = np.empty_like(gates)
     for t, x_share in enumerate(x_part, start=1):
-        np.matmul(h[(t - 1) % 2], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
+        kernels.matmul(h[(t - 1) % 2], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
         kernels.lstm_cell_into(z, x_share, c[(t - 1) % 2], gates, c[t % 2], h[t % 2])
     return h[len(x_part) % 2]
 
@@ -81,10 +81,11 @@ def backward_through_time(grad_states, c, gates, W_h):
     hidden_grads = np.empty_like(grad_states)  # dL/dh_t for every step: (T,N,H)
     grad_h_next = np.zeros((n, hidden), dtype=grad_states.dtype)  # dL/dh_t through step t+1; none after T
     grad_c = np.zeros_like(grad_h_next)  # dL/dc_t through c_{t+1}, then dL/dc_{t-1} after the step
+    W_h_t = kernels.tiled_layout(W_h.T)  # (4H,H), laid out once for the T products where they run in tiles
     for t in range(steps, 0, -1):  # t = T, ..., 1
         kernels.lstm_cell_backward_into(grad_states[t - 1], grad_h_next, grad_c, gates[t - 1], c[t - 1], c[t],
                                         grad_pre[t - 1], hidden_grads[t - 1])
-        np.matmul(grad_pre[t - 1], W_h.T, out=grad_h_next)  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
+        kernels.matmul(grad_pre[t - 1], W_h_t, out=grad_h_next)  # (N,4H)@(4H,H) -> (N,H): to h_{t-1}
     return grad_pre, hidden_grads
 
 

@@ -199,6 +199,21 @@ def matmul(a, b, out=None, accumulate=False):
     return np.matmul(a, b, out=out)
 
 
+def tiled_layout(b):
+    """``b`` with adjacent columns (a copy) where :func:`matmul` would multiply by it in register tiles now, ``b``
+    itself elsewhere: for a right factor read transposed (``W.T``) by many products in a row, laid out once.
+
+    Examples
+    --------
+    >>> w = np.ones((64, 32), np.float32)
+    >>> tiled_layout(w.T).shape                          # the same values, whichever layout
+    (32, 64)
+    """
+    if _gemm is None or _jitted is None or not blas.tiles_allowed() or b.dtype != np.float32:
+        return b
+    return np.ascontiguousarray(b)
+
+
 def engine_threads(samples):
     """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles
     and the batch has at least :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles
@@ -728,6 +743,7 @@ __all__ = [
     "get_num_threads",
     "output_size",
     "matmul",
+    "tiled_layout",
     "TILED_PRODUCTS",
     "MIN_TILED_BATCH",
     "engine_threads",
