@@ -105,13 +105,13 @@ class LSTMStep(LayerStep):
             rows = x[part]
             if len(rows) < COMPILED_LOOP_ROWS:  # a few samples: the step's products compiled with the cells
                 return kernels.lstm_loop(input_share(rows, params["W_x"], params["b"]), params["W_h"])
-            return forward_states(input_share(rows, params["W_x"], params["b"]), params["W_h"])
+            return forward_states(input_share(rows, params["W_x"], params["b"], kernels.matmul), params["W_h"])
 
         def last_state_part(part):  # a prediction of h_T: nothing kept for a backward
             rows = x[part]
             if len(rows) < COMPILED_LOOP_ROWS:
                 return forward_part(part)[0][-1]
-            return forward_last_state(input_share(rows, params["W_x"], params["b"]), params["W_h"])
+            return forward_last_state(input_share(rows, params["W_x"], params["b"], kernels.matmul), params["W_h"])
 
         if not training and not layer.return_sequences:
             return joined(run_in_parts(last_state_part, parts))

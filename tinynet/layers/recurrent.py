@@ -139,11 +139,12 @@ def lstm_forward(x, W_x, W_h, b):
     return lstm_loop(input_share(x, W_x, b), W_h)
 
 
-def input_share(x, W_x, b):
-    """``x_t W_x + b`` for every step at once, time first: ``(N, T, D) -> (T, N, 4H)``."""
+def input_share(x, W_x, b, product=np.matmul):
+    """``x_t W_x + b`` for every step at once, time first: ``(N, T, D) -> (T, N, 4H)`` (``product(a, b)`` the
+    matrix product, as in :func:`~tinynet.layers.dense.affine`)."""
     n, steps, _ = x.shape
     # Each (step, sample) a row: (T·N,D)@(D,4H) + (4H,) -> (T,N,4H).
-    x_part = time_first(x).reshape(-1, x.shape[2]) @ W_x
+    x_part = product(time_first(x).reshape(-1, x.shape[2]), W_x)
     x_part += b  # in place: the rows are many (T·N), a second array of them costs a pass over memory
     return x_part.reshape(steps, n, W_x.shape[1])
 
