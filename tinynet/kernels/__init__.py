@@ -263,7 +263,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
     """
     if _jitted is None:
         return reference.im2col_reference(x, kh, kw, sh, sw, ph, pw)
-    return _on_threads(_jitted.im2col, _contiguous(x), kh, kw, sh, sw, ph, pw)
+    return _on_thread_count(_threads_in_hold(x), _jitted.im2col, _contiguous(x), kh, kw, sh, sw, ph, pw)
 
 
 def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
@@ -371,6 +371,12 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     # A plain loop, not a parallel one (see its comment): no thread count to set.
     return _jitted.conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias,
                                       scale, shift)
+
+
+def _threads_in_hold(x):
+    """Threads for a compiled pass over a batch: the tiled products' inside the engine's hold (the BLAS's threads
+    idle there) for a batch of :data:`MIN_TILED_BATCH` or more, tinynet's kernel count elsewhere."""
+    return blas.product_threads() if blas.tiles_allowed() and len(x) >= MIN_TILED_BATCH else _threads
 
 
 def _first_layer_parts(x):
