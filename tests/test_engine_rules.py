@@ -118,6 +118,19 @@ def _flatten_after_images(g):
     return [_pool(g), Flatten()], _images(g)
 
 
+def _flatten_dense_from_images(outputs, norm=False, relu=False):
+    """Flatten and a Dense after a channels-last step: with fewer outputs than images the Dense's weights are put in
+    the activations' order (``outputs(g) == 1``), with more the activations in the weights' (``batch + 3``)."""
+    def case(g):
+        features = g["channels"] * g["height"] * g["width"]
+        m = outputs(g)
+        layers = [BatchNorm2D(g["channels"]), Flatten(), Dense(features, m, rng=g["seed"])]
+        layers += [BatchNorm1D(m)] if norm else []
+        layers += [ReLU()] if relu else []
+        return layers, _images(g)
+    return case
+
+
 def _flatten_dense(g):
     features = g["channels"] * g["height"] * g["width"]
     return [Flatten(), Dense(features, g["filters"], rng=g["seed"])], _images(g)
@@ -230,6 +243,10 @@ INFERENCE_CASES = {
     "MaxPool2D, channels last": [_pool_alone(MaxPool2D)],
     "AvgPool2D, channels last": [_pool_alone(AvgPool2D)],
     "BatchNorm2D over channels-last rows": [_norm_alone],
+    "Flatten + Dense (+ BatchNorm1D) (+ ReLU) from channels-last: the weights' rows in the activations' order": [
+        _flatten_dense_from_images(lambda g: 1), _flatten_dense_from_images(lambda g: g["batch"] + 3),
+        _flatten_dense_from_images(lambda g: 1, norm=True, relu=True),
+        _flatten_dense_from_images(lambda g: g["batch"] + 3, norm=True, relu=True)],
     "Flatten of channels-last activations, in NCHW order": [_flatten_after_images],
     "Flatten as a reshape": [_flatten_dense],
     "Dense (+ BatchNorm1D) (+ ReLU) in the product's epilogue": [

@@ -33,7 +33,7 @@ from ..layers import (
 from .activations import GELUStep
 from .attention import AttentionStep
 from .conv import ConvReluMaxPoolStep, ConvStep, OneChannelConvReluMaxPoolStep, in_pooling_windows
-from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenRows
+from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueStep, FlattenDenseEpilogueStep, FlattenRows
 from .normalization import BatchNormStep, LayerNormStep
 from .pool import AvgPoolStep, MaxPoolStep
 from .recurrent import LSTMStep
@@ -161,6 +161,11 @@ def _conv_epilogue(positions, layers, context):
     return ConvEpilogueStep(positions, layers, layers[0], norm, relu=type(layers[-1]) is ReLU)
 
 
+def _flatten_dense_epilogue(positions, layers, context):
+    norm = next((layer for layer in layers if type(layer) is BatchNorm1D), None)
+    return FlattenDenseEpilogueStep(positions, layers, norm, relu=type(layers[-1]) is ReLU)
+
+
 def _conv_pool_inference(positions, layers, context):
     norm = layers[3] if len(layers) == 4 else None
     return ConvPoolInferenceStep(positions, layers, layers[0], layers[2], norm)
@@ -226,6 +231,9 @@ INFERENCE_RULES = (
     _MAXPOOL,
     _AVGPOOL,
     _BATCHNORM2D,
+    Rule("Flatten + Dense (+ BatchNorm1D) (+ ReLU) from channels-last: the weights' rows in the activations' order",
+         (Flatten, Dense, Optional(BatchNorm1D), Optional(ReLU)), _flatten_dense_epilogue,
+         when=lambda layers, layout: layout == NHWC and _norm_fits(layers[1:], layout), takes=NHWC, gives=NCHW),
     _FLATTEN_CHANNELS_LAST,
     Rule("Flatten as a reshape", (Flatten,), _one(FlattenRows)),
     Rule("Dense (+ BatchNorm1D) (+ ReLU) in the product's epilogue", (Dense, Optional(BatchNorm1D), Optional(ReLU)),
