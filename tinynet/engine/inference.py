@@ -21,6 +21,10 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
   (9 products an output, 32 filters) is little arithmetic on a large output; the kernel
   :func:`~tinynet.kernels.conv_maxpool_infer` sums a row of outputs at a time and pools it
   at once, with neither columns nor the convolution's output ever stored.
+- **A Flatten of channels-last activations meets the Dense after it halfway.** Training puts
+  every image back in NCHW order so the Dense weights' rows keep their meaning; at inference,
+  when the batch has more images than the Dense layer has outputs, the weights' rows are put
+  in the activations' order instead, the smaller copy (:class:`FlattenDenseEpilogueStep`).
 
 - **A Residual's inner layers** get the same rewrites, planned by the same rules.
 
