@@ -174,7 +174,7 @@ class FlattenDenseEpilogueStep(Step):
     def forward(self, x, training=False):
         weights = self.layer.params["W"]
         if (isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype == weights.dtype
-                and x[0].size == len(weights) and x.size > weights.size):
+                and x.size > weights.size and x[0].size == len(weights)):
             n, h, w, c = x.shape
             rows_in_hwc = weights.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(len(weights), -1)
             y = affine(x.reshape(n, -1), rows_in_hwc, self.layer.params["b"], matmul)  # (N,HWC) @ (HWC,M) + (M,)

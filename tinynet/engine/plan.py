@@ -15,7 +15,6 @@ each step names the layers it runs. The layer-by-layer plan (``fast=False``,
 both give the same results.
 """
 
-
 import numpy as np
 
 from ..kernels import engine_threads

@@ -209,7 +209,7 @@ def tiled_layout(b):
     >>> tiled_layout(w.T).shape                          # the same values, whichever layout
     (32, 64)
     """
-    if _gemm is None or _jitted is None or not blas.tiles_allowed() or b.dtype != np.float32:
+    if not _tiles_here() or not blas.tiles_allowed() or b.dtype != np.float32:
         return b
     return np.ascontiguousarray(b)
 
@@ -226,15 +226,20 @@ def engine_threads(samples):
     ...     float(matmul(a, b)[0, 0])
     8.0
     """
-    if _gemm is None or _jitted is None or samples < MIN_TILED_BATCH:
+    if not _tiles_here() or samples < MIN_TILED_BATCH:
         return contextlib.nullcontext()
     return blas.held_to_one_thread()
+
+
+def _tiles_here():
+    """Whether the register tiles exist here: compiled for this CPU, and the numba kernels in use."""
+    return _gemm is not None and _jitted is not None
 
 
 def _tiles(a, b, out):
     """Whether :func:`matmul` runs ``a @ b`` in register tiles."""
     float32 = np.float32
-    return (_gemm is not None and _jitted is not None and blas.tiles_allowed() and a.dtype == float32
+    return (_tiles_here() and blas.tiles_allowed() and a.dtype == float32
             and b.dtype == float32
             and a.ndim == 2 and b.ndim == 2 and a.shape[0] >= MIN_TILED_ROWS and a.shape[1] == b.shape[0]
             and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and b.strides[0] % 4 == 0
@@ -263,7 +268,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
     """
     if _jitted is None:
         return reference.im2col_reference(x, kh, kw, sh, sw, ph, pw)
-    return _on_thread_count(_threads_in_hold(x), _jitted.im2col, _contiguous(x), kh, kw, sh, sw, ph, pw)
+    return _on_thread_count(_threads_in_hold(x, _threads), _jitted.im2col, _contiguous(x), kh, kw, sh, sw, ph, pw)
 
 
 def im2col_transposed(x, kh, kw, sh, sw, ph, pw):
@@ -364,7 +369,7 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     filters, dtype = taps.shape[1], x.dtype
     bias, scale, shift = _per_channel(filters, dtype, bias, scale, shift)
     x, taps = _contiguous(x), _contiguous(taps.astype(dtype, copy=False))
-    parts = _first_layer_parts(x)
+    parts = _threads_in_hold(x, 1)
     if parts > 1 and (kh, kw, sh, sw, x.shape[3], pool_h, pool_w, pool_sh, pool_sw) == (3, 3, 1, 1, 1, 2, 2, 2, 2):
         return _on_thread_count(parts, _jitted.conv_maxpool_3x3, x, taps, bias, bool(relu), scale, shift, False,
                                 parts)[0]
@@ -373,17 +378,12 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                                       scale, shift)
 
 
-def _threads_in_hold(x):
-    """Threads for a compiled pass over a batch: the tiled products' inside the engine's hold (the BLAS's threads
-    idle there) for a batch of :data:`MIN_TILED_BATCH` or more, tinynet's kernel count elsewhere."""
-    return blas.product_threads() if blas.tiles_allowed() and len(x) >= MIN_TILED_BATCH else _threads
-
-
-def _first_layer_parts(x):
-    """Into how many ranges of images, one a thread, :func:`conv_maxpool_forward` and :func:`conv_maxpool_infer`
-    cut a batch: as many as the tiled products' threads inside the engine's hold (the BLAS's threads idle there),
-    otherwise one (a second thread would spin beside the BLAS's)."""
-    return blas.product_threads() if blas.tiles_allowed() and len(x) >= MIN_TILED_BATCH else 1
+def _threads_in_hold(x, elsewhere):
+    """Threads for a compiled pass over the batch ``x``: the tiled products' inside the engine's hold (the BLAS's
+    threads idle there) for a batch of :data:`MIN_TILED_BATCH` or more, ``elsewhere`` otherwise (a second thread
+    would spin beside the BLAS's). The first layer's loop (:func:`conv_maxpool_forward`,
+    :func:`conv_maxpool_infer`) is cut into that many ranges of images, one a thread."""
+    return blas.product_threads() if blas.tiles_allowed() and len(x) >= MIN_TILED_BATCH else elsewhere
 
 
 def conv_maxpool_forward(x, taps, bias):
@@ -402,7 +402,7 @@ def conv_maxpool_forward(x, taps, bias):
         return reference.conv_maxpool_forward_reference(x, taps, bias)
     filters, dtype = taps.shape[1], x.dtype
     _, scale, shift = _per_channel(filters, dtype, None, None, None)  # no BatchNorm after it in training
-    parts = _first_layer_parts(x)
+    parts = _threads_in_hold(x, 1)
     taps, bias = (_contiguous(array.astype(dtype, copy=False)) for array in (taps, bias))
     return _on_thread_count(parts, _jitted.conv_maxpool_3x3, _contiguous(x), taps, bias, True, scale, shift, True,
                             parts)

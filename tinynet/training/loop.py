@@ -27,7 +27,6 @@ from ..history import History
 from ..kernels import engine_threads, softmax_rows
 from ..layers import Softmax
 from ..layers.base import check_layer_tree
-from ..layers.softmax import softmax
 from ..losses import Loss, MeanSquaredError, SoftmaxCrossEntropy, check_labels
 from ..optim import OPTIMIZER_NAMES, Adam, Optimizer
 from ._allocator import keep_freed_memory
@@ -334,6 +333,4 @@ def evaluate(model, x, y, batch_size=1000):
 def predict(model, x, batch_size=1000):
     """Class probabilities ``(N, classes)``; see :meth:`tinynet.Sequential.predict`."""
     outputs = predict_logits(model, x, batch_size, "predict")
-    if ends_in_softmax(model):
-        return outputs
-    return softmax_rows(outputs) if outputs.ndim == 2 else softmax(outputs, axis=-1)
+    return outputs if ends_in_softmax(model) else softmax_rows(outputs)  # the layer's softmax, compiled for rows
