@@ -7,6 +7,7 @@ there), else to the test's temporary folder.
 import os
 import shutil
 import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +60,37 @@ def browser_page(tmp_path_factory):
     server.server_close()
 
 
+def settled(page, action, error=False, timeout=30_000):
+    """Do ``action`` (it asks the server something) and wait until every request the page queued has finished.
+    The page must then show no error, or one with ``error=True``; a timeout says what the page had done."""
+    queued = page.evaluate("window.tinynet.queued")
+    action()
+    try:
+        page.wait_for_function(f"window.tinynet.queued > {queued} && window.tinynet.done === window.tinynet.queued",
+                               timeout=timeout)
+    except Exception as timed_out:
+        state = page.evaluate("({queued: tinynet.queued, done: tinynet.done, requests: tinynet.requests,"
+                              " answers: tinynet.answers, error: document.getElementById('error').textContent})")
+        raise AssertionError(f"the page's requests did not all finish within {timeout / 1000:g} s: {state}") \
+            from timed_out
+    assert page.is_visible("#error") == error, page.inner_text("#error")
+
+
 def draw(page, strokes):
-    """Draw ``strokes`` with the mouse and wait for the answer to the last one."""
-    box = page.locator("#pad").bounding_box()
+    """Draw ``strokes`` with the mouse and wait for the answers to them."""
+    def strokes_on_the_pad():
+        for stroke in strokes:
+            box = page.locator("#pad").bounding_box()  # again for each stroke: an answer may move the page
+            page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+            page.mouse.down()
+            for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+                for t in np.linspace(0, 1, 12)[1:]:
+                    page.mouse.move(box["x"] + x0 + t * (x1 - x0), box["y"] + y0 + t * (y1 - y0))
+            page.mouse.up()
+
     answers = page.evaluate("window.tinynet.answers")
-    for stroke in strokes:
-        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-        page.mouse.down()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
-            for t in np.linspace(0, 1, 12)[1:]:
-                page.mouse.move(box["x"] + x0 + t * (x1 - x0), box["y"] + y0 + t * (y1 - y0))
-        page.mouse.up()
-    page.wait_for_function(f"window.tinynet.answers >= {answers + len(strokes)}", timeout=30_000)
+    settled(page, strokes_on_the_pad)
+    assert page.evaluate("window.tinynet.answers") == answers + len(strokes)  # one answer a stroke
 
 
 def shown_probabilities(page):
@@ -108,18 +128,14 @@ def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser
     draw(page, STROKES["seven"])
     before_pixels = layer_pixels(page)
     loss_own = page.inner_text("#loss")
-    answers = page.evaluate("window.tinynet.answers")
-    page.click("#labels button[data-digit='1']")
-    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    settled(page, lambda: page.click("#labels button[data-digit='1']"))
     assert "label 1" in page.inner_text("#loss") and page.inner_text("#loss") != loss_own
     assert layer_pixels(page) != before_pixels  # the gradient maps are those of the new loss
     assert page.locator("#weight-grads .row").count() == len(tinynet.layers.base.named_arrays(model.layers,
                                                                                           "params"))
     probability_of_one = shown_probabilities(page)[1]
-    answers = page.evaluate("window.tinynet.answers")
     page.select_option("#lr", "0.01")
-    page.click("#step")
-    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    settled(page, lambda: page.click("#step"))
     assert page.locator("#step-result .row").count() == 10
     assert "→" in page.inner_text("#step-result") and shown_probabilities(page)[1] > probability_of_one
     chart = page.evaluate("""[...document.querySelectorAll('#step-result .row')].map(row => {
@@ -138,9 +154,7 @@ def test_teach_it_shows_the_gradients_and_a_step_moves_the_probabilities(browser
     page.screenshot(path=str(shots / "page_teach_it.png"), full_page=True)
     page.screenshot(path=str(shots / "page_teach_it_top.png"), full_page=True,  # the README's picture
                     clip={"x": 0, "y": 0, "width": 1280, "height": 1240})
-    answers = page.evaluate("window.tinynet.answers")
-    page.click("#reset")
-    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    settled(page, lambda: page.click("#reset"))
     assert shown_probabilities(page)[1] == probability_of_one
 
 
@@ -167,13 +181,10 @@ def test_every_map_is_labelled_with_its_exact_range_and_the_scale_is_shared(brow
 
     strength = {}
     for label in (7, 2):  # the right label (the model is sure it is a 7), then a wrong one
-        answers = page.evaluate("window.tinynet.answers")
-        page.click(f"#labels button[data-digit='{label}']")
-        page.wait_for_function(f"window.tinynet.answers > {answers}")
+        settled(page, partial(page.click, f"#labels button[data-digit='{label}']"))
         strength[label] = strongest_pixel()
     assert strength[7] < 200 < 350 < strength[2], strength  # pale (about 1e-7) against strong (about 1)
-    page.click("#labels button[data-digit='7']")
-    page.wait_for_function(f"window.tinynet.answers > {answers + 1}")
+    settled(page, lambda: page.click("#labels button[data-digit='7']"))
     page.select_option("#scale", "layer")  # each layer its own range: the tiny gradients are painted at full strength
     assert strongest_pixel() > 350
     page.select_option("#scale", "log")
@@ -186,11 +197,41 @@ def test_an_error_from_the_server_is_shown(browser_page):
     page, _, _ = browser_page
     page.click("#clear")
     draw(page, STROKES["zero"])
-    page.click("#labels button[data-digit='0']")
+    settled(page, lambda: page.click("#labels button[data-digit='0']"))
     page.evaluate("document.getElementById('lr').add(new Option('1000', '1000', true, true))")
-    page.click("#step")
-    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    settled(page, lambda: page.click("#step"), error=True)
     assert "lr must be a number in (0, 10.0]" in page.inner_text("#error")
+    page.click("#clear")  # a new digit: the message about the last one's step goes
+    assert not page.is_visible("#error")
+    page.evaluate("document.getElementById('lr').remove(document.getElementById('lr').selectedIndex)")
+
+
+def test_an_answer_on_its_way_when_the_pad_is_cleared_is_not_shown(browser_page):
+    """Clear while the server is still answering: the page stays empty instead of painting the cleared digit's
+    answer (the request is held in the browser until Clear was pressed)."""
+    page, _, _ = browser_page
+    page.click("#clear")
+    held = []
+    page.route("**/api/explain", lambda route: held.append(route))
+    try:
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 140, box["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 140, box["y"] + 240, steps=10)
+        page.mouse.up()
+        for _ in range(200):  # the route's handler runs while Playwright waits
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert len(held) == 1 and page.evaluate("window.tinynet.done < window.tinynet.queued")
+        page.click("#clear")
+        held[0].continue_()
+        page.wait_for_function("window.tinynet.done === window.tinynet.queued", timeout=30_000)
+    finally:
+        page.unroute("**/api/explain")
+    assert page.evaluate("window.tinynet.last") is None
+    assert page.inner_text("#prediction").startswith("Draw a digit")
+    assert page.locator("#probabilities .row").count() == 0 and page.locator("#layers .layer").count() == 0
 
 
 def test_two_visitors_never_see_each_others_steps(browser_page):
@@ -204,12 +245,10 @@ def test_two_visitors_never_see_each_others_steps(browser_page):
             draw(tab, STROKES["seven"])
         untaught = shown_probabilities(tabs[1])
         assert shown_probabilities(tabs[0]) == untaught
-        tabs[0].click("#labels button[data-digit='1']")
+        settled(tabs[0], lambda: tabs[0].click("#labels button[data-digit='1']"))
         tabs[0].select_option("#lr", "0.03")
         for _ in range(2):
-            answers = tabs[0].evaluate("window.tinynet.answers")
-            tabs[0].click("#step")
-            tabs[0].wait_for_function(f"window.tinynet.answers > {answers}")
+            settled(tabs[0], lambda: tabs[0].click("#step"))
         assert shown_probabilities(tabs[0])[1] > untaught[1]
         tabs[1].click("#clear")
         draw(tabs[1], STROKES["seven"])  # asks the server again
@@ -228,15 +267,13 @@ def test_a_clicked_number_is_explained_next_to_the_maps(browser_page):
     page, _, shots = browser_page
     page.click("#clear")
     draw(page, STROKES["seven"])
-    answers = page.evaluate("window.tinynet.answers")
-    page.click("#labels button[data-digit='7']")
-    page.wait_for_function(f"window.tinynet.answers > {answers}")
+    settled(page, lambda: page.click("#labels button[data-digit='7']"))
     canvas = page.locator("#layers .layer[data-position='0'] [data-kind=output] canvas").first
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     page.evaluate("window.tinynet.unit = null")
-    page.mouse.click(box["x"] + box["width"] * 12.5 / 26, box["y"] + box["height"] * 8.5 / 26)  # pixel (8, 12)
-    page.wait_for_function("window.tinynet.unit !== null", timeout=30_000)
+    settled(page, lambda: page.mouse.click(box["x"] + box["width"] * 12.5 / 26,  # pixel (8, 12)
+                                           box["y"] + box["height"] * 8.5 / 26))
     unit = page.evaluate("window.tinynet.unit")
     assert unit["index"] == [0, 8, 12] and unit["direction"] == "forward" and len(unit["terms"]) == 9
     assert unit["sum"] == pytest.approx(unit["value"], rel=1e-9, abs=1e-12)
@@ -254,8 +291,7 @@ def test_a_clicked_number_is_explained_next_to_the_maps(browser_page):
     vector.scroll_into_view_if_needed()
     box = vector.bounding_box()
     page.evaluate("window.tinynet.unit = null")
-    page.mouse.click(box["x"] + 4, box["y"] + 4)
-    page.wait_for_function("window.tinynet.unit !== null", timeout=30_000)
+    settled(page, lambda: page.mouse.click(box["x"] + 4, box["y"] + 4))
     unit = page.evaluate("window.tinynet.unit")
     assert unit["layer"] == 16 and unit["direction"] == "backward" and len(unit["terms"]) == 10
     assert unit["sum"] == pytest.approx(unit["value"], rel=1e-9, abs=1e-15)
@@ -267,11 +303,13 @@ def test_the_page_can_be_used_without_a_mouse_and_read(browser_page):
     page, _, _ = browser_page
     page.click("#clear")
     assert page.get_attribute("#prediction", "aria-live") == "polite"
-    answers = page.evaluate("window.tinynet.answers")
     page.focus("#pad")
-    for key in ["ArrowUp"] * 6 + ["Space"] + ["ArrowDown"] * 12 + ["Space"]:  # a vertical stroke: a one
-        page.keyboard.press(key)
-    page.wait_for_function(f"window.tinynet.answers > {answers}", timeout=30_000)
+
+    def a_one():  # a vertical stroke
+        for key in ["ArrowUp"] * 6 + ["Space"] + ["ArrowDown"] * 12 + ["Space"]:
+            page.keyboard.press(key)
+
+    settled(page, a_one)
     assert page.evaluate("window.tinynet.last.prediction") == 1
     assert max(page.evaluate("window.tinynet.last.image").__iter__().__next__()) == 0  # the ring is not ink
     page.click("#labels button[data-digit='1']")

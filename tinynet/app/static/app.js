@@ -12,8 +12,10 @@ const cursor = {x: 140, y: 140, shown: false};  // the keyboard's pen on the pad
 let chosenLabel = null; // null: the loss is taken against the model's own answer
 let lastDrawing = null;
 let busy = Promise.resolve();
+let cleared = 0;        // times the answers were cleared: an answer asked for before the last is not shown
 
-window.tinynet = {last: null, requests: 0, answers: 0};  // read by the browser test
+// Read by the browser test: what was asked (queued) and has finished (done, answered or failed).
+window.tinynet = {last: null, requests: 0, answers: 0, queued: 0, done: 0};
 
 // -- colour maps ---------------------------------------------------------------------------
 const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#fde725"]
@@ -121,6 +123,7 @@ document.getElementById("clear").addEventListener("click", () => {
   redraw();
   chooseLabel(null);  // a new digit: the label picked for the last one does not hold
   clearAnswers();
+  showError("");  // a message about the last digit's request does not hold either
 });
 
 // The pad's ink, 0 (paper) to 255 (ink), at SEND_SIDE x SEND_SIDE, row by row.
@@ -175,22 +178,27 @@ function showError(message, diverged = false) {
 
 // Requests run one after another, so answers arrive in the order the strokes ended.
 function queue(task) {
-  busy = busy.then(task).catch(error => showError(error.message, error.diverged));
+  window.tinynet.queued++;
+  busy = busy.then(task).catch(error => showError(error.message, error.diverged))
+    .finally(() => window.tinynet.done++);
   return busy;
 }
 
 function explain() {
   lastDrawing = drawing();
+  const asked = cleared;
   return queue(async () => {
     const body = {...lastDrawing};
     if (chosenLabel !== null) body.label = chosenLabel;
     const answer = await post("api/explain", body);
+    if (asked !== cleared) return;  // the pad was cleared while it was on its way: nothing to show it for
     showError("");
     show(answer);
   });
 }
 
 function clearAnswers() {
+  cleared++;
   lastDrawing = null;
   window.tinynet.last = null;
   for (const id of ["probabilities", "layers", "weight-grads", "step-result", "loss", "saliency-legend"])
@@ -450,8 +458,10 @@ function explainUnit(layer, index, direction, what) {
   if (!lastDrawing) return;
   const body = {...lastDrawing, layer, index, direction};
   if (chosenLabel !== null) body.label = chosenLabel;
+  const asked = cleared;
   queue(async () => {
     const unit = await post("api/unit", body);
+    if (asked !== cleared) return;
     window.tinynet.unit = unit;
     showUnit(unit, what);
   });
@@ -531,7 +541,9 @@ document.getElementById("scale").addEventListener("change", () => {
 document.getElementById("step").addEventListener("click", () => queue(async () => {
   if (!lastDrawing || chosenLabel === null) return;
   const lr = Number(document.getElementById("lr").value);
+  const asked = cleared;
   const answer = await post("api/step", {...lastDrawing, label: chosenLabel, lr});
+  if (asked !== cleared) return;  // the step was taken; the next drawing's answer shows it
   showError("");
   show(answer);
   const result = document.getElementById("step-result");
