@@ -33,6 +33,11 @@ def _operand(shape, seed, transposed):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def _no_epilogue(n):
+    """The product's scale and shift arguments when it has no epilogue (read, not applied)."""
+    return np.ones(n, np.float32), np.zeros(n, np.float32), False, False
+
+
 @needs_tiles
 @given(st.integers(1, 40), st.one_of(st.integers(0, 300), st.integers(2000, 4500)), st.integers(1, 3), st.booleans(),
        st.booleans(), seeds)
@@ -43,18 +48,96 @@ def test_the_tiled_product_equals_numpys_to_rounding(m, k, column_tiles, transpo
     a, b = _operand((m, k), seed, transposed), _operand((k, n), seed + 1, False)
     start = np.random.default_rng(seed + 2).standard_normal((m, n)).astype(np.float32)
     out = start.copy()
-    gemm.product(a, b, out, accumulate)
+    gemm.product(a, b, out, accumulate, *_no_epilogue(n))
     expected = a.astype(np.float64) @ b + (start if accumulate else 0)
     assert np.all(np.abs(out - expected) <= _rounding_bound(a, b) + (1e-6 * np.abs(start) if accumulate else 0))
 
 
 @needs_tiles
+@given(st.integers(1, 40), st.one_of(st.integers(0, 300), st.integers(2000, 4500)), st.integers(1, 2),
+       st.booleans(), st.booleans(), st.booleans(), seeds)
+def test_the_tiles_epilogue_is_the_twins_scale_shift_and_relu(m, k, column_tiles, scaled, relu, accumulate, seed):
+    """``(a @ b) * scale + shift`` and a ReLU in the tiles' store equal NumPy's product followed by ``*=``, ``+=`` and
+    ``np.maximum`` (``matmul`` outside the hold) to rounding, applied once however many blocks K takes."""
+    n = column_tiles * gemm.COLUMNS
+    rng = np.random.default_rng(seed)
+    a, b = _operand((m, k), seed, False), _operand((k, n), seed + 1, False)
+    scale = rng.standard_normal(n).astype(np.float32) if scaled else None
+    shift = rng.standard_normal(n).astype(np.float32)
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    twin = kernels.matmul(a, b, start.copy() if accumulate else None, accumulate, scale, shift, relu)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        tiled = kernels.matmul(a, b, start.copy() if accumulate else None, accumulate, scale, shift, relu)
+    size = (_rounding_bound(a, b) + (1e-6 * np.abs(start) if accumulate else 0)) * np.abs(1 if scale is None else scale)
+    assert np.all(np.abs(tiled - twin) <= size + 1e-6 * np.abs(twin)), np.abs(tiled - twin).max()
+    if relu:
+        assert (tiled >= 0).all() and ((tiled == 0) == (twin == 0)).mean() > 0.99  # the same outputs cut to zero
+
+
+@needs_tiles
+def test_the_tiles_relu_keeps_nan_as_numpys_maximum_does():
+    a, b = np.full((8, 4), np.nan, np.float32), np.ones((4, 32), np.float32)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        out = kernels.matmul(a, b, shift=np.zeros(32, np.float32), relu=True)
+    assert np.isnan(out).all()
+
+
+@needs_tiles
+@needs_tiles
+@given(st.integers(1, 20), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(1, 2),
+       st.integers(0, 8), st.integers(0, 8), st.sampled_from([1, 3, 32, 40]), st.integers(1, 2), st.booleans(),
+       st.booleans(), seeds)
+def test_a_convolution_read_in_place_is_im2col_then_the_product(n, kh, kw, sh, sw, extra_h, extra_w, channels,
+                                                               column_tiles, affine, relu, seed):
+    """``convolution_matmul`` in the tiles, each window read where it lies in the images, equals its twin, im2col's
+    rows times the filters (NumPy's product and epilogue), to rounding: any window, stride, channel count (K from
+    1 to 360), output rows in whole tiles and a tail."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, kh + extra_h, kw + extra_w, channels)).astype(np.float32)
+    filters = column_tiles * gemm.COLUMNS
+    columns = rng.standard_normal((kh * kw * channels, filters)).astype(np.float32)
+    scale, shift = (rng.standard_normal(filters).astype(np.float32) if affine else None for _ in range(2))
+    twin = kernels.convolution_matmul(x, kh, kw, sh, sw, columns, scale=scale, shift=shift, relu=relu)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        tiled = kernels.convolution_matmul(x, kh, kw, sh, sw, columns, scale=scale, shift=shift, relu=relu)
+    rows = kernels.im2col(x, kh, kw, sh, sw, 0, 0).reshape(-1, columns.shape[0])
+    assert tiled.shape == twin.shape == (len(rows), filters)
+    bound = _rounding_bound(rows, columns) * np.abs(1 if scale is None else scale)
+    assert np.all(np.abs(tiled - twin) <= bound + 1e-6 * np.abs(twin)), np.abs(tiled - twin).max()
+
+
+@needs_tiles
+def test_the_engine_on_tiles_predicts_what_the_layers_compute():
+    """A float32 convnet predicting a batch inside the hold (direct convolutions, epilogues in the tiles' store)
+    gives the layers' outputs, run one by one, to float32 rounding."""
+    from tinynet import Sequential
+    from tinynet.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(3, 32, 3, rng=1), BatchNorm2D(32), ReLU(), MaxPool2D(2), Conv2D(32, 64, 3, stride=2,
+                        rng=2), BatchNorm2D(64), ReLU(), Flatten(), Dense(64 * 2 * 2, 32, rng=3), BatchNorm1D(32),
+                        ReLU(), Dense(32, 10, rng=4)])
+    for layer in model.layers:  # statistics as after training, so BatchNorm's map is not the identity
+        if isinstance(layer, (BatchNorm1D, BatchNorm2D)):
+            features = layer.params["gamma"].shape
+            layer.running_mean[...] = rng.standard_normal(features)
+            layer.running_var[...] = rng.uniform(0.5, 2.0, features)
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, features)
+            layer.params["beta"][...] = rng.standard_normal(features)
+    x = rng.standard_normal((kernels.MIN_TILED_BATCH + 5, 3, 13, 13)).astype(np.float32)
+    expected = x
+    for layer in model.layers:
+        expected = layer.forward(expected, training=False)
+    got = model.forward(x, training=False)
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4 * np.abs(expected).max())
+
+
 def test_the_tiled_product_writes_only_its_output():
     """Columns beside ``out`` (a slice of a wider array) and the operands stay as they were."""
     a, b = _operand((19, 70), 0, False), _operand((70, 32), 1, False)
     wide = np.full((19, 40), 7.0, np.float32)
     a_before, b_before = a.copy(), b.copy()
-    gemm.product(a, b, wide[:, 4:36], False)
+    gemm.product(a, b, wide[:, 4:36], False, *_no_epilogue(32))
     assert np.all(wide[:, :4] == 7) and np.all(wide[:, 36:] == 7)
     assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
 

@@ -33,6 +33,7 @@ from ..kernels import (
     col2im,
     conv_maxpool_forward,
     conv_maxpool_weight_grads,
+    convolution_matmul,
     im2col,
     im2col_filter_order,
     im2col_transposed,
@@ -114,25 +115,34 @@ class _Convolution:
         """The columns of NHWC ``x`` as ``(n*P, CKK)`` rows in the order ``(c, i, j)`` of ``K.reshape(F, CKK)``."""
         return im2col_filter_order(x, *self.window).reshape(-1, self.depth)
 
-    def chunks(self, x, kept=None, out=None):
+    def chunks(self, x, kept=None, out=None, scale=None, shift=None, relu=False):
         """Yield ``(start, y)``: ``y = cols @ Wmat.T`` ``(n, out_h, out_w, F)`` for the images from
-        ``start``, without the bias, written into ``out`` when given; each chunk's columns are
-        appended to ``kept`` when it is a list."""
+        ``start``, without the bias (or with the epilogue ``* scale + shift`` per filter and a ReLU, as
+        :func:`~tinynet.kernels.matmul` applies them), written into ``out`` when given; each chunk's
+        columns are appended to ``kept`` when it is a list."""
         shape = self.output_shape(x.shape)
         if kept is None and len(x) * shape[1] * shape[2] < shape[3]:  # fewer output rows than filters
             weights = self.layer.params["W"]
             target = None if out is None else out.reshape(-1, shape[3])
-            y = np.matmul(self.rows_in_filter_order(x), weights.reshape(len(weights), -1).T, out=target)
+            y = matmul(self.rows_in_filter_order(x), weights.reshape(len(weights), -1).T, out=target, scale=scale,
+                       shift=shift, relu=relu)
             yield 0, y.reshape(shape)  # (nP,CKK) @ (CKK,F) -> (nP,F)
             return
         weight_columns = self.weight_columns()  # (CKK, F)
         chunk = self.images_per_chunk(x.shape)
+        kh, kw, sh, sw, ph, pw = self.window
+        straight = kept is None and not self.thin and not (ph or pw)  # no columns to keep: read the windows in x
         for start in range(0, len(x), chunk):
-            rows = self.rows(x[start : start + chunk])  # (nP, CKK)
-            target = None if out is None else out[start : start + chunk].reshape(len(rows), -1)
-            y = matmul(rows, weight_columns, out=target)  # (nP,CKK) @ (CKK,F) -> (nP,F)
-            if kept is not None:
-                kept.append(rows)
+            images = x[start : start + chunk]
+            target = None if out is None else out[start : start + chunk].reshape(-1, shape[3])
+            if straight:  # (nP,CKK) @ (CKK,F), the rows read where they lie (or im2col's, where not tiled)
+                y = convolution_matmul(images, kh, kw, sh, sw, weight_columns, out=target, scale=scale, shift=shift,
+                                       relu=relu)
+            else:
+                rows = self.rows(images)  # (nP, CKK)
+                y = matmul(rows, weight_columns, out=target, scale=scale, shift=shift, relu=relu)  # (nP,CKK) @ (CKK,F)
+                if kept is not None:
+                    kept.append(rows)
             yield start, y.reshape(-1, *shape[1:])
 
     def backward(self, x, kept, grad_chunk, input_grad):

@@ -14,8 +14,11 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
   step with every change to them; ``s`` and ``t`` are a few dozen numbers, worked out again
   at every call from the layers as they are, so a model whose weights or statistics change
   never predicts with stale ones.
-- **Bias and ReLU join the product's epilogue**: one pass over each output chunk instead
-  of a step per layer.
+- **Bias and ReLU join the product's epilogue**: applied as the register tiles store each
+  part of the output (:func:`~tinynet.kernels.matmul`'s ``scale``, ``shift`` and ``relu``),
+  or in one pass over each output chunk where the BLAS multiplies, instead of a step per layer.
+- **A convolution reads its windows where they lie** when its product runs in tiles: no
+  columns are written (:func:`~tinynet.kernels.convolution_matmul`).
 - **Pooling keeps no argmax**: nothing will route a gradient back.
 - **A thin convolution goes straight into its pooling.** One input channel and a 3x3 kernel
   (9 products an output, 32 filters) is little arithmetic on a large output; the kernel
@@ -34,7 +37,6 @@ Everything else runs on the training engine's steps with ``training=False``.
 import numpy as np
 
 from ..kernels import conv_maxpool_infer, matmul, maxpool_infer
-from ..layers.dense import affine
 from ..layers.normalization import inference_affine
 from ..layers.reshape import flatten
 from .conv import ConvReluMaxPoolStep, _Convolution
@@ -53,21 +55,14 @@ def folded_batchnorm(norm):
     return inference_affine(norm.params["gamma"], norm.params["beta"], norm.running_mean, norm.running_var, norm.eps)
 
 
-def _epilogue(y, bias, norm, relu):
-    """``y + bias`` (no bias: ``y`` has it), then the BatchNorm's affine map and a ReLU when given, in place."""
+def _epilogue(bias, norm):
+    """``(scale, shift)`` per output column for the product's epilogue (:func:`~tinynet.kernels.matmul`):
+    ``(x @ W) * scale + shift`` is ``x @ W + bias`` (no scale) and, with a BatchNorm after it, that layer's
+    ``(x @ W + bias) * s + t`` as ``(x @ W) * s + (bias * s + t)``."""
     scale, shift = folded_batchnorm(norm)
     if scale is None:
-        if bias is not None:
-            y += bias
-    elif bias is None:
-        y *= scale
-        y += shift
-    else:
-        y *= scale
-        y += bias * scale + shift  # (y + b)*s + t, one pass
-    if relu:
-        np.maximum(y, 0, out=y)
-    return y
+        return None, bias
+    return scale, shift if bias is None else bias * scale + shift
 
 
 def _named(positions, layers, suffix):
@@ -92,9 +87,9 @@ class ConvEpilogueStep(_EpilogueStep):
         convolution = _Convolution(self.layer)
         x = convolution.checked(x)
         out = np.empty(convolution.output_shape(x.shape), dtype=self.layer.dtype)
-        bias = self.layer.params["b"]
-        for _, y in convolution.chunks(x, out=out):
-            _epilogue(y, bias, self.norm, self.relu)
+        scale, shift = _epilogue(self.layer.params["b"], self.norm)
+        for _ in convolution.chunks(x, out=out, scale=scale, shift=shift, relu=self.relu):
+            pass  # each chunk is written into out, its epilogue with it
         return out
 
     def describe(self):
@@ -139,6 +134,14 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
         return _named(self.positions, self.layers, f"inference, NHWC, {how}")
 
 
+def _dense_product(x, weights, bias, norm, relu):
+    """Dense's ``x @ W + b`` on ``(N, ..., D)`` (every position a row, as the layer's :func:`affine`), its
+    BatchNorm and ReLU in the product's epilogue."""
+    scale, shift = _epilogue(bias, norm)
+    rows = matmul(x.reshape(-1, x.shape[-1]), weights, scale=scale, shift=shift, relu=relu)  # (R,D) @ (D,M)
+    return rows.reshape(*x.shape[:-1], weights.shape[1])
+
+
 class DenseEpilogueStep(_EpilogueStep):
     """Dense, then (optionally) its BatchNorm1D and a ReLU, in place on the product."""
 
@@ -148,8 +151,7 @@ class DenseEpilogueStep(_EpilogueStep):
             x = self.layer.check_input(x)  # converts, or says what is wrong
         if x.ndim > 2 and self.norm is not None:  # BatchNorm1D takes (N, C) only: its own error
             self.norm.check_input(x @ weights)
-        y = affine(x, weights, self.layer.params["b"], matmul)  # (N,...,D) @ (D,M) + (M,)
-        return _epilogue(y, None, self.norm, self.relu)
+        return _dense_product(x, weights, self.layer.params["b"], self.norm, self.relu)
 
     def describe(self):
         return _named(self.positions, self.layers, "inference")
@@ -177,8 +179,8 @@ class FlattenDenseEpilogueStep(Step):
                 and x.size > weights.size and x[0].size == len(weights)):
             n, h, w, c = x.shape
             rows_in_hwc = weights.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(len(weights), -1)
-            y = affine(x.reshape(n, -1), rows_in_hwc, self.layer.params["b"], matmul)  # (N,HWC) @ (HWC,M) + (M,)
-            return _epilogue(y, None, self._dense.norm, self._dense.relu)
+            return _dense_product(x.reshape(n, -1), rows_in_hwc, self.layer.params["b"], self._dense.norm,
+                                  self._dense.relu)  # (N,HWC) @ (HWC,M)
         return self._dense.forward(self._flatten.forward(x))  # the layers' checks and errors, in their order
 
     def describe(self):

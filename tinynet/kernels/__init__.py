@@ -170,14 +170,16 @@ MIN_TILED_ROWS = 8
 MIN_TILED_BATCH = 16
 
 
-def matmul(a, b, out=None, accumulate=False):
+def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False):
     """``a @ b`` for 2-D ``a`` ``(M, K)`` and ``b`` ``(K, N)``: written into ``out`` when given, added to it with
-    ``accumulate=True``.
+    ``accumulate=True``; then, per column, times ``scale`` and plus ``shift`` (``(N,)`` arrays, each optional)
+    and, with ``relu=True``, a ReLU.
 
     On a CPU with AVX-512, inside :func:`engine_threads` (or a part of a batch in parts), float32
     products with ``N`` a multiple of 32, ``b``'s and ``out``'s columns adjacent and at least
-    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the
-    BLAS had); everything else is NumPy's product, the kernel's readable twin.
+    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the BLAS had),
+    the scale, shift and ReLU applied as each tile is stored; everything else is NumPy's product followed
+    by ``*=``, ``+=`` and ``np.maximum``, the kernel's readable twin.
 
     Examples
     --------
@@ -185,18 +187,46 @@ def matmul(a, b, out=None, accumulate=False):
     >>> matmul(a, b)
     array([[3., 3., 3., 3.],
            [3., 3., 3., 3.]], dtype=float32)
+    >>> matmul(a, b, shift=np.array([-4, -3, 0, 1], np.float32), relu=True)[0]   # a bias, then a ReLU
+    array([0., 0., 3., 4.], dtype=float32)
     """
     if accumulate and out is None:
         raise ArgumentError("matmul(accumulate=True) adds into out: pass the array to add into as out=.")
-    if _tiles(a, b, out):
+    if _tiles(a, b, out) and _per_column(scale, b) and _per_column(shift, b):
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.float32)
-        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate))
+        affine = scale is not None or shift is not None
+        scale = _ones(b.shape[1]) if scale is None else scale
+        shift = _zeros(b.shape[1]) if shift is None else shift
+        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate), scale, shift, affine,
+                         bool(relu))
         return out
     if accumulate:
         out += a @ b
-        return out
-    return np.matmul(a, b, out=out)
+    else:
+        out = np.matmul(a, b, out=out)
+    if scale is not None:
+        out *= scale
+    if shift is not None:
+        out += shift
+    if relu:
+        np.maximum(out, 0, out=out)
+    return out
+
+
+def _per_column(vector, b):
+    """Whether ``vector`` (None, or a per-column scale or shift) can be read by the tiles as it is."""
+    return vector is None or (vector.dtype == np.float32 and vector.shape == (b.shape[1],) and vector.strides == (4,))
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n):  # the tiles' scale when there is none (never written: shared by every such call)
+    return np.ones(n, np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(n):  # the tiles' shift when there is none
+    return np.zeros(n, np.float32)
 
 
 def tiled_layout(b):
@@ -238,16 +268,65 @@ def _tiles_here():
 
 def _tiles(a, b, out):
     """Whether :func:`matmul` runs ``a @ b`` in register tiles."""
+    return (a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == b.shape[0]
+            and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0 and _tiled_output(a, a.shape[0], b, out))
+
+
+def _tiled_output(a, rows, b, out):
+    """Whether the tiles can multiply ``rows`` rows read from ``a`` by ``b`` into ``out`` (None: a new array)."""
     float32 = np.float32
-    return (_tiles_here() and blas.tiles_allowed() and a.dtype == float32
-            and b.dtype == float32
-            and a.ndim == 2 and b.ndim == 2 and a.shape[0] >= MIN_TILED_ROWS and a.shape[1] == b.shape[0]
+    return (_tiles_here() and blas.tiles_allowed() and b.dtype == float32 and b.ndim == 2 and rows >= MIN_TILED_ROWS
             and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and b.strides[0] % 4 == 0
-            and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0
             and (out is None or (out.dtype == float32 and out.strides[1] == 4 and out.strides[0] % 4 == 0
-                                 and out.shape == (a.shape[0], b.shape[1])
+                                 and out.shape == (rows, b.shape[1])
                                  # the tiles write while they read: an out over a or b is NumPy's to handle
                                  and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))))
+
+
+def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=None, relu=False):
+    """``im2col(x, kh, kw, sh, sw, 0, 0)`` as ``(n*P, kh*kw*C)`` rows times ``columns`` ``(kh*kw*C, F)`` (the
+    filters, a column each), with :func:`matmul`'s ``out``, ``scale``, ``shift`` and ``relu``: a convolution
+    without padding of NHWC images ``x``, ``(n*P, F)``.
+
+    Where :func:`matmul` would run the product in register tiles, the tiles read each window where it lies
+    in ``x`` (:func:`.gemm.convolution`) and the columns are never written; elsewhere this is
+    :func:`im2col` then :func:`matmul`, its readable twin.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)   # one 4x4 image, NHWC
+    >>> convolution_matmul(x, 3, 3, 1, 1, np.ones((9, 1), np.float32)).ravel()   # each 3x3 window's sum
+    array([45., 54., 81., 90.], dtype=float32)
+    """
+    n, height, width, channels = x.shape
+    rows = n * output_size(height, kh, sh, 0) * output_size(width, kw, sw, 0)
+    if (x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels
+            and _tiled_output(x, rows, columns, out) and _per_column(scale, columns) and _per_column(shift, columns)):
+        row_offsets, window_offsets = _window_offsets(n, height, width, channels, kh, kw, sh, sw)
+        if out is None:
+            out = np.empty((rows, columns.shape[1]), np.float32)
+        affine = scale is not None or shift is not None
+        scale = _ones(columns.shape[1]) if scale is None else scale
+        shift = _zeros(columns.shape[1]) if shift is None else shift
+        _on_thread_count(blas.product_threads(), _gemm.convolution, x.reshape(-1), row_offsets, window_offsets,
+                         channels, columns, out, scale, shift, affine, bool(relu))
+        return out
+    cols = im2col(x, kh, kw, sh, sw, 0, 0)
+    return matmul(cols.reshape(-1, cols.shape[2]), columns, out=out, scale=scale, shift=shift, relu=relu)
+
+
+@functools.lru_cache(maxsize=32)
+def _window_offsets(n, height, width, channels, kh, kw, sh, sw):
+    """``(row_offsets, window_offsets)`` of :func:`.gemm.convolution` for NHWC images: where each output pixel's
+    window starts in the flat images, and where each ``(i, j)`` of it starts from there (int64, read-only)."""
+    out_h, out_w = output_size(height, kh, sh, 0), output_size(width, kw, sw, 0)
+    image, row, column = np.ogrid[:n, :out_h, :out_w]
+    row_offsets = (((image * height + row * sh) * width + column * sw) * channels).astype(np.int64).ravel()
+    i, j = np.ogrid[:kh, :kw]
+    window_offsets = ((i * width + j) * channels).astype(np.int64).ravel()
+    for offsets in (row_offsets, window_offsets):
+        offsets.flags.writeable = False
+    return row_offsets, window_offsets
 
 
 def _contiguous(array):
@@ -749,6 +828,7 @@ __all__ = [
     "get_num_threads",
     "output_size",
     "matmul",
+    "convolution_matmul",
     "tiled_layout",
     "TILED_PRODUCTS",
     "MIN_TILED_BATCH",

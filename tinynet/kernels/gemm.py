@@ -22,6 +22,11 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
 - **Tails.** Rows past the last whole tile are copied into a tile of zeros, multiplied,
   and copied back; columns must come in whole tiles (:func:`tinynet.kernels.matmul` sends
   other products to NumPy).
+- **An epilogue in the store.** When the last block of ``K`` is stored, each column can be
+  multiplied by a scale and shifted, ``C = (A @ B) * scale + shift`` (a bias; a bias and a
+  BatchNorm at inference), and put through a ReLU, while the tile is still in registers:
+  no second pass over ``C``. The multiply-add is fused (rounded once), so it may differ from
+  NumPy's ``y * scale + shift`` in the last bit.
 
 On a CPU without AVX-512, ``<16 x float>`` would be split into halves that no longer fit
 the registers, and OpenBLAS's own AVX2 kernels are as fast as such a tile can be: there the
@@ -37,7 +42,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "product"]
+__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "product", "convolution"]
 
 #: Rows of ``C`` in one register tile.
 ROWS = 8
@@ -52,18 +57,27 @@ K_BLOCK = 2048
 
 
 @intrinsic
-def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_strides, b_row, c_row, accumulate):
+def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
+                  affine, relu):
     """One tile: ``C[rows, columns] (+)= A[rows, k_start:k_stop] @ B[k_start:k_stop, columns]``, for the rows
-    ``top:top+ROWS`` and the columns ``left:left+COLUMNS``.
+    ``top:top+ROWS`` and the columns ``left:left+COLUMNS``; then, with ``affine``, ``* scale + shift`` per
+    column (one fused multiply-add), and with ``relu`` a ReLU (NaN stays NaN, as in ``np.maximum``).
 
-    ``a_strides`` are A's ``(row, column)`` strides and ``b_row``, ``c_row`` the row strides of
-    B and C, all counted in floats (B's and C's columns are adjacent). With ``accumulate``
-    the tile starts from what ``C`` holds, otherwise from zero.
+    ``a_layout`` says where ``A[r, k]`` is in ``a``'s data, counted in floats: either A's ``(row, column)``
+    strides (``r * row + k * column``), or ``(row_offsets, window_offsets, C)``, two integer arrays and
+    a count, for ``k = w * C + c`` at ``row_offsets[r] + window_offsets[w] + c``: a convolution's
+    windows read where they lie in its images (:func:`convolution`), ``k_start:k_stop`` then counting
+    windows ``w``, each ``C`` values of K. ``b_row`` and ``c_row`` are the row strides of B and C (their columns are
+    adjacent). With ``accumulate`` the tile starts from what ``C`` holds, otherwise from zero. ``scale``
+    and ``shift`` are read at the tile's columns whether or not ``affine`` is set.
     """
-    signature = types.void(a, b, c, top, left, k_start, k_stop, a_strides, b_row, c_row, accumulate)
+    signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
+                           affine, relu)
+    gathered = len(a_layout) == 3
 
     def codegen(context, builder, sig, args):
-        a_array, b_array, c_array, top, left, k_start, k_stop, a_strides, b_row, c_row, accumulate = args
+        (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale_array,
+         shift_array, affine, relu) = args
         vector = ir.VectorType(ir.FloatType(), LANES)
         vector_pointer = vector.as_pointer()
         index = ir.IntType(64)
@@ -83,7 +97,6 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_strides, b_r
             return ir.Constant(index, number)
 
         a_data, b_data, c_data = data(0, a_array), data(1, b_array), data(2, c_array)
-        a_row_stride, a_k_stride = cgutils.unpack_tuple(builder, a_strides, 2)
         c_rows = [at(c_data, builder.add(builder.mul(builder.add(top, constant(i)), c_row), left)) for i in range(ROWS)]
 
         # The accumulators: C's tile or zeros. Stack slots that LLVM keeps in registers (mem2reg).
@@ -98,16 +111,14 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_strides, b_r
                 row.append(slot)
             accumulators.append(row)
 
-        a_rows = [at(a_data, builder.mul(builder.add(top, constant(i)), a_row_stride)) for i in range(ROWS)]
         b_tile = at(b_data, left)
         lane_zero = ir.Constant(ir.IntType(32), 0)
         broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        with cgutils.for_range_slice(builder, k_start, k_stop, constant(1)) as (k, _):
-            b_k = at(b_tile, builder.mul(k, b_row))
+
+        def multiply_add(a_values, b_k):  # the tile += A's column (8 values) times B's row (32 values)
             b_vectors = [builder.load(as_vector(at(b_k, constant(v * LANES))), align=4) for v in range(VECTORS)]
-            a_offset = builder.mul(k, a_k_stride)
             for i in range(ROWS):
-                a_value = builder.load(at(a_rows[i], a_offset))
+                a_value = builder.load(a_values[i])
                 a_vector = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), a_value,
                                                                          lane_zero), ir.Constant(vector, ir.Undefined),
                                                   broadcast)
@@ -115,9 +126,36 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_strides, b_r
                     slot = accumulators[i][v]
                     builder.store(builder.call(fma, [a_vector, b_vectors[v], builder.load(slot)]), slot)
 
+        if gathered:  # k_start:k_stop count windows: each a run of C adjacent values in every row
+            row_part, window_part, channels = cgutils.unpack_tuple(builder, a_layout, 3)
+            row_offsets = cgutils.create_struct_proxy(sig.args[7][0])(context, builder, value=row_part).data
+            window_offsets = cgutils.create_struct_proxy(sig.args[7][1])(context, builder, value=window_part).data
+            a_rows = [at(a_data, builder.load(at(row_offsets, builder.add(top, constant(i))))) for i in range(ROWS)]
+            with cgutils.for_range_slice(builder, k_start, k_stop, constant(1)) as (window, _):
+                window_offset = builder.load(at(window_offsets, window))
+                a_window = [at(a_row, window_offset) for a_row in a_rows]
+                b_window = at(b_tile, builder.mul(builder.mul(window, channels), b_row))
+                with cgutils.for_range(builder, channels) as loop:
+                    multiply_add([at(a, loop.index) for a in a_window], at(b_window, builder.mul(loop.index, b_row)))
+        else:
+            row_stride, k_stride = cgutils.unpack_tuple(builder, a_layout, 2)
+            a_rows = [at(a_data, builder.mul(builder.add(top, constant(i)), row_stride)) for i in range(ROWS)]
+            with cgutils.for_range_slice(builder, k_start, k_stop, constant(1)) as (k, _):
+                a_offset = builder.mul(k, k_stride)
+                multiply_add([at(a, a_offset) for a in a_rows], at(b_tile, builder.mul(k, b_row)))
+
+        scale_data, shift_data = data(11, scale_array), data(12, shift_array)
+        scales = [builder.load(as_vector(at(scale_data, builder.add(left, constant(v * LANES)))), align=4)
+                  for v in range(VECTORS)]
+        shifts = [builder.load(as_vector(at(shift_data, builder.add(left, constant(v * LANES)))), align=4)
+                  for v in range(VECTORS)]
         for i in range(ROWS):
             for v in range(VECTORS):
-                builder.store(builder.load(accumulators[i][v]), as_vector(at(c_rows[i], constant(v * LANES))), align=4)
+                value = builder.load(accumulators[i][v])
+                value = builder.select(affine, builder.call(fma, [value, scales[v], shifts[v]]), value)
+                below_zero = builder.fcmp_ordered("<", value, zero)  # false for NaN: it stays
+                value = builder.select(relu, builder.select(below_zero, zero, value), value)
+                builder.store(value, as_vector(at(c_rows[i], constant(v * LANES))), align=4)
         return context.get_dummy_value()
 
     return signature, codegen
@@ -129,32 +167,73 @@ def _strides(array):
     return array.strides[0] // 4, array.strides[1] // 4
 
 
-@njit(parallel=True, nogil=True, cache=True)  # nogil: the parts of a batch in parts call it side by side
-def product(a, b, out, accumulate):
-    """``out (+)= a @ b`` for float32 ``a`` ``(M, K)`` (any strides), ``b`` ``(K, N)`` and ``out`` ``(M, N)``
-    with adjacent columns, ``N`` a multiple of :data:`COLUMNS`."""
-    m, k = a.shape
+@njit(inline="always")
+def _whole_tiles(a, a_layout, m, k, block, b, out, accumulate, scale, shift, affine, relu):
+    """The tiles of ``out``'s first ``m - m % ROWS`` rows, in parallel, ``block`` of K's ``k`` units (values, or a
+    convolution's windows) at a time; returns that row count."""
     n = b.shape[1]
     whole_rows = m - m % ROWS
     column_tiles = n // COLUMNS
     tiles = (whole_rows // ROWS) * column_tiles
-    a_strides, b_row, out_row = _strides(a), _strides(b)[0], _strides(out)[0]
-    for k_start in range(0, k, K_BLOCK):
-        k_stop = min(k, k_start + K_BLOCK)
+    b_row, out_row = _strides(b)[0], _strides(out)[0]
+    for k_start in range(0, max(k, 1), block):  # K = 0: one empty block, which still writes (and its epilogue)
+        k_stop = min(k, k_start + block)
         adding = accumulate or k_start > 0
+        last = k_stop == k  # the epilogue goes with the last block's store
         for tile in prange(tiles):  # row-major: a thread's tiles share rows of A
             top = (tile // column_tiles) * ROWS
             left = (tile % column_tiles) * COLUMNS
-            _tile_product(a, b, out, top, left, k_start, k_stop, a_strides, b_row, out_row, adding)
-    if whole_rows < m:  # the last rows, through a tile of zeros (a few rows: B is read once, blocks need not be)
-        rows = m - whole_rows
+            _tile_product(a, b, out, top, left, k_start, k_stop, a_layout, b_row, out_row, adding, scale, shift,
+                          affine and last, relu and last)
+    return whole_rows
+
+
+@njit(inline="always")
+def _tail_tiles(padded, rows, b, out, accumulate, scale, shift, affine, relu):
+    """The last ``rows`` rows of ``out`` (fewer than a tile) from their rows of A copied into ``padded``
+    ``(ROWS, K)``, zeros below: one tile of each column block (a few rows: B is read once, no K blocks)."""
+    n = b.shape[1]
+    first = out.shape[0] - rows
+    tail = np.zeros((ROWS, n), np.float32)
+    if accumulate:
+        tail[:rows] = out[first:]
+    for column_tile in prange(n // COLUMNS):
+        _tile_product(padded, b, tail, 0, column_tile * COLUMNS, 0, padded.shape[1], _strides(padded),
+                      _strides(b)[0], n, accumulate, scale, shift, affine, relu)
+    out[first:] = tail[:rows]
+
+
+@njit(parallel=True, nogil=True, cache=True)  # nogil: the parts of a batch in parts call it side by side
+def product(a, b, out, accumulate, scale, shift, affine, relu):
+    """``out (+)= a @ b`` for float32 ``a`` ``(M, K)`` (any strides), ``b`` ``(K, N)`` and ``out`` ``(M, N)``
+    with adjacent columns, ``N`` a multiple of :data:`COLUMNS`; then, with ``affine``, ``out = out * scale +
+    shift`` per column and, with ``relu``, a ReLU. ``scale`` and ``shift`` are float32 ``(N,)`` arrays, read
+    even when ``affine`` is off."""
+    m, k = a.shape
+    whole_rows = _whole_tiles(a, _strides(a), m, k, K_BLOCK, b, out, accumulate, scale, shift, affine, relu)
+    if whole_rows < m:
         padded = np.zeros((ROWS, k), np.float32)
-        padded[:rows] = a[whole_rows:]
-        tail = np.zeros((ROWS, n), np.float32)
-        if accumulate:
-            tail[:rows] = out[whole_rows:]
-        for column_tile in prange(column_tiles):
-            _tile_product(padded, b, tail, 0, column_tile * COLUMNS, 0, k, _strides(padded), b_row, n, accumulate)
-        out[whole_rows:] = tail[:rows]
-    if k == 0 and not accumulate:
-        out[:] = 0
+        padded[: m - whole_rows] = a[whole_rows:]
+        _tail_tiles(padded, m - whole_rows, b, out, accumulate, scale, shift, affine, relu)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def convolution(x, row_offsets, window_offsets, channels, b, out, scale, shift, affine, relu):
+    """``out = A @ b`` (then the epilogue, as :func:`product`) for ``A[r, w * C + c] = x[row_offsets[r] +
+    window_offsets[w] + c]``: a convolution's im2col rows read where they lie in its images ``x`` (flat
+    float32), never copied out.
+
+    For NHWC images, ``row_offsets`` holds each output pixel's first input value, ``window_offsets`` where
+    each ``(i, j)`` of the window starts from there, and ``C`` values follow: its channels
+    (:func:`tinynet.kernels.convolution_matmul`)."""
+    m, windows = len(row_offsets), len(window_offsets)
+    block = max(1, K_BLOCK // max(channels, 1))  # whole windows a block
+    whole_rows = _whole_tiles(x, (row_offsets, window_offsets, channels), m, windows, block, b, out, False, scale,
+                              shift, affine, relu)
+    if whole_rows < m:
+        padded = np.zeros((ROWS, windows * channels), np.float32)
+        for r in range(m - whole_rows):
+            for w in range(windows):
+                start = row_offsets[whole_rows + r] + window_offsets[w]
+                padded[r, w * channels : (w + 1) * channels] = x[start : start + channels]
+        _tail_tiles(padded, m - whole_rows, b, out, False, scale, shift, affine, relu)
