@@ -107,6 +107,31 @@ def test_a_convolution_read_in_place_is_im2col_then_the_product(n, kh, kw, sh, s
 
 
 @needs_tiles
+@given(st.integers(1, 12), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(1, 2),
+       st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 3, 32]), st.integers(1, 2), st.booleans(),
+       st.booleans(), seeds)
+def test_a_convolution_pooled_in_the_tiles_store_is_the_convolution_then_the_pooling(
+        n, kh, kw, sh, sw, extra_h, extra_w, channels, column_tiles, relu, normalised, seed):
+    """``convolution_maxpool`` in the tiles (two 2x2 windows a tile, their maxima stored) equals its twin, the
+    convolution's output pooled by ``maxpool_infer`` with its bias, ReLU and BatchNorm map: odd and even
+    output sizes (an odd last row and column belong to no window), one window left over, any stride."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, kh + extra_h, kw + extra_w, channels)).astype(np.float32)
+    filters = column_tiles * gemm.COLUMNS
+    columns = rng.standard_normal((kh * kw * channels, filters)).astype(np.float32)
+    bias = rng.standard_normal(filters).astype(np.float32)
+    scale, shift = (rng.standard_normal(filters).astype(np.float32) if normalised else None for _ in range(2))
+    twin = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        tiled = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
+    assert tiled.shape == twin.shape and tiled.shape[1:3] == tuple(
+        kernels.output_size(size, k, s, 0) // 2 for size, k, s in ((x.shape[1], kh, sh), (x.shape[2], kw, sw)))
+    rows = kernels.im2col(x, kh, kw, sh, sw, 0, 0).reshape(-1, columns.shape[0])
+    largest = _rounding_bound(rows, columns).max(initial=0)  # any pixel of a window may be its maximum
+    assert np.all(np.abs(tiled - twin) <= largest * np.abs(1 if scale is None else scale) + 1e-6 * np.abs(twin))
+
+
+@needs_tiles
 def test_the_engine_on_tiles_predicts_what_the_layers_compute():
     """A float32 convnet predicting a batch inside the hold (direct convolutions, epilogues in the tiles' store)
     gives the layers' outputs, run one by one, to float32 rounding."""

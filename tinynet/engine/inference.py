@@ -18,7 +18,9 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
   part of the output (:func:`~tinynet.kernels.matmul`'s ``scale``, ``shift`` and ``relu``),
   or in one pass over each output chunk where the BLAS multiplies, instead of a step per layer.
 - **A convolution reads its windows where they lie** when its product runs in tiles: no
-  columns are written (:func:`~tinynet.kernels.convolution_matmul`).
+  columns are written (:func:`~tinynet.kernels.convolution_matmul`); and a 2x2 max pooling
+  after it is taken in the tiles' store, four pixels of a window side by side in a tile, so
+  the convolution's output is not written either (:func:`~tinynet.kernels.convolution_maxpool`).
 - **Pooling keeps no argmax**: nothing will route a gradient back.
 - **A thin convolution goes straight into its pooling.** One input channel and a 3x3 kernel
   (9 products an output, 32 filters) is little arithmetic on a large output; the kernel
@@ -36,7 +38,7 @@ Everything else runs on the training engine's steps with ``training=False``.
 
 import numpy as np
 
-from ..kernels import conv_maxpool_infer, matmul, maxpool_infer
+from ..kernels import conv_maxpool_infer, convolution_maxpool, matmul, maxpool_infer
 from ..layers.normalization import inference_affine
 from ..layers.reshape import flatten
 from .conv import ConvReluMaxPoolStep, _Convolution
@@ -121,8 +123,15 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
         if self._in_pooling_windows():
             return conv_maxpool_infer(x, convolution.weight_rows().T, *self.conv.kernel_size, *self.conv.stride,
                                       *window, True, self.conv.params["b"], scale, shift)
-        pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
-                  for _, y in convolution.chunks(np.ascontiguousarray(x))]
+        x = np.ascontiguousarray(x)
+        if window == (2, 2, 2, 2) and not any(self.conv.padding):  # the pooling in the product's store, where tiled
+            columns, chunk = convolution.weight_columns(), convolution.images_per_chunk(x.shape)
+            pooled = [convolution_maxpool(x[start : start + chunk], *self.conv.kernel_size, *self.conv.stride, columns,
+                                          True, self.conv.params["b"], scale, shift)
+                      for start in range(0, len(x), chunk)]
+        else:
+            pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
+                      for _, y in convolution.chunks(x)]
         return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
 
     def _in_pooling_windows(self):

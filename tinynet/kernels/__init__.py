@@ -147,17 +147,32 @@ def _on_thread_count(threads, kernel, *args):
     whose threads keep spinning, waking a second one took milliseconds on 2 cores (3.5 ms
     for keras_convnet's second convolution on one image, against 0.13 ms on one thread).
     """
-    import numba
-
-    previous = numba.get_num_threads()
-    wanted = min(threads, numba.config.NUMBA_NUM_THREADS)
+    get_threads, set_threads, most = _numba_thread_count()
+    previous = get_threads()
+    wanted = min(threads, most)
     if wanted == previous:
         return kernel(*args)
-    numba.set_num_threads(wanted)
+    set_threads(wanted)
     try:
         return kernel(*args)
     finally:
-        numba.set_num_threads(previous)
+        set_threads(previous)
+
+
+@functools.cache
+def _numba_thread_count():
+    """``(get, set, most)``: the functions that read and set numba's thread count for the calling thread, and its
+    most. numba's public pair checks its argument and that its pool is started at every call (0.5 and 0.9 us;
+    a one-image prediction sets the count six times); once the pool is started, the functions they end in do the
+    same in 0.2 us. Those are numba's own, not its documented API: where they are missing, the public pair."""
+    import numba
+    from numba.np.ufunc import parallel
+
+    numba.get_num_threads()  # starts the pool
+    get_threads, set_threads = (getattr(parallel, name, None) for name in ("_get_num_threads", "_set_num_threads"))
+    if not (callable(get_threads) and callable(set_threads)) or get_threads() != numba.get_num_threads():
+        get_threads, set_threads = numba.get_num_threads, numba.set_num_threads
+    return get_threads, set_threads, numba.config.NUMBA_NUM_THREADS
 
 
 #: Fewest rows a product needs before :func:`matmul` runs it in register tiles: below that (one image
@@ -196,8 +211,8 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.float32)
         affine = scale is not None or shift is not None
-        scale = _ones(b.shape[1]) if scale is None else scale
-        shift = _zeros(b.shape[1]) if shift is None else shift
+        scale = _identity(b.shape[1], np.float32, 1) if scale is None else scale
+        shift = _identity(b.shape[1], np.float32, 0) if shift is None else shift
         _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate), scale, shift, affine,
                          bool(relu))
         return out
@@ -217,16 +232,6 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
 def _per_column(vector, b):
     """Whether ``vector`` (None, or a per-column scale or shift) can be read by the tiles as it is."""
     return vector is None or (vector.dtype == np.float32 and vector.shape == (b.shape[1],) and vector.strides == (4,))
-
-
-@functools.lru_cache(maxsize=64)
-def _ones(n):  # the tiles' scale when there is none (never written: shared by every such call)
-    return np.ones(n, np.float32)
-
-
-@functools.lru_cache(maxsize=64)
-def _zeros(n):  # the tiles' shift when there is none
-    return np.zeros(n, np.float32)
 
 
 def tiled_layout(b):
@@ -306,8 +311,8 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
         if out is None:
             out = np.empty((rows, columns.shape[1]), np.float32)
         affine = scale is not None or shift is not None
-        scale = _ones(columns.shape[1]) if scale is None else scale
-        shift = _zeros(columns.shape[1]) if shift is None else shift
+        scale = _identity(columns.shape[1], np.float32, 1) if scale is None else scale
+        shift = _identity(columns.shape[1], np.float32, 0) if shift is None else shift
         _on_thread_count(blas.product_threads(), _gemm.convolution, x.reshape(-1), row_offsets, window_offsets,
                          channels, columns, out, scale, shift, affine, bool(relu))
         return out
@@ -315,12 +320,51 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
     return matmul(cols.reshape(-1, cols.shape[2]), columns, out=out, scale=scale, shift=shift, relu=relu)
 
 
-@functools.lru_cache(maxsize=32)
-def _window_offsets(n, height, width, channels, kh, kw, sh, sw):
-    """``(row_offsets, window_offsets)`` of :func:`.gemm.convolution` for NHWC images: where each output pixel's
-    window starts in the flat images, and where each ``(i, j)`` of it starts from there (int64, read-only)."""
+def convolution_maxpool(x, kh, kw, sh, sw, columns, relu=False, bias=None, scale=None, shift=None):
+    """A convolution without padding of NHWC images ``x`` by ``columns`` (as :func:`convolution_matmul`), then a 2x2
+    max pooling of stride 2 with :func:`maxpool_infer`'s ``relu``, ``bias``, ``scale`` and ``shift``:
+    ``(n, out_h // 2, out_w // 2, F)``.
+
+    Where the product runs in register tiles, each tile holds the four pixels of two pooling windows and
+    stores their maxima (:func:`.gemm.pooled_convolution`): neither the convolution's output nor its
+    columns are written, and the pixels no window reads (an odd last row and column) are not computed.
+    Elsewhere it is :func:`convolution_matmul` then :func:`maxpool_infer`, its readable twin.
+
+    Examples
+    --------
+    >>> x = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+    >>> convolution_maxpool(x, 2, 2, 1, 1, np.ones((4, 1), np.float32))[0, :, :, 0]   # 2x2 sums, then their maxima
+    array([[36., 44.],
+           [76., 84.]], dtype=float32)
+    """
+    n, height, width, channels = x.shape
     out_h, out_w = output_size(height, kh, sh, 0), output_size(width, kw, sw, 0)
-    image, row, column = np.ogrid[:n, :out_h, :out_w]
+    filters = columns.shape[1]
+    bias, scale, shift = _per_channel(filters, columns.dtype, bias, scale, shift)
+    rows = n * (out_h // 2) * (out_w // 2) * 4
+    if (x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels and rows
+            and _tiled_output(x, rows, columns, None) and all(_per_column(v, columns) for v in (bias, scale, shift))):
+        row_offsets, window_offsets = _window_offsets(n, height, width, channels, kh, kw, sh, sw, pooled=True)
+        out = np.empty((rows // 4, filters), np.float32)
+        _on_thread_count(blas.product_threads(), _gemm.pooled_convolution, x.reshape(-1), row_offsets, window_offsets,
+                         channels, columns, out, bias, scale, shift, bool(relu))
+        return out.reshape(n, out_h // 2, out_w // 2, filters)
+    y = convolution_matmul(x, kh, kw, sh, sw, columns).reshape(n, out_h, out_w, filters)
+    return maxpool_infer(y, 2, 2, 2, 2, relu, bias, scale, shift)
+
+
+@functools.lru_cache(maxsize=32)
+def _window_offsets(n, height, width, channels, kh, kw, sh, sw, pooled=False):
+    """``(row_offsets, window_offsets)`` of :func:`.gemm.convolution` for NHWC images: where each output pixel's
+    window starts in the flat images, and where each ``(i, j)`` of it starts from there (int64, read-only).
+    ``pooled``: the pixels of each 2x2 pooling window in turn, ``(0, 0), (0, 1), (1, 0), (1, 1)``, those of
+    no window left out (:func:`.gemm.pooled_convolution`)."""
+    out_h, out_w = output_size(height, kh, sh, 0), output_size(width, kw, sw, 0)
+    if pooled:
+        image, row, column, down, right = np.ogrid[:n, : out_h // 2, : out_w // 2, :2, :2]
+        row, column = 2 * row + down, 2 * column + right
+    else:
+        image, row, column = np.ogrid[:n, :out_h, :out_w]
     row_offsets = (((image * height + row * sh) * width + column * sw) * channels).astype(np.int64).ravel()
     i, j = np.ogrid[:kh, :kw]
     window_offsets = ((i * width + j) * channels).astype(np.int64).ravel()
@@ -829,6 +873,7 @@ __all__ = [
     "output_size",
     "matmul",
     "convolution_matmul",
+    "convolution_maxpool",
     "tiled_layout",
     "TILED_PRODUCTS",
     "MIN_TILED_BATCH",

@@ -42,7 +42,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "product", "convolution"]
+__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "product", "convolution", "pooled_convolution"]
 
 #: Rows of ``C`` in one register tile.
 ROWS = 8
@@ -67,17 +67,38 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
     strides (``r * row + k * column``), or ``(row_offsets, window_offsets, C)``, two integer arrays and
     a count, for ``k = w * C + c`` at ``row_offsets[r] + window_offsets[w] + c``: a convolution's
     windows read where they lie in its images (:func:`convolution`), ``k_start:k_stop`` then counting
-    windows ``w``, each ``C`` values of K. ``b_row`` and ``c_row`` are the row strides of B and C (their columns are
-    adjacent). With ``accumulate`` the tile starts from what ``C`` holds, otherwise from zero. ``scale``
-    and ``shift`` are read at the tile's columns whether or not ``affine`` is set.
+    windows ``w``, each ``C`` values of K. ``b_row`` and ``c_row`` are the row strides of B and C (their
+    columns are adjacent). With ``accumulate`` the tile starts from what ``C`` holds, otherwise from zero.
+    ``scale`` and ``shift`` are read at the tile's columns whether or not ``affine`` is set.
     """
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
                            affine, relu)
-    gathered = len(a_layout) == 3
+    return signature, _tile_codegen(gathered=len(a_layout) == 3, pooled=False)
+
+
+@intrinsic
+def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu):
+    """One tile of a convolution followed by a 2x2 max pooling: its 8 rows are the 4 pixels of two pooling
+    windows, in the order ``(0, 0), (0, 1), (1, 0), (1, 1)``; stored are the two windows' maxima plus
+    ``bias``, through a ReLU with ``relu``, times ``scale`` plus ``shift`` (BatchNorm after the pooling),
+    as :func:`tinynet.kernels.maxpool_infer` computes them, into rows ``top / 4`` and ``top / 4 + 1`` of C.
+    ``a_layout`` is a convolution's (see :func:`_tile_product`); the tile starts from zero.
+    """
+    signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu)
+    return signature, _tile_codegen(gathered=True, pooled=True)
+
+
+def _tile_codegen(gathered, pooled):
+    """The LLVM code of one tile (:func:`_tile_product`, or :func:`_tile_pooled` with ``pooled``)."""
 
     def codegen(context, builder, sig, args):
-        (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale_array,
-         shift_array, affine, relu) = args
+        if pooled:
+            (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, bias_array, scale_array,
+             shift_array, relu) = args
+            accumulate = ir.Constant(ir.IntType(1), 0)
+        else:
+            (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale_array,
+             shift_array, affine, relu) = args
         vector = ir.VectorType(ir.FloatType(), LANES)
         vector_pointer = vector.as_pointer()
         index = ir.IntType(64)
@@ -97,7 +118,10 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
             return ir.Constant(index, number)
 
         a_data, b_data, c_data = data(0, a_array), data(1, b_array), data(2, c_array)
-        c_rows = [at(c_data, builder.add(builder.mul(builder.add(top, constant(i)), c_row), left)) for i in range(ROWS)]
+        stored_rows = ROWS // 4 if pooled else ROWS  # a pooled tile stores two windows' maxima
+        first_row = builder.udiv(top, constant(4)) if pooled else top
+        c_rows = [at(c_data, builder.add(builder.mul(builder.add(first_row, constant(i)), c_row), left))
+                  for i in range(stored_rows)]
 
         # The accumulators: C's tile or zeros. Stack slots that LLVM keeps in registers (mem2reg).
         zero = ir.Constant(vector, None)
@@ -106,8 +130,11 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
             row = []
             for v in range(VECTORS):
                 slot = cgutils.alloca_once(builder, vector)
-                held = builder.load(as_vector(at(c_rows[i], constant(v * LANES))), align=4)
-                builder.store(builder.select(accumulate, held, zero), slot)
+                if pooled:
+                    builder.store(zero, slot)
+                else:
+                    held = builder.load(as_vector(at(c_rows[i], constant(v * LANES))), align=4)
+                    builder.store(builder.select(accumulate, held, zero), slot)
                 row.append(slot)
             accumulators.append(row)
 
@@ -144,21 +171,39 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
                 a_offset = builder.mul(k, k_stride)
                 multiply_add([at(a, a_offset) for a in a_rows], at(b_tile, builder.mul(k, b_row)))
 
-        scale_data, shift_data = data(11, scale_array), data(12, shift_array)
-        scales = [builder.load(as_vector(at(scale_data, builder.add(left, constant(v * LANES)))), align=4)
-                  for v in range(VECTORS)]
-        shifts = [builder.load(as_vector(at(shift_data, builder.add(left, constant(v * LANES)))), align=4)
-                  for v in range(VECTORS)]
-        for i in range(ROWS):
-            for v in range(VECTORS):
-                value = builder.load(accumulators[i][v])
-                value = builder.select(affine, builder.call(fma, [value, scales[v], shifts[v]]), value)
-                below_zero = builder.fcmp_ordered("<", value, zero)  # false for NaN: it stays
-                value = builder.select(relu, builder.select(below_zero, zero, value), value)
-                builder.store(value, as_vector(at(c_rows[i], constant(v * LANES))), align=4)
+        def per_column(position, array):  # a (N,) array's two vectors at the tile's columns
+            pointer = data(position, array)
+            return [builder.load(as_vector(at(pointer, builder.add(left, constant(v * LANES)))), align=4)
+                    for v in range(VECTORS)]
+
+        def relu_of(value):
+            below_zero = builder.fcmp_ordered("<", value, zero)  # false for NaN: it stays
+            return builder.select(relu, builder.select(below_zero, zero, value), value)
+
+        if pooled:
+            biases, scales = per_column(10, bias_array), per_column(11, scale_array)
+            shifts = per_column(12, shift_array)
+            for window in range(ROWS // 4):
+                for v in range(VECTORS):
+                    best = builder.fadd(builder.load(accumulators[4 * window][v]), biases[v])
+                    for i in range(4 * window + 1, 4 * window + 4):  # larger, or the first NaN (kernels' _beats)
+                        value = builder.fadd(builder.load(accumulators[i][v]), biases[v])
+                        larger = builder.fcmp_ordered(">", value, best)
+                        first_nan = builder.and_(builder.fcmp_unordered("uno", value, value),
+                                                 builder.fcmp_ordered("ord", best, best))
+                        best = builder.select(builder.or_(larger, first_nan), value, best)
+                    best = builder.fadd(builder.fmul(relu_of(best), scales[v]), shifts[v])
+                    builder.store(best, as_vector(at(c_rows[window], constant(v * LANES))), align=4)
+        else:
+            scales, shifts = per_column(11, scale_array), per_column(12, shift_array)
+            for i in range(ROWS):
+                for v in range(VECTORS):
+                    value = builder.load(accumulators[i][v])
+                    value = builder.select(affine, builder.call(fma, [value, scales[v], shifts[v]]), value)
+                    builder.store(relu_of(value), as_vector(at(c_rows[i], constant(v * LANES))), align=4)
         return context.get_dummy_value()
 
-    return signature, codegen
+    return codegen
 
 
 @njit(inline="always")
@@ -237,3 +282,32 @@ def convolution(x, row_offsets, window_offsets, channels, b, out, scale, shift, 
                 start = row_offsets[whole_rows + r] + window_offsets[w]
                 padded[r, w * channels : (w + 1) * channels] = x[start : start + channels]
         _tail_tiles(padded, m - whole_rows, b, out, False, scale, shift, affine, relu)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pooled_convolution(x, row_offsets, window_offsets, channels, b, out, bias, scale, shift, relu):
+    """A convolution read as in :func:`convolution`, then a 2x2 max pooling with ``bias``, a ReLU and ``* scale
+    + shift`` (see :func:`_tile_pooled`) into ``out`` ``(M / 4, N)``: ``row_offsets`` lists each pooling
+    window's four pixels in turn, and the pixels no window reads are never computed.
+
+    K is not cut into blocks here: a tile stores its pooled values once, after the whole sum."""
+    m, windows = len(row_offsets), len(window_offsets)
+    n = b.shape[1]
+    whole_rows = m - m % ROWS
+    column_tiles = n // COLUMNS
+    tiles = (whole_rows // ROWS) * column_tiles
+    b_row, out_row = _strides(b)[0], _strides(out)[0]
+    layout = (row_offsets, window_offsets, channels)
+    for tile in prange(tiles):
+        top = (tile // column_tiles) * ROWS
+        left = (tile % column_tiles) * COLUMNS
+        _tile_pooled(x, b, out, top, left, 0, windows, layout, b_row, out_row, bias, scale, shift, relu)
+    if whole_rows < m:  # one window left (4 rows): through a tile whose second window repeats it, not stored
+        padded_offsets = np.empty(ROWS, np.int64)
+        padded_offsets[:4] = row_offsets[whole_rows:]
+        padded_offsets[4:] = row_offsets[whole_rows]
+        tail = np.empty((ROWS // 4, n), np.float32)
+        for column_tile in prange(column_tiles):
+            _tile_pooled(x, b, tail, 0, column_tile * COLUMNS, 0, windows, (padded_offsets, window_offsets, channels),
+                         b_row, n, bias, scale, shift, relu)
+        out[whole_rows // 4] = tail[0]
