@@ -336,10 +336,13 @@ def test_an_inference_plan_that_asks_for_chunks_predicts_a_large_batch_chunk_by_
     from tinynet.engine.attention import AttentionStep
     from tinynet.layers import Dense, LayerNorm, MultiHeadAttention, Residual
 
-    model = tinynet.Sequential([Residual(LayerNorm(8), MultiHeadAttention(8, 2, rng=0)), Dense(8, 3, rng=1)])
-    model = model.astype(np.float64)
+    def model_made():  # a plan reads its steps' chunk once: each setting gets a model of its own
+        return tinynet.Sequential([Residual(LayerNorm(8), MultiHeadAttention(8, 2, rng=0)),
+                                   Dense(8, 3, rng=1)]).astype(np.float64)
+
     x = np.random.default_rng(0).standard_normal((10, 5, 8))
     monkeypatch.setattr(AttentionStep, "inference_chunk", None)
+    model = model_made()
     whole = model.forward(x)
     weights = model.layers[0].layers[1].attention  # (10, 2, 5, 5)
     sizes = []
@@ -347,6 +350,7 @@ def test_an_inference_plan_that_asks_for_chunks_predicts_a_large_batch_chunk_by_
     monkeypatch.setattr(AttentionStep, "forward", lambda self, x, training=False: sizes.append(len(x)) or original(
         self, x, training))
     monkeypatch.setattr(AttentionStep, "inference_chunk", 4)
+    model = model_made()
     np.testing.assert_allclose(model.forward(x), whole, rtol=1e-12, atol=1e-12)
     assert sizes == [4, 4, 2]
     np.testing.assert_allclose(model.layers[0].layers[1].attention, weights, rtol=1e-12)  # every sample's

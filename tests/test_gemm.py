@@ -1,6 +1,7 @@
 """The engine's product in register tiles (tinynet.kernels.gemm) equals its twin, NumPy's ``a @ b``, on drawn shapes;
 the engine holds the BLAS to one thread around it and gives the threads back."""
 
+import contextlib
 import threading
 
 import numpy as np
@@ -31,6 +32,17 @@ def _operand(shape, seed, transposed):
     if transposed:
         return rng.standard_normal(shape[::-1]).astype(np.float32).T
     return rng.standard_normal(shape).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _without_tiles():
+    """The kernels as on a CPU without the tiles: NumPy's product and im2col, the twins."""
+    saved = kernels._gemm
+    kernels._gemm = None
+    try:
+        yield
+    finally:
+        kernels._gemm = saved
 
 
 def _no_epilogue(n):
@@ -97,7 +109,8 @@ def test_a_convolution_read_in_place_is_im2col_then_the_product(n, kh, kw, sh, s
     filters = column_tiles * gemm.COLUMNS
     columns = rng.standard_normal((kh * kw * channels, filters)).astype(np.float32)
     scale, shift = (rng.standard_normal(filters).astype(np.float32) if affine else None for _ in range(2))
-    twin = kernels.convolution_matmul(x, kh, kw, sh, sw, columns, scale=scale, shift=shift, relu=relu)
+    with _without_tiles():
+        twin = kernels.convolution_matmul(x, kh, kw, sh, sw, columns, scale=scale, shift=shift, relu=relu)
     with kernels.engine_threads(kernels.MIN_TILED_BATCH):
         tiled = kernels.convolution_matmul(x, kh, kw, sh, sw, columns, scale=scale, shift=shift, relu=relu)
     rows = kernels.im2col(x, kh, kw, sh, sw, 0, 0).reshape(-1, columns.shape[0])
@@ -121,9 +134,12 @@ def test_a_convolution_pooled_in_the_tiles_store_is_the_convolution_then_the_poo
     columns = rng.standard_normal((kh * kw * channels, filters)).astype(np.float32)
     bias = rng.standard_normal(filters).astype(np.float32)
     scale, shift = (rng.standard_normal(filters).astype(np.float32) if normalised else None for _ in range(2))
-    twin = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
-    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
-        tiled = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
+    with _without_tiles():
+        twin = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
+    tiled = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)  # alone, on this thread
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):  # in the hold, on its threads
+        held = kernels.convolution_maxpool(x, kh, kw, sh, sw, columns, relu, bias, scale, shift)
+    assert n >= kernels.MIN_TILED_BATCH or np.array_equal(held, tiled)  # one tile's sums: the same either way
     assert tiled.shape == twin.shape and tiled.shape[1:3] == tuple(
         kernels.output_size(size, k, s, 0) // 2 for size, k, s in ((x.shape[1], kh, sh), (x.shape[2], kw, sw)))
     rows = kernels.im2col(x, kh, kw, sh, sw, 0, 0).reshape(-1, columns.shape[0])

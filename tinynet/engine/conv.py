@@ -115,11 +115,14 @@ class _Convolution:
         """The columns of NHWC ``x`` as ``(n*P, CKK)`` rows in the order ``(c, i, j)`` of ``K.reshape(F, CKK)``."""
         return im2col_filter_order(x, *self.window).reshape(-1, self.depth)
 
-    def chunks(self, x, kept=None, out=None, scale=None, shift=None, relu=False):
+    def chunks(self, x, kept=None, out=None, scale=None, shift=None, relu=False, in_place=False):
         """Yield ``(start, y)``: ``y = cols @ Wmat.T`` ``(n, out_h, out_w, F)`` for the images from
         ``start``, without the bias (or with the epilogue ``* scale + shift`` per filter and a ReLU, as
         :func:`~tinynet.kernels.matmul` applies them), written into ``out`` when given; each chunk's
-        columns are appended to ``kept`` when it is a list."""
+        columns are appended to ``kept`` when it is a list. ``in_place`` (inference): without padding,
+        the windows are read where they lie (:func:`~tinynet.kernels.convolution_matmul`); training
+        leaves it off, so that its output is the same bits whether a backward reads kept columns or
+        unfolds them again."""
         shape = self.output_shape(x.shape)
         if kept is None and len(x) * shape[1] * shape[2] < shape[3]:  # fewer output rows than filters
             weights = self.layer.params["W"]
@@ -131,7 +134,7 @@ class _Convolution:
         weight_columns = self.weight_columns()  # (CKK, F)
         chunk = self.images_per_chunk(x.shape)
         kh, kw, sh, sw, ph, pw = self.window
-        straight = kept is None and not self.thin and not (ph or pw)  # no columns to keep: read the windows in x
+        straight = in_place and kept is None and not self.thin and not (ph or pw)  # the windows read in x
         for start in range(0, len(x), chunk):
             images = x[start : start + chunk]
             target = None if out is None else out[start : start + chunk].reshape(-1, shape[3])

@@ -90,7 +90,7 @@ class ConvEpilogueStep(_EpilogueStep):
         x = convolution.checked(x)
         out = np.empty(convolution.output_shape(x.shape), dtype=self.layer.dtype)
         scale, shift = _epilogue(self.layer.params["b"], self.norm)
-        for _ in convolution.chunks(x, out=out, scale=scale, shift=shift, relu=self.relu):
+        for _ in convolution.chunks(x, out=out, scale=scale, shift=shift, relu=self.relu, in_place=True):
             pass  # each chunk is written into out, its epilogue with it
         return out
 
@@ -131,7 +131,7 @@ class ConvPoolInferenceStep(ConvReluMaxPoolStep):
                       for start in range(0, len(x), chunk)]
         else:
             pooled = [maxpool_infer(y, *window, True, self.conv.params["b"], scale, shift)
-                      for _, y in convolution.chunks(x)]
+                      for _, y in convolution.chunks(x, in_place=True)]
         return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
 
     def _in_pooling_windows(self):

@@ -129,15 +129,18 @@ class Engine:
             self._split_decided["inference"] = steps
         return steps
 
-    def _every_step(self, steps):
-        """Every step of a plan, inner plans' included, as a list made once per plan (walking the nested
-        plans at every call cost a one-image predict of a ViT 40 us)."""
+    def _facts(self, steps):
+        """``(chunk, in_parts)`` of a plan, read once per plan from every step, inner plans' included (walking
+        the nested plans at every call cost a one-image predict of a ViT 40 us): the fewest samples a step
+        asks to run at a time at inference (``inference_chunk``, or None), and whether a step runs in parts."""
         known = self._flat.get(id(steps))
         if known is None or known[0] is not steps:
             if len(self._flat) > 8:  # plans of layer lists since replaced
                 self._flat.clear()
-            known = self._flat[id(steps)] = (steps, list(every_step(steps)))
-        return known[1]
+            flat = list(every_step(steps))
+            chunk = min((step.inference_chunk for step in flat if step.inference_chunk), default=None)
+            known = self._flat[id(steps)] = (steps, chunk, any(step.in_parts for step in flat))
+        return known[1:]
 
     def layer_by_layer_plan(self, layers):
         """One step per layer, each running the layer's own ``forward`` and ``backward``."""
@@ -167,7 +170,7 @@ class Engine:
         (``inference_chunk``). At inference no step mixes samples, so the chunks' outputs are the batch's.
         A batch of more than two chunks, of a model whose training plan runs in parts, runs its chunks in
         parts too (a ViT's 1,000 images in 0.74 of the time; at 128 the parts cost more than they save)."""
-        chunk = min((step.inference_chunk for step in self._every_step(steps) if step.inference_chunk), default=None)
+        chunk, _ = self._facts(steps)
         if chunk is None or not hasattr(x, "__len__") or len(x) <= chunk:
             return self.run(steps, x)
         split = self._inference_split
@@ -200,5 +203,5 @@ class Engine:
     def _threads_for(self, steps, samples):
         """A plan with a step in parts runs its products on one thread (see
         :func:`.parallel.products_on_one_thread`); any other under :func:`~tinynet.kernels.engine_threads`."""
-        in_parts = any(step.in_parts for step in self._every_step(steps))
+        _, in_parts = self._facts(steps)
         return products_on_one_thread() if in_parts else engine_threads(samples)

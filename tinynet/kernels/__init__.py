@@ -273,14 +273,27 @@ def _tiles_here():
 
 def _tiles(a, b, out):
     """Whether :func:`matmul` runs ``a @ b`` in register tiles."""
-    return (a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == b.shape[0]
-            and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0 and _tiled_output(a, a.shape[0], b, out))
+    return (blas.tiles_allowed() and _tiles_here() and a.dtype == np.float32 and a.ndim == 2
+            and a.shape[1] == b.shape[0] and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0
+            and _tiled_output(a, a.shape[0], b, out))
+
+
+def _convolution_threads(images):
+    """Threads for a convolution's tiles (0: none). Inside the engine's hold, the tiled products'. For fewer
+    images than :data:`MIN_TILED_BATCH` elsewhere, one: the calling thread's own, which wakes no other
+    thread to spin beside the BLAS's; a one-image prediction of ``cnn()`` spent 40 us in its second
+    convolution this way against 55-81 us of im2col, the BLAS's product and the pooling."""
+    if not _tiles_here():
+        return 0
+    if blas.tiles_allowed():
+        return blas.product_threads()
+    return 1 if images < MIN_TILED_BATCH else 0
 
 
 def _tiled_output(a, rows, b, out):
     """Whether the tiles can multiply ``rows`` rows read from ``a`` by ``b`` into ``out`` (None: a new array)."""
     float32 = np.float32
-    return (_tiles_here() and blas.tiles_allowed() and b.dtype == float32 and b.ndim == 2 and rows >= MIN_TILED_ROWS
+    return (b.dtype == float32 and b.ndim == 2 and rows >= MIN_TILED_ROWS
             and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and b.strides[0] % 4 == 0
             and (out is None or (out.dtype == float32 and out.strides[1] == 4 and out.strides[0] % 4 == 0
                                  and out.shape == (rows, b.shape[1])
@@ -293,9 +306,10 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
     filters, a column each), with :func:`matmul`'s ``out``, ``scale``, ``shift`` and ``relu``: a convolution
     without padding of NHWC images ``x``, ``(n*P, F)``.
 
-    Where :func:`matmul` would run the product in register tiles, the tiles read each window where it lies
-    in ``x`` (:func:`.gemm.convolution`) and the columns are never written; elsewhere this is
-    :func:`im2col` then :func:`matmul`, its readable twin.
+    Where the tiles run (inside :func:`engine_threads` on their threads, or for fewer images than
+    :data:`MIN_TILED_BATCH` on the calling thread alone), they read each window where it lies in ``x``
+    (:func:`.gemm.convolution`) and the columns are never written; elsewhere this is :func:`im2col` then
+    :func:`matmul`, its readable twin.
 
     Examples
     --------
@@ -305,7 +319,8 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
     """
     n, height, width, channels = x.shape
     rows = n * output_size(height, kh, sh, 0) * output_size(width, kw, sw, 0)
-    if (x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels
+    threads = _convolution_threads(n)
+    if (threads and x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels
             and _tiled_output(x, rows, columns, out) and _per_column(scale, columns) and _per_column(shift, columns)):
         row_offsets, window_offsets = _window_offsets(n, height, width, channels, kh, kw, sh, sw)
         if out is None:
@@ -313,8 +328,8 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
         affine = scale is not None or shift is not None
         scale = _identity(columns.shape[1], np.float32, 1) if scale is None else scale
         shift = _identity(columns.shape[1], np.float32, 0) if shift is None else shift
-        _on_thread_count(blas.product_threads(), _gemm.convolution, x.reshape(-1), row_offsets, window_offsets,
-                         channels, columns, out, scale, shift, affine, bool(relu))
+        _on_thread_count(threads, _gemm.convolution, x.reshape(-1), row_offsets, window_offsets, channels, columns,
+                         out, scale, shift, affine, bool(relu))
         return out
     cols = im2col(x, kh, kw, sh, sw, 0, 0)
     return matmul(cols.reshape(-1, cols.shape[2]), columns, out=out, scale=scale, shift=shift, relu=relu)
@@ -325,8 +340,8 @@ def convolution_maxpool(x, kh, kw, sh, sw, columns, relu=False, bias=None, scale
     max pooling of stride 2 with :func:`maxpool_infer`'s ``relu``, ``bias``, ``scale`` and ``shift``:
     ``(n, out_h // 2, out_w // 2, F)``.
 
-    Where the product runs in register tiles, each tile holds the four pixels of two pooling windows and
-    stores their maxima (:func:`.gemm.pooled_convolution`): neither the convolution's output nor its
+    Where the tiles run (as for :func:`convolution_matmul`), each tile holds the four pixels of two pooling
+    windows and stores their maxima (:func:`.gemm.pooled_convolution`): neither the convolution's output nor its
     columns are written, and the pixels no window reads (an odd last row and column) are not computed.
     Elsewhere it is :func:`convolution_matmul` then :func:`maxpool_infer`, its readable twin.
 
@@ -342,12 +357,14 @@ def convolution_maxpool(x, kh, kw, sh, sw, columns, relu=False, bias=None, scale
     filters = columns.shape[1]
     bias, scale, shift = _per_channel(filters, columns.dtype, bias, scale, shift)
     rows = n * (out_h // 2) * (out_w // 2) * 4
-    if (x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels and rows
-            and _tiled_output(x, rows, columns, None) and all(_per_column(v, columns) for v in (bias, scale, shift))):
+    threads = _convolution_threads(n)
+    if (threads and x.dtype == np.float32 and x.flags.c_contiguous and columns.shape[0] == kh * kw * channels
+            and rows and _tiled_output(x, rows, columns, None)
+            and all(_per_column(v, columns) for v in (bias, scale, shift))):
         row_offsets, window_offsets = _window_offsets(n, height, width, channels, kh, kw, sh, sw, pooled=True)
         out = np.empty((rows // 4, filters), np.float32)
-        _on_thread_count(blas.product_threads(), _gemm.pooled_convolution, x.reshape(-1), row_offsets, window_offsets,
-                         channels, columns, out, bias, scale, shift, bool(relu))
+        _on_thread_count(threads, _gemm.pooled_convolution, x.reshape(-1), row_offsets, window_offsets, channels,
+                         columns, out, bias, scale, shift, bool(relu))
         return out.reshape(n, out_h // 2, out_w // 2, filters)
     y = convolution_matmul(x, kh, kw, sh, sw, columns).reshape(n, out_h, out_w, filters)
     return maxpool_infer(y, 2, 2, 2, 2, relu, bias, scale, shift)

@@ -59,7 +59,7 @@ def as_batch(x, dtype):
     """A batch in the model's dtype; uint8 images are scaled to [0, 1]."""
     if x.dtype == np.uint8:
         return x.astype(dtype) * dtype.type(1 / 255)
-    return x.astype(dtype, copy=False)
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def batches(n, batch_size, order=None):
