@@ -377,7 +377,8 @@ def products_description():
     kernels = tinynet.kernels
     if kernels.TILED_PRODUCTS:
         return (f"AVX-512 register tiles for batches of {kernels.MIN_TILED_BATCH} or more (the BLAS held to one "
-                f"thread meanwhile), the BLAS for smaller ones")
+                f"thread meanwhile); for smaller ones the BLAS, but for convolutions at inference (tiles on the "
+                f"calling thread)")
     if os.environ.get("TINYNET_TILED_PRODUCTS") == "0":
         return "the BLAS (tiles turned off by TINYNET_TILED_PRODUCTS=0)"
     why = "the reference kernels run" if kernels.BACKEND != "numba" else "no AVX-512, or numba compiles for another CPU"
