@@ -148,6 +148,23 @@ def test_a_convolution_pooled_in_the_tiles_store_is_the_convolution_then_the_poo
 
 
 @needs_tiles
+@pytest.mark.parametrize("shape", [(20, 12, 12, 32, 64), (17, 7, 9, 3, 32), (16, 5, 5, 64, 128)])
+def test_the_pooled_store_is_the_tiles_convolution_then_the_compiled_pooling_bit_for_bit(shape):
+    """Given the same sums (the tiles add each pixel's terms in one order either way), the pooled store's bias, maximum,
+    ReLU and BatchNorm map are the compiled ``maxpool_infer``'s, rounded as there: equal, not only close."""
+    n, height, width, channels, filters = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, height, width, channels)).astype(np.float32)
+    columns = rng.standard_normal((9 * channels, filters)).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(filters).astype(np.float32) for _ in range(3))
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        convolved = kernels.convolution_matmul(x, 3, 3, 1, 1, columns).reshape(n, height - 2, width - 2, filters)
+        twin = kernels.maxpool_infer(convolved, 2, 2, 2, 2, True, bias, scale, shift)
+        pooled = kernels.convolution_maxpool(x, 3, 3, 1, 1, columns, True, bias, scale, shift)
+    assert np.array_equal(pooled, twin)
+
+
+@needs_tiles
 def test_the_engine_on_tiles_predicts_what_the_layers_compute():
     """A float32 convnet predicting a batch inside the hold (direct convolutions, epilogues in the tiles' store)
     gives the layers' outputs, run one by one, to float32 rounding."""

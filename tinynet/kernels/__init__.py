@@ -178,10 +178,11 @@ def _numba_thread_count():
 #: Fewest rows a product needs before :func:`matmul` runs it in register tiles: below that (one image
 #: through a dense layer) starting the compiled loop costs more than NumPy's whole product.
 MIN_TILED_ROWS = 8
-#: Fewest samples in a batch for the engine to run it on tiled products (:func:`engine_threads`). One
-#: image of the MNIST CNN is faster on the BLAS as it is: holding the BLAS costs 3 us a call and leaves
-#: the third convolution's 9-row product, whose filters are read transposed, on one BLAS thread
-#: (24 us against 14 on two), more than the tiles save on the second (19 us against 27).
+#: Fewest samples in a batch for the engine to hold the BLAS and run its products in tiles
+#: (:func:`engine_threads`). One image of the MNIST CNN is faster with the BLAS as it is: holding it costs
+#: 3 us a call and leaves the third convolution's 9-row product, whose filters are read transposed, on one
+#: BLAS thread (24 us against 14 on two). Its convolutions still run in tiles, on the calling thread
+#: (:func:`_convolution_threads`).
 MIN_TILED_BATCH = 16
 
 
@@ -252,7 +253,8 @@ def tiled_layout(b):
 def engine_threads(samples):
     """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles
     and the batch has at least :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles
-    on the threads it had (see :mod:`.blas`); otherwise the BLAS as it is, and no tiles.
+    on the threads it had (see :mod:`.blas`); otherwise the BLAS as it is, and tiles only for the
+    convolutions of fewer images than that, on the calling thread (:func:`_convolution_threads`).
 
     Examples
     --------
@@ -279,10 +281,12 @@ def _tiles(a, b, out):
 
 
 def _convolution_threads(images):
-    """Threads for a convolution's tiles (0: none). Inside the engine's hold, the tiled products'. For fewer
-    images than :data:`MIN_TILED_BATCH` elsewhere, one: the calling thread's own, which wakes no other
-    thread to spin beside the BLAS's; a one-image prediction of ``cnn()`` spent 40 us in its second
-    convolution this way against 55-81 us of im2col, the BLAS's product and the pooling."""
+    """Threads for a convolution's tiles (0: none). Inside the engine's hold or a part of a batch in parts, the
+    tiled products' (:func:`.blas.product_threads`). Elsewhere, for fewer images than
+    :data:`MIN_TILED_BATCH` (a small batch, or a chunk of one), one: the calling thread's own under numba's
+    OpenMP layer, which wakes no other thread to spin beside the BLAS's; a one-image prediction of ``cnn()``
+    spent 40 us in its second convolution this way against 55-81 us of im2col, the BLAS's product and the
+    pooling."""
     if not _tiles_here():
         return 0
     if blas.tiles_allowed():

@@ -28,6 +28,10 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
   no second pass over ``C``. The multiply-add is fused (rounded once), so it may differ from
   NumPy's ``y * scale + shift`` in the last bit.
 
+The same tile serves a convolution without its im2col columns (:func:`convolution`: the rows are read
+where they lie in the images) and with a 2x2 max pooling after it (:func:`pooled_convolution`: a tile's
+rows are two pooling windows, and it stores their maxima).
+
 On a CPU without AVX-512, ``<16 x float>`` would be split into halves that no longer fit
 the registers, and OpenBLAS's own AVX2 kernels are as fast as such a tile can be: there the
 engine keeps NumPy's product (:data:`tinynet.kernels.TILED_PRODUCTS`). On an AMD EPYC Zen 5
@@ -80,8 +84,9 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
 def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu):
     """One tile of a convolution followed by a 2x2 max pooling: its 8 rows are the 4 pixels of two pooling
     windows, in the order ``(0, 0), (0, 1), (1, 0), (1, 1)``; stored are the two windows' maxima plus
-    ``bias``, through a ReLU with ``relu``, times ``scale`` plus ``shift`` (BatchNorm after the pooling),
-    as :func:`tinynet.kernels.maxpool_infer` computes them, into rows ``top / 4`` and ``top / 4 + 1`` of C.
+    ``bias``, through a ReLU with ``relu``, times ``scale`` plus ``shift`` (BatchNorm after the pooling,
+    one fused multiply-add), as the compiled :func:`tinynet.kernels.maxpool_infer` computes them from the
+    convolution's output, into rows ``top / 4`` and ``top / 4 + 1`` of C.
     ``a_layout`` is a convolution's (see :func:`_tile_product`); the tile starts from zero.
     """
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu)
@@ -192,7 +197,7 @@ def _tile_codegen(gathered, pooled):
                         first_nan = builder.and_(builder.fcmp_unordered("uno", value, value),
                                                  builder.fcmp_ordered("ord", best, best))
                         best = builder.select(builder.or_(larger, first_nan), value, best)
-                    best = builder.fadd(builder.fmul(relu_of(best), scales[v]), shifts[v])
+                    best = builder.call(fma, [relu_of(best), scales[v], shifts[v]])  # as the compiled pooling's
                     builder.store(best, as_vector(at(c_rows[window], constant(v * LANES))), align=4)
         else:
             scales, shifts = per_column(11, scale_array), per_column(12, shift_array)
@@ -266,7 +271,7 @@ def product(a, b, out, accumulate, scale, shift, affine, relu):
 def convolution(x, row_offsets, window_offsets, channels, b, out, scale, shift, affine, relu):
     """``out = A @ b`` (then the epilogue, as :func:`product`) for ``A[r, w * C + c] = x[row_offsets[r] +
     window_offsets[w] + c]``: a convolution's im2col rows read where they lie in its images ``x`` (flat
-    float32), never copied out.
+    float32), not copied out (but for the last few rows, fewer than a tile, gathered into a padded one).
 
     For NHWC images, ``row_offsets`` holds each output pixel's first input value, ``window_offsets`` where
     each ``(i, j)`` of the window starts from there, and ``C`` values follow: its channels
@@ -302,7 +307,8 @@ def pooled_convolution(x, row_offsets, window_offsets, channels, b, out, bias, s
         top = (tile // column_tiles) * ROWS
         left = (tile % column_tiles) * COLUMNS
         _tile_pooled(x, b, out, top, left, 0, windows, layout, b_row, out_row, bias, scale, shift, relu)
-    if whole_rows < m:  # one window left (4 rows): through a tile whose second window repeats it, not stored
+    if whole_rows < m:  # one window left (4 rows): through a tile whose second window (its first pixel, four
+        # times) is not stored
         padded_offsets = np.empty(ROWS, np.int64)
         padded_offsets[:4] = row_offsets[whole_rows:]
         padded_offsets[4:] = row_offsets[whole_rows]
