@@ -316,6 +316,24 @@ def test_kernel_thread_count_is_settable_and_restored():
 
 
 @needs_numba
+def test_the_kernels_set_numbas_thread_count_as_its_public_functions_do():
+    """The functions a kernel call sets numba's thread count through (its public pair's own ends) read and set
+    the count numba.get_num_threads reports, for the calling thread, and a kernel call leaves it as it was."""
+    import numba
+
+    get_threads, set_threads, most = kernels._numba_thread_count()
+    before = numba.get_num_threads()
+    try:
+        for count in range(1, most + 1):
+            set_threads(count)
+            assert get_threads() == numba.get_num_threads() == count
+            kernels.im2col(np.zeros((2, 4, 4, 1), np.float32), 3, 3, 1, 1, 0, 0)  # on tinynet's count, then back
+            assert numba.get_num_threads() == count
+    finally:
+        numba.set_num_threads(before)
+
+
+@needs_numba
 @given(st.integers(1, 300), DTYPES, seeds, st.sampled_from([0.0, 1e-2]), st.sampled_from([1.0, 0.99]),
        st.integers(1, 50))
 def test_adam_update_matches_reference(size, dtype, seed, l2, decay, step):
