@@ -193,9 +193,10 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
 
     On a CPU with AVX-512, inside :func:`engine_threads` (or a part of a batch in parts), float32
     products with ``N`` a multiple of 32, ``b``'s and ``out``'s columns adjacent and at least
-    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the BLAS had),
-    the scale, shift and ReLU applied as each tile is stored; everything else is NumPy's product followed
-    by ``*=``, ``+=`` and ``np.maximum``, the kernel's readable twin.
+    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the BLAS
+    had, or one in a part of a batch in parts), the scale, shift and ReLU applied as each tile is
+    stored; everything else is NumPy's product followed by ``*=``, ``+=`` and ``np.maximum``, the
+    kernel's readable twin.
 
     Examples
     --------
