@@ -20,10 +20,10 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
   step per layer.
 - **A convolution without padding reads its windows where they lie** when its product runs
   in tiles (not a thin one, whose columns are few; with a pooling it is summed in its
-  pooling windows, below): no columns
-  are written (:func:`~tinynet.kernels.convolution_matmul`); and a 2x2 max pooling after it
-  is taken in the tiles' store, the four pixels of a window side by side in a tile, so the
-  convolution's output is not written either (:func:`~tinynet.kernels.convolution_maxpool`).
+  pooling windows, below): no columns are written (:func:`~tinynet.kernels.convolution_matmul`);
+  and a 2x2 max pooling after it is taken in the tiles' store, the four pixels of a window
+  side by side in a tile, so the convolution's output is not written either
+  (:func:`~tinynet.kernels.convolution_maxpool`).
 - **Pooling keeps no argmax**: nothing will route a gradient back.
 - **A thin convolution goes straight into its pooling.** One input channel and a 3x3 kernel
   (9 products an output, 32 filters) is little arithmetic on a large output; the kernel

@@ -212,11 +212,8 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
     if _tiles(a, b, out) and _per_column(scale, b) and _per_column(shift, b):
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.float32)
-        affine = scale is not None or shift is not None
-        scale = _identity(b.shape[1], np.float32, 1) if scale is None else scale
-        shift = _identity(b.shape[1], np.float32, 0) if shift is None else shift
-        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate), scale, shift, affine,
-                         bool(relu))
+        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate),
+                         *_tile_epilogue(b, scale, shift), bool(relu))
         return out
     if accumulate:
         out += a @ b
@@ -229,6 +226,14 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
     if relu:
         np.maximum(out, 0, out=out)
     return out
+
+
+def _tile_epilogue(b, scale, shift):
+    """``(scale, shift, affine)`` as the tiles take them: arrays always (the identity's where not given, read
+    but not applied), and whether to apply them."""
+    affine = scale is not None or shift is not None
+    return (_identity(b.shape[1], np.float32, 1) if scale is None else scale,
+            _identity(b.shape[1], np.float32, 0) if shift is None else shift, affine)
 
 
 def _per_column(vector, b):
@@ -330,11 +335,8 @@ def convolution_matmul(x, kh, kw, sh, sw, columns, out=None, scale=None, shift=N
         row_offsets, window_offsets = _window_offsets(n, height, width, channels, kh, kw, sh, sw)
         if out is None:
             out = np.empty((rows, columns.shape[1]), np.float32)
-        affine = scale is not None or shift is not None
-        scale = _identity(columns.shape[1], np.float32, 1) if scale is None else scale
-        shift = _identity(columns.shape[1], np.float32, 0) if shift is None else shift
         _on_thread_count(threads, _gemm.convolution, x.reshape(-1), row_offsets, window_offsets, channels, columns,
-                         out, scale, shift, affine, bool(relu))
+                         out, *_tile_epilogue(columns, scale, shift), bool(relu))
         return out
     cols = im2col(x, kh, kw, sh, sw, 0, 0)
     return matmul(cols.reshape(-1, cols.shape[2]), columns, out=out, scale=scale, shift=shift, relu=relu)
