@@ -3,9 +3,11 @@
 Same architecture, batch size (128), optimizer (Adam, lr 1e-3; PyTorch's fused one), dtype
 (float32) and thread count on every side. Each (framework, model) runs in a process of its
 own (``worker.py``), started with the thread variables set and kept for that model's training
-and inference tests, and the rounds interleave: tinynet, PyTorch, Keras, tinynet, ...
-``TINYNET_BENCH_ROUNDS`` times (default 3), each round a fresh model trained for one epoch
-after a 10-batch warm-up (JIT compilation and graph tracing stay out of the timing).
+and inference tests, and the rounds interleave: tinynet, PyTorch, Keras, ONNX Runtime, tinynet,
+... ``TINYNET_BENCH_ROUNDS`` times (default 3), each round a fresh model trained for one epoch
+after a 10-batch warm-up (JIT compilation and graph tracing stay out of the timing). A worker
+is asked only once the one before has gone quiet: idle threads that spin on after an answer
+would otherwise take a core from the next framework's timing.
 Reported: the median epoch time, its interquartile range, and the ratio of medians; where
 the two ranges overlap the table says "no difference" rather than a ratio nobody should quote.
 
@@ -64,9 +66,33 @@ class Worker:
         return json.loads(line)
 
     def ask(self, **request):
+        """The worker's answer, once its threads have gone quiet: a framework's idle threads spin for a while
+        after its work (ONNX Runtime's about 50 ms of a core), which would slow whichever worker is asked next."""
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return self._read()
+        answer = self._read()
+        self._wait_until_quiet()
+        return answer
+
+    def _wait_until_quiet(self, poll=0.02, longest=1.0):
+        """Until the process used no CPU time over one poll (Linux's clock ticks), at most ``longest`` seconds;
+        where ``/proc`` is missing, a fixed pause of a tenth of a second."""
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        if not stat.exists():
+            time.sleep(0.1)
+            return
+        used = None
+        deadline = time.perf_counter() + longest
+        while time.perf_counter() < deadline:
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # it has ended: nothing left to wait for
+                return
+            now = int(fields[11]) + int(fields[12])  # utime + stime of all the process's threads, in ticks
+            if now == used:
+                return
+            used = now
+            time.sleep(poll)
 
     def close(self):
         if self.process.poll() is None:
