@@ -889,6 +889,22 @@ def softmax_rows(x):
     return _jitted.softmax_rows(_contiguous(x))
 
 
+def all_finite(x):
+    """Whether no value of the float array ``x`` is NaN or inf (:func:`.reference.all_finite_reference`).
+
+    The compiled call reads float32 and float64 arrays whose values are adjacent, once, without a
+    temporary array; others run the twin.
+
+    Examples
+    --------
+    >>> all_finite(np.array([0.5, -1e30], np.float32)), all_finite(np.array([0.5, np.inf]))
+    (True, False)
+    """
+    if _jitted is None or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+        return reference.all_finite_reference(x)
+    return bool(_jitted.all_finite(x.reshape(-1)))
+
+
 __all__ = [
     "BACKEND",
     "use_backend",
@@ -928,4 +944,5 @@ __all__ = [
     "attention_weights_backward",
     "gelu_forward",
     "softmax_rows",
+    "all_finite",
 ]

@@ -60,6 +60,7 @@ __all__ = [
     "attention_weights_backward_reference",
     "gelu_forward_reference",
     "softmax_rows_reference",
+    "all_finite_reference",
 ]
 
 
@@ -318,3 +319,8 @@ def gelu_forward_reference(x):
 def softmax_rows_reference(x):
     """Each row of ``x`` ``(N, classes)`` as probabilities: the layer's softmax along the last axis."""
     return softmax(x, axis=-1)
+
+
+def all_finite_reference(x):
+    """Whether no value of ``x`` is NaN or inf."""
+    return bool(np.isfinite(x).all())

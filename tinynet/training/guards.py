@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from ..errors import TrainingDivergedError
-from .inputs import all_finite
+from ..kernels import all_finite
 
 __all__ = ["DivergenceGuard", "StopAtBatchEnd"]
 
