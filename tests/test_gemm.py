@@ -190,6 +190,41 @@ def test_the_engine_on_tiles_predicts_what_the_layers_compute():
     np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4 * np.abs(expected).max())
 
 
+@needs_tiles
+@given(st.integers(1, 40), st.integers(0, 300), st.integers(1, 16), st.booleans(), st.booleans(), st.booleans(),
+       seeds)
+def test_the_narrow_tiles_are_the_twins_product_scale_shift_and_relu(m, k, n, transposed, scaled, relu, seed):
+    """Products of 1 to 16 columns (a 10-class output layer) in narrow tiles, whole ones and a tail of rows, A in
+    either layout: NumPy's product followed by ``*=``, ``+=`` and ``np.maximum`` (``matmul`` outside the hold) to
+    rounding. Adding into ``out`` is left to NumPy."""
+    rng = np.random.default_rng(seed)
+    a, b = _operand((m, k), seed, transposed), _operand((k, n), seed + 1, False)
+    scale = rng.standard_normal(n).astype(np.float32) if scaled else None
+    shift = rng.standard_normal(n).astype(np.float32)
+    twin = kernels.matmul(a, b, scale=scale, shift=shift, relu=relu)
+    with kernels.engine_threads(kernels.MIN_TILED_BATCH):
+        assert kernels._tiles(a, b, None) == (m >= kernels.MIN_TILED_ROWS and k > 0)  # (empty B has no strides)
+        assert not kernels._tiles(a, b, np.zeros((m, n), np.float32), accumulate=True)
+        tiled = kernels.matmul(a, b, scale=scale, shift=shift, relu=relu)
+    size = _rounding_bound(a, b) * np.abs(1 if scale is None else scale)
+    assert np.all(np.abs(tiled - twin) <= size + 1e-6 * np.abs(twin)), np.abs(tiled - twin).max()
+
+
+@needs_tiles
+def test_the_narrow_tiles_read_and_write_only_their_columns():
+    """B's and out's columns beside those of the product (slices of wider arrays: NaN beside B, 7 beside out) are
+    neither read into the product nor written."""
+    a = _operand((37, 50), 0, False)
+    wide_b = np.full((50, 24), np.nan, np.float32)
+    wide_b[:, 3:13] = _operand((50, 10), 1, False)
+    wide = np.full((37, 24), 7.0, np.float32)
+    gemm.narrow_product(a, wide_b[:, 3:13], wide[:, 5:15], *_no_epilogue(10))
+    assert np.all(wide[:, :5] == 7) and np.all(wide[:, 15:] == 7)
+    expected = a.astype(np.float64) @ wide_b[:, 3:13]
+    assert np.all(np.abs(wide[:, 5:15] - expected) <= _rounding_bound(a, wide_b[:, 3:13]))
+
+
+@needs_tiles
 def test_the_tiled_product_writes_only_its_output():
     """Columns beside ``out`` (a slice of a wider array) and the operands stay as they were."""
     a, b = _operand((19, 70), 0, False), _operand((70, 32), 1, False)
@@ -208,7 +243,7 @@ def test_matmul_is_numpys_product_wherever_it_runs(m, k, n, dtype, seed):
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     outside = kernels.matmul(a, b)
     with kernels.engine_threads(kernels.MIN_TILED_BATCH):
-        fits = dtype == np.float32 and m >= kernels.MIN_TILED_ROWS and n % 32 == 0
+        fits = dtype == np.float32 and m >= kernels.MIN_TILED_ROWS and (n % 32 == 0 or n <= 16)
         assert kernels._tiles(a, b, None) == (kernels.TILED_PRODUCTS and fits)  # tiled exactly where it should be
         inside = kernels.matmul(a, b)
     assert np.array_equal(outside, a @ b)  # no hold, no tiles: NumPy's own

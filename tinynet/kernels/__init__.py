@@ -192,11 +192,11 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
     and, with ``relu=True``, a ReLU.
 
     On a CPU with AVX-512, inside :func:`engine_threads` (or a part of a batch in parts), float32
-    products with ``N`` a multiple of 32, ``b``'s and ``out``'s columns adjacent and at least
-    :data:`MIN_TILED_ROWS` rows run in register tiles (:mod:`.gemm`, on as many threads as the BLAS
-    had, or one in a part of a batch in parts), the scale, shift and ReLU applied as each tile is
-    stored; everything else is NumPy's product followed by ``*=``, ``+=`` and ``np.maximum``, the
-    kernel's readable twin.
+    products with ``N`` a multiple of 32 (or at most 16, without ``accumulate``: a 10-class output
+    layer), ``b``'s and ``out``'s columns adjacent and at least :data:`MIN_TILED_ROWS` rows run in
+    register tiles (:mod:`.gemm`, on as many threads as the BLAS had, or one in a part of a batch in
+    parts), the scale, shift and ReLU applied as each tile is stored; everything else is NumPy's
+    product followed by ``*=``, ``+=`` and ``np.maximum``, the kernel's readable twin.
 
     Examples
     --------
@@ -209,11 +209,15 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
     """
     if accumulate and out is None:
         raise ArgumentError("matmul(accumulate=True) adds into out: pass the array to add into as out=.")
-    if _tiles(a, b, out) and _per_column(scale, b) and _per_column(shift, b):
+    if _tiles(a, b, out, accumulate) and _per_column(scale, b) and _per_column(shift, b):
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.float32)
-        _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate),
-                         *_tile_epilogue(b, scale, shift), bool(relu))
+        if _narrow(b):
+            _on_thread_count(blas.product_threads(), _gemm.narrow_product, a, b, out,
+                             *_tile_epilogue(b, scale, shift), bool(relu))
+        else:
+            _on_thread_count(blas.product_threads(), _gemm.product, a, b, out, bool(accumulate),
+                             *_tile_epilogue(b, scale, shift), bool(relu))
         return out
     if accumulate:
         out += a @ b
@@ -279,11 +283,17 @@ def _tiles_here():
     return _gemm is not None and _jitted is not None
 
 
-def _tiles(a, b, out):
-    """Whether :func:`matmul` runs ``a @ b`` in register tiles."""
+def _tiles(a, b, out, accumulate=False):
+    """Whether :func:`matmul` runs ``a @ b`` in register tiles (narrow ones for at most 16 columns, which do not
+    add into ``out``)."""
     return (blas.tiles_allowed() and _tiles_here() and a.dtype == np.float32 and a.ndim == 2
             and a.shape[1] == b.shape[0] and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0
-            and _tiled_output(a, a.shape[0], b, out))
+            and _tiled_output(a, a.shape[0], b, out, narrow=not accumulate))
+
+
+def _narrow(b):
+    """Whether a tiled product by ``b`` runs in narrow tiles (:func:`.gemm.narrow_product`): 1 to 16 columns."""
+    return 0 < b.shape[1] <= _gemm.LANES
 
 
 def _convolution_threads(images):
@@ -300,11 +310,13 @@ def _convolution_threads(images):
     return 1 if images < MIN_TILED_BATCH else 0
 
 
-def _tiled_output(a, rows, b, out):
-    """Whether the tiles can multiply ``rows`` rows read from ``a`` by ``b`` into ``out`` (None: a new array)."""
+def _tiled_output(a, rows, b, out, narrow=False):
+    """Whether the tiles can multiply ``rows`` rows read from ``a`` by ``b`` into ``out`` (None: a new array);
+    with ``narrow``, the narrow tiles too."""
     float32 = np.float32
     return (b.dtype == float32 and b.ndim == 2 and rows >= MIN_TILED_ROWS
-            and b.shape[1] % _gemm.COLUMNS == 0 and b.strides[1] == 4 and b.strides[0] % 4 == 0
+            and (b.shape[1] % _gemm.COLUMNS == 0 or (narrow and _narrow(b)))
+            and b.strides[1] == 4 and b.strides[0] % 4 == 0
             and (out is None or (out.dtype == float32 and out.strides[1] == 4 and out.strides[0] % 4 == 0
                                  and out.shape == (rows, b.shape[1])
                                  # the tiles write while they read: an out over a or b is NumPy's to handle

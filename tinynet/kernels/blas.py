@@ -6,11 +6,10 @@ a CPU where the engine multiplies in its own register tiles (:mod:`.gemm`, on nu
 a BLAS product with two threads just before a tiled one, or just after, leaves three busy
 threads on two cores: a one-image prediction of the MNIST CNN took 13-15 ms instead of 0.16-0.21.
 So while the engine runs a batch (a plan, ``predict``, a training epoch) it holds the BLAS to one
-thread (:func:`held_to_one_thread`): the products still left to the BLAS (a 10-class output
-layer, a Dense layer's input gradient, an LSTM's steps, the bias sums) run on the caller's
-thread, and the tiled products take the threads the BLAS had (:func:`product_threads`; numba's
-own thread count caps them, :func:`tinynet.kernels.set_num_threads` does not: it sets the
-memory-bound kernels').
+thread (:func:`held_to_one_thread`): the products still left to the BLAS (a Dense layer's
+input gradient, an LSTM's steps, the bias sums) run on the caller's thread, and the tiled
+products take the threads the BLAS had (:func:`product_threads`; numba's own thread count caps
+them, :func:`tinynet.kernels.set_num_threads` does not: it sets the memory-bound kernels').
 """
 
 import contextlib

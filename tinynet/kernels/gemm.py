@@ -21,7 +21,9 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
   stays in cache however long ``K`` is (a weight gradient sums over a chunk's 15,000 rows).
 - **Tails.** Rows past the last whole tile are copied into a tile of zeros, multiplied,
   and copied back; columns must come in whole tiles (:func:`tinynet.kernels.matmul` sends
-  other products to NumPy).
+  other products to NumPy), but for products of at most 16 columns (a 10-class output
+  layer): :func:`narrow_product` runs tiles of ``NARROW_ROWS`` rows of one vector, whose
+  loads of ``B`` and stores of ``C`` are masked to the columns there are.
 - **An epilogue in the store.** When the last block of ``K`` is stored, each column can be
   multiplied by a scale and shifted, ``C = (A @ B) * scale + shift`` (a bias; a bias and a
   BatchNorm at inference), and put through a ReLU, while the tile is still in registers:
@@ -40,13 +42,15 @@ fast as OpenBLAS held to its AVX2 kernels by ``OPENBLAS_CORETYPE=Haswell``, and 
 OpenBLAS's own AVX-512 kernels (the figures: benchmarks/RESULTS.md).
 """
 
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "product", "convolution", "pooled_convolution"]
+__all__ = ["ROWS", "COLUMNS", "K_BLOCK", "NARROW_ROWS", "product", "narrow_product", "convolution",
+           "pooled_convolution"]
 
 #: Rows of ``C`` in one register tile.
 ROWS = 8
@@ -58,6 +62,11 @@ VECTORS = 2
 COLUMNS = LANES * VECTORS
 #: Values of ``K`` a tile sums before the next block of ``B`` is read.
 K_BLOCK = 2048
+#: How an intrinsic's name spells a pointer argument: LLVM 15 made pointers opaque (``p0``), before them a
+#: pointer named its pointee (``p0v16f32``).
+_POINTER_SUFFIX = "p0" if llvm.llvm_version_info >= (15,) else f"p0v{LANES}f32"
+#: Rows of a narrow tile (:func:`narrow_product`): one vector each, 16 accumulators as in a tile of 8 x 32.
+NARROW_ROWS = 16
 
 
 @intrinsic
@@ -93,8 +102,20 @@ def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row
     return signature, _tile_codegen(gathered=True, pooled=True)
 
 
-def _tile_codegen(gathered, pooled):
-    """The LLVM code of one tile (:func:`_tile_product`, or :func:`_tile_pooled` with ``pooled``)."""
+@intrinsic
+def _tile_narrow(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
+                 affine, relu, width):
+    """One narrow tile: as :func:`_tile_product` for the rows ``top:top+NARROW_ROWS`` and one vector of columns,
+    ``left:left+16``, of which B, C, ``scale`` and ``shift`` have ``width``: every load and store of them is
+    masked to those lanes (the others hold zeros, never stored). The tile starts from zero (``accumulate`` off)."""
+    signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
+                           affine, relu, width)
+    return signature, _tile_codegen(gathered=False, pooled=False, rows=NARROW_ROWS, vectors=1, narrow=True)
+
+
+def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
+    """The LLVM code of one tile of ``rows`` rows of ``vectors`` vectors (:func:`_tile_product`,
+    :func:`_tile_pooled` with ``pooled``, :func:`_tile_narrow` with ``narrow``)."""
 
     def codegen(context, builder, sig, args):
         if pooled:
@@ -103,7 +124,9 @@ def _tile_codegen(gathered, pooled):
             accumulate = ir.Constant(ir.IntType(1), 0)
         else:
             (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale_array,
-             shift_array, affine, relu) = args
+             shift_array, affine, relu) = args[:15]
+        if narrow:
+            accumulate = ir.Constant(ir.IntType(1), 0)
         vector = ir.VectorType(ir.FloatType(), LANES)
         vector_pointer = vector.as_pointer()
         index = ir.IntType(64)
@@ -123,7 +146,7 @@ def _tile_codegen(gathered, pooled):
             return ir.Constant(index, number)
 
         a_data, b_data, c_data = data(0, a_array), data(1, b_array), data(2, c_array)
-        stored_rows = ROWS // 4 if pooled else ROWS  # a pooled tile stores two windows' maxima
+        stored_rows = rows // 4 if pooled else rows  # a pooled tile stores two windows' maxima
         first_row = builder.udiv(top, constant(4)) if pooled else top
         c_rows = [at(c_data, builder.add(builder.mul(builder.add(first_row, constant(i)), c_row), left))
                   for i in range(stored_rows)]
@@ -131,11 +154,11 @@ def _tile_codegen(gathered, pooled):
         # The accumulators: C's tile or zeros. Stack slots that LLVM keeps in registers (mem2reg).
         zero = ir.Constant(vector, None)
         accumulators = []
-        for i in range(ROWS):
+        for i in range(rows):
             row = []
-            for v in range(VECTORS):
+            for v in range(vectors):
                 slot = cgutils.alloca_once(builder, vector)
-                if pooled:
+                if pooled or narrow:
                     builder.store(zero, slot)
                 else:
                     held = builder.load(as_vector(at(c_rows[i], constant(v * LANES))), align=4)
@@ -147,14 +170,39 @@ def _tile_codegen(gathered, pooled):
         lane_zero = ir.Constant(ir.IntType(32), 0)
         broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
 
+        if narrow:  # the lanes below `width`: the columns there are (B and C have no room for 16)
+            lanes = ir.VectorType(index, LANES)
+            width = builder.shuffle_vector(builder.insert_element(ir.Constant(lanes, ir.Undefined), args[15],
+                                                                  lane_zero), ir.Constant(lanes, ir.Undefined),
+                                           broadcast)
+            mask = builder.icmp_unsigned("<", ir.Constant(lanes, list(range(LANES))), width)
+            alignment = ir.Constant(ir.IntType(32), 4)
+            masked_load, masked_store = (cgutils.get_or_insert_function(builder.module, ir.FunctionType(*types_),
+                                                                        f"llvm.masked.{name}.v{LANES}f32.{_POINTER_SUFFIX}")
+                                         for name, types_ in (
+                                             ("load", (vector, [vector_pointer, alignment.type, mask.type, vector])),
+                                             ("store", (ir.VoidType(), [vector, vector_pointer, alignment.type,
+                                                                        mask.type]))))
+
+        def load(pointer):  # a vector of 16 columns from where `pointer` points (zeros past `width`, narrow)
+            if narrow:
+                return builder.call(masked_load, [as_vector(pointer), alignment, mask, zero])
+            return builder.load(as_vector(pointer), align=4)
+
+        def store(value, pointer):
+            if narrow:
+                builder.call(masked_store, [value, as_vector(pointer), alignment, mask])
+            else:
+                builder.store(value, as_vector(pointer), align=4)
+
         def multiply_add(a_values, b_k):  # the tile += A's column (8 values) times B's row (32 values)
-            b_vectors = [builder.load(as_vector(at(b_k, constant(v * LANES))), align=4) for v in range(VECTORS)]
-            for i in range(ROWS):
+            b_vectors = [load(at(b_k, constant(v * LANES))) for v in range(vectors)]
+            for i in range(rows):
                 a_value = builder.load(a_values[i])
                 a_vector = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), a_value,
                                                                          lane_zero), ir.Constant(vector, ir.Undefined),
                                                   broadcast)
-                for v in range(VECTORS):
+                for v in range(vectors):
                     slot = accumulators[i][v]
                     builder.store(builder.call(fma, [a_vector, b_vectors[v], builder.load(slot)]), slot)
 
@@ -162,7 +210,7 @@ def _tile_codegen(gathered, pooled):
             row_part, window_part, channels = cgutils.unpack_tuple(builder, a_layout, 3)
             row_offsets = cgutils.create_struct_proxy(sig.args[7][0])(context, builder, value=row_part).data
             window_offsets = cgutils.create_struct_proxy(sig.args[7][1])(context, builder, value=window_part).data
-            a_rows = [at(a_data, builder.load(at(row_offsets, builder.add(top, constant(i))))) for i in range(ROWS)]
+            a_rows = [at(a_data, builder.load(at(row_offsets, builder.add(top, constant(i))))) for i in range(rows)]
             with cgutils.for_range_slice(builder, k_start, k_stop, constant(1)) as (window, _):
                 window_offset = builder.load(at(window_offsets, window))
                 a_window = [at(a_row, window_offset) for a_row in a_rows]
@@ -171,15 +219,14 @@ def _tile_codegen(gathered, pooled):
                     multiply_add([at(a, loop.index) for a in a_window], at(b_window, builder.mul(loop.index, b_row)))
         else:
             row_stride, k_stride = cgutils.unpack_tuple(builder, a_layout, 2)
-            a_rows = [at(a_data, builder.mul(builder.add(top, constant(i)), row_stride)) for i in range(ROWS)]
+            a_rows = [at(a_data, builder.mul(builder.add(top, constant(i)), row_stride)) for i in range(rows)]
             with cgutils.for_range_slice(builder, k_start, k_stop, constant(1)) as (k, _):
                 a_offset = builder.mul(k, k_stride)
                 multiply_add([at(a, a_offset) for a in a_rows], at(b_tile, builder.mul(k, b_row)))
 
         def per_column(position, array):  # a (N,) array's two vectors at the tile's columns
             pointer = data(position, array)
-            return [builder.load(as_vector(at(pointer, builder.add(left, constant(v * LANES)))), align=4)
-                    for v in range(VECTORS)]
+            return [load(at(pointer, builder.add(left, constant(v * LANES)))) for v in range(vectors)]
 
         def relu_of(value):
             below_zero = builder.fcmp_ordered("<", value, zero)  # false for NaN: it stays
@@ -188,7 +235,7 @@ def _tile_codegen(gathered, pooled):
         if pooled:
             biases, scales = per_column(10, bias_array), per_column(11, scale_array)
             shifts = per_column(12, shift_array)
-            for window in range(ROWS // 4):
+            for window in range(rows // 4):
                 for v in range(VECTORS):
                     best = builder.fadd(builder.load(accumulators[4 * window][v]), biases[v])
                     for i in range(4 * window + 1, 4 * window + 4):  # larger, or the first NaN (kernels' _beats)
@@ -201,11 +248,11 @@ def _tile_codegen(gathered, pooled):
                     builder.store(best, as_vector(at(c_rows[window], constant(v * LANES))), align=4)
         else:
             scales, shifts = per_column(11, scale_array), per_column(12, shift_array)
-            for i in range(ROWS):
-                for v in range(VECTORS):
+            for i in range(rows):
+                for v in range(vectors):
                     value = builder.load(accumulators[i][v])
                     value = builder.select(affine, builder.call(fma, [value, scales[v], shifts[v]]), value)
-                    builder.store(relu_of(value), as_vector(at(c_rows[i], constant(v * LANES))), align=4)
+                    store(relu_of(value), at(c_rows[i], constant(v * LANES)))
         return context.get_dummy_value()
 
     return codegen
@@ -265,6 +312,28 @@ def product(a, b, out, accumulate, scale, shift, affine, relu):
         padded = np.zeros((ROWS, k), np.float32)
         padded[: m - whole_rows] = a[whole_rows:]
         _tail_tiles(padded, m - whole_rows, b, out, accumulate, scale, shift, affine, relu)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def narrow_product(a, b, out, scale, shift, affine, relu):
+    """``out = a @ b`` (then the epilogue, as :func:`product`) for float32 ``a`` ``(M, K)`` (any strides), ``b``
+    ``(K, width)`` and ``out`` ``(M, width)`` with adjacent columns, ``width`` at most 16 (one vector, its loads
+    and stores masked to the columns there are), ``scale`` and ``shift`` ``(width,)``. Rows past the last whole
+    tile are copied into a padded one."""
+    m, k = a.shape
+    width = out.shape[1]
+    whole_rows = m - m % NARROW_ROWS
+    a_layout, b_row, out_row = _strides(a), _strides(b)[0], _strides(out)[0]
+    for tile in prange(whole_rows // NARROW_ROWS):
+        _tile_narrow(a, b, out, tile * NARROW_ROWS, 0, 0, k, a_layout, b_row, out_row, False, scale, shift, affine,
+                     relu, width)
+    if whole_rows < m:
+        padded = np.zeros((NARROW_ROWS, k), np.float32)
+        padded[: m - whole_rows] = a[whole_rows:]
+        tail = np.empty((NARROW_ROWS, width), np.float32)
+        _tile_narrow(padded, b, tail, 0, 0, 0, k, _strides(padded), b_row, width, False, scale, shift, affine, relu,
+                     width)
+        out[whole_rows:] = tail[: m - whole_rows]
 
 
 @njit(parallel=True, nogil=True, cache=True)
