@@ -452,6 +452,29 @@ def test_one_non_finite_value_anywhere_is_found(value, dtype):
         model.evaluate(x, np.zeros(50, int))
 
 
+def _dense_first(seed=0):
+    return tinynet.Sequential([Flatten(), Dense(36, 32, rng=seed), ReLU(), Dense(32, 4, rng=seed + 1)])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("rows, batch_size", [(1, 1000), (40, 1000), (300, 128)])
+def test_a_dense_first_model_refuses_one_non_finite_value_in_any_batch(value, rows, batch_size):
+    """One NaN or inf refused by a model whose first layer is a Dense layer (the ReLU after it would turn -inf into
+    0): one image, a batch of several (in tiles where the CPU has them), a later batch of several."""
+    x = np.random.default_rng(0).random((rows, 1, 6, 6)).astype(np.float32)
+    x[rows - 1, 0, 5, 2] = value
+    with pytest.raises(ValueError, match="NaN or inf"):
+        _dense_first().predict(x, batch_size=batch_size)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        _dense_first().evaluate(x, np.zeros(rows, int), batch_size=batch_size)
+
+
+def test_a_dense_first_model_takes_inputs_whose_sums_overflow():
+    """Finite inputs whose first sums overflow float32 are not refused: the inputs are looked at, not the sums."""
+    x = np.full((40, 1, 6, 6), 1e37, np.float32)
+    assert _dense_first().predict(x).shape == (40, 4)
+
+
 def test_huge_but_finite_inputs_are_accepted():
     """Values whose squares overflow are still finite: the quick check falls back to the exact one."""
     x = np.full((4, 1, 6, 6), 1e20, np.float32)  # x . x = 1.4e42 overflows float32
