@@ -710,19 +710,16 @@ def test_softmax_rows_kernel_matches_the_layers_softmax(n, classes, scale, seed)
 
 @needs_numba
 @given(st.integers(1, 200), st.sampled_from([np.float32, np.float64]),
-       st.sampled_from([None, np.nan, np.inf, -np.inf]), st.sampled_from([1.0, 1e30, 3e38]), st.integers(1, 3), seeds)
-@example(33, np.float32, np.nan, 1.0, 1, 0)  # past two vectors of 16, in the loop's scalar tail
-@example(2, np.float32, np.inf, 1.0, 3, 1)  # more parts than values: one part empty
-def test_all_finite_kernels_match_their_twin(n, dtype, special, scale, parts, seed):
-    """The finite check of every prediction's inputs, in one pass or in parts: the twin's answer for a NaN or an inf
-    at any place (the vector lanes, the tail, any part), and for large finite values, whose squares or sums would
-    overflow."""
+       st.sampled_from([None, np.nan, np.inf, -np.inf]), st.sampled_from([1.0, 1e30, 3e38]), seeds)
+@example(33, np.float32, np.nan, 1.0, 0)  # past two vectors of 16, in the loop's scalar tail
+def test_all_finite_kernel_matches_its_twin(n, dtype, special, scale, seed):
+    """The finite check of every prediction's inputs: the twin's answer for a NaN or an inf at any place (the
+    vector lanes and the tail), and for large finite values, whose squares or sums would overflow."""
     rng = np.random.default_rng(seed)
     values = (rng.uniform(-1, 1, n) * scale).astype(dtype)
     if special is not None:
         values[rng.integers(0, n)] = special
-    expected = reference.all_finite_reference(values)
-    assert jitted.all_finite(values) == jitted.all_finite_in_parts(values, parts) == expected == (special is None)
+    assert jitted.all_finite(values) == reference.all_finite_reference(values) == (special is None)
 
 
 def test_all_finite_chooser_reads_any_array():
@@ -732,11 +729,6 @@ def test_all_finite_chooser_reads_any_array():
     assert not kernels.all_finite(x) and kernels.all_finite(x[:, ::2]) and not kernels.all_finite(x[:, 1::2])
     assert not kernels.all_finite(np.array([1, np.inf], np.float16)) and kernels.all_finite(np.zeros((2, 3, 4)))
     assert kernels.all_finite(np.zeros((0, 3), np.float32))  # nothing there is not finite
-    large = np.zeros(kernels._FINITE_PARTS_FROM + 5, np.float32)
-    with kernels.engine_threads(kernels.MIN_TILED_BATCH):  # in parts, where the tiles run
-        assert kernels.all_finite(large)
-        large[-1] = np.nan
-        assert not kernels.all_finite(large)
 
 
 def test_softmax_rows_chooser_runs_the_twin_for_float64_and_other_shapes():

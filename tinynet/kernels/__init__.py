@@ -914,16 +914,7 @@ def all_finite(x):
     """
     if _jitted is None or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return reference.all_finite_reference(x)
-    if x.size >= _FINITE_PARTS_FROM and blas.tiles_allowed():  # in the engine's hold: the BLAS's threads are idle
-        return bool(_on_thread_count(blas.product_threads(), _jitted.all_finite_in_parts, x.reshape(-1),
-                                     blas.product_threads()))
     return bool(_jitted.all_finite(x.reshape(-1)))
-
-
-#: From this many values on, :func:`all_finite` reads them on the tiled products' threads, in the engine's hold:
-#: 1,000 MNIST images read from memory took 37 us on two threads against 63 on one; for 128 (100,352 values) a
-#: second thread saved 1 us from memory and cost 3 from cache.
-_FINITE_PARTS_FROM = 2**18
 
 
 __all__ = [

@@ -1036,33 +1036,16 @@ def softmax_rows(x):
     return out
 
 
-@njit(inline="always", fastmath={"reassoc"})
-def _finite_sum(values):
-    # 0 when every value is finite, NaN otherwise: value - value is 0 for a finite value and NaN for
-    # NaN or inf (and keeps the values' type: no constant to convert). Reassociating the sum (the
-    # only fast-math flag) lets LLVM add in vector lanes; as every term is 0 or NaN, the order
-    # changes nothing.
+@njit(fastmath={"reassoc"}, cache=True, nogil=True)
+def all_finite(values):
+    # Whether no value of a flat float array is NaN or inf. value - value is 0 for a finite value and
+    # NaN for NaN or inf, so the sum is 0 exactly when every value is finite (and it keeps the values'
+    # type: no constant to convert). Reassociating the sum (the only fast-math flag) lets LLVM add in
+    # vector lanes; as every term is 0 or NaN, the order changes nothing. One read of the batch, no
+    # temporary array: 1.8 us for 128 MNIST images where np.isfinite(x).all() took 7.
     if len(values) == 0:
-        return np.float32(0)
+        return True
     total = values[0] - values[0]
     for i in range(1, len(values)):
         total += values[i] - values[i]
-    return total
-
-
-# Whether no value of a flat float array is NaN or inf: one read, no temporary array (1.8 us for
-# 128 MNIST images where np.isfinite(x).all() took 7).
-@njit(fastmath={"reassoc"}, cache=True, nogil=True)
-def all_finite(values):
-    return _finite_sum(values) == 0
-
-
-# The same in `parts` runs side by side: a batch of 1,000 MNIST images read from memory took 37 us
-# on two threads against 63 on one.
-@njit(parallel=True, fastmath={"reassoc"}, cache=True, nogil=True)
-def all_finite_in_parts(values, parts):
-    size = (len(values) + parts - 1) // parts
-    sums = np.zeros(parts, np.float64)
-    for part in prange(parts):
-        sums[part] = _finite_sum(values[part * size : (part + 1) * size])
-    return sums.sum() == 0
+    return total == 0
