@@ -38,6 +38,8 @@ def profile(model_name, batches, rounds, seed=0):
     """``{batch: {"tinynet": s, "onnxruntime": s, "pytorch": s, "steps": [(description, s), ...]}}``."""
     from frameworks import Unavailable, framework
 
+    from tinynet.kernels import engine_threads
+
     sides = {}
     for name in ("tinynet", "onnxruntime", "pytorch"):
         try:
@@ -68,10 +70,11 @@ def profile(model_name, batches, rounds, seed=0):
                 seconds[name].append(_fastest(calls, adapter.predict, model, data[name], batch))
         results[batch] = {name: float(np.median(values)) for name, values in seconds.items()}
         steps, activations = [], images
-        for step in tinynet_model.inference_plan():
-            given = activations
-            steps.append((step.describe(), _fastest(calls, step.forward, given)))
-            activations = step.forward(given)
+        with engine_threads(batch):  # the thread setting predict runs the plan under (the tiles, where they run)
+            for step in tinynet_model.inference_plan():
+                given = activations
+                steps.append((step.describe(), _fastest(calls, step.forward, given)))
+                activations = step.forward(given)
         results[batch]["steps"] = steps
     return results
 

@@ -202,6 +202,27 @@ def test_conv_maxpool_infer_3x3_one_channel_matches_reference(n, h, w, filters, 
 
 
 @needs_numba
+@given(st.integers(16, 20), st.integers(4, 12), st.integers(4, 12), st.sampled_from([(3, 3, 1), (2, 2, 3)]),
+       st.sampled_from([32, 64]), st.booleans(), st.booleans(), seeds)
+def test_conv_maxpool_infer_of_a_batch_in_the_hold_matches_reference(n, h, w, window, filters, relu, with_affine,
+                                                                     seed):
+    """A batch of 16 images or more in the engine's hold, its 2x2 pooling in the pooled tiles where the CPU has
+    them: columns, product and pooling exactly (small integers), a NaN pixel passed on to the outputs that read it."""
+    kh, kw, channels = window
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, h, w, channels)).astype(np.float32)
+    x[n - 1, h // 2, w // 2, 0] = np.nan
+    taps = rng.integers(-2, 3, (kh * kw * channels, filters)).astype(np.float32)
+    bias = rng.integers(-1, 2, filters).astype(np.float32)
+    scale, shift = (rng.integers(-2, 3, filters).astype(np.float32), rng.integers(-1, 2, filters).astype(np.float32)
+                    ) if with_affine else (None, None)
+    with kernels.engine_threads(n):
+        out = kernels.conv_maxpool_infer(x, taps, kh, kw, 1, 1, 2, 2, 2, 2, relu, bias, scale, shift)
+    np.testing.assert_array_equal(out, reference.conv_maxpool_infer_reference(x, taps, kh, kw, 1, 1, 2, 2, 2, 2, relu,
+                                                                              bias, scale, shift))
+
+
+@needs_numba
 @given(st.integers(1, 3), st.integers(4, 13), st.integers(4, 13), st.integers(1, 40), DTYPES, seeds)
 def test_conv_maxpool_forward_and_weight_grads_match_reference(n, h, w, filters, dtype, seed):
     """The MNIST first layer computed in its pooling windows for training (values, argmax, ReLU's cut-off) and its
