@@ -3,11 +3,11 @@
 Same architecture, batch size (128), optimizer (Adam, lr 1e-3; PyTorch's fused one), dtype
 (float32) and thread count on every side. Each (framework, model) runs in a process of its
 own (``worker.py``), started with the thread variables set and kept for that model's training
-and inference tests, and the rounds interleave: tinynet, PyTorch, Keras, ONNX Runtime, tinynet,
-... ``TINYNET_BENCH_ROUNDS`` times (default 3), each round a fresh model trained for one epoch
-after a 10-batch warm-up (JIT compilation and graph tracing stay out of the timing). A worker
-is asked only once the one before has gone quiet: idle threads that spin on after an answer
-would otherwise take a core from the next framework's timing.
+and inference tests, and the rounds interleave: tinynet, PyTorch, Keras (and ONNX Runtime at
+inference), tinynet, ... ``TINYNET_BENCH_ROUNDS`` times (default 3), each round a fresh model
+trained for one epoch after a 10-batch warm-up (JIT compilation and graph tracing stay out of
+the timing). A worker is asked only once the one before has gone quiet: idle threads that spin
+on after an answer would otherwise take a core from the next framework's timing.
 Reported: the median epoch time, its interquartile range, and the ratio of medians; where
 the two ranges overlap the table says "no difference" rather than a ratio nobody should quote.
 
@@ -75,8 +75,8 @@ class Worker:
         return answer
 
     def _wait_until_quiet(self, poll=0.02, longest=1.0):
-        """Until the process used no CPU time over one poll (Linux's clock ticks), at most ``longest`` seconds;
-        where ``/proc`` is missing, a fixed pause of a tenth of a second."""
+        """Until the process's CPU time, counted in Linux's clock ticks (10 ms), did not move over one poll, at most
+        ``longest`` seconds; where ``/proc`` is missing, a fixed pause of a tenth of a second."""
         stat = Path(f"/proc/{self.process.pid}/stat")
         if not stat.exists():
             time.sleep(0.1)

@@ -212,8 +212,8 @@ def test_the_narrow_tiles_are_the_twins_product_scale_shift_and_relu(m, k, n, tr
 
 @needs_tiles
 def test_the_narrow_tiles_read_and_write_only_their_columns():
-    """B's and out's columns beside those of the product (slices of wider arrays: NaN beside B, 7 beside out) are
-    neither read into the product nor written."""
+    """B and out as slices of wider arrays (NaN beside B, 7 beside out): the product is that of B's own columns and
+    out's neighbours are not written. (A load past the end of B would not show here; its masks are the kernel's.)"""
     a = _operand((37, 50), 0, False)
     wide_b = np.full((50, 24), np.nan, np.float32)
     wide_b[:, 3:13] = _operand((50, 10), 1, False)

@@ -216,8 +216,16 @@ def test_conv_maxpool_infer_of_a_batch_in_the_hold_matches_reference(n, h, w, wi
     bias = rng.integers(-1, 2, filters).astype(np.float32)
     scale, shift = (rng.integers(-2, 3, filters).astype(np.float32), rng.integers(-1, 2, filters).astype(np.float32)
                     ) if with_affine else (None, None)
-    with kernels.engine_threads(n):
-        out = kernels.conv_maxpool_infer(x, taps, kh, kw, 1, 1, 2, 2, 2, 2, relu, bias, scale, shift)
+    tiled = []  # the pooled tiles' calls, where the hold has them run
+    route = kernels.convolution_maxpool
+    kernels.convolution_maxpool = lambda *args: tiled.append(len(args[0])) or route(*args)
+    try:
+        with kernels.engine_threads(n):
+            out = kernels.conv_maxpool_infer(x, taps, kh, kw, 1, 1, 2, 2, 2, 2, relu, bias, scale, shift)
+            expect_tiles = kernels.TILED_PRODUCTS and kernels.blas.product_threads() > 1
+    finally:
+        kernels.convolution_maxpool = route
+    assert sum(tiled) == (n if expect_tiles else 0)  # the whole batch through the tiles' route, or none of it
     np.testing.assert_array_equal(out, reference.conv_maxpool_infer_reference(x, taps, kh, kw, 1, 1, 2, 2, 2, 2, relu,
                                                                               bias, scale, shift))
 
@@ -744,7 +752,7 @@ def test_all_finite_kernel_matches_its_twin(n, dtype, special, scale, seed):
 
 
 def test_all_finite_chooser_reads_any_array():
-    """Arrays the compiled pass does not take (strided, float16, several axes) get the twin's answer."""
+    """Strided and float16 arrays (the twin's) and arrays of several axes (the compiled pass's) get the same answer."""
     x = np.ones((4, 6))
     x[1, 3] = np.nan
     assert not kernels.all_finite(x) and kernels.all_finite(x[:, ::2]) and not kernels.all_finite(x[:, 1::2])

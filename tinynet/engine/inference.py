@@ -19,8 +19,8 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
   or right after the product on each output chunk where the BLAS multiplies, instead of a
   step per layer.
 - **A convolution without padding reads its windows where they lie** when its product runs
-  in tiles (not a thin one, whose columns are few; with a pooling it is summed in its
-  pooling windows, below): no columns are written (:func:`~tinynet.kernels.convolution_matmul`);
+  in tiles (a thin one with a pooling goes to its own kernel, below): no columns are written
+  (:func:`~tinynet.kernels.convolution_matmul`);
   and a 2x2 max pooling after it is taken in the tiles' store, the four pixels of a window
   side by side in a tile, so the convolution's output is not written either
   (:func:`~tinynet.kernels.convolution_maxpool`).
@@ -28,7 +28,8 @@ PyTorch's ``freeze`` make, each a rule tested against the layers run one by one:
 - **A thin convolution goes straight into its pooling.** One input channel and a 3x3 kernel
   (9 products an output, 32 filters) is little arithmetic on a large output; the kernel
   :func:`~tinynet.kernels.conv_maxpool_infer` sums a row of outputs at a time and pools it
-  at once, with neither columns nor the convolution's output ever stored.
+  at once, or, for a batch in the engine's hold, sends it to the pooled tiles; neither
+  columns nor the convolution's output are ever stored.
 - **A Flatten of channels-last activations meets the Dense after it halfway.** Training puts
   every image back in NCHW order so the Dense weights' rows keep their meaning; at inference,
   when the batch has more images than the Dense layer has outputs, the weights' rows are put

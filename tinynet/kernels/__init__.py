@@ -513,9 +513,10 @@ def maxpool_infer(x, kh, kw, sh, sw, relu=False, bias=None, scale=None, shift=No
 def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, relu=False, bias=None,
                        scale=None, shift=None):
     """A convolution (no padding) computed straight into the max pooling after it, at inference;
-    see :func:`.reference.conv_maxpool_infer_reference`. A batch of :data:`MIN_TILED_BATCH` images or more in
-    the engine's hold, pooled 2x2 with stride 2, runs in the pooled register tiles
-    (:func:`convolution_maxpool`) where they run; everything else in one compiled pass over the windows.
+    see :func:`.reference.conv_maxpool_infer_reference`. A float32 batch of :data:`MIN_TILED_BATCH` images or
+    more in the engine's hold on two threads or more, pooled 2x2 with stride 2, its filters a multiple of 32,
+    runs through :func:`convolution_maxpool` (the pooled register tiles where they run), a few hundred images
+    at a time; everything else in one compiled pass over the pooling windows.
 
     Examples
     --------
@@ -534,14 +535,22 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     if (parts > 1 and _tiles_here() and dtype == np.float32 and (pool_h, pool_w, pool_sh, pool_sw) == (2, 2, 2, 2)
             and filters % _gemm.COLUMNS == 0):
         # A batch in the hold: the pooled tiles (one window's taps a row of K) are faster than the loops below
-        # even for 9 taps (128 MNIST images, 32 filters: 186-214 us against 300-355).
-        return convolution_maxpool(x, kh, kw, sh, sw, taps, relu, bias, scale, shift)
+        # even for 9 taps (128 MNIST images, 32 filters: 186-214 us against 300-355). In parts of at most
+        # _THIN_TILED_IMAGES images: the tiles' table of window offsets (cached) stays small.
+        pooled = [convolution_maxpool(x[start : start + _THIN_TILED_IMAGES], kh, kw, sh, sw, taps, relu, bias,
+                                      scale, shift) for start in range(0, len(x), _THIN_TILED_IMAGES)]
+        return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
     if parts > 1 and (kh, kw, sh, sw, x.shape[3], pool_h, pool_w, pool_sh, pool_sw) == (3, 3, 1, 1, 1, 2, 2, 2, 2):
         return _on_thread_count(parts, _jitted.conv_maxpool_3x3, x, taps, bias, bool(relu), scale, shift, False,
                                 parts)[0]
     # A plain loop, not a parallel one (see its comment): no thread count to set.
     return _jitted.conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw, bool(relu), bias,
                                       scale, shift)
+
+
+#: Images a thin convolution's batch sends to the pooled tiles at a time (:func:`conv_maxpool_infer`): their window
+#: offsets, 32 bytes a pooled pixel (692 KB for 256 MNIST images), are cached per batch shape.
+_THIN_TILED_IMAGES = 256
 
 
 def _threads_in_hold(x, elsewhere):
@@ -911,8 +920,8 @@ def softmax_rows(x):
 def all_finite(x):
     """Whether no value of the float array ``x`` is NaN or inf (:func:`.reference.all_finite_reference`).
 
-    The compiled call reads float32 and float64 arrays whose values are adjacent, once, without a
-    temporary array; others run the twin.
+    The compiled call reads C-contiguous float32 and float64 arrays, once, without a temporary array;
+    others (strided, Fortran-ordered, float16) run the twin.
 
     Examples
     --------

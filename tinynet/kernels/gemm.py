@@ -62,9 +62,10 @@ VECTORS = 2
 COLUMNS = LANES * VECTORS
 #: Values of ``K`` a tile sums before the next block of ``B`` is read.
 K_BLOCK = 2048
-#: How an intrinsic's name spells a pointer argument: LLVM 15 made pointers opaque (``p0``), before them a
-#: pointer named its pointee (``p0v16f32``).
-_POINTER_SUFFIX = "p0" if llvm.llvm_version_info >= (15,) else f"p0v{LANES}f32"
+#: How an intrinsic's name spells a pointer argument: from LLVM 17 every pointer is opaque (``p0``); before,
+#: llvmlite's IR names its pointee (``p0v16f32``). (LLVM's reader renames a masked load or store whose name
+#: does not fit its types; this was run with LLVM 22 only.)
+_POINTER_SUFFIX = "p0" if llvm.llvm_version_info >= (17,) else f"p0v{LANES}f32"
 #: Rows of a narrow tile (:func:`narrow_product`): one vector each, 16 accumulators as in a tile of 8 x 32.
 NARROW_ROWS = 16
 

@@ -1041,7 +1041,8 @@ def all_finite(values):
     # Whether no value of a flat float array is NaN or inf. value - value is 0 for a finite value and
     # NaN for NaN or inf, so the sum is 0 exactly when every value is finite (and it keeps the values'
     # type: no constant to convert). Reassociating the sum (the only fast-math flag) lets LLVM add in
-    # vector lanes; as every term is 0 or NaN, the order changes nothing. One read of the batch, no
+    # vector lanes; as every term is 0 or NaN, the order changes nothing. The flags "nnan" or "nsz"
+    # (or "fast") would let LLVM fold x - x to 0: never add them here. One read of the batch, no
     # temporary array: 1.8 us for 128 MNIST images where np.isfinite(x).all() took 7.
     if len(values) == 0:
         return True
