@@ -49,10 +49,9 @@ def _current():
     return min((lib.num_threads for lib in _blas_libraries()), default=1)
 
 
-def _set(counts, now):
-    """Each library's thread count from ``now`` (known, not read again: a read is another call) to ``counts``."""
-    for lib, count, current in zip(_blas_libraries(), counts, now, strict=True):
-        if current != count:
+def _set(counts):
+    for lib, count in zip(_blas_libraries(), counts, strict=True):
+        if lib.num_threads != count:
             lib.set_num_threads(count)  # a call into the library, under a microsecond; threadpoolctl's limit() takes 6
 
 
@@ -86,7 +85,7 @@ class held_to_one_thread:  # noqa: N801 (used as a function: ``with held_to_one_
                 if _owner is None:
                     _counts_before = tuple(lib.num_threads for lib in _blas_libraries())
                     _held_from = min(_counts_before, default=1)
-                    _set((1,) * len(_counts_before), _counts_before)
+                    _set((1,) * len(_counts_before))
                     _owner, self.owns = threading.get_ident(), True
         return self
 
@@ -94,7 +93,7 @@ class held_to_one_thread:  # noqa: N801 (used as a function: ``with held_to_one_
         global _owner, _held_from
         if self.owns:
             with _lock:
-                _set(_counts_before, (1,) * len(_counts_before))
+                _set(_counts_before)
                 _owner, _held_from = None, None
         return False
 
