@@ -515,7 +515,7 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
     """A convolution (no padding) computed straight into the max pooling after it, at inference;
     see :func:`.reference.conv_maxpool_infer_reference`. A float32 batch of :data:`MIN_TILED_BATCH` images or
     more in the engine's hold on two threads or more, pooled 2x2 with stride 2, its filters a multiple of 32,
-    runs through :func:`convolution_maxpool` (the pooled register tiles where they run), a few hundred images
+    runs through :func:`convolution_maxpool` (the pooled register tiles where they run), at most 1,024 images
     at a time; everything else in one compiled pass over the pooling windows.
 
     Examples
@@ -536,7 +536,7 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
             and filters % _gemm.COLUMNS == 0):
         # A batch in the hold: the pooled tiles (one window's taps a row of K) are faster than the loops below
         # even for 9 taps (128 MNIST images, 32 filters: 186-214 us against 300-355). In parts of at most
-        # _THIN_TILED_IMAGES images: the tiles' table of window offsets (cached) stays small.
+        # _THIN_TILED_IMAGES images: the tiles' table of window offsets (cached) stays bounded.
         pooled = [convolution_maxpool(x[start : start + _THIN_TILED_IMAGES], kh, kw, sh, sw, taps, relu, bias,
                                       scale, shift) for start in range(0, len(x), _THIN_TILED_IMAGES)]
         return np.concatenate(pooled) if len(pooled) > 1 else pooled[0]
@@ -549,8 +549,9 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
 
 
 #: Images a thin convolution's batch sends to the pooled tiles at a time (:func:`conv_maxpool_infer`): their window
-#: offsets, 32 bytes a pooled pixel (692 KB for 256 MNIST images), are cached per batch shape.
-_THIN_TILED_IMAGES = 256
+#: offsets, 32 bytes a pooled pixel (5.5 MB for 1,024 MNIST images), are cached per batch shape. A batch of
+#: ``predict``'s 1,000 goes in one call: parts of 256 cost 4-14% of a keras_convnet prediction in joining them.
+_THIN_TILED_IMAGES = 1024
 
 
 def _threads_in_hold(x, elsewhere):
