@@ -178,12 +178,13 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
                                            broadcast)
             mask = builder.icmp_unsigned("<", ir.Constant(lanes, list(range(LANES))), width)
             alignment = ir.Constant(ir.IntType(32), 4)
-            masked_load, masked_store = (cgutils.get_or_insert_function(builder.module, ir.FunctionType(*types_),
-                                                                        f"llvm.masked.{name}.v{LANES}f32.{_POINTER_SUFFIX}")
-                                         for name, types_ in (
-                                             ("load", (vector, [vector_pointer, alignment.type, mask.type, vector])),
-                                             ("store", (ir.VoidType(), [vector, vector_pointer, alignment.type,
-                                                                        mask.type]))))
+
+            def masked(operation, result, arguments):  # LLVM's masked load or store of 16 floats
+                return cgutils.get_or_insert_function(builder.module, ir.FunctionType(result, arguments),
+                                                      f"llvm.masked.{operation}.v{LANES}f32.{_POINTER_SUFFIX}")
+
+            masked_load = masked("load", vector, [vector_pointer, alignment.type, mask.type, vector])
+            masked_store = masked("store", ir.VoidType(), [vector, vector_pointer, alignment.type, mask.type])
 
         def load(pointer):  # a vector of 16 columns from where `pointer` points (zeros past `width`, narrow)
             if narrow:
