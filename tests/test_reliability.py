@@ -479,6 +479,6 @@ def test_a_dense_first_model_takes_inputs_whose_sums_overflow():
 
 
 def test_huge_but_finite_inputs_are_accepted():
-    """Values whose squares overflow float32 (1e40 for x . x) are still finite, and are taken."""
+    """Values of 1e20, whose squares would overflow float32, are finite, and are taken."""
     x = np.full((4, 1, 6, 6), 1e20, np.float32)  # x . x = 1.4e42 overflows float32
     assert _cnn().predict(x).shape == (4, 4)
