@@ -760,6 +760,46 @@ def test_all_finite_chooser_reads_any_array():
     assert kernels.all_finite(np.zeros((0, 3), np.float32))  # nothing there is not finite
 
 
+@needs_numba
+@given(st.integers(1, 300), st.integers(1, 40), st.sampled_from([np.float32, np.float64]),
+       st.sampled_from([0.1, 1.0, 10.0, 100.0]), seeds)
+@example(4, 3, np.float32, 100.0, 0)  # far-off labels: losses above 30 take the direct form
+def test_softmax_cross_entropy_kernel_matches_the_loss_formula(n, classes, dtype, scale, seed):
+    """Every training batch's loss: each row's loss, probabilities and wrong classes' probability those of the
+    formula the loss is defined by, to a few ulp, for confident rows (1 - p[t] far below the float's epsilon),
+    far-off labels and a NaN logit; and with ``-inf`` logits the probabilities still sum to 1."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((n, classes)) * scale).astype(dtype)
+    labels = rng.integers(0, classes, n)
+    logits[0] = 0
+    logits[0, labels[0]] = 40  # a confident right answer: 1 - p[t] = (classes - 1) exp(-40)
+    if n > 2 and classes > 1:
+        logits[1, rng.integers(0, classes)] = np.nan
+        logits[2, (labels[2] + 1) % classes] = -np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = reference.softmax_cross_entropy_reference(logits, labels)
+        got = jitted.softmax_cross_entropy(logits, labels)
+    tolerance = 8 * np.finfo(dtype).eps
+    for value, want in zip(got, expected, strict=True):
+        assert value.dtype == dtype and value.shape == want.shape
+        assert np.array_equal(np.isnan(value), np.isnan(want))
+        finite = ~np.isnan(want)
+        np.testing.assert_allclose(value[finite], want[finite], rtol=tolerance, atol=np.finfo(dtype).tiny)
+    if classes > 1:
+        assert 0 < got[2][0] < np.finfo(dtype).eps  # the confident row kept its digits
+    if n > 2 and classes > 1:
+        np.testing.assert_allclose(got[1][2].sum(), 1, rtol=tolerance)
+
+
+def test_softmax_cross_entropy_chooser_runs_the_twin_with_label_smoothing():
+    """Label smoothing (and a float16 batch) take the formula itself, value for value."""
+    logits, labels = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), np.array([0, 1, 2, 3, 0])
+    for args in ((logits, labels, 0.1), (logits.astype(np.float16), labels, 0.0)):
+        for got, want in zip(kernels.softmax_cross_entropy(*args), reference.softmax_cross_entropy_reference(*args),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_softmax_rows_chooser_runs_the_twin_for_float64_and_other_shapes():
     """float64 (and any array that is not a batch of rows) gets the layer's softmax, value for value."""
     x = np.random.default_rng(0).standard_normal((3, 5))

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._checks import expect_rank, float_array, number
 from .errors import ArgumentError, ArgumentTypeError, NotTrainedForwardError, ShapeError
+from .kernels import softmax_cross_entropy
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "check_labels"]
 
@@ -102,24 +103,8 @@ class SoftmaxCrossEntropy(Loss):
         expect_rank(logits, 2, "SoftmaxCrossEntropy", "(N, classes)")
         n, k = logits.shape
         labels = check_labels(labels, n, k, "SoftmaxCrossEntropy")
-        rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)  # every exp(.) <= 1
-        exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=1)
-        others = exp.copy()
-        others[rows, labels] = 0
-        others = others.sum(axis=1)  # sum of exp over the wrong classes
-        # -log p[t] = log(1 + others / exp[t]): log1p keeps the digits of a confident right answer
-        # (1 - p[t] ~ 1e-12), which log(sum_exp) - shifted[t] rounds to 0. A far-off label
-        # (shifted[t] < -30, a loss above 30) takes the direct form, where exp[t] may underflow.
-        shifted_true = shifted[rows, labels]
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            near = np.log1p(others / exp[rows, labels])
-        losses = np.where(shifted_true > -30, near, np.log(sum_exp) - shifted_true)
-        eps = self.label_smoothing
-        if eps:  # mean_k(-log p[k]) = log(sum_exp) - mean_k(shifted[k])
-            losses = (1 - eps) * losses + eps * (np.log(sum_exp) - shifted.mean(axis=1))
-        self._saved = (exp / sum_exp[:, None], labels, others / sum_exp)
+        losses, probs, wrong = softmax_cross_entropy(logits, labels, self.label_smoothing)
+        self._saved = (probs, labels, wrong)
         return float(losses.mean())
 
     def backward(self):

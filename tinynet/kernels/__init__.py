@@ -918,6 +918,25 @@ def softmax_rows(x):
     return _jitted.softmax_rows(_contiguous(x))
 
 
+def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
+    """``(losses, p, wrong)`` of :func:`tinynet.layers.softmax.softmax_cross_entropy`, the softmax cross-entropy of
+    logits ``(N, classes)`` against int64 labels ``(N,)`` already checked to lie in ``0 .. classes-1``.
+
+    The compiled call takes float32 and float64 logits without label smoothing (others run the
+    twin, the formula itself); its exponentials and sums may differ from NumPy's in the last bit.
+
+    Examples
+    --------
+    >>> losses, p, wrong = softmax_cross_entropy(np.zeros((1, 4), np.float32), np.array([0]))
+    >>> round(float(losses[0]), 4), p.round(2), wrong.round(2)                  # log(4), uniform, 3/4
+    (1.3863, array([[0.25, 0.25, 0.25, 0.25]], dtype=float32), array([0.75], dtype=float32))
+    """
+    if (_jitted is None or label_smoothing or logits.dtype not in (np.float32, np.float64) or logits.ndim != 2
+            or 0 in logits.shape or labels.dtype != np.int64):
+        return reference.softmax_cross_entropy_reference(logits, labels, label_smoothing)
+    return _jitted.softmax_cross_entropy(_contiguous(logits), _contiguous(labels))
+
+
 def all_finite(x):
     """Whether no value of the float array ``x`` is NaN or inf (:func:`.reference.all_finite_reference`).
 
@@ -973,5 +992,6 @@ __all__ = [
     "attention_weights_backward",
     "gelu_forward",
     "softmax_rows",
+    "softmax_cross_entropy",
     "all_finite",
 ]

@@ -1003,6 +1003,41 @@ def gelu_forward(flat, with_slope):
     return y, slope
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_cross_entropy(logits, labels):
+    # A training batch's loss (N, classes) in one pass a row: the maximum, the exponentials and
+    # their two sums, the loss, the probabilities. NumPy's fifteen small passes over a (128, 10)
+    # batch took 40 us, 5% of the basic MLP's training step. The formula is the twin's
+    # (layers.softmax.softmax_cross_entropy without label smoothing): exp(x - max) summed over
+    # the wrong classes apart, -log p[t] as log1p(others / exp[t]) unless the label is far off.
+    n, c = logits.shape
+    losses = np.empty(n, logits.dtype)
+    probs = np.empty_like(logits)
+    wrong = np.empty(n, logits.dtype)
+    for i in range(n):
+        best = logits[i, 0]
+        for j in range(1, c):
+            best = max(best, logits[i, j])
+        label = labels[i]
+        total = logits.dtype.type(0.0)
+        others = logits.dtype.type(0.0)
+        for j in range(c):
+            e = np.exp(logits[i, j] - best)
+            probs[i, j] = e
+            total += e
+            if j != label:
+                others += e
+        shifted_true = logits[i, label] - best
+        if shifted_true > -30:
+            losses[i] = np.log1p(others / probs[i, label])
+        else:
+            losses[i] = np.log(total) - shifted_true
+        for j in range(c):
+            probs[i, j] /= total
+        wrong[i] = others / total
+    return losses, probs, wrong
+
+
 @njit(cache=True, nogil=True)
 def softmax_rows(x):
     # The classes' probabilities of a batch of float32 scores (N, classes): a prediction's last

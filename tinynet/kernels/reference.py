@@ -30,7 +30,7 @@ from ..layers.conv import col2im, im2col, output_size
 from ..layers.normalization import layer_norm, layer_norm_backward, normalize_batch, normalize_batch_backward
 from ..layers.pooling import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 from ..layers.recurrent import lstm_cell, lstm_cell_backward, lstm_loop
-from ..layers.softmax import softmax
+from ..layers.softmax import softmax, softmax_cross_entropy
 from ..special import erf_reference
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "attention_weights_backward_reference",
     "gelu_forward_reference",
     "softmax_rows_reference",
+    "softmax_cross_entropy_reference",
     "all_finite_reference",
 ]
 
@@ -319,6 +320,12 @@ def gelu_forward_reference(x):
 def softmax_rows_reference(x):
     """Each row of ``x`` ``(N, classes)`` as probabilities: the layer's softmax along the last axis."""
     return softmax(x, axis=-1)
+
+
+def softmax_cross_entropy_reference(logits, labels, label_smoothing=0.0):
+    """The loss's :func:`~tinynet.layers.softmax.softmax_cross_entropy`: each row's loss, its probabilities and its
+    wrong classes' probability, ``(losses (N,), p (N, classes), wrong (N,))``."""
+    return softmax_cross_entropy(logits, labels, label_smoothing)
 
 
 def all_finite_reference(x):

@@ -25,7 +25,7 @@ from .._checks import float_array, is_int
 from ..errors import ArgumentTypeError, ShapeError
 from .base import Layer
 
-__all__ = ["Softmax", "softmax", "softmax_backward"]
+__all__ = ["Softmax", "softmax", "softmax_backward", "softmax_cross_entropy"]
 
 
 def softmax(x, axis=-1):
@@ -39,6 +39,34 @@ def softmax_backward(y, grad_out, axis=-1):
     """``dx = y * (dY - sum_i dY_i y_i)`` along ``axis``: the vector-Jacobian product of ``y = softmax(x)``."""
     weighted_sum = (grad_out * y).sum(axis=axis, keepdims=True)  # sum_i dY_i y_i, per row
     return y * (grad_out - weighted_sum)
+
+
+def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
+    """``(losses, p, wrong)``: each row's ``-log p[t]`` (label smoothing ``eps`` mixed in), ``p = softmax(logits)``
+    and each row's probability of the wrong classes, ``1 - p[t]``, for logits ``(N, K)`` and labels ``t`` ``(N,)``.
+
+    The formula behind :class:`tinynet.losses.SoftmaxCrossEntropy`; its gradient is ``(p - target) / N``.
+    ``1 - p[t]`` is summed over the wrong classes rather than subtracted from 1, so a confident right
+    answer keeps its digits in both the loss and the gradient.
+    """
+    rows = np.arange(len(logits))
+    shifted = logits - _reduce_rows(np.maximum, logits, -1)  # every exp(.) <= 1
+    exp = np.exp(shifted)
+    sum_exp = exp.sum(axis=1)
+    others = exp.copy()
+    others[rows, labels] = 0
+    others = others.sum(axis=1)  # sum of exp over the wrong classes
+    # -log p[t] = log(1 + others / exp[t]): log1p keeps the digits of a confident right answer
+    # (1 - p[t] ~ 1e-12), which log(sum_exp) - shifted[t] rounds to 0. A far-off label
+    # (shifted[t] < -30, a loss above 30) takes the direct form, where exp[t] may underflow.
+    shifted_true = shifted[rows, labels]
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        near = np.log1p(others / exp[rows, labels])
+    losses = np.where(shifted_true > -30, near, np.log(sum_exp) - shifted_true)
+    if label_smoothing:  # mean_k(-log p[k]) = log(sum_exp) - mean_k(shifted[k])
+        eps = label_smoothing
+        losses = (1 - eps) * losses + eps * (np.log(sum_exp) - shifted.mean(axis=1))
+    return losses, exp / sum_exp[:, None], others / sum_exp
 
 
 def _reduce_rows(ufunc, x, axis):
