@@ -149,10 +149,12 @@ def test_astype_after_training_then_checkpointing_with_the_same_optimizer_resume
 
 
 # -- the divergence guard ---------------------------------------------------------------------
-def test_divergence_restores_the_optimizer_with_the_weights():
+@pytest.mark.parametrize("make_optimizer", [lambda: SGD(0.01, momentum=0.9), lambda: Adam(1e-3)],
+                         ids=["SGD momentum", "Adam"])
+def test_divergence_restores_the_optimizer_with_the_weights(make_optimizer):
     """Weights that overflow after a step are put back, and so are the momenta and the step count."""
     x, y = _data()
-    model, optimizer = _cnn(), SGD(0.01, momentum=0.9)
+    model, optimizer = _cnn(), make_optimizer()
     model.fit(x, y, epochs=1, batch_size=32, optimizer=optimizer, verbose=0, seed=0)
     weights, state = _copy(model.state_dict()), optimizer.state_dict()
     momenta, steps = _copy(state["state"]), state["steps"]
@@ -162,6 +164,20 @@ def test_divergence_restores_the_optimizer_with_the_weights():
     _assert_equal_states(model.state_dict(), weights)
     _assert_equal_states(optimizer.state_dict()["state"], momenta)
     assert optimizer.steps == steps
+
+
+def test_divergence_at_the_first_step_leaves_a_fresh_optimizer_and_the_batchnorm_statistics():
+    """Diverging at the first batch puts back the weights and the BatchNorm's running statistics (which its forward
+    moved) and leaves the optimizer as new: no moments (they did not exist before), no step counted."""
+    x, y = _data()
+    model = tinynet.Sequential([Conv2D(1, 4, 3, rng=0), tinynet.layers.BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                                Flatten(), Dense(4 * 2 * 2, 4, rng=1)])
+    before, optimizer = _copy(model.state_dict()), Adam(1e300)
+    with pytest.raises(tinynet.TrainingDivergedError, match="epoch 1, batch 1"):
+        model.fit(x, y, epochs=1, batch_size=32, optimizer=optimizer, verbose=0, seed=0)
+    _assert_equal_states(model.state_dict(), before)
+    assert optimizer.state_dict()["state"] == {} and optimizer.steps == 0
+    model.fit(x, y, epochs=1, batch_size=32, optimizer=Adam(1e-3), verbose=0, seed=0)  # and it trains on
 
 
 # -- resume compares configurations -------------------------------------------------------------
