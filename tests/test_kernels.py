@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import tinynet
 from tests.strategies import conv_geometry, pool_geometry
+from tests.test_gemm import needs_tiles
 from tinynet import kernels
 from tinynet.kernels import reference
 
@@ -379,6 +380,40 @@ def test_adam_update_matches_reference(size, dtype, seed, l2, decay, step):
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
     assert not np.array_equal(fast[0], param)  # the step moved the parameter
+
+
+@needs_numba
+@given(st.integers(1, 5_000), st.integers(2, 3), DTYPES, seeds)
+def test_adam_update_in_parts_gives_the_same_bits(size, parts, dtype, seed):
+    """The step cut into ranges of the weights, one a thread, computes each weight as the one-pass loop does."""
+    rng = np.random.default_rng(seed)
+    param, grad, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    v = rng.random(size).astype(dtype)
+    whole, cut = [a.copy() for a in (param, m, v)], [a.copy() for a in (param, m, v)]
+    scalars = kernels._adam_scalars(np.dtype(dtype), 1e-3, 0.9, 0.999, 1e-8, 3, 1e-2, 0.99)
+    jitted.adam_update(whole[0], grad, whole[1], whole[2], *scalars)
+    jitted.adam_update_in_parts(cut[0], grad, cut[1], cut[2], *scalars, parts)
+    for a, b in zip(whole, cut, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_tiles
+def test_adam_update_runs_in_parts_inside_the_engines_hold(monkeypatch):
+    """Inside the hold a large parameter's step takes the parts (and a small one the one-pass loop): same weights."""
+    calls = []
+    monkeypatch.setattr(jitted, "adam_update_in_parts",
+                        lambda *args, cut=jitted.adam_update_in_parts: calls.append(args[-1]) or cut(*args))
+    rng = np.random.default_rng(0)
+    for size in (kernels.MIN_ADAM_PART * 2, 100):
+        param, grad = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
+        inside, outside = [[param.copy(), np.zeros_like(param), np.zeros_like(param)] for _ in range(2)]
+        settings = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=1)
+        with kernels.engine_threads(128):
+            kernels.adam_update(inside[0], grad, inside[1], inside[2], **settings)
+        kernels.adam_update(outside[0], grad, outside[1], outside[2], **settings)
+        for a, b in zip(inside, outside, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert calls == [tinynet.kernels.blas.product_threads()]  # the large one only, on the hold's threads
 
 
 def test_adam_update_refuses_arrays_of_different_sizes():

@@ -707,9 +707,19 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.
     if _jitted is None or not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
         raise ArgumentError("kernels.adam_update needs numba and contiguous arrays; use tinynet.optim.adam_update.")
     # Flat views: one compiled signature per dtype, whatever the parameter's shape.
+    flat = (param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
+            v.reshape(-1))
     scalars = _adam_scalars(param.dtype, lr, beta1, beta2, eps, step, l2, decay)
-    _jitted.adam_update(param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1),
-                        m.reshape(-1), v.reshape(-1), *scalars)
+    parts = blas.product_threads() if param.size >= MIN_ADAM_PART * 2 and blas.tiles_allowed() else 1
+    if parts > 1:  # inside the engine's hold: the tiled products' threads
+        _on_thread_count(parts, _jitted.adam_update_in_parts, *flat, *scalars, parts)
+    else:
+        _jitted.adam_update(*flat, *scalars)
+
+
+#: Fewest weights a thread's share of an Adam step gets: below that, starting the threads costs more than the
+#: share saves (a Dense layer's bias, a LayerNorm's scale).
+MIN_ADAM_PART = 16_384
 
 
 @functools.lru_cache(maxsize=16)
