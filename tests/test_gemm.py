@@ -235,6 +235,31 @@ def test_the_tiled_product_writes_only_its_output():
     assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
 
 
+@needs_tiles
+@given(st.integers(1, 6), st.integers(8, 40), st.sampled_from([8, 16, 24]), st.booleans(), seeds)
+def test_the_compiled_lstm_loop_is_its_twins_loop_bit_for_bit(steps, n, hidden, last_only, seed):
+    """The LSTM's steps compiled whole (a part's loop over time, its products in tiles) give the bits of the loop of
+    Python calls they replace, every step's states kept or only the last one (a ring of two)."""
+    rng = np.random.default_rng(seed)
+    x_part = rng.standard_normal((steps, n, 4 * hidden)).astype(np.float32)
+    W_h = (rng.standard_normal((hidden, 4 * hidden)) / hidden**0.5).astype(np.float32)
+    kept = 2 if last_only else steps + 1
+
+    def states(loop):
+        h, c = np.zeros((2, kept, n, hidden), np.float32)
+        c[0] = rng.standard_normal((n, hidden)).astype(np.float32)  # a state to start from, not zeros
+        gates = np.empty((1 if last_only else steps, n, 4 * hidden), np.float32)
+        with blas.held_to_one_thread(), blas.single_thread_products():  # as in a part: tiles on one thread
+            loop(x_part, W_h, h, c, gates)
+        return h, c, gates
+
+    seed_state = rng.bit_generator.state
+    compiled = states(gemm.lstm_steps)
+    rng.bit_generator.state = seed_state  # the same starting c
+    for got, want in zip(compiled, states(kernels.lstm_steps_loop), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @given(st.integers(1, 40), st.integers(1, 70), st.sampled_from([1, 10, 32, 33, 64, 96]),
        st.sampled_from([np.float32, np.float64]), seeds)
 def test_matmul_is_numpys_product_wherever_it_runs(m, k, n, dtype, seed):

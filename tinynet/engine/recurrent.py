@@ -45,31 +45,25 @@ COMPILED_LOOP_ROWS = 8
 
 def forward_states(x_part, W_h):
     """:func:`~tinynet.layers.recurrent.lstm_loop`'s ``(h, c, gates)``, time first, from every step's input share
-    ``x_part`` ``(T, N, 4H)``, each step's cell written in place."""
+    ``x_part`` ``(T, N, 4H)``, each step's cell written in place (:func:`tinynet.kernels.lstm_steps`)."""
     steps, n, four = x_part.shape
     h = np.empty((steps + 1, n, W_h.shape[0]), dtype=x_part.dtype)  # h[t] = h_t
     c = np.empty_like(h)  # c[t] = c_t
     h[0] = c[0] = 0  # h_0 = c_0 = 0
     gates = np.empty_like(x_part)  # i, f, g, o after their nonlinearities, every step: (T,N,4H)
-    z = np.empty((n, four), dtype=x_part.dtype)
-    for t in range(1, steps + 1):
-        kernels.matmul(h[t - 1], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
-        kernels.lstm_cell_into(z, x_part[t - 1], c[t - 1], gates[t - 1], c[t], h[t])
+    kernels.lstm_steps(x_part, W_h, h, c, gates)
     return h, c, gates
 
 
 def forward_last_state(x_part, W_h):
     """:func:`~tinynet.layers.recurrent.lstm_last_state`'s ``h_T`` ``(N, H)``: the loop of :func:`forward_states`
     keeping two ``h`` and ``c`` (the step's and the one before), one step's gates."""
-    _, n, four = x_part.shape
+    steps, n, four = x_part.shape
     h = np.zeros((2, n, W_h.shape[0]), dtype=x_part.dtype)  # h_0 = 0 in h[0]; step t writes h[t % 2]
     c = np.zeros_like(h)
-    gates = np.empty((n, four), dtype=x_part.dtype)
-    z = np.empty_like(gates)
-    for t, x_share in enumerate(x_part, start=1):
-        kernels.matmul(h[(t - 1) % 2], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
-        kernels.lstm_cell_into(z, x_share, c[(t - 1) % 2], gates, c[t % 2], h[t % 2])
-    return h[len(x_part) % 2]
+    gates = np.empty((1, n, four), dtype=x_part.dtype)
+    kernels.lstm_steps(x_part, W_h, h, c, gates)
+    return h[steps % 2]
 
 
 def backward_through_time(grad_states, c, gates, W_h):

@@ -791,6 +791,45 @@ def lstm_cell_into(z, x_share, c_prev, gates, c, h):
     _jitted.lstm_cell_into(z, _contiguous(x_share), _contiguous(c_prev), gates, c, h)
 
 
+def lstm_steps(x_part, W_h, h, c, gates):
+    """An LSTM's steps ``t = 1 .. T`` in place: ``z = h[t-1] W_h`` (:func:`matmul`), then
+    :func:`lstm_cell_into` of ``z`` and ``x_part[t-1]`` into ``gates[t-1]``, ``c[t]`` and ``h[t]``;
+    ``h`` and ``c`` ``(S, N, H)`` hold ``h_0`` and ``c_0`` in their first entry, and ``h``, ``c`` and
+    ``gates`` ``(G, N, 4H)`` are indexed modulo their length: ``S = T + 1`` and ``G = T`` keep every step's,
+    ``S = 2`` and ``G = 1`` only the current state (a prediction of the last one).
+
+    Where the step's product runs in register tiles on one thread (a part of a batch in parts, or a hold
+    of a one-thread BLAS), the whole loop runs compiled (:func:`.gemm.lstm_steps`): the same products and
+    cells, the same bits, without a Python call a step. Elsewhere :func:`lstm_steps_loop`, its readable twin.
+
+    Examples
+    --------
+    >>> x_part, W_h = np.zeros((3, 2, 4), np.float32), np.zeros((1, 4), np.float32)   # T=3, N=2, H=1
+    >>> h, c, gates = np.zeros((2, 2, 1), np.float32), np.zeros((2, 2, 1), np.float32), np.empty((1, 2, 4), np.float32)
+    >>> c[0] = 1.0; lstm_steps(x_part, W_h, h, c, gates)    # every gate half open, g = 0: c halves each step
+    >>> float(c[3 % 2][0, 0])
+    0.125
+    """
+    n, four = x_part.shape[1:]
+    if (_tiles_here() and blas.tiles_allowed() and blas.product_threads() == 1 and n >= MIN_TILED_ROWS
+            and four % _gemm.COLUMNS == 0 and _compiled_lstm_step((x_part, W_h), (h, c, gates))
+            and x_part.flags.c_contiguous and W_h.flags.c_contiguous):
+        _on_thread_count(1, _gemm.lstm_steps, x_part, W_h, h, c, gates)
+    else:
+        lstm_steps_loop(x_part, W_h, h, c, gates)
+
+
+def lstm_steps_loop(x_part, W_h, h, c, gates):
+    """:func:`lstm_steps` as a Python loop over time, a call of the product and one of the cell a step: the compiled
+    loop's readable twin, and what runs where that one does not."""
+    steps, n, four = x_part.shape
+    z = np.empty((n, four), dtype=x_part.dtype)
+    for t in range(1, steps + 1):
+        matmul(h[(t - 1) % len(h)], W_h, out=z)  # h_{t-1} W_h: (N,H)@(H,4H) -> (N,4H)
+        lstm_cell_into(z, x_part[t - 1], c[(t - 1) % len(c)], gates[(t - 1) % len(gates)], c[t % len(c)],
+                       h[t % len(h)])
+
+
 def lstm_cell_backward_into(grad_state, grad_h_next, grad_c, gates, c_prev, c, grad_z, grad_h):
     """A step of the LSTM's backward, written into ``grad_z``, ``grad_h`` and ``grad_c``; see
     :func:`.reference.lstm_cell_backward_into_reference`.
@@ -994,6 +1033,7 @@ __all__ = [
     "batchnorm_backward",
     "erf",
     "lstm_cell_into",
+    "lstm_steps",
     "lstm_cell_backward_into",
     "lstm_loop",
     "layernorm_forward",
