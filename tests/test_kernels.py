@@ -416,6 +416,23 @@ def test_adam_update_runs_in_parts_inside_the_engines_hold(monkeypatch):
     assert calls == [tinynet.kernels.blas.product_threads()]  # the large one only, on the hold's threads
 
 
+@needs_tiles
+def test_fit_runs_adam_in_parts_beside_tiled_products_only(monkeypatch):
+    """Training a feed-forward model, Adam's step takes the tiled products' threads; training an LSTM, whose batch
+    runs in parts on threads of its own, it stays on one (those threads would spin on beside the parts')."""
+    if tinynet.kernels.blas.threads() < 2:
+        pytest.skip("the BLAS has one thread here: the tiled products, and Adam's step, run on one")
+    calls = []
+    monkeypatch.setattr(jitted, "adam_update_in_parts",
+                        lambda *args, cut=jitted.adam_update_in_parts: calls.append(args[-1]) or cut(*args))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 256)
+    tinynet.models.lstm_rows(rng=0).fit(x, y, epochs=1, batch_size=128, verbose=0)
+    assert calls == []
+    tinynet.models.basic_mlp(rng=0).fit(x, y, epochs=1, batch_size=128, verbose=0)
+    assert calls == [tinynet.kernels.blas.product_threads()] * 2  # the first layer's weights, once a batch
+
+
 def test_adam_update_refuses_arrays_of_different_sizes():
     """The compiled loop has no bounds checks: mismatched arrays are refused before it runs."""
     param, small = np.zeros(8, np.float32), np.zeros(4, np.float32)

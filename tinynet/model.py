@@ -234,6 +234,10 @@ class Sequential:
         with self.layer_by_layer(), recording_at_inference(self.layers):
             yield self
 
+    def _training_threads(self, samples):
+        """The thread setting ``fit`` trains under, batches of ``samples``: the engine's for its training plan."""
+        return self._engine.training_threads(self.execution_plan(), samples)
+
     def forward(self, x, training=False):
         """Apply every layer in order. Returns the last layer's output.
 

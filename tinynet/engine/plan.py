@@ -200,6 +200,14 @@ class Engine:
         with self._threads_for(steps, len(grad)):
             return backward_steps(steps, grad, input_grad)
 
+    def training_threads(self, steps, samples):
+        """The thread setting for whole training steps of a plan, the optimizer's step between them included: that
+        of the plan's forward and backward (:meth:`run`). The optimizer's compiled step runs on the tiled products'
+        threads where it may (:func:`tinynet.kernels.adam_update`); beside a plan in parts those threads would
+        spin on while the parts' threads run (numba's OpenMP threads wait busily for some milliseconds after
+        their work: lstm_rows' training batch took 24 ms instead of 15), so there it runs on one."""
+        return self._threads_for(steps, samples)
+
     def _threads_for(self, steps, samples):
         """A plan with a step in parts runs its products on one thread (see
         :func:`.parallel.products_on_one_thread`); any other under :func:`~tinynet.kernels.engine_threads`."""

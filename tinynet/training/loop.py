@@ -250,7 +250,7 @@ class _Run:
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         try:
-            with engine_threads(self.batch_size):  # the BLAS's threads left to the engine's products
+            with model._training_threads(self.batch_size):  # the engine's threads, the optimizer's step included
                 for batch, index in enumerate(training_batches(len(self.x), self.batch_size, order), start=1):
                     if self.lr_schedule is not None:
                         optimizer.lr = _scheduled_rate(self.lr_schedule, (epoch - 1) * self.n_batches + batch - 1)
