@@ -223,6 +223,7 @@ TRAINING_CASES = {
     "AvgPool2D, channels last": [_pool_alone(AvgPool2D)],
     "BatchNorm2D over channels-last rows": [_norm_alone],
     "Flatten of channels-last activations, in NCHW order": [_flatten_after_images],
+    "Dense + ReLU: the bias and the ReLU in the product's epilogue": [lambda g: _dense(g, relu=True)],
     "Dense that can skip its input gradient": [_dense],
     "LSTM: each step's gates and cell state in one compiled pass": [_lstm(False), _lstm(True)],
     "LayerNorm: each row's statistics in one compiled visit": [_layer_norm],
@@ -453,3 +454,26 @@ def test_engine_errors_speak_nchw_and_name_the_layer(layers, x_shape, message, t
     with pytest.raises(tinynet.ShapeError, match=message) as raised:
         model.forward(np.zeros(x_shape, np.float32), training=training)
     assert "channels last" not in str(raised.value)
+
+
+@pytest.mark.parametrize("rows", [3, 128])
+def test_the_dense_relu_step_gives_the_two_steps_bits(rows, backend):  # noqa: F811
+    """Dense + ReLU in one product, float32 (in the engine's hold from 16 rows, as in training: the tiles where the
+    CPU has them): the output and every gradient are the bits of the Dense step and the ReLU's own, one after the
+    other, NaN routed alike."""
+    from tinynet.engine.steps import DenseReluStep, DenseStep, LayerStep
+
+    rng = np.random.default_rng(rows)
+    dense, relu = Dense(40, 64, rng=0), ReLU()
+    x = rng.standard_normal((rows, 40)).astype(np.float32)
+    x[1, 3] = np.nan
+    grad = rng.standard_normal((rows, 64)).astype(np.float32)
+    fused, apart = DenseReluStep((0, 1), dense, relu), (DenseStep(0, dense), LayerStep(1, relu))
+    with tinynet.kernels.engine_threads(rows), np.errstate(invalid="ignore"):
+        y = fused.forward(x, training=True)
+        grad_x = fused.backward(grad)
+        grads = dict(dense.grads)
+        y_apart = apart[1].forward(apart[0].forward(x, training=True), training=True)
+        grad_x_apart = apart[0].backward(apart[1].backward(grad))
+    for got, want in [(y, y_apart), (grad_x, grad_x_apart), *((grads[k], dense.grads[k]) for k in ("W", "b"))]:
+        np.testing.assert_array_equal(got, want)

@@ -37,7 +37,7 @@ from .inference import ConvEpilogueStep, ConvPoolInferenceStep, DenseEpilogueSte
 from .normalization import BatchNormStep, LayerNormStep
 from .pool import AvgPoolStep, MaxPoolStep
 from .recurrent import LSTMStep
-from .steps import DenseStep, FlattenChannelsLast, LayerStep, ResidualStep
+from .steps import DenseReluStep, DenseStep, FlattenChannelsLast, LayerStep, ResidualStep
 
 __all__ = ["Rule", "Optional", "NCHW", "NHWC", "LEAVE_OUT", "AS_WRITTEN", "TRAINING_RULES", "INFERENCE_RULES"]
 
@@ -208,6 +208,8 @@ TRAINING_RULES = (
     _AVGPOOL,
     _BATCHNORM2D,
     _FLATTEN_CHANNELS_LAST,
+    Rule("Dense + ReLU: the bias and the ReLU in the product's epilogue", (Dense, ReLU),
+         lambda positions, layers, context: DenseReluStep(positions, layers[0], layers[1])),
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
     _LSTM,
     _LAYER_NORM,

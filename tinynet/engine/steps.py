@@ -14,8 +14,9 @@ from ..kernels import matmul
 from ..layers.dense import affine, dense_grads, dense_input_grad
 from ..layers.reshape import flatten
 
-__all__ = ["Step", "LayerStep", "DenseStep", "ToChannelsLast", "ToChannelsFirst", "FlattenChannelsLast",
-           "ResidualStep", "to_channels_last", "to_channels_first", "checked_channels_last", "run_steps", "located"]
+__all__ = ["Step", "LayerStep", "DenseStep", "DenseReluStep", "ToChannelsLast", "ToChannelsFirst",
+           "FlattenChannelsLast", "ResidualStep", "to_channels_last", "to_channels_first", "checked_channels_last",
+           "run_steps", "located"]
 
 
 def to_channels_last(x):
@@ -175,10 +176,41 @@ class DenseStep(LayerStep):
 
     def backward(self, grad, input_grad=True):
         x = self._saved_values()
-        grad = grad.astype(x.dtype, copy=False)
+        return self._gradients(x, grad.astype(x.dtype, copy=False), input_grad)
+
+    def _gradients(self, x, grad, input_grad):
         grad_w, grad_b = dense_grads(x, grad, matmul)  # (D,M), (M,): Dense's own formula
         self.layer.grads = {"W": grad_w, "b": grad_b}
         return dense_input_grad(grad, self.layer.params["W"], matmul) if input_grad else None  # (N,...,M) -> (N,...,D)
+
+
+class DenseReluStep(DenseStep):
+    """A Dense layer and the ReLU after it, in training: the bias and the ReLU in the product's epilogue
+    (:func:`~tinynet.kernels.matmul`'s ``shift`` and ``relu``, as at inference), the ReLU's backward mask read
+    from the output (``y > 0`` exactly where ``x W + b > 0``, NaN included). The same bits as the two layers
+    run one after the other (the tiles add the bias rounded once, as ``+=`` does), without the passes of its
+    own the bias, the ReLU and its mask took.
+    """
+
+    def __init__(self, positions, dense, relu):
+        super().__init__(positions[0], dense)
+        self.positions, self.relu = positions, relu
+
+    def forward(self, x, training=False):
+        x = self.layer.check_input(x)
+        weights = self.layer.params["W"]
+        y = matmul(x.reshape(-1, x.shape[-1]), weights, shift=self.layer.params["b"], relu=True)  # max(xW + b, 0)
+        y = y.reshape(*x.shape[:-1], weights.shape[1])
+        self._saved = (x, y) if training else None
+        return y
+
+    def backward(self, grad, input_grad=True):
+        x, y = self._saved_values()
+        grad = grad.astype(x.dtype, copy=False) * (y > 0)  # the ReLU's dX = dY * (x > 0), its x being xW + b
+        return self._gradients(x, grad, input_grad)
+
+    def describe(self):
+        return f"{self.positions[0]} Dense + {self.positions[1]} ReLU (bias and ReLU in the product's epilogue)"
 
 
 class ToChannelsLast(Step):
