@@ -710,8 +710,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, l2=0.0, decay=1.
     flat = (param.reshape(-1), _contiguous(grad.astype(param.dtype, copy=False)).reshape(-1), m.reshape(-1),
             v.reshape(-1))
     scalars = _adam_scalars(param.dtype, lr, beta1, beta2, eps, step, l2, decay)
-    parts = blas.product_threads() if param.size >= MIN_ADAM_PART * 2 and blas.tiles_allowed() else 1
-    if parts > 1:  # inside the engine's hold: the tiled products' threads
+    parts = blas.product_threads() if blas.tiles_allowed() else 1
+    if parts > 1 and param.size >= MIN_ADAM_PART * parts:  # inside the engine's hold: the tiled products' threads
         _on_thread_count(parts, _jitted.adam_update_in_parts, *flat, *scalars, parts)
     else:
         _jitted.adam_update(*flat, *scalars)
