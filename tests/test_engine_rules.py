@@ -468,7 +468,7 @@ def test_the_dense_relu_step_gives_the_two_steps_bits(rows, backend):  # noqa: F
     x = rng.standard_normal((rows, 40)).astype(np.float32)
     x[1, 3] = np.nan
     grad = rng.standard_normal((rows, 64)).astype(np.float32)
-    fused, apart = DenseReluStep((0, 1), dense, relu), (DenseStep(0, dense), LayerStep(1, relu))
+    fused, apart = DenseReluStep((0, 1), dense), (DenseStep(0, dense), LayerStep(1, relu))
     with tinynet.kernels.engine_threads(rows), np.errstate(invalid="ignore"):
         y = fused.forward(x, training=True)
         grad_x = fused.backward(grad)

@@ -209,7 +209,7 @@ TRAINING_RULES = (
     _BATCHNORM2D,
     _FLATTEN_CHANNELS_LAST,
     Rule("Dense + ReLU: the bias and the ReLU in the product's epilogue", (Dense, ReLU),
-         lambda positions, layers, context: DenseReluStep(positions, layers[0], layers[1])),
+         lambda positions, layers, context: DenseReluStep(positions, layers[0])),
     Rule("Dense that can skip its input gradient", (Dense,), _one(DenseStep)),
     _LSTM,
     _LAYER_NORM,

@@ -192,9 +192,9 @@ class DenseReluStep(DenseStep):
     own the bias, the ReLU and its mask took.
     """
 
-    def __init__(self, positions, dense, relu):
+    def __init__(self, positions, dense):
         super().__init__(positions[0], dense)
-        self.positions, self.relu = positions, relu
+        self.positions = positions  # the Dense's and the ReLU's
 
     def forward(self, x, training=False):
         x = self.layer.check_input(x)

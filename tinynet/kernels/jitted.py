@@ -648,8 +648,8 @@ def adam_update(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one
 
 
 # The same step in `parts` ranges of the weights, one a thread: inside the engine's hold the
-# tiled products' threads are free between products (a training step's Adam took 65-100 us of
-# the basic MLP's 700 on one thread). Each range is the loop above, so the weights are the
+# tiled products' threads are free between products (a training step's Adam took 65-145 us of
+# the basic MLP's 590-650 on one thread). Each range is the loop above, so the weights are the
 # same bits whichever the count.
 @njit(parallel=True, cache=True, error_model="numpy")
 def adam_update_in_parts(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
