@@ -373,15 +373,22 @@ def kernel_warning(environ=None):
 
 
 def products_description():
-    """Where tinynet's matrix products run: in its AVX-512 register tiles, or on the BLAS."""
+    """Where tinynet's matrix products run: in its register tiles (AVX-512: all of them; AVX2: a prediction's of a
+    model that convolves), or on the BLAS."""
     kernels = tinynet.kernels
-    if kernels.TILED_PRODUCTS:
+    if kernels.TILES_WIN_EVERYWHERE:
         return (f"AVX-512 register tiles for batches of {kernels.MIN_TILED_BATCH} or more (the BLAS held to one "
                 f"thread meanwhile); for smaller ones the BLAS, but for convolutions at inference (tiles on the "
                 f"calling thread)")
+    if kernels.TILED_PRODUCTS:
+        return (f"AVX2 register tiles for a prediction of a model that convolves, batches of "
+                f"{kernels.MIN_TILED_BATCH} or more (the BLAS held to one thread meanwhile); the BLAS for training, "
+                f"for models without convolutions and for smaller batches, but for their convolutions (tiles on "
+                f"the calling thread)")
     if os.environ.get("TINYNET_TILED_PRODUCTS") == "0":
         return "the BLAS (tiles turned off by TINYNET_TILED_PRODUCTS=0)"
-    why = "the reference kernels run" if kernels.BACKEND != "numba" else "no AVX-512, or numba compiles for another CPU"
+    why = ("the reference kernels run" if kernels.BACKEND != "numba"
+           else "neither AVX-512 nor AVX2 with FMA, or numba compiles for another CPU")
     return f"the BLAS (no tiles here: {why})"
 
 

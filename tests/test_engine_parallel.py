@@ -119,11 +119,36 @@ def test_a_plan_with_a_step_in_parts_runs_every_product_on_one_blas_thread(two_r
     recurrent = tinynet.Sequential([LSTM(3, 4, rng=0), Dense(4, 2, rng=0)])
     assert _blas_threads_seen_by_dense(monkeypatch, recurrent, x) == [1, 1]
     feed_forward = tinynet.Sequential([Dense(3, 4, rng=0), Dense(4, 2, rng=0)])
-    held = 1 if tinynet.kernels.TILED_PRODUCTS else 2
+    held = 1 if tinynet.kernels.TILES_WIN_EVERYWHERE else 2  # with AVX2 training keeps the BLAS's products
     assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:, 0]) == [held] * 4
     small = tinynet.kernels.MIN_TILED_BATCH - 1
     assert _blas_threads_seen_by_dense(monkeypatch, feed_forward, x[:small, 0]) == [2] * 4
     assert _running_blas_threads() == parallel._blas_threads() == 2
+
+
+def test_a_prediction_holds_the_blas_where_the_tiles_win_on_its_plan(two_real_blas_threads, monkeypatch):
+    """With AVX-512 the tiles win on every product, with AVX2 on a prediction's convolutions only
+    (``kernels.tiles_win``): a convnet's prediction holds the BLAS wherever the tiles run (its Dense multiplies
+    on one BLAS thread), an MLP's only where they win everywhere, and a batch too small to tile never."""
+    from tinynet.engine import inference
+    from tinynet.layers import Conv2D, Flatten, ReLU
+
+    seen = []
+    monkeypatch.setattr(inference, "matmul", lambda *args, original=inference.matmul, **kwargs:
+                        seen.append(_running_blas_threads()) or original(*args, **kwargs))
+    x = np.random.default_rng(0).random((tinynet.kernels.MIN_TILED_BATCH, 1, 6, 6), dtype=np.float32)
+    convnet = tinynet.Sequential([Conv2D(1, 4, 3, rng=0), ReLU(), Flatten(), Dense(64, 3, rng=0)])
+    mlp = tinynet.Sequential([Flatten(), Dense(36, 8, rng=0), ReLU(), Dense(8, 3, rng=0)])
+    kernels = tinynet.kernels
+    for model, held in ((convnet, kernels.TILED_PRODUCTS), (mlp, kernels.TILES_WIN_EVERYWHERE)):
+        for batch, threads in ((x, 1 if held else 2), (x[:-1], 2)):
+            seen.clear()
+            model.predict(batch)
+            assert seen and set(seen) == {threads}, (model.layers, len(batch), seen)
+    assert kernels.tiles_win(training=False, convolves=True) == kernels.TILED_PRODUCTS
+    assert kernels.tiles_win(training=True, convolves=True) == kernels.tiles_win(False, False) == \
+        kernels.TILES_WIN_EVERYWHERE
+    assert _running_blas_threads() == 2
 
 
 def _small_transformer(causal=False):

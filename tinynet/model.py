@@ -238,6 +238,11 @@ class Sequential:
         """The thread setting ``fit`` trains under, batches of ``samples``: the engine's for its training plan."""
         return self._engine.training_threads(self.execution_plan(), samples)
 
+    def _inference_threads(self, samples):
+        """The thread setting ``predict`` and ``evaluate`` run under, batches of ``samples``: the engine's for its
+        inference plan."""
+        return self._engine.inference_threads(self.inference_plan(), samples)
+
     def forward(self, x, training=False):
         """Apply every layer in order. Returns the last layer's output.
 

@@ -181,6 +181,8 @@ class _Convolution:
 class ConvStep(Step):
     """A Conv2D on NHWC activations, chunked."""
 
+    convolves = True
+
     trainable = True
 
     def __init__(self, position, layer):
@@ -230,6 +232,8 @@ class ConvReluMaxPoolStep(Step):
     gradient then sums over fewer zero terms, so it can differ from the layer-by-layer run's
     in the last bits.
     """
+
+    convolves = True
 
     trainable = True
 

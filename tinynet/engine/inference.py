@@ -89,6 +89,8 @@ class _EpilogueStep(Step):
 class ConvEpilogueStep(_EpilogueStep):
     """Conv2D on NHWC activations, then (optionally) its BatchNorm2D and a ReLU on each chunk while in cache."""
 
+    convolves = True
+
     def forward(self, x, training=False):
         convolution = _Convolution(self.layer)
         x = convolution.checked(x)

@@ -17,7 +17,7 @@ both give the same results.
 
 import numpy as np
 
-from ..kernels import engine_threads
+from ..kernels import engine_threads, tiles_win
 from .parallel import products_on_one_thread
 from .rules import INFERENCE_RULES, LEAVE_OUT, NCHW, NHWC, TRAINING_RULES
 from .split import PlanInParts, splits
@@ -130,16 +130,18 @@ class Engine:
         return steps
 
     def _facts(self, steps):
-        """``(chunk, in_parts)`` of a plan, read once per plan from every step, inner plans' included (walking
-        the nested plans at every call cost a one-image predict of a ViT 40 us): the fewest samples a step
-        asks to run at a time at inference (``inference_chunk``, or None), and whether a step runs in parts."""
+        """``(chunk, in_parts, convolves)`` of a plan, read once per plan from every step, inner plans' included
+        (walking the nested plans at every call cost a one-image predict of a ViT 40 us): the fewest samples a
+        step asks to run at a time at inference (``inference_chunk``, or None), whether a step runs in parts,
+        and whether one convolves."""
         known = self._flat.get(id(steps))
         if known is None or known[0] is not steps:
             if len(self._flat) > 8:  # plans of layer lists since replaced
                 self._flat.clear()
             flat = list(every_step(steps))
             chunk = min((step.inference_chunk for step in flat if step.inference_chunk), default=None)
-            known = self._flat[id(steps)] = (steps, chunk, any(step.in_parts for step in flat))
+            known = self._flat[id(steps)] = (steps, chunk, any(step.in_parts for step in flat),
+                                             any(step.convolves for step in flat))
         return known[1:]
 
     def layer_by_layer_plan(self, layers):
@@ -162,7 +164,7 @@ class Engine:
             out = split.forward(x)
             if out is not None:  # None: the batch is one part
                 return out
-        with self._threads_for(steps, len(x) if hasattr(x, "__len__") else 1):
+        with self._threads_for(steps, len(x) if hasattr(x, "__len__") else 1, training):
             return run_steps(steps, x, training=training)
 
     def predict(self, steps, x):
@@ -170,7 +172,7 @@ class Engine:
         (``inference_chunk``). At inference no step mixes samples, so the chunks' outputs are the batch's.
         A batch of more than two chunks, of a model whose training plan runs in parts, runs its chunks in
         parts too (a ViT's 1,000 images in 0.74 of the time; at 128 the parts cost more than they save)."""
-        chunk, _ = self._facts(steps)
+        chunk, _, _ = self._facts(steps)
         if chunk is None or not hasattr(x, "__len__") or len(x) <= chunk:
             return self.run(steps, x)
         split = self._inference_split
@@ -197,7 +199,7 @@ class Engine:
         split = self._split
         if split is not None and split.steps is steps and split.ran_last_forward():
             return split.backward(grad, input_grad)
-        with self._threads_for(steps, len(grad)):
+        with self._threads_for(steps, len(grad), training=True):
             return backward_steps(steps, grad, input_grad)
 
     def training_threads(self, steps, samples):
@@ -206,10 +208,18 @@ class Engine:
         threads where it may (:func:`tinynet.kernels.adam_update`); beside a plan in parts those threads would
         spin on while the parts' threads run (numba's OpenMP threads wait busily for some milliseconds after
         their work: lstm_rows' training batch took 24 ms instead of 15), so there it runs on one."""
-        return self._threads_for(steps, samples)
+        return self._threads_for(steps, samples, training=True)
 
-    def _threads_for(self, steps, samples):
+    def inference_threads(self, steps, samples):
+        """The thread setting for predictions of an inference plan in batches of ``samples``: that of :meth:`run`
+        (``predict`` enters it once for all its batches)."""
+        return self._threads_for(steps, samples, training=False)
+
+    def _threads_for(self, steps, samples, training):
         """A plan with a step in parts runs its products on one thread (see
-        :func:`.parallel.products_on_one_thread`); any other under :func:`~tinynet.kernels.engine_threads`."""
-        _, in_parts = self._facts(steps)
-        return products_on_one_thread() if in_parts else engine_threads(samples)
+        :func:`.parallel.products_on_one_thread`); any other under :func:`~tinynet.kernels.engine_threads`,
+        holding the BLAS where the plan's tiles win (:func:`~tinynet.kernels.tiles_win`)."""
+        _, in_parts, convolves = self._facts(steps)
+        if in_parts:
+            return products_on_one_thread()
+        return engine_threads(samples, tiles_win(training, convolves))

@@ -102,6 +102,9 @@ class Step:
     #: At inference, the most samples the plan around this step should take at once (None: any), so
     #: that the arrays between its steps stay in cache; larger batches go through in chunks.
     inference_chunk = None
+    #: Whether the step convolves images: with AVX2 the register tiles beat the BLAS only on a prediction's
+    #: convolutions, so only a plan with such a step runs its prediction in them (:func:`~tinynet.kernels.tiles_win`).
+    convolves = False
     #: Names of what the step writes on its layer for every sample (as the layer's forward keeps
     #: it, e.g. attention's weights): a batch predicted in chunks gets the chunks' values joined.
     kept_per_sample = ()

@@ -43,17 +43,19 @@ _jitted = _load_jitted()
 
 
 def _load_gemm():
-    """The register-tiled product of :mod:`.gemm`, or None where it would not beat the BLAS: without
-    numba, on a CPU without AVX-512, or when numba is told to compile for another CPU than this one;
-    or where ``TINYNET_TILED_PRODUCTS=0`` is set when tinynet is imported: the engine then runs as on a
-    CPU without AVX-512 (the BLAS's products, no hold, the first layer on one thread), to compare the
+    """The register-tiled product of :mod:`.gemm`, or None where it cannot run or would not beat the BLAS:
+    without numba, on a CPU with neither AVX-512 nor AVX2 and FMA, or when numba is told to compile for
+    another CPU than this one; or where ``TINYNET_TILED_PRODUCTS=0`` is set when tinynet is imported: the
+    engine then runs on the BLAS's products alone (no hold, the first layer on one thread), to compare the
     two or to keep the BLAS's rounding."""
     if _jitted is None or os.environ.get("TINYNET_TILED_PRODUCTS", "1") == "0":
         return None
     import llvmlite.binding as llvm
     from numba.core import config
 
-    if config.CPU_NAME not in (None, "host") or not llvm.get_host_cpu_features().get("avx512f", False):
+    features = llvm.get_host_cpu_features()
+    vectors = features.get("avx512f", False) or (features.get("avx2", False) and features.get("fma", False))
+    if config.CPU_NAME not in (None, "host") or not vectors:
         return None
     from . import gemm
 
@@ -62,8 +64,12 @@ def _load_gemm():
 
 _gemm = _load_gemm()
 
-#: Whether the engine's products run in register tiles on this CPU (:func:`matmul`; AVX-512 and numba).
+#: Whether the engine's products run in register tiles on this CPU (:func:`matmul`; AVX-512 or AVX2, and numba),
+#: where :func:`tiles_win`.
 TILED_PRODUCTS = _gemm is not None
+#: Whether the tiles beat the BLAS on every product here (AVX-512), or only where a prediction convolves (AVX2:
+#: :func:`tiles_win`).
+TILES_WIN_EVERYWHERE = TILED_PRODUCTS and _gemm.WIDE
 
 #: Name of the kernel set in use: ``"numba"`` or ``"reference"``.
 BACKEND = "numba" if _jitted is not None else "reference"
@@ -191,12 +197,13 @@ def matmul(a, b, out=None, accumulate=False, scale=None, shift=None, relu=False)
     ``accumulate=True``; then, per column, times ``scale`` and plus ``shift`` (``(N,)`` arrays, each optional)
     and, with ``relu=True``, a ReLU.
 
-    On a CPU with AVX-512, inside :func:`engine_threads` (or a part of a batch in parts), float32
-    products with ``N`` a multiple of 32 (or at most 16, without ``accumulate``: a 10-class output
-    layer), ``b``'s and ``out``'s columns adjacent and at least :data:`MIN_TILED_ROWS` rows run in
-    register tiles (:mod:`.gemm`, on as many threads as the BLAS had, or one in a part of a batch in
-    parts), the scale, shift and ReLU applied as each tile is stored; everything else is NumPy's
-    product followed by ``*=``, ``+=`` and ``np.maximum``, the kernel's readable twin.
+    Where the tiles run (:data:`TILED_PRODUCTS`), inside the hold of :func:`engine_threads` (or, with AVX-512,
+    a part of a batch in parts), float32 products with ``N`` a multiple of :data:`.gemm.COLUMNS` (32 with
+    AVX-512, 16 with AVX2; or at most 16 and not that, without ``accumulate``: a 10-class output layer),
+    ``b``'s and ``out``'s columns adjacent and at least :data:`MIN_TILED_ROWS` rows run in register tiles
+    (:mod:`.gemm`, on as many threads as the BLAS had, or one in a part of a batch in parts), the scale,
+    shift and ReLU applied as each tile is stored; everything else is NumPy's product followed by ``*=``,
+    ``+=`` and ``np.maximum``, the kernel's readable twin.
 
     Examples
     --------
@@ -255,25 +262,46 @@ def tiled_layout(b):
     >>> tiled_layout(w.T).shape                          # the same values, whichever layout
     (32, 64)
     """
-    if not _tiles_here() or not blas.tiles_allowed() or b.dtype != np.float32:
+    if not _tiles_allowed() or b.dtype != np.float32:
         return b
     return np.ascontiguousarray(b)
 
 
-def engine_threads(samples):
-    """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles
-    and the batch has at least :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles
-    on the threads it had (see :mod:`.blas`); otherwise the BLAS as it is, and tiles only for the
-    convolutions of fewer images than that, on the calling thread (:func:`_convolution_threads`).
+def tiles_win(training, convolves):
+    """Whether a plan's batches run faster with the BLAS held and the products in register tiles
+    (:func:`engine_threads`): with AVX-512 always; with AVX2 only for a prediction of a plan that convolves.
+
+    OpenBLAS's own AVX2 kernels multiply a plain product as fast as these tiles or faster (a 128 x 784 by
+    784 x 128 one in 0.80 of their time), and a training step is mostly such products (weight gradients,
+    input gradients): on an AMD EPYC Zen 3 training small_cnn, keras_convnet, cnn or basic_mlp took 1.07-1.28
+    times as long with the tiles. A prediction's convolutions are the tiles' own: their windows read where
+    they lie, the pooling taken in the store, the first layer on both threads (benchmarks/RESULTS.md).
+
+    Examples
+    --------
+    >>> tiles_win(training=False, convolves=True) == TILED_PRODUCTS     # a convnet's prediction: wherever they run
+    True
+    >>> tiles_win(training=True, convolves=True) == TILES_WIN_EVERYWHERE
+    True
+    """
+    return TILES_WIN_EVERYWHERE or (TILED_PRODUCTS and convolves and not training)
+
+
+def engine_threads(samples, tiles_win=True):
+    """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles,
+    :func:`tiles_win` says they pay (``tiles_win``, from the plan) and the batch has at least
+    :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles on the threads it had (see
+    :mod:`.blas`); otherwise the BLAS as it is, and tiles only for the convolutions of fewer images than
+    that, on the calling thread (:func:`_convolution_threads`).
 
     Examples
     --------
     >>> a, b = np.ones((64, 8), np.float32), np.ones((8, 32), np.float32)
-    >>> with engine_threads(len(a)):                     # a batch of 64: tiled where the CPU has AVX-512
+    >>> with engine_threads(len(a)):                     # a batch of 64: in tiles where they run
     ...     float(matmul(a, b)[0, 0])
     8.0
     """
-    if not _tiles_here() or samples < MIN_TILED_BATCH:
+    if not _tiles_here() or not tiles_win or samples < MIN_TILED_BATCH:
         return contextlib.nullcontext()
     return blas.held_to_one_thread()
 
@@ -283,17 +311,25 @@ def _tiles_here():
     return _gemm is not None and _jitted is not None
 
 
+def _tiles_allowed():
+    """Whether this thread's products may run in register tiles now: inside the engine's hold, or in a part of a
+    batch in parts where the tiles win on every product (:data:`TILES_WIN_EVERYWHERE`; with AVX2 a part's
+    products stay the BLAS's)."""
+    return _tiles_here() and (blas.tiles_allowed() if TILES_WIN_EVERYWHERE else blas.in_hold())
+
+
 def _tiles(a, b, out, accumulate=False):
     """Whether :func:`matmul` runs ``a @ b`` in register tiles (narrow ones for at most 16 columns, which do not
     add into ``out``)."""
-    return (blas.tiles_allowed() and _tiles_here() and a.dtype == np.float32 and a.ndim == 2
+    return (_tiles_allowed() and a.dtype == np.float32 and a.ndim == 2
             and a.shape[1] == b.shape[0] and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0
             and _tiled_output(a, a.shape[0], b, out, narrow=not accumulate))
 
 
 def _narrow(b):
-    """Whether a tiled product by ``b`` runs in narrow tiles (:func:`.gemm.narrow_product`): 1 to 16 columns."""
-    return 0 < b.shape[1] <= _gemm.LANES
+    """Whether a tiled product by ``b`` runs in narrow tiles (:func:`.gemm.narrow_product`): 1 to 16 columns, and
+    not whole tiles."""
+    return 0 < b.shape[1] <= _gemm.NARROW_COLUMNS and b.shape[1] % _gemm.COLUMNS != 0
 
 
 def _convolution_threads(images):
@@ -305,7 +341,7 @@ def _convolution_threads(images):
     pooling."""
     if not _tiles_here():
         return 0
-    if blas.tiles_allowed():
+    if _tiles_allowed():
         return blas.product_threads()
     return 1 if images < MIN_TILED_BATCH else 0
 
@@ -811,7 +847,7 @@ def lstm_steps(x_part, W_h, h, c, gates):
     0.125
     """
     n, four = x_part.shape[1:]
-    if (_tiles_here() and blas.tiles_allowed() and blas.product_threads() == 1 and n >= MIN_TILED_ROWS
+    if (TILES_WIN_EVERYWHERE and _tiles_allowed() and blas.product_threads() == 1 and n >= MIN_TILED_ROWS
             and four % _gemm.COLUMNS == 0 and _compiled_lstm_step((x_part, W_h), (h, c, gates))
             and x_part.flags.c_contiguous and W_h.flags.c_contiguous):
         _on_thread_count(1, _gemm.lstm_steps, x_part, W_h, h, c, gates)
@@ -1013,6 +1049,8 @@ __all__ = [
     "convolution_maxpool",
     "tiled_layout",
     "TILED_PRODUCTS",
+    "TILES_WIN_EVERYWHERE",
+    "tiles_win",
     "MIN_TILED_BATCH",
     "engine_threads",
     "im2col",

@@ -15,7 +15,8 @@ them, :func:`tinynet.kernels.set_num_threads` does not: it sets the memory-bound
 import contextlib
 import threading
 
-__all__ = ["controller", "threads", "held_to_one_thread", "tiles_allowed", "product_threads", "single_thread_products"]
+__all__ = ["controller", "threads", "held_to_one_thread", "tiles_allowed", "in_hold", "product_threads",
+           "single_thread_products"]
 
 _lock = threading.Lock()  # guards taking and giving back the hold
 _controller_lock = threading.Lock()
@@ -102,6 +103,12 @@ def tiles_allowed():
     """Whether this thread may multiply in register tiles: inside a hold (the BLAS's threads idle) or in a part
     of a batch in parts (one thread each). Elsewhere a tiled product's threads would spin beside the BLAS's."""
     return _owner == threading.get_ident() or getattr(_local, "single", False)
+
+
+def in_hold():
+    """Whether this thread holds the BLAS for the engine (:class:`held_to_one_thread`), outside a part of a batch
+    in parts."""
+    return _owner == threading.get_ident() and not getattr(_local, "single", False)
 
 
 def product_threads():

@@ -1,29 +1,38 @@
-"""A matrix product ``C = A @ B`` in 512-bit vector registers: the engine's product on CPUs with AVX-512.
+"""A matrix product ``C = A @ B`` in vector registers: the engine's product with AVX-512, and its
+convolutions' at inference with AVX2.
 
 What it computes is NumPy's ``a @ b`` (the layers' product, and this kernel's readable twin,
 which the tests compare it with); how is what a BLAS does inside, written for numba:
 
-- **A register tile.** ``C`` is cut into tiles of ``ROWS x 32`` values: 8 rows, each two
-  vectors of 16 floats. A tile's 16 vectors stay in registers while ``k`` runs along ``K``:
-  at each ``k`` the two vectors of ``B[k, j:j+32]`` are loaded once and each of the 8
-  ``A[i, k]`` is broadcast to a vector and multiplied into its row with a fused
-  multiply-add. 16 accumulators, 2 of ``B`` and a broadcast use 19 of the 32 vector
-  registers, and every value loaded feeds at least 2 multiply-adds, so the loop runs at
-  the CPU's multiply-add rate instead of its load rate.
+- **A register tile.** ``C`` is cut into tiles of ``ROWS x COLUMNS`` values: with AVX-512, 8 rows,
+  each two vectors of 16 floats (32 columns); with AVX2, whose 16 registers hold half as many
+  vectors of half the width, 4 rows of two vectors of 8 (16 columns). A tile's accumulators
+  stay in registers while ``k`` runs along ``K``: at each ``k`` the two vectors of
+  ``B[k, j:j+COLUMNS]`` are loaded once and each ``A[i, k]`` of the tile's rows is broadcast
+  to a vector and multiplied into its row with a fused multiply-add. With AVX-512, 16
+  accumulators, 2 of ``B`` and a broadcast use 19 of the 32 vector registers; with AVX2, 8,
+  2 and 1 use 11 of 16. Every value loaded feeds at least 2 multiply-adds, so the loop runs
+  at the CPU's multiply-add rate instead of its load rate.
 - **Written as LLVM vectors.** numba does not vectorise such a tile by itself: its loop
   vectoriser turns the loop over ``k`` into a reduction, and a tile of scalar accumulators
   was left scalar (both measured at 16-19 GFLOP/s on two cores against 490 for this). So
   :func:`_tile_product` is a numba *intrinsic*: a function that emits the LLVM vector
-  instructions of one tile itself (``<16 x float>`` loads, ``llvm.fma``, stores), inlined
-  into the compiled loop over tiles.
+  instructions of one tile itself (``<16 x float>`` or ``<8 x float>`` loads, ``llvm.fma``,
+  stores), inlined into the compiled loop over tiles.
 - **Blocks of K.** ``K`` is taken ``K_BLOCK`` values at a time (the tile adds each block to
   what the blocks before it left in ``C``), so the part of ``B`` the tiles of a block read
   stays in cache however long ``K`` is (a weight gradient sums over a chunk's 15,000 rows).
+- **Strips of B, with AVX2** (:data:`PACKED`). A tile's 16 columns of ``B`` are read 64 bytes a
+  row, rows ``N`` floats apart: with AVX2 the tiles read a copy of ``B`` whose strips of 16
+  columns have their rows adjacent (:func:`_packed`), and each thread runs a group of row tiles
+  along one strip before the next, so the strip (18 KB for K = 288) stays in L1. On an AMD EPYC
+  Zen 3 (two threads) a convolution's 128-image product (15,488 x 288 by 288 x 64) ran at a median
+  127 GFLOP/s this way, OpenBLAS's at 120 in the same nine interleaved rounds.
 - **Tails.** Rows past the last whole tile are copied into a tile of zeros, multiplied,
   and copied back; columns must come in whole tiles (:func:`tinynet.kernels.matmul` sends
   other products to NumPy), but for products of at most 16 columns (a 10-class output
-  layer): :func:`narrow_product` runs tiles of ``NARROW_ROWS`` rows of one vector, whose
-  loads of ``B`` and stores of ``C`` are masked to the columns there are.
+  layer): :func:`narrow_product` runs tiles of ``NARROW_ROWS`` rows of ``NARROW_VECTORS``
+  vectors, whose loads of ``B`` and stores of ``C`` are masked to the columns there are.
 - **An epilogue in the store.** When the last block of ``K`` is stored, each column can be
   multiplied by a scale and shifted, ``C = (A @ B) * scale + shift`` (a bias; a bias and a
   BatchNorm at inference), and put through a ReLU, while the tile is still in registers:
@@ -32,14 +41,16 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
 
 The same tile serves a convolution without its im2col columns (:func:`convolution`: the rows are read
 where they lie in the images) and with a 2x2 max pooling after it (:func:`pooled_convolution`: a tile's
-rows are two pooling windows, and it stores their maxima).
+rows are pooling windows, and it stores their maxima).
 
-On a CPU without AVX-512, ``<16 x float>`` would be split into halves that no longer fit
-the registers, and OpenBLAS's own AVX2 kernels are as fast as such a tile can be: there the
-engine keeps NumPy's product (:data:`tinynet.kernels.TILED_PRODUCTS`). On an AMD EPYC Zen 5
-(AVX-512, two threads) this kernel ran the MNIST CNN's convolution products about twice as
-fast as OpenBLAS held to its AVX2 kernels by ``OPENBLAS_CORETYPE=Haswell``, and faster than
-OpenBLAS's own AVX-512 kernels (the figures: benchmarks/RESULTS.md).
+On an AMD EPYC Zen 5 (AVX-512, two threads) this kernel ran the MNIST CNN's convolution products about
+twice as fast as OpenBLAS held to its AVX2 kernels by ``OPENBLAS_CORETYPE=Haswell``, and faster than
+OpenBLAS's own AVX-512 kernels: the engine runs every product in it there. With AVX2, OpenBLAS's own
+kernels multiply a plain product as fast or faster (a 128 x 784 by 784 x 128 one at 153 GFLOP/s against the
+tiles' 120 on that Zen 3), and a training step is mostly such products; what the tiles win there is a prediction's
+convolutions, read in place, pooled in the store, with the first layer on both threads: a 128-image
+prediction of the MNIST CNN in about 1/1.5 of the time, of the Keras convnet 1/1.9
+(:func:`tinynet.kernels.tiles_win`; the figures: benchmarks/RESULTS.md).
 """
 
 import llvmlite.binding as llvm
@@ -54,10 +65,13 @@ from .jitted import lstm_cell_into as _lstm_cell_into
 __all__ = ["ROWS", "COLUMNS", "K_BLOCK", "NARROW_ROWS", "product", "narrow_product", "convolution",
            "pooled_convolution"]
 
-#: Rows of ``C`` in one register tile.
-ROWS = 8
-#: Floats in one vector register (512 bits).
-LANES = 16
+#: Whether this CPU has AVX-512: 16 floats a vector register (32 registers) instead of AVX2's 8 (16 registers).
+WIDE = llvm.get_host_cpu_features().get("avx512f", False)
+#: Floats in one vector register.
+LANES = 16 if WIDE else 8
+#: Rows of ``C`` in one register tile: 8 (16 accumulators) with AVX-512, 4 (8) in AVX2's 16 registers; a
+#: multiple of 4 either way, for the pooled tiles' windows.
+ROWS = 8 if WIDE else 4
 #: Vectors per tile row: a tile is ``ROWS x COLUMNS`` values.
 VECTORS = 2
 #: Columns of ``C`` in one register tile.
@@ -68,13 +82,17 @@ K_BLOCK = 2048
 #: llvmlite's IR names its pointee (``p0v16f32``). (LLVM's reader renames a masked load or store whose name
 #: does not fit its types; this was run with LLVM 22 only.)
 _POINTER_SUFFIX = "p0" if llvm.llvm_version_info >= (17,) else f"p0v{LANES}f32"
-#: Rows of a narrow tile (:func:`narrow_product`): one vector each, 16 accumulators as in a tile of 8 x 32.
-NARROW_ROWS = 16
+#: Rows of a narrow tile (:func:`narrow_product`), and its vectors a row: 16 x 1 with AVX-512, 4 x 2 with AVX2
+#: (as many accumulators as a whole tile).
+NARROW_ROWS = 16 if WIDE else 4
+NARROW_VECTORS = 1 if WIDE else 2
+#: Most columns of a narrow tile's product.
+NARROW_COLUMNS = LANES * NARROW_VECTORS
 
 
 @intrinsic
 def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
-                  affine, relu):
+                  affine, relu, b_start):
     """One tile: ``C[rows, columns] (+)= A[rows, k_start:k_stop] @ B[k_start:k_stop, columns]``, for the rows
     ``top:top+ROWS`` and the columns ``left:left+COLUMNS``; then, with ``affine``, ``* scale + shift`` per
     column (one fused multiply-add), and with ``relu`` a ReLU (NaN stays NaN, as in ``np.maximum``).
@@ -88,12 +106,13 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
     ``scale`` and ``shift`` are read at the tile's columns whether or not ``affine`` is set.
     """
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
-                           affine, relu)
+                           affine, relu, b_start)
     return signature, _tile_codegen(gathered=len(a_layout) == 3, pooled=False)
 
 
 @intrinsic
-def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu):
+def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu,
+                 b_start):
     """One tile of a convolution followed by a 2x2 max pooling: its 8 rows are the 4 pixels of two pooling
     windows, in the order ``(0, 0), (0, 1), (1, 0), (1, 1)``; stored are the two windows' maxima plus
     ``bias``, through a ReLU with ``relu``, times ``scale`` plus ``shift`` (BatchNorm after the pooling,
@@ -101,19 +120,20 @@ def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row
     convolution's output, into rows ``top / 4`` and ``top / 4 + 1`` of C.
     ``a_layout`` is a convolution's (see :func:`_tile_product`); the tile starts from zero.
     """
-    signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu)
+    signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu,
+                           b_start)
     return signature, _tile_codegen(gathered=True, pooled=True)
 
 
 @intrinsic
 def _tile_narrow(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
-                 affine, relu, width):
+                 affine, relu, width, b_start):
     """One narrow tile: as :func:`_tile_product` for the rows ``top:top+NARROW_ROWS`` and one vector of columns,
     ``left:left+16``, of which B, C, ``scale`` and ``shift`` have ``width``: every load and store of them is
     masked to those lanes (the others hold zeros, never stored). The tile starts from zero (``accumulate`` off)."""
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
-                           affine, relu, width)
-    return signature, _tile_codegen(gathered=False, pooled=False, rows=NARROW_ROWS, vectors=1, narrow=True)
+                           affine, relu, width, b_start)
+    return signature, _tile_codegen(gathered=False, pooled=False, rows=NARROW_ROWS, vectors=NARROW_VECTORS, narrow=True)
 
 
 def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
@@ -123,7 +143,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
     def codegen(context, builder, sig, args):
         if pooled:
             (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, bias_array, scale_array,
-             shift_array, relu) = args
+             shift_array, relu) = args[:14]
             accumulate = ir.Constant(ir.IntType(1), 0)
         else:
             (a_array, b_array, c_array, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale_array,
@@ -169,7 +189,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
                 row.append(slot)
             accumulators.append(row)
 
-        b_tile = at(b_data, left)
+        b_tile = at(b_data, args[-1])  # B's first column of the tile: b_start
         lane_zero = ir.Constant(ir.IntType(32), 0)
         broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
 
@@ -178,7 +198,9 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
             width = builder.shuffle_vector(builder.insert_element(ir.Constant(lanes, ir.Undefined), args[15],
                                                                   lane_zero), ir.Constant(lanes, ir.Undefined),
                                            broadcast)
-            mask = builder.icmp_unsigned("<", ir.Constant(lanes, list(range(LANES))), width)
+            masks = [builder.icmp_unsigned("<", ir.Constant(lanes, [v * LANES + i for i in range(LANES)]), width)
+                     for v in range(vectors)]
+            mask = masks[0]
             alignment = ir.Constant(ir.IntType(32), 4)
 
             def masked(operation, result, arguments):  # LLVM's masked load or store of 16 floats
@@ -188,19 +210,21 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
             masked_load = masked("load", vector, [vector_pointer, alignment.type, mask.type, vector])
             masked_store = masked("store", ir.VoidType(), [vector, vector_pointer, alignment.type, mask.type])
 
-        def load(pointer):  # a vector of 16 columns from where `pointer` points (zeros past `width`, narrow)
+        def load(pointer, v):  # the tile row's vector v from `pointer` (its first column; zeros past `width`, narrow)
+            pointer = at(pointer, constant(v * LANES))
             if narrow:
-                return builder.call(masked_load, [as_vector(pointer), alignment, mask, zero])
+                return builder.call(masked_load, [as_vector(pointer), alignment, masks[v], zero])
             return builder.load(as_vector(pointer), align=4)
 
-        def store(value, pointer):
+        def store(value, pointer, v):
+            pointer = at(pointer, constant(v * LANES))
             if narrow:
-                builder.call(masked_store, [value, as_vector(pointer), alignment, mask])
+                builder.call(masked_store, [value, as_vector(pointer), alignment, masks[v]])
             else:
                 builder.store(value, as_vector(pointer), align=4)
 
         def multiply_add(a_values, b_k):  # the tile += A's column (8 values) times B's row (32 values)
-            b_vectors = [load(at(b_k, constant(v * LANES))) for v in range(vectors)]
+            b_vectors = [load(b_k, v) for v in range(vectors)]
             for i in range(rows):
                 a_value = builder.load(a_values[i])
                 a_vector = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), a_value,
@@ -230,7 +254,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
 
         def per_column(position, array):  # a (N,) array's two vectors at the tile's columns
             pointer = data(position, array)
-            return [load(at(pointer, builder.add(left, constant(v * LANES)))) for v in range(vectors)]
+            return [load(at(pointer, left), v) for v in range(vectors)]
 
         def relu_of(value):
             below_zero = builder.fcmp_ordered("<", value, zero)  # false for NaN: it stays
@@ -256,7 +280,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
                 for v in range(vectors):
                     value = builder.load(accumulators[i][v])
                     value = builder.select(affine, builder.call(fma, [value, scales[v], shifts[v]]), value)
-                    store(relu_of(value), at(c_rows[i], constant(v * LANES)))
+                    store(relu_of(value), c_rows[i], v)
         return context.get_dummy_value()
 
     return codegen
@@ -268,6 +292,23 @@ def _strides(array):
     return array.strides[0] // 4, array.strides[1] // 4
 
 
+#: Whether the tiles read B from a copy laid out in strips of :data:`COLUMNS` (:func:`_packed`): with AVX2.
+PACKED = not WIDE
+#: Row tiles a thread runs along one strip of B before it goes on to the next strip (with :data:`PACKED`).
+STRIP_TILES = 8
+
+
+@njit(inline="always")
+def _packed(b):
+    """``b`` ``(K, N)`` as ``(N / COLUMNS * K, COLUMNS)``: each strip of :data:`COLUMNS` columns with its K rows
+    adjacent, a strip's rows starting at ``strip * K``."""
+    k, n = b.shape
+    packed = np.empty((n // COLUMNS * k, COLUMNS), np.float32)
+    for strip in range(n // COLUMNS):
+        packed[strip * k : (strip + 1) * k] = b[:, strip * COLUMNS : (strip + 1) * COLUMNS]
+    return packed
+
+
 @njit(inline="always")
 def _whole_tiles(a, a_layout, m, k, block, b, out, accumulate, scale, shift, affine, relu):
     """The tiles of ``out``'s first ``m - m % ROWS`` rows, in parallel, ``block`` of K's ``k`` units (values, or a
@@ -277,15 +318,27 @@ def _whole_tiles(a, a_layout, m, k, block, b, out, accumulate, scale, shift, aff
     column_tiles = n // COLUMNS
     tiles = (whole_rows // ROWS) * column_tiles
     b_row, out_row = _strides(b)[0], _strides(out)[0]
+    if PACKED:
+        packed, b_rows = _packed(b), b.shape[0]
+        row_tiles = whole_rows // ROWS
+        groups = (row_tiles + STRIP_TILES - 1) // STRIP_TILES
     for k_start in range(0, max(k, 1), block):  # K = 0: one empty block, which still writes (and its epilogue)
         k_stop = min(k, k_start + block)
         adding = accumulate or k_start > 0
         last = k_stop == k  # the epilogue goes with the last block's store
-        for tile in prange(tiles):  # row-major: a thread's tiles share rows of A
-            top = (tile // column_tiles) * ROWS
-            left = (tile % column_tiles) * COLUMNS
-            _tile_product(a, b, out, top, left, k_start, k_stop, a_layout, b_row, out_row, adding, scale, shift,
-                          affine and last, relu and last)
+        if PACKED:  # a group of row tiles along each strip of B in turn: the strip stays in L1
+            for group in prange(groups):
+                for strip in range(column_tiles):
+                    for row_tile in range(group * STRIP_TILES, min(row_tiles, (group + 1) * STRIP_TILES)):
+                        _tile_product(a, packed, out, row_tile * ROWS, strip * COLUMNS, k_start, k_stop, a_layout,
+                                      COLUMNS, out_row, adding, scale, shift, affine and last, relu and last,
+                                      strip * b_rows * COLUMNS)
+        else:
+            for tile in prange(tiles):  # row-major: a thread's tiles share rows of A
+                top = (tile // column_tiles) * ROWS
+                left = (tile % column_tiles) * COLUMNS
+                _tile_product(a, b, out, top, left, k_start, k_stop, a_layout, b_row, out_row, adding, scale, shift,
+                              affine and last, relu and last, left)
     return whole_rows
 
 
@@ -300,7 +353,7 @@ def _tail_tiles(padded, rows, b, out, accumulate, scale, shift, affine, relu):
         tail[:rows] = out[first:]
     for column_tile in prange(n // COLUMNS):
         _tile_product(padded, b, tail, 0, column_tile * COLUMNS, 0, padded.shape[1], _strides(padded),
-                      _strides(b)[0], n, accumulate, scale, shift, affine, relu)
+                      _strides(b)[0], n, accumulate, scale, shift, affine, relu, column_tile * COLUMNS)
     out[first:] = tail[:rows]
 
 
@@ -352,13 +405,13 @@ def narrow_product(a, b, out, scale, shift, affine, relu):
     a_layout, b_row, out_row = _strides(a), _strides(b)[0], _strides(out)[0]
     for tile in prange(whole_rows // NARROW_ROWS):
         _tile_narrow(a, b, out, tile * NARROW_ROWS, 0, 0, k, a_layout, b_row, out_row, False, scale, shift, affine,
-                     relu, width)
+                     relu, width, 0)
     if whole_rows < m:
         padded = np.zeros((NARROW_ROWS, k), np.float32)
         padded[: m - whole_rows] = a[whole_rows:]
         tail = np.empty((NARROW_ROWS, width), np.float32)
         _tile_narrow(padded, b, tail, 0, 0, 0, k, _strides(padded), b_row, width, False, scale, shift, affine, relu,
-                     width)
+                     width, 0)
         out[whole_rows:] = tail[: m - whole_rows]
 
 
@@ -398,10 +451,19 @@ def pooled_convolution(x, row_offsets, window_offsets, channels, b, out, bias, s
     tiles = (whole_rows // ROWS) * column_tiles
     b_row, out_row = _strides(b)[0], _strides(out)[0]
     layout = (row_offsets, window_offsets, channels)
-    for tile in prange(tiles):
-        top = (tile // column_tiles) * ROWS
-        left = (tile % column_tiles) * COLUMNS
-        _tile_pooled(x, b, out, top, left, 0, windows, layout, b_row, out_row, bias, scale, shift, relu)
+    if PACKED:  # as in _whole_tiles
+        packed, b_rows = _packed(b), b.shape[0]
+        row_tiles = whole_rows // ROWS
+        for group in prange((row_tiles + STRIP_TILES - 1) // STRIP_TILES):
+            for strip in range(column_tiles):
+                for row_tile in range(group * STRIP_TILES, min(row_tiles, (group + 1) * STRIP_TILES)):
+                    _tile_pooled(x, packed, out, row_tile * ROWS, strip * COLUMNS, 0, windows, layout, COLUMNS,
+                                 out_row, bias, scale, shift, relu, strip * b_rows * COLUMNS)
+    else:
+        for tile in prange(tiles):
+            top = (tile // column_tiles) * ROWS
+            left = (tile % column_tiles) * COLUMNS
+            _tile_pooled(x, b, out, top, left, 0, windows, layout, b_row, out_row, bias, scale, shift, relu, left)
     if whole_rows < m:  # one window left (4 rows): through a tile whose second window (its first pixel, four
         # times) is not stored
         padded_offsets = np.empty(ROWS, np.int64)
@@ -410,5 +472,5 @@ def pooled_convolution(x, row_offsets, window_offsets, channels, b, out, bias, s
         tail = np.empty((ROWS // 4, n), np.float32)
         for column_tile in prange(column_tiles):
             _tile_pooled(x, b, tail, 0, column_tile * COLUMNS, 0, windows, (padded_offsets, window_offsets, channels),
-                         b_row, n, bias, scale, shift, relu)
+                         b_row, n, bias, scale, shift, relu, column_tile * COLUMNS)
         out[whole_rows // 4] = tail[0]

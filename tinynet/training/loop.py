@@ -301,7 +301,8 @@ def predict_logits(model, x, batch_size, owner):
     keep_freed_memory()
     dtype = model.dtype
     x = prepare_inputs(x, owner, check_finite=False)
-    with engine_threads(min(len(x), batch_size)):  # one hold for every batch (the plan's own inside it changes nothing)
+    threads = getattr(model, "_inference_threads", engine_threads)
+    with threads(min(len(x), batch_size)):  # one hold for every batch (the plan's own inside it changes nothing)
         if len(x) <= batch_size:  # one batch (one image, say): nothing to split or join
             refuse_non_finite(x, owner)
             return model.forward(as_batch(x, dtype))
