@@ -38,8 +38,6 @@ def profile(model_name, batches, rounds, seed=0):
     """``{batch: {"tinynet": s, "onnxruntime": s, "pytorch": s, "steps": [(description, s), ...]}}``."""
     from frameworks import Unavailable, framework
 
-    from tinynet.kernels import engine_threads
-
     sides = {}
     for name in ("tinynet", "onnxruntime", "pytorch"):
         try:
@@ -70,7 +68,7 @@ def profile(model_name, batches, rounds, seed=0):
                 seconds[name].append(_fastest(calls, adapter.predict, model, data[name], batch))
         results[batch] = {name: float(np.median(values)) for name, values in seconds.items()}
         steps, activations = [], images
-        with engine_threads(batch):  # the thread setting predict runs the plan under (the tiles, where they run)
+        with tinynet_model._inference_threads(batch):  # the thread setting predict runs the plan under
             for step in tinynet_model.inference_plan():
                 given = activations
                 steps.append((step.describe(), _fastest(calls, step.forward, given)))

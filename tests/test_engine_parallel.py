@@ -128,8 +128,8 @@ def test_a_plan_with_a_step_in_parts_runs_every_product_on_one_blas_thread(two_r
 
 def test_a_prediction_holds_the_blas_where_the_tiles_win_on_its_plan(two_real_blas_threads, monkeypatch):
     """With AVX-512 the tiles win on every product, with AVX2 on a prediction's convolutions only
-    (``kernels.tiles_win``): a convnet's prediction holds the BLAS wherever the tiles run (its Dense multiplies
-    on one BLAS thread), an MLP's only where they win everywhere, and a batch too small to tile never."""
+    (``kernels.tiles_win``): a convnet's prediction holds the BLAS to one thread wherever the tiles run (as its
+    Dense step multiplies), an MLP's only where they win everywhere, and a batch too small to tile never."""
     from tinynet.engine import inference
     from tinynet.layers import Conv2D, Flatten, ReLU
 
@@ -145,6 +145,8 @@ def test_a_prediction_holds_the_blas_where_the_tiles_win_on_its_plan(two_real_bl
             seen.clear()
             model.predict(batch)
             assert seen and set(seen) == {threads}, (model.layers, len(batch), seen)
+    with kernels.blas.held_to_one_thread(), kernels.blas.single_thread_products():  # as in a part of a batch
+        assert kernels._convolution_threads(1) == (1 if kernels.TILES_WIN_EVERYWHERE else 0)  # AVX2: the BLAS's
     assert kernels.tiles_win(training=False, convolves=True) == kernels.TILED_PRODUCTS
     assert kernels.tiles_win(training=True, convolves=True) == kernels.tiles_win(False, False) == \
         kernels.TILES_WIN_EVERYWHERE

@@ -272,7 +272,7 @@ def tiles_win(training, convolves):
     (:func:`engine_threads`): with AVX-512 always; with AVX2 only for a prediction of a plan that convolves.
 
     OpenBLAS's own AVX2 kernels multiply a plain product as fast as these tiles or faster (a 128 x 784 by
-    784 x 128 one in 0.80 of their time), and a training step is mostly such products (weight gradients,
+    784 x 128 one at 153 GFLOP/s against their 120), and a training step is mostly such products (weight gradients,
     input gradients): on an AMD EPYC Zen 3 training small_cnn, keras_convnet, cnn or basic_mlp took 1.07-1.28
     times as long with the tiles. A prediction's convolutions are the tiles' own: their windows read where
     they lie, the pooling taken in the store, the first layer on both threads (benchmarks/RESULTS.md).
@@ -291,7 +291,8 @@ def engine_threads(samples, tiles_win=True):
     """The thread setting the engine runs a batch of ``samples`` under: where products run in register tiles,
     :func:`tiles_win` says they pay (``tiles_win``, from the plan) and the batch has at least
     :data:`MIN_TILED_BATCH` samples, the BLAS held to one thread and the tiles on the threads it had (see
-    :mod:`.blas`); otherwise the BLAS as it is, and tiles only for the convolutions of fewer images than
+    :mod:`.blas`; ``tiles_win`` left True holds wherever the tiles run: the engine passes its plan's);
+    otherwise the BLAS as it is, and tiles only for the convolutions of fewer images than
     that, on the calling thread (:func:`_convolution_threads`).
 
     Examples
@@ -333,16 +334,19 @@ def _narrow(b):
 
 
 def _convolution_threads(images):
-    """Threads for a convolution's tiles (0: none). Inside the engine's hold or a part of a batch in parts, the
-    tiled products' (:func:`.blas.product_threads`). Elsewhere, for fewer images than
-    :data:`MIN_TILED_BATCH` (a small batch, or a chunk of one), one: the calling thread's own under numba's
-    OpenMP layer, which wakes no other thread to spin beside the BLAS's; a one-image prediction of ``cnn()``
-    spent 40 us in its second convolution this way against 55-81 us of im2col, the BLAS's product and the
-    pooling."""
+    """Threads for a convolution's tiles (0: none). Where products may run in tiles (the engine's hold, or with
+    AVX-512 a part of a batch in parts), the tiled products' (:func:`.blas.product_threads`); with AVX2 none in
+    a part, whose products are the BLAS's. Elsewhere, for fewer images than :data:`MIN_TILED_BATCH` (a small
+    batch, or a chunk of one), one: the calling thread's own under numba's OpenMP layer, which wakes no other
+    thread to spin beside the BLAS's. On an AMD EPYC Zen 5 (AVX-512) a one-image prediction of ``cnn()`` spent
+    40 us in its second convolution this way against 55-81 us of im2col, the BLAS's product and the pooling; on
+    a Zen 3 (AVX2) one-image predictions of the convnets were level either way (0.99-1.08, tiles off over on)."""
     if not _tiles_here():
         return 0
     if _tiles_allowed():
         return blas.product_threads()
+    if blas.tiles_allowed():  # a part of a batch in parts, with AVX2
+        return 0
     return 1 if images < MIN_TILED_BATCH else 0
 
 
@@ -550,7 +554,8 @@ def conv_maxpool_infer(x, taps, kh, kw, sh, sw, pool_h, pool_w, pool_sh, pool_sw
                        scale=None, shift=None):
     """A convolution (no padding) computed straight into the max pooling after it, at inference;
     see :func:`.reference.conv_maxpool_infer_reference`. A float32 batch of :data:`MIN_TILED_BATCH` images or
-    more in the engine's hold on two threads or more, pooled 2x2 with stride 2, its filters a multiple of 32,
+    more in the engine's hold on two threads or more, pooled 2x2 with stride 2, its filters a multiple of
+    :data:`.gemm.COLUMNS` (32 with AVX-512, 16 with AVX2),
     runs through :func:`convolution_maxpool` (the pooled register tiles where they run), at most 1,024 images
     at a time; everything else in one compiled pass over the pooling windows.
 

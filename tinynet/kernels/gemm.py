@@ -1,5 +1,5 @@
-"""A matrix product ``C = A @ B`` in vector registers: the engine's product with AVX-512, and its
-convolutions' at inference with AVX2.
+"""A matrix product ``C = A @ B`` in vector registers: the engine's product with AVX-512, and with AVX2
+every product of a prediction of a model that convolves.
 
 What it computes is NumPy's ``a @ b`` (the layers' product, and this kernel's readable twin,
 which the tests compare it with); how is what a BLAS does inside, written for numba:
@@ -15,7 +15,8 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
   at the CPU's multiply-add rate instead of its load rate.
 - **Written as LLVM vectors.** numba does not vectorise such a tile by itself: its loop
   vectoriser turns the loop over ``k`` into a reduction, and a tile of scalar accumulators
-  was left scalar (both measured at 16-19 GFLOP/s on two cores against 490 for this). So
+  was left scalar (both measured at 16-19 GFLOP/s on two cores against 490 for this, AVX-512 on a
+  Zen 5). So
   :func:`_tile_product` is a numba *intrinsic*: a function that emits the LLVM vector
   instructions of one tile itself (``<16 x float>`` or ``<8 x float>`` loads, ``llvm.fma``,
   stores), inlined into the compiled loop over tiles.
@@ -23,7 +24,8 @@ which the tests compare it with); how is what a BLAS does inside, written for nu
   what the blocks before it left in ``C``), so the part of ``B`` the tiles of a block read
   stays in cache however long ``K`` is (a weight gradient sums over a chunk's 15,000 rows).
 - **Strips of B, with AVX2** (:data:`PACKED`). A tile's 16 columns of ``B`` are read 64 bytes a
-  row, rows ``N`` floats apart: with AVX2 the tiles read a copy of ``B`` whose strips of 16
+  row, rows ``N`` floats apart: with AVX2 the whole tiles (not the narrow ones, nor a tail's) read
+  a copy of ``B`` whose strips of 16
   columns have their rows adjacent (:func:`_packed`), and each thread runs a group of row tiles
   along one strip before the next, so the strip (18 KB for K = 288) stays in L1. On an AMD EPYC
   Zen 3 (two threads) a convolution's 128-image product (15,488 x 288 by 288 x 64) ran at a median
@@ -49,7 +51,7 @@ OpenBLAS's own AVX-512 kernels: the engine runs every product in it there. With 
 kernels multiply a plain product as fast or faster (a 128 x 784 by 784 x 128 one at 153 GFLOP/s against the
 tiles' 120 on that Zen 3), and a training step is mostly such products; what the tiles win there is a prediction's
 convolutions, read in place, pooled in the store, with the first layer on both threads: a 128-image
-prediction of the MNIST CNN in about 1/1.5 of the time, of the Keras convnet 1/1.9
+prediction of the MNIST CNN in about 1/1.7 of the time, of the Keras convnet 1/1.8
 (:func:`tinynet.kernels.tiles_win`; the figures: benchmarks/RESULTS.md).
 """
 
@@ -103,7 +105,9 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
     windows read where they lie in its images (:func:`convolution`), ``k_start:k_stop`` then counting
     windows ``w``, each ``C`` values of K. ``b_row`` and ``c_row`` are the row strides of B and C (their
     columns are adjacent). With ``accumulate`` the tile starts from what ``C`` holds, otherwise from zero.
-    ``scale`` and ``shift`` are read at the tile's columns whether or not ``affine`` is set.
+    ``scale`` and ``shift`` are read at the tile's columns whether or not ``affine`` is set. ``b_start`` is
+    where the tile's first column of B starts in ``b``'s data (``left``, or a strip's start in a packed
+    copy: :func:`_packed`), counted in floats.
     """
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
                            affine, relu, b_start)
@@ -113,12 +117,13 @@ def _tile_product(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_ro
 @intrinsic
 def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu,
                  b_start):
-    """One tile of a convolution followed by a 2x2 max pooling: its 8 rows are the 4 pixels of two pooling
-    windows, in the order ``(0, 0), (0, 1), (1, 0), (1, 1)``; stored are the two windows' maxima plus
-    ``bias``, through a ReLU with ``relu``, times ``scale`` plus ``shift`` (BatchNorm after the pooling,
-    one fused multiply-add), as the compiled :func:`tinynet.kernels.maxpool_infer` computes them from the
-    convolution's output, into rows ``top / 4`` and ``top / 4 + 1`` of C.
-    ``a_layout`` is a convolution's (see :func:`_tile_product`); the tile starts from zero.
+    """One tile of a convolution followed by a 2x2 max pooling: its ``ROWS`` rows are the 4 pixels of
+    ``ROWS / 4`` pooling windows (two with AVX-512, one with AVX2), each in the order ``(0, 0), (0, 1),
+    (1, 0), (1, 1)``; stored are the windows' maxima plus ``bias``, through a ReLU with ``relu``, times
+    ``scale`` plus ``shift`` (BatchNorm after the pooling, one fused multiply-add), as the compiled
+    :func:`tinynet.kernels.maxpool_infer` computes them from the convolution's output, into rows
+    ``top / 4`` onwards of C. ``a_layout`` is a convolution's and ``b_start`` as for :func:`_tile_product`;
+    the tile starts from zero.
     """
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, bias, scale, shift, relu,
                            b_start)
@@ -128,9 +133,10 @@ def _tile_pooled(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row
 @intrinsic
 def _tile_narrow(typingctx, a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
                  affine, relu, width, b_start):
-    """One narrow tile: as :func:`_tile_product` for the rows ``top:top+NARROW_ROWS`` and one vector of columns,
-    ``left:left+16``, of which B, C, ``scale`` and ``shift`` have ``width``: every load and store of them is
-    masked to those lanes (the others hold zeros, never stored). The tile starts from zero (``accumulate`` off)."""
+    """One narrow tile: as :func:`_tile_product` for the rows ``top:top+NARROW_ROWS`` and ``NARROW_VECTORS``
+    vectors of columns, ``left:left+NARROW_COLUMNS`` (16), of which B, C, ``scale`` and ``shift`` have
+    ``width``: every load and store of them is masked to those lanes (the others hold zeros, never stored).
+    The tile starts from zero (``accumulate`` off)."""
     signature = types.void(a, b, c, top, left, k_start, k_stop, a_layout, b_row, c_row, accumulate, scale, shift,
                            affine, relu, width, b_start)
     return signature, _tile_codegen(gathered=False, pooled=False, rows=NARROW_ROWS, vectors=NARROW_VECTORS, narrow=True)
@@ -169,7 +175,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
             return ir.Constant(index, number)
 
         a_data, b_data, c_data = data(0, a_array), data(1, b_array), data(2, c_array)
-        stored_rows = rows // 4 if pooled else rows  # a pooled tile stores two windows' maxima
+        stored_rows = rows // 4 if pooled else rows  # a pooled tile stores its windows' maxima
         first_row = builder.udiv(top, constant(4)) if pooled else top
         c_rows = [at(c_data, builder.add(builder.mul(builder.add(first_row, constant(i)), c_row), left))
                   for i in range(stored_rows)]
@@ -203,7 +209,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
             mask = masks[0]
             alignment = ir.Constant(ir.IntType(32), 4)
 
-            def masked(operation, result, arguments):  # LLVM's masked load or store of 16 floats
+            def masked(operation, result, arguments):  # LLVM's masked load or store of a vector
                 return cgutils.get_or_insert_function(builder.module, ir.FunctionType(result, arguments),
                                                       f"llvm.masked.{operation}.v{LANES}f32.{_POINTER_SUFFIX}")
 
@@ -223,7 +229,7 @@ def _tile_codegen(gathered, pooled, rows=ROWS, vectors=VECTORS, narrow=False):
             else:
                 builder.store(value, as_vector(pointer), align=4)
 
-        def multiply_add(a_values, b_k):  # the tile += A's column (8 values) times B's row (32 values)
+        def multiply_add(a_values, b_k):  # the tile += A's column (`rows` values) times B's row (`vectors` vectors)
             b_vectors = [load(b_k, v) for v in range(vectors)]
             for i in range(rows):
                 a_value = builder.load(a_values[i])
@@ -396,9 +402,9 @@ def lstm_steps(x_part, W_h, h, c, gates):
 @njit(parallel=True, nogil=True, cache=True)
 def narrow_product(a, b, out, scale, shift, affine, relu):
     """``out = a @ b`` (then the epilogue, as :func:`product`) for float32 ``a`` ``(M, K)`` (any strides), ``b``
-    ``(K, width)`` and ``out`` ``(M, width)`` with adjacent columns, ``width`` at most 16 (one vector, its loads
-    and stores masked to the columns there are), ``scale`` and ``shift`` ``(width,)``. Rows past the last whole
-    tile are copied into a padded one."""
+    ``(K, width)`` and ``out`` ``(M, width)`` with adjacent columns, ``width`` at most 16 (``NARROW_VECTORS``
+    vectors, their loads and stores masked to the columns there are), ``scale`` and ``shift`` ``(width,)``. Rows
+    past the last whole tile are copied into a padded one."""
     m, k = a.shape
     width = out.shape[1]
     whole_rows = m - m % NARROW_ROWS
