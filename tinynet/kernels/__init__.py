@@ -839,8 +839,8 @@ def lstm_steps(x_part, W_h, h, c, gates):
     ``gates`` ``(G, N, 4H)`` are indexed modulo their length: ``S = T + 1`` and ``G = T`` keep every step's,
     ``S = 2`` and ``G = 1`` only the current state (a prediction of the last one).
 
-    Where the step's product runs in register tiles on one thread (a part of a batch in parts, or a hold
-    of a one-thread BLAS), the whole loop runs compiled (:func:`.gemm.lstm_steps`): the same products and
+    Where the step's product runs in register tiles on one thread with AVX-512 (a part of a batch in parts,
+    or a hold of a one-thread BLAS), the whole loop runs compiled (:func:`.gemm.lstm_steps`): the same products and
     cells, the same bits, without a Python call a step. Elsewhere :func:`lstm_steps_loop`, its readable twin.
 
     Examples

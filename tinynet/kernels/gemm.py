@@ -470,8 +470,8 @@ def pooled_convolution(x, row_offsets, window_offsets, channels, b, out, bias, s
             top = (tile // column_tiles) * ROWS
             left = (tile % column_tiles) * COLUMNS
             _tile_pooled(x, b, out, top, left, 0, windows, layout, b_row, out_row, bias, scale, shift, relu, left)
-    if whole_rows < m:  # one window left (4 rows): through a tile whose second window (its first pixel, four
-        # times) is not stored
+    if whole_rows < m:  # with AVX-512, one window left (4 rows): through a tile whose second window (its first
+        # pixel, four times) is not stored; with AVX2 a tile is one window and none is ever left
         padded_offsets = np.empty(ROWS, np.int64)
         padded_offsets[:4] = row_offsets[whole_rows:]
         padded_offsets[4:] = row_offsets[whole_rows]
